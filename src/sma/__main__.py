@@ -1,0 +1,3 @@
+from sma.cli import main
+
+raise SystemExit(main())
