@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sma.motion import frame_residuals
-from sma.spectral.fourier import half_spectrum_weights, spectrum
+from sma.spectral.fourier import half_spectrum_weights, spectra
 from sma.spectral.wavelet import check_mode, filter_bank, max_levels, wavedec
 
 
@@ -66,8 +66,9 @@ def local_motion_loss(
     height, width = target_residuals.shape[-2:]
     weights = half_spectrum_weights(height, width, delta, base).to(target_residuals.device, target_residuals.dtype)
     bins = target_residuals.numel()  # the full spectrum has one bin per input value
-    target_amplitude, target_phase = spectrum(target_residuals)
-    predicted_amplitude, predicted_phase = spectrum(predicted_residuals)
+    target_amplitude, target_phase, predicted_amplitude, predicted_phase = spectra(
+        target_residuals, predicted_residuals
+    )
     phase_difference = target_phase - predicted_phase
     if wrap_phase:
         phase_difference = torch.remainder(phase_difference + math.pi, 2 * math.pi) - math.pi
