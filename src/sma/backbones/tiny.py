@@ -1,0 +1,121 @@
+"""Small text-to-video models of the real classes, written in the real diffusers layout.
+
+No machine here can download weights, so tests and the embedded default model start from
+these: the same classes as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel,
+CLIPTokenizer, DDIMScheduler), saved with `save_pretrained` and loaded back through the
+code a Hub id takes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+from diffusers import __version__ as diffusers_version
+from transformers import CLIPTextConfig, CLIPTextModel
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def write_character_tokenizer(folder: Path, max_length: int = 16) -> int:
+    """A CLIP BPE tokenizer with one token per printable ASCII character and no merges.
+
+    Writes vocab.json, merges.txt and tokenizer_config.json as on the Hub; returns the
+    vocabulary size.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    characters = [chr(code) for code in range(33, 127)]
+    tokens = characters + [character + "</w>" for character in characters] + [BOS, EOS]
+    (folder / "vocab.json").write_text(json.dumps({token: index for index, token in enumerate(tokens)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": max_length,
+        "bos_token": BOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "pad_token": EOS,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return len(tokens)
+
+
+@dataclass(frozen=True)
+class TinySizes:
+    """Widths of a small model; the defaults give a model of a few MB that runs in milliseconds."""
+
+    unet_channels: tuple[int, ...] = (16, 32)
+    vae_channels: tuple[int, ...] = (8, 16)
+    text_width: int = 32
+    text_layers: int = 2
+    max_prompt_tokens: int = 16
+    attention_head_dim: int = 4
+    norm_groups: int = 4
+
+
+def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
+    """Randomly initialised ZeroScope-layout model in `folder`; returns the folder."""
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    vocabulary = write_character_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocabulary,
+            hidden_size=sizes.text_width,
+            intermediate_size=2 * sizes.text_width,
+            num_hidden_layers=sizes.text_layers,
+            num_attention_heads=max(1, sizes.text_width // 16),
+            max_position_embeddings=sizes.max_prompt_tokens,
+            bos_token_id=vocabulary - 2,
+            eos_token_id=vocabulary - 1,
+            pad_token_id=vocabulary - 1,
+        )
+    )
+    down = ("CrossAttnDownBlock3D",) * (len(sizes.unet_channels) - 1) + ("DownBlock3D",)
+    up = ("UpBlock3D",) + ("CrossAttnUpBlock3D",) * (len(sizes.unet_channels) - 1)
+    unet = UNet3DConditionModel(
+        in_channels=4,
+        out_channels=4,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=sizes.unet_channels,
+        layers_per_block=1,
+        cross_attention_dim=sizes.text_width,
+        attention_head_dim=sizes.attention_head_dim,
+        norm_num_groups=sizes.norm_groups,
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * len(sizes.vae_channels),
+        up_block_types=("UpDecoderBlock2D",) * len(sizes.vae_channels),
+        block_out_channels=sizes.vae_channels,
+        latent_channels=4,
+        norm_num_groups=sizes.norm_groups,
+    )
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+    )
+    text_encoder.save_pretrained(folder / "text_encoder")
+    unet.save_pretrained(folder / "unet")
+    vae.save_pretrained(folder / "vae")
+    scheduler.save_pretrained(folder / "scheduler")
+    model_index = {
+        "_class_name": "TextToVideoSDPipeline",
+        "_diffusers_version": diffusers_version,
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet3DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+        "sma_sizes": asdict(sizes),
+    }
+    (folder / "model_index.json").write_text(json.dumps(model_index, indent=2))
+    return folder
