@@ -1,0 +1,31 @@
+"""Errors about video files: each names the file and says what to do, on one line."""
+
+from sma.errors import SmaError
+
+
+class VideoError(SmaError):
+    """A video that cannot be read or written as asked."""
+
+
+class VideoNotFoundError(VideoError):
+    """The path does not exist."""
+
+
+class NotAVideoError(VideoError):
+    """The file exists but is not a video, a gif or a folder of frames."""
+
+
+class CorruptVideoError(VideoError):
+    """The file looks like a video but cannot be decoded: corrupt or truncated."""
+
+
+class NoFramesError(VideoError):
+    """The video holds no decodable frame."""
+
+
+class TooFewFramesError(VideoError):
+    """The video has fewer frames than the selection asks for."""
+
+
+class OutputExistsError(VideoError):
+    """The output path exists and overwriting was not asked for."""

@@ -1,0 +1,230 @@
+"""Reading videos: containers through PyAV, gifs and folders of frames through Pillow.
+
+Every failure is a `VideoError` subclass with a one-line message that names the file and,
+where it can, the option that helps.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from sma.video.errors import CorruptVideoError, NoFramesError, NotAVideoError, TooFewFramesError, VideoNotFoundError
+from sma.video.frames import frames_to_tensor, resize_frames
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+# First bytes of the containers we read: a file that starts like one but fails is corrupt, not foreign.
+_SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
+_MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video holds before any selection: frame count (None if the container does not say), fps, size."""
+
+    frames: int | None
+    fps: float | None
+    height: int
+    width: int
+
+
+def read_video(
+    path: str | os.PathLike,
+    num_frames: int | None = None,
+    *,
+    stride: int = 1,
+    fps: float | None = None,
+    start: int = 0,
+    size: tuple[int, int] | None = None,
+    fit: str = "crop",
+) -> np.ndarray:
+    """Read frames as uint8 (f, h, w, 3) RGB.
+
+    `num_frames` frames (all when None) from source frame `start`, taking every `stride`-th
+    frame, or resampling to `fps` frames per second when given (needs a source frame rate).
+    `size` = (height, width) resizes with `fit` = crop (default), pad or stretch.
+    """
+    path = Path(path)
+    if num_frames is not None and num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, not {num_frames}")
+    if stride < 1 or start < 0:
+        raise ValueError(f"stride must be >= 1 and start >= 0, got stride={stride}, start={start}")
+    if fps is not None and fps <= 0:
+        raise ValueError(f"fps must be positive, not {fps}")
+    step = float(stride)
+    if fps is not None:
+        source_fps = probe_video(path).fps
+        if not source_fps:
+            raise NotAVideoError(
+                f"{path} has no frame rate (a folder of frames); select frames with stride instead of fps"
+            )
+        step = source_fps / fps
+
+    selected, decoded = [], 0
+    wanted = start
+    for index, frame in enumerate(_decode(path)):
+        decoded = index + 1
+        while round(wanted) == index and (num_frames is None or len(selected) < num_frames):
+            selected.append(frame)
+            wanted = start + len(selected) * step
+        if num_frames is not None and len(selected) == num_frames:
+            break
+    if decoded == 0:
+        raise NoFramesError(f"{path} holds no decodable frame")
+    if not selected or (num_frames is not None and len(selected) < num_frames):
+        declared = probe_video(path).frames
+        if declared and decoded < declared:
+            raise CorruptVideoError(f"{path} is truncated: it declares {declared} frames but only {decoded} decode")
+        raise TooFewFramesError(_too_few_message(path, decoded, num_frames or 1, step, start, fps is not None))
+    frames = np.stack(selected)
+    if size is not None:
+        frames = resize_frames(frames, size, fit)
+    return frames
+
+
+def read_video_tensor(path: str | os.PathLike, num_frames: int | None = None, **selection) -> torch.Tensor:
+    """Read a video as a float32 tensor (1, 3, f, h, w) in [-1, 1]; same options as `read_video`."""
+    return frames_to_tensor(read_video(path, num_frames, **selection))
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Frame count, frame rate and size without decoding the whole video."""
+    path = _existing(path)
+    if path.is_dir():
+        files = frame_files(path)
+        width, height = _open_image(files[0]).size
+        return VideoInfo(frames=len(files), fps=None, height=height, width=width)
+    if path.suffix.lower() == ".gif":
+        with _open_image(path) as image:
+            duration = image.info.get("duration") or 0
+            return VideoInfo(image.n_frames, 1000.0 / duration if duration else None, image.height, image.width)
+    with _open_container(path) as container:
+        stream = container.streams.video[0]
+        rate = float(stream.average_rate) if stream.average_rate else None
+        return VideoInfo(stream.frames or None, rate, stream.codec_context.height, stream.codec_context.width)
+
+
+def frame_files(folder: str | os.PathLike) -> list[Path]:
+    """The image files of a frame folder in natural order: 2.png before 10.png."""
+    folder = Path(folder)
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=natural_key)
+    if not files:
+        raise NoFramesError(f"{folder} holds no frame images ({', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def natural_key(path: Path) -> list[int | str]:
+    """Sort key that compares runs of digits as numbers (frame_2 < frame_10)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _too_few_message(path: Path, total: int, num_frames: int, step: float, start: int, by_fps: bool) -> str:
+    available = 0 if start >= total else int((total - 1 - start) // step) + 1
+    spacing = f"at {step:g} source frames per frame (fps)" if by_fps else f"with stride {step:g}"
+    return (
+        f"{path} has {total} frames; {num_frames} frames from frame {start} {spacing} need "
+        f"{start + round((num_frames - 1) * step) + 1}. Ask for at most {available} frames, "
+        f"or lower the {'fps' if by_fps else 'stride'} or the start"
+    )
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise VideoNotFoundError(f"{path} does not exist")
+    return path
+
+
+def _decode(path: Path) -> Iterator[np.ndarray]:
+    """Yield uint8 RGB frames one by one, in order, from whatever the path holds."""
+    path = _existing(path)
+    if path.is_dir():
+        yield from _decode_folder(path)
+    elif path.suffix.lower() == ".gif":
+        yield from _decode_gif(path)
+    elif path.suffix.lower() in IMAGE_SUFFIXES:
+        raise NotAVideoError(f"{path} is a single image; put the frames of a video in a folder and read the folder")
+    else:
+        yield from _decode_container(path)
+
+
+def _decode_folder(folder: Path) -> Iterator[np.ndarray]:
+    size = None
+    for file in frame_files(folder):
+        with _open_image(file) as image:
+            if size is not None and image.size != size:
+                raise CorruptVideoError(
+                    f"{file} is {image.size[0]}x{image.size[1]}, the frames before it {size[0]}x{size[1]}"
+                )
+            size = image.size
+            yield _rgb(image, file)
+
+
+def _decode_gif(path: Path) -> Iterator[np.ndarray]:
+    with _open_image(path) as image:
+        try:
+            for frame in ImageSequence.Iterator(image):
+                yield _rgb(frame, path)
+        except (OSError, EOFError) as error:
+            raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+
+
+def _decode_container(path: Path) -> Iterator[np.ndarray]:
+    with _open_container(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += 1
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as error:
+            raise CorruptVideoError(
+                f"{path} is corrupt or truncated: decoding failed after {decoded} frames ({error})"
+            ) from None
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as error:
+        with path.open("rb") as file:
+            head = file.read(12)
+        if path.stat().st_size == 0:
+            raise NotAVideoError(f"{path} is empty") from None
+        if head.startswith(_SIGNATURES) or head[4:8] in _MP4_BOXES:
+            raise CorruptVideoError(f"{path} is corrupt or truncated: {_reason(error)}") from None
+        raise NotAVideoError(f"{path} is not a video ({_reason(error)})") from None
+    if not container.streams.video:
+        container.close()
+        raise NotAVideoError(f"{path} has no video stream")
+    return container
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        raise NotAVideoError(f"{path} is not an image Pillow can read") from None
+    except OSError as error:
+        raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+
+
+def _rgb(image: Image.Image, path: Path) -> np.ndarray:
+    try:
+        return np.asarray(image.convert("RGB"))
+    except OSError as error:
+        raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+
+
+def _reason(error: av.error.FFmpegError) -> str:
+    return error.strerror or str(error)
