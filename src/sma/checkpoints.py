@@ -1,0 +1,73 @@
+"""Training checkpoints in safetensors and JSON only: nothing is ever unpickled.
+
+A checkpoint holds the trained tensors, the optimizer's per-parameter state and the step;
+together with per-step seeds that is everything a resumed run needs to continue exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from sma.errors import SmaError
+
+KEEP = 2  # newest checkpoints kept; older ones are removed after a successful save
+
+
+def checkpoint_dir(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:06d}"
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    folders = sorted((Path(run_dir) / "checkpoints").glob("step-*[0-9]"))
+    complete = [folder for folder in folders if (folder / "state.json").is_file()]
+    return complete[-1] if complete else None
+
+
+def save_checkpoint(
+    run_dir: Path, step: int, adapter: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
+) -> Path:
+    """Write the checkpoint of `step` into a temporary folder, then rename it into place."""
+    target = checkpoint_dir(run_dir, step)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
+    state = optimizer.state_dict()
+    moments = {
+        f"{index}.{key}": value.detach().cpu().contiguous()
+        for index, per_parameter in state["state"].items()
+        for key, value in per_parameter.items()
+        if isinstance(value, torch.Tensor)
+    }
+    try:
+        save_file(adapter, staging / "adapter.safetensors")
+        save_file(moments, staging / "optimizer.safetensors")
+        (staging / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    for old in sorted(target.parent.glob("step-*[0-9]"))[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, torch.Tensor]]:
+    """Restore the optimizer in place; return the step and the adapter tensors."""
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        adapter = load_file(folder / "adapter.safetensors")
+        moments = load_file(folder / "optimizer.safetensors")
+    except (OSError, ValueError) as error:
+        raise SmaError(f"cannot read checkpoint {folder}: {error}") from error
+    per_parameter: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in moments.items():
+        index, key = name.split(".", 1)
+        per_parameter.setdefault(int(index), {})[key] = value
+    optimizer.load_state_dict({"state": per_parameter, "param_groups": meta["param_groups"]})
+    return int(meta["step"]), adapter

@@ -1,0 +1,122 @@
+"""What every motion-distillation method shares: noising, the SMA term, adapter tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from sma.backbones.text_to_video import TextToVideoModel
+from sma.config import TransferConfig
+from sma.errors import SmaError
+from sma.motion import predict_x0
+from sma.sampling import noise_prior
+from sma.spectral import SpectralMotionAlignment
+
+
+class MotionMethod:
+    """A method trains some parameters of a backbone with its base loss (+ SMA).
+
+    Subclasses set `name`, choose the trainable parameters in `prepare` and define `loss`.
+    """
+
+    name = ""
+
+    def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
+        self.model = model
+        self.config = config
+        self.sma = SpectralMotionAlignment(**sma_options(config.sma)) if config.sma.enabled else None
+        self.trainable: dict[str, torch.nn.Parameter] = {}
+
+    def prepare(self) -> dict[str, torch.nn.Parameter]:
+        """Make the method's parameters trainable (adding adapters if it has any); return them by name."""
+        raise NotImplementedError
+
+    def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Loss terms of one step; "loss" is the total to minimise."""
+        raise NotImplementedError
+
+    def prepare_generation(self) -> None:
+        """Switch the trained model to how the method generates new appearances."""
+
+    def initial_latents(self, inverted: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Where sampling starts, from the DDIM inversion of the reference and fresh noise."""
+        return noise_prior(inverted, noise, self.config.generate.noise_prior)
+
+    def noised(self, latents: torch.Tensor, generator: torch.Generator):
+        """Noise, timesteps uniform in [0, T) and the noisy latents of one training step."""
+        scheduler = self.model.scheduler
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        timesteps = torch.randint(
+            0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=latents.device
+        )
+        return noise, timesteps, scheduler.add_noise(latents, noise, timesteps)
+
+    def regression_target(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        """What the model should output: the noise, or the velocity for v-prediction models."""
+        kind = self.model.scheduler.config.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.model.scheduler.get_velocity(latents, noise, timesteps)
+        raise SmaError(f"{self.name} trains epsilon or v-prediction models; this one predicts {kind!r}")
+
+    def with_sma(
+        self,
+        terms: dict[str, torch.Tensor],
+        latents: torch.Tensor,
+        output: torch.Tensor,
+        noisy: torch.Tensor,
+        timesteps: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Add SMA between the clean latents and the denoised estimate; total everything into "loss"."""
+        if self.sma is not None:
+            sma_terms = self.sma.terms(latents, predict_x0(output, noisy, timesteps, self.model.scheduler))
+            terms["sma"] = sma_terms.total
+            for name in ("global_motion", "local_amplitude", "local_phase"):
+                value = getattr(sma_terms, name)
+                if value is not None:
+                    terms[f"sma_{name}"] = value.detach()
+        terms["loss"] = sum(value for name, value in terms.items() if not name.startswith("sma_"))
+        return terms
+
+    def adapter_state(self) -> dict[str, torch.Tensor]:
+        """The trained tensors only, on the CPU."""
+        return {name: parameter.detach().cpu().contiguous() for name, parameter in self.trainable.items()}
+
+    def load_adapter(self, state: dict[str, torch.Tensor]) -> None:
+        """Put saved adapter tensors into the prepared model; names and shapes must match exactly."""
+        expected = self.adapter_state()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(expected))
+        if missing or unexpected:
+            raise SmaError(
+                f"the adapter does not fit this {self.name} model: {len(missing)} tensors missing, "
+                f"{len(unexpected)} unexpected (e.g. {(missing or unexpected)[0]!r}); "
+                "was it made by another method or for another base model?"
+            )
+        for name, tensor in expected.items():
+            if tensor.shape != state[name].shape:
+                raise SmaError(
+                    f"adapter tensor {name} has shape {tuple(state[name].shape)}, needs {tuple(tensor.shape)}"
+                )
+        self.copy_adapter(state)
+
+    def copy_adapter(self, state: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for name, parameter in self.trainable.items():
+                parameter.copy_(state[name])
+
+
+def sma_options(sma_config) -> dict:
+    """SpectralMotionAlignment keyword arguments from the `sma:` section of a config."""
+    return {
+        "global_weight": sma_config.global_weight,
+        "local_weight": sma_config.local_weight,
+        "wavelet": sma_config.wavelet,
+        "levels": sma_config.levels,
+        "level_weights": sma_config.level_weights,
+        "boundary": sma_config.boundary,
+        "delta": sma_config.delta,
+        "base": sma_config.base,
+        "absolute_residuals": sma_config.absolute_residuals,
+        "wrap_phase": sma_config.wrap_phase,
+    }

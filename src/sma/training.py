@@ -1,0 +1,156 @@
+"""The training loop, on accelerate: mixed precision, accumulation, data parallel, resumable.
+
+Every micro-step draws its noise and timesteps from a generator seeded by (seed, step,
+micro-step, process), so a run resumed from a checkpoint continues exactly as if it had
+never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from sma.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from sma.config import TrainConfig
+from sma.errors import SmaError
+from sma.methods import MotionMethod
+
+
+class TrainingDiverged(SmaError):
+    """The loss became NaN or infinite."""
+
+
+class TrainingInterrupted(SmaError):
+    """Ctrl-C or SIGTERM: the run stopped after saving a checkpoint."""
+
+
+def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.use_8bit_adam:
+        try:
+            import bitsandbytes
+        except ImportError as error:
+            raise SmaError("use_8bit_adam needs bitsandbytes and a CUDA GPU: pip install bitsandbytes") from error
+        return bitsandbytes.optim.AdamW8bit(parameters, lr=config.learning_rate)
+    return torch.optim.AdamW(parameters, lr=config.learning_rate)
+
+
+def step_seed(seed: int, step: int, micro_step: int, accumulation: int, process: int, processes: int) -> int:
+    return seed * 1_000_003 + ((step * accumulation + micro_step) * processes + process)
+
+
+class _StopRequests:
+    """Turns the first Ctrl-C or SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for kind in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: signals stay as they are
+                self._previous[kind] = signal.signal(kind, self._handle)
+        return self
+
+    def _handle(self, kind, _frame) -> None:
+        self.requested = True
+        signal.signal(kind, self._previous.get(kind, signal.SIG_DFL))  # a second one acts at once
+
+    def __exit__(self, *_exc) -> None:
+        for kind, handler in self._previous.items():
+            signal.signal(kind, handler)
+
+
+def _read_losses(path: Path, before_step: int) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [record for record in records if record["step"] < before_step]
+
+
+def train(
+    accelerator: Accelerator,
+    method: MotionMethod,
+    latents: torch.Tensor,
+    text: torch.Tensor,
+    config: TrainConfig,
+    seed: int,
+    run_dir: Path,
+    resume: bool = False,
+) -> list[dict[str, float]]:
+    """Train the method's parameters; returns one record of loss terms per step."""
+    parameters = list(method.prepare().values())
+    unet = method.model.unet
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    optimizer = make_optimizer(parameters, config)
+    method.model.unet, optimizer = accelerator.prepare(unet, optimizer)
+    start = 0
+    if resume and (checkpoint := latest_checkpoint(run_dir)) is not None:
+        start, adapter = load_checkpoint(checkpoint, optimizer)
+        method.load_adapter(adapter)
+    loss_log = Path(run_dir) / "losses.jsonl"
+    history = _read_losses(loss_log, start)
+    if accelerator.is_main_process:
+        loss_log.write_text("".join(json.dumps(record) + "\n" for record in history))
+    last_saved = start
+    bar = tqdm(
+        total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
+    )
+    with _StopRequests() as stop:
+        for step in range(start, config.steps):
+            terms = {}
+            for micro_step in range(config.gradient_accumulation):
+                seed_here = step_seed(
+                    seed,
+                    step,
+                    micro_step,
+                    config.gradient_accumulation,
+                    accelerator.process_index,
+                    accelerator.num_processes,
+                )
+                generator = torch.Generator(device=latents.device).manual_seed(seed_here)
+                with accelerator.accumulate(method.model.unet), accelerator.autocast():
+                    terms = method.loss(latents, text, generator)
+                    loss = terms["loss"]
+                    if not math.isfinite(loss.item()):
+                        kept = f"the last good checkpoint is step {last_saved}" if last_saved else "no checkpoint yet"
+                        raise TrainingDiverged(
+                            f"the loss became {loss.item()} at step {step + 1} ({kept}, in {run_dir}/checkpoints): "
+                            "lower train.learning_rate or use mixed_precision no/bf16"
+                        )
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and config.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+            record = {"step": step, **{name: round(value.item(), 6) for name, value in terms.items()}}
+            history.append(record)
+            bar.update(1)
+            bar.set_postfix({name: f"{value:.4f}" for name, value in record.items() if name != "step"})
+            done = step + 1
+            if accelerator.is_main_process:
+                with loss_log.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+            if done % config.checkpoint_every == 0 or stop.requested:
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    save_checkpoint(run_dir, done, method.adapter_state(), optimizer)
+                last_saved = done
+            if stop.requested and done < config.steps:
+                bar.close()
+                raise TrainingInterrupted(
+                    f"stopped at step {done} of {config.steps}; checkpoint saved in {run_dir}/checkpoints, "
+                    "continue with --resume"
+                )
+    bar.close()
+    method.model.unet = accelerator.unwrap_model(method.model.unet)
+    method.model.unet.eval()
+    return history
