@@ -24,6 +24,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 # First bytes of the containers we read: a file that starts like one but fails is corrupt, not foreign.
 _SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
+# FFmpeg formats that open but are not videos: text shown as ANSI art, and single images.
+_STILL_FORMATS = ("tty", "image2", "image2pipe")
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free")
 
 
@@ -104,9 +106,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         width, height = _open_image(files[0]).size
         return VideoInfo(frames=len(files), fps=None, height=height, width=width)
     if path.suffix.lower() == ".gif":
-        with _open_image(path) as image:
-            duration = image.info.get("duration") or 0
-            return VideoInfo(image.n_frames, 1000.0 / duration if duration else None, image.height, image.width)
+        frames, durations, base = _gif_frames(path)
+        count = sum(max(1, round(duration / base)) for duration in durations)
+        return VideoInfo(count, 1000.0 / base, *frames[0].shape[:2])
     with _open_container(path) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate) if stream.average_rate else None
@@ -170,12 +172,30 @@ def _decode_folder(folder: Path) -> Iterator[np.ndarray]:
 
 
 def _decode_gif(path: Path) -> Iterator[np.ndarray]:
+    """Gif frames at a constant rate: a frame shown k times longer than the shortest is repeated k times.
+
+    Gif writers (Pillow among them) merge identical consecutive frames into one longer frame.
+    """
+    frames, durations, base = _gif_frames(path)
+    for frame, duration in zip(frames, durations, strict=True):
+        for _ in range(max(1, round(duration / base))):
+            yield frame
+
+
+def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
+    """Every stored gif frame as RGB, its duration in milliseconds (100 when the file gives none), and the
+    duration of one frame: the one `write_video` notes in the comment, else the shortest."""
+    frames, durations = [], []
     with _open_image(path) as image:
+        comment = image.info.get("comment", b"")
         try:
             for frame in ImageSequence.Iterator(image):
-                yield _rgb(frame, path)
+                frames.append(_rgb(frame, path))
+                durations.append(frame.info.get("duration") or 100)
         except (OSError, EOFError) as error:
             raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+    noted = re.search(rb"frame duration (\d+) ms", comment if isinstance(comment, bytes) else comment.encode())
+    return frames, durations, float(noted.group(1)) if noted else min(durations)
 
 
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
@@ -204,9 +224,11 @@ def _open_container(path: Path) -> av.container.InputContainer:
         if head.startswith(_SIGNATURES) or head[4:8] in _MP4_BOXES:
             raise CorruptVideoError(f"{path} is corrupt or truncated: {_reason(error)}") from None
         raise NotAVideoError(f"{path} is not a video ({_reason(error)})") from None
-    if not container.streams.video:
+    format_name = container.format.name
+    if not container.streams.video or format_name in _STILL_FORMATS or format_name.endswith("_pipe"):
         container.close()
-        raise NotAVideoError(f"{path} has no video stream")
+        kind = f"FFmpeg reads it as {format_name!r}" if container.streams.video else "it has no video stream"
+        raise NotAVideoError(f"{path} is not a video ({kind})")
     return container
 
 

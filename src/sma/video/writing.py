@@ -19,6 +19,7 @@ from sma.video.errors import VideoError
 from sma.video.frames import as_frames
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
+GIF_FRAME_COMMENT = "sma frame duration"
 
 
 def write_video(
@@ -75,9 +76,12 @@ def _rate(fps: float) -> Fraction:
 
 def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
     images = [Image.fromarray(frame) for frame in frames]
-    # gif durations are whole centiseconds
-    duration = max(2, round(100 / fps)) * 10
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
+    duration = max(2, round(100 / fps)) * 10  # gif durations are whole centiseconds
+    # Pillow merges identical consecutive frames into one longer frame; the comment lets readers split them again.
+    comment = f"{GIF_FRAME_COMMENT} {duration} ms"
+    images[0].save(
+        path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0, comment=comment
+    )
 
 
 def _write_png_folder(folder: Path, frames: np.ndarray) -> None:
