@@ -1,0 +1,153 @@
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from sma.metrics import LucasKanadeTracker, Tracks, grid_points, motion_fidelity, track_correlation
+from sma.video import MovingObject, VideoError, read_video, synthetic_video, write_video
+
+STILL = 0.1
+
+
+def reference_correlation(a, b, still=STILL):
+    """corr(T, T') written out: mean over the steps where either moves of the cosine, 0 against a still step."""
+    total, counted = 0.0, 0
+    for k in range(len(a) - 1):
+        u, v = a[k + 1] - a[k], b[k + 1] - b[k]
+        nu, nv = math.hypot(*u), math.hypot(*v)
+        if nu < still and nv < still:
+            continue
+        counted += 1
+        if nu >= still and nv >= still:
+            total += (u[0] * v[0] + u[1] * v[1]) / (nu * nv)
+    return total / counted if counted else 1.0
+
+
+def test_track_correlation_matches_the_formula():
+    rng = np.random.default_rng(0)
+    tracks = np.cumsum(rng.normal(size=(5, 7, 2)), axis=1)
+    others = np.cumsum(rng.normal(size=(4, 7, 2)), axis=1)
+    tracks[1, 3:] = tracks[1, 3]  # a track that stops
+    others[2] = others[2, :1]  # a track that never moves
+    tracks[4] = tracks[4, :1]
+    expected = np.array([[reference_correlation(a, b) for b in others] for a in tracks])
+    np.testing.assert_allclose(track_correlation(tracks, others, STILL), expected, atol=1e-12)
+    assert track_correlation(tracks, others, STILL)[4, 2] == 1.0  # two still tracks agree
+
+
+def square(motion="linear", colour="red", start=(0.25, 0.3), end=(0.75, 0.6), background="gradient", **kwargs):
+    obj = MovingObject("square", colour, motion, start=start, end=end, **kwargs)
+    return synthetic_video(obj, background=background, num_frames=12, height=64, width=64).frames
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return square()
+
+
+def test_a_video_against_itself_is_the_maximum(reference):
+    score = motion_fidelity(reference, reference)
+    assert score.motion_fidelity == pytest.approx(1.0, abs=1e-6)
+    assert score.two_sided == pytest.approx(1.0, abs=1e-6)
+    assert score.reference_tracks == score.generated_tracks > 20
+    assert "lucas-kanade" in score.tracker
+
+
+def test_same_motion_in_other_colours_or_elsewhere_stays_high(reference):
+    recoloured = square(colour="blue")
+    elsewhere = square(start=(0.2, 0.45), end=(0.7, 0.75))
+    assert motion_fidelity(reference, recoloured).motion_fidelity > 0.9
+    assert motion_fidelity(reference, elsewhere).motion_fidelity > 0.9
+    assert motion_fidelity(reference, elsewhere).two_sided > 0.9
+
+
+def test_other_motion_scores_clearly_lower(reference):
+    shuffled = reference[np.random.default_rng(0).permutation(len(reference))]
+    others = {
+        "reversed": reference[::-1],
+        "shuffled": shuffled,
+        "circular": square("circular", start=(0.5, 0.25), end=(0.5, 0.5)),
+        "upwards": square(start=(0.5, 0.75), end=(0.5, 0.25)),
+    }
+    for name, video in others.items():
+        score = motion_fidelity(reference, video)
+        assert score.motion_fidelity < 0.5, name
+        assert score.two_sided < 0.5, name
+
+
+def test_reversal_on_a_textured_background_with_camera_pan():
+    def clip(frames_order=slice(None)):
+        obj = MovingObject("circle", "yellow", "linear", start=(0.3, 0.5), end=(0.7, 0.5))
+        video = synthetic_video(obj, background="textured", pan=(0.2, 0.1), num_frames=12, seed=1)
+        return video.frames[frames_order]
+
+    forward = clip()
+    assert motion_fidelity(forward, forward).motion_fidelity == pytest.approx(1.0, abs=1e-6)
+    assert motion_fidelity(forward, clip(slice(None, None, -1))).motion_fidelity < 0
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.gif", "frames"])
+def test_files_of_the_same_clip_score_alike(tmp_path, reference, name):
+    read = read_video(write_video(tmp_path / name, reference))
+    assert motion_fidelity(reference, read).motion_fidelity > 0.95
+    assert motion_fidelity(read, reference).two_sided > 0.95
+
+
+def test_still_videos_are_guarded(reference):
+    still = np.repeat(reference[:1], len(reference), axis=0)
+    both_still = motion_fidelity(still, still)
+    assert both_still.motion_fidelity == 1.0 and both_still.generated_tracks == 0
+    lost_motion = motion_fidelity(reference, still)
+    assert lost_motion.motion_fidelity == 0.0 and lost_motion.reference_to_generated == 0.0
+
+
+def test_box_and_mask_select_the_tracked_points(reference):
+    everywhere = motion_fidelity(reference, reference)
+    on_object = motion_fidelity(reference, reference, box=(8, 12, 28, 32))
+    assert 0 < on_object.reference_tracks < everywhere.reference_tracks
+    empty_corner = np.zeros((64, 64), bool)
+    empty_corner[50:, :10] = True  # the square never goes there: no moving track, both sides still
+    assert motion_fidelity(reference, reference, mask=empty_corner).reference_tracks == 0
+    with pytest.raises(ValueError, match="mask"):
+        motion_fidelity(reference, reference, mask=np.ones((8, 8), bool))
+
+
+@dataclass(frozen=True)
+class ScriptedTracker:
+    """A tracker whose points move with a constant velocity chosen per video (by its first pixel)."""
+
+    velocities: dict
+
+    name = "scripted"
+
+    def track(self, frames, points):
+        velocity = np.array(self.velocities[int(frames[0, 0, 0, 0])], float)  # (n, 2) or (2,)
+        steps = np.arange(len(frames))[None, :, None]
+        positions = points[:, None, :] + steps * np.broadcast_to(velocity, points.shape)[:, None, :]
+        return Tracks(positions=positions, valid=np.ones(positions.shape[:2], bool))
+
+
+def test_one_sided_and_two_sided_forms_with_a_pluggable_tracker():
+    reference = np.zeros((5, 32, 32, 3), np.uint8)
+    generated = np.ones((5, 32, 32, 3), np.uint8)
+    half = len(grid_points(32, 32, 4)) // 2
+    velocities = {0: (1.0, 0.0), 1: np.array([(1.0, 0.0)] * half + [(0.0, 1.0)] * half)}
+    score = motion_fidelity(reference, generated, tracker=ScriptedTracker(velocities), grid_size=4, min_travel=0)
+    assert score.tracker == "scripted"
+    assert score.motion_fidelity == pytest.approx(0.5)  # half the generated tracks move the other way: corr 0
+    assert score.reference_to_generated == pytest.approx(1.0)  # every reference track has a perfect partner
+    assert score.two_sided == pytest.approx(0.75)
+
+
+def test_tracker_loses_points_that_jump():
+    frames = square(background="textured")
+    jumped = np.concatenate([frames[:6], np.roll(frames[6:], 20, axis=2)])
+    tracks = LucasKanadeTracker().track(jumped, grid_points(64, 64, 8))
+    assert tracks.valid[:, 5].mean() > 0.8
+    assert tracks.valid[:, 6].mean() < 0.2  # the jump breaks the forward-backward check
+
+
+def test_frame_counts_must_match(reference):
+    with pytest.raises(VideoError, match="same number of frames"):
+        motion_fidelity(reference, reference[:-1])
