@@ -13,7 +13,7 @@ import sys
 import sma
 from sma.errors import SmaError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("evaluate",)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,7 @@ def _write_h264(path: Path, frames: np.ndarray, fps: float, quality: int, contai
         stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(quality)}
+        stream.options = {"crf": str(quality), "threads": "1"}  # multi-threaded x264 output varies run to run
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

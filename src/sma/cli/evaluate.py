@@ -1,0 +1,119 @@
+"""`sma evaluate`: motion fidelity (and CLIP scores) of generated videos against a reference."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "evaluate",
+        help="score generated videos against a reference: motion fidelity, CLIP text alignment and consistency",
+        description="Score generated videos against the reference whose motion they should follow.",
+    )
+    parser.add_argument("reference", type=Path, help="reference video (mp4, mov, webm, avi, mkv, gif or frame folder)")
+    parser.add_argument("generated", type=Path, nargs="+", help="generated videos")
+    parser.add_argument("--prompt", help="target prompt, for CLIP text alignment")
+    parser.add_argument("--clip", default=None, help="CLIP Hub id or folder (default: openai/clip-vit-base-patch32)")
+    parser.add_argument("--no-clip", action="store_true", help="skip the CLIP scores")
+    parser.add_argument("--frames", type=int, help="frames to read from each video (default: all of the reference)")
+    parser.add_argument("--stride", type=int, default=1, help="take every n-th source frame (default 1)")
+    parser.add_argument("--grid-size", type=int, default=32, help="points per side of the tracked grid (default 32)")
+    parser.add_argument("--box", help="track only points inside X0,Y0,X1,Y1 (reference pixels)")
+    parser.add_argument("--json", type=Path, help="write the scores to this JSON file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
+    parser.set_defaults(run=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.metrics.clip import DEFAULT_CLIP
+    from sma.video.atomic import atomic_output, check_writable
+
+    if arguments.json is not None:
+        check_writable(arguments.json, arguments.overwrite)
+    box = _parse_box(arguments.box)
+    reference, generated = _read_all(arguments)
+    results = [_motion_scores(path, reference, frames, arguments.grid_size, box) for path, frames in generated]
+    clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
+    if clip_name is not None:
+        _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt)
+    print(_table(results))
+    if arguments.json is not None:
+        report = {
+            "reference": str(arguments.reference),
+            "tracker": results[0]["tracker"],
+            "motion_fidelity_form": "one-sided (DMT): mean over generated tracks of the best reference match",
+            "clip_model": clip_name,
+            "prompt": arguments.prompt,
+            "generated": results,
+        }
+        with atomic_output(arguments.json, arguments.overwrite) as temporary:
+            temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def _read_all(arguments: argparse.Namespace):
+    """Read every video before scoring any, so a bad file fails fast and nothing is written."""
+    from sma.video.reading import read_video
+
+    reference = read_video(arguments.reference, arguments.frames, stride=arguments.stride)
+    size = reference.shape[1:3]
+    generated = [
+        (path, read_video(path, len(reference), stride=arguments.stride, size=size)) for path in arguments.generated
+    ]
+    return reference, generated
+
+
+def _motion_scores(path: Path, reference, frames, grid_size: int, box) -> dict:
+    from sma.metrics.motion_fidelity import motion_fidelity
+
+    score = motion_fidelity(reference, frames, grid_size=grid_size, box=box)
+    return {"video": str(path), **score.as_dict()}
+
+
+def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None) -> None:
+    from sma.metrics.clip import ClipUnavailableError, clip_frame_consistency, clip_text_alignment, load_clip
+
+    try:
+        scorer = load_clip(clip_name)
+    except ClipUnavailableError as error:
+        print(f"sma: CLIP scores skipped: {error}", file=sys.stderr)
+        return
+    for result, frames in zip(results, videos, strict=True):
+        result["clip_frame_consistency"] = clip_frame_consistency(frames, scorer)
+        if prompt is not None:
+            result["clip_text_alignment"] = clip_text_alignment(frames, prompt, scorer)
+
+
+def _parse_box(text: str | None):
+    from sma.errors import SmaError
+
+    if text is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (float(value) for value in text.split(","))
+    except ValueError:
+        raise SmaError(f"--box takes X0,Y0,X1,Y1 in reference pixels, not {text!r}") from None
+    if x1 <= x0 or y1 <= y0:
+        raise SmaError(f"--box {text} is empty: X1 must exceed X0 and Y1 exceed Y0")
+    return x0, y0, x1, y1
+
+
+def _table(results: list[dict]) -> str:
+    columns = [
+        ("video", "video", "{}"),
+        ("motion_fidelity", "MF (one-sided)", "{:.4f}"),
+        ("two_sided", "MF (two-sided)", "{:.4f}"),
+        ("generated_tracks", "tracks", "{}"),
+        ("clip_text_alignment", "CLIP text", "{:.4f}"),
+        ("clip_frame_consistency", "CLIP consistency", "{:.4f}"),
+    ]
+    shown = [(key, title, form) for key, title, form in columns if any(key in result for result in results)]
+    rows = [[title for _, title, _ in shown]]
+    rows += [[form.format(result[key]) if key in result else "-" for key, _, form in shown] for result in results]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(shown))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)
