@@ -1,0 +1,96 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tiny_models import build_tiny_clip
+
+from sma.cli import main
+from sma.video import MovingObject, synthetic_video, write_video
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    obj = MovingObject("square", "red", "linear", start=(0.25, 0.3), end=(0.75, 0.6))
+    frames = synthetic_video(obj, background="gradient", num_frames=12).frames
+    recoloured = synthetic_video(MovingObject(**{**obj.__dict__, "colour": "green"}), background="gradient").frames
+    return {
+        "reference": write_video(folder / "reference.mp4", frames),
+        "recoloured": write_video(folder / "recoloured.gif", recoloured[:12]),
+        "reversed": write_video(folder / "reversed", frames[::-1].copy()),
+        "short": write_video(folder / "short.mp4", frames[:6]),
+    }
+
+
+def test_evaluate_prints_a_table_and_writes_json(tmp_path, clips, capsys):
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), str(clips["reversed"])]
+    assert main([*arguments, "--no-clip", "--json", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "MF (one-sided)" in table and "recoloured.gif" in table and "reversed" in table
+    scores = json.loads(report.read_text())
+    recoloured, reversed_ = scores["generated"]
+    assert recoloured["video"] == str(clips["recoloured"])
+    assert recoloured["motion_fidelity"] > 0.9 > 0.0 > reversed_["motion_fidelity"]
+    assert {"two_sided", "reference_to_generated", "tracker"} <= recoloured.keys()
+    assert "lucas-kanade" in scores["tracker"]
+
+
+def test_clip_scores_with_a_local_model(tmp_path, clips):
+    model = build_tiny_clip(tmp_path / "clip")
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--clip", str(model)]
+    assert main([*arguments, "--prompt", "a green square", "--json", str(report)]) == 0
+    result = json.loads(report.read_text())["generated"][0]
+    assert -1 <= result["clip_text_alignment"] <= 1 and 0.9 < result["clip_frame_consistency"] <= 1
+
+
+def test_unavailable_clip_is_skipped_with_instructions(tmp_path, clips, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--clip", "sma-tests/absent"]
+    assert main([*arguments, "--prompt", "a square", "--json", str(report)]) == 0
+    error = capsys.readouterr().err
+    assert "CLIP scores skipped" in error and "huggingface-cli download sma-tests/absent" in error
+    result = json.loads(report.read_text())["generated"][0]
+    assert "motion_fidelity" in result and "clip_text_alignment" not in result
+
+
+@pytest.mark.parametrize("bad", ["missing", "text", "short"])
+def test_bad_inputs_fail_on_one_line_and_write_nothing(tmp_path, clips, capsys, bad):
+    if bad == "missing":
+        path, expected = tmp_path / "missing.mp4", "does not exist"
+    elif bad == "text":
+        path, expected = tmp_path / "notes.txt", "not a video"
+        path.write_text("not a video at all\n" * 10)
+    else:
+        path, expected = clips["short"], "has 6 frames"
+    report = tmp_path / "scores.json"
+    assert main(["evaluate", str(clips["reference"]), str(path), "--no-clip", "--json", str(report)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sma: error: ") and expected in error and error.count("\n") == 1
+    assert not report.exists()
+
+
+def test_existing_json_is_kept_unless_overwrite(tmp_path, clips, capsys):
+    report = tmp_path / "scores.json"
+    report.write_text("{}")
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--no-clip", "--json", str(report)]
+    assert main(arguments) == 2
+    assert "--overwrite" in capsys.readouterr().err and report.read_text() == "{}"
+    assert main([*arguments, "--overwrite"]) == 0
+    assert "generated" in json.loads(report.read_text())
+
+
+def test_python_dash_m_gives_the_same_scores(tmp_path, clips):
+    report_module, report_main = tmp_path / "module.json", tmp_path / "main.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["reversed"]), "--no-clip", "--json"]
+    command = [sys.executable, "-m", "sma", *arguments, str(report_module)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert main([*arguments, str(report_main)]) == 0
+    module, direct = json.loads(report_module.read_text()), json.loads(report_main.read_text())
+    assert module["generated"][0]["motion_fidelity"] == direct["generated"][0]["motion_fidelity"]
+    assert np.isfinite(module["generated"][0]["two_sided"])
