@@ -238,3 +238,31 @@ def test_frames_must_be_uint8(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         write_video(tmp_path / "clip.mp4", numbered_frames(2).astype(np.float32))
     assert not Path(tmp_path / "clip.mp4").exists()
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".webm", "libvpx-vp9"), (".avi", "mpeg4")])
+def test_other_containers_read_through_pyav(tmp_path, suffix, codec):
+    frames = numbered_frames(6)
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=8)
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    read = read_video(path)
+    assert read.shape == frames.shape
+    assert [frame_index(frame) for frame in read] == list(range(6))
+
+
+def test_truncated_gif(tmp_path):
+    path = write_video(tmp_path / "clip.gif", numbered_frames(8))
+    truncated = tmp_path / "truncated.gif"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CorruptVideoError, match="corrupt or truncated"):
+        read_video(truncated)
+
+
+def test_identical_gif_frames_keep_their_count(tmp_path):
+    still = np.repeat(numbered_frames(1), 5, axis=0)  # gif writers merge identical frames into one
+    assert read_video(write_video(tmp_path / "still.gif", still, fps=10)).shape[0] == 5
