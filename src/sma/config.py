@@ -95,7 +95,26 @@ class TransferConfig:
             raise SmaError("video.frames must be >= 2: motion needs at least two frames")
         if self.train.steps < 1 or self.train.checkpoint_every < 1:
             raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+        if self.sma.enabled:
+            self.check_sma()
         return self
+
+    def check_sma(self) -> None:
+        from sma.spectral import SpectralMotionAlignment
+        from sma.spectral.wavelet import max_levels
+
+        options = dataclasses.asdict(self.sma)
+        del options["enabled"]
+        try:
+            SpectralMotionAlignment(**options)
+        except ValueError as error:
+            raise SmaError(f"sma settings: {error}") from error
+        most = max_levels(self.video.frames - 1, self.sma.wavelet, self.sma.boundary)
+        if self.sma.levels > most:
+            raise SmaError(
+                f"sma.levels={self.sma.levels} is too many for {self.video.frames} frames: at most {most} "
+                "(set sma.levels or video.frames)"
+            )
 
 
 def _merge(instance, values: dict[str, Any], where: str) -> None:
@@ -109,7 +128,28 @@ def _merge(instance, values: dict[str, Any], where: str) -> None:
                 raise SmaError(f"recipe key {where}{key} must be a mapping of {', '.join(map(repr, known))}")
             _merge(current, value, f"{where}{key}.")
         else:
-            setattr(instance, key, value)
+            setattr(instance, key, _checked(value, current, known[key].type, f"{where}{key}"))
+
+
+def _checked(value: Any, current: Any, annotation: str, name: str) -> Any:
+    """The value with the type of the default it replaces; a clear error otherwise."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise SmaError(f"recipe key {name} must be true or false, got {value!r}")
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SmaError(f"recipe key {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
+        return float(value)
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SmaError(f"recipe key {name} must be an integer, got {value!r}")
+        return value
+    if isinstance(current, str) and not isinstance(value, str):
+        raise SmaError(f"recipe key {name} must be text, got {value!r}")
+    if ("list" in annotation) and value is not None and not isinstance(value, list):
+        raise SmaError(f"recipe key {name} must be a list, got {value!r}")
+    return value
 
 
 def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:

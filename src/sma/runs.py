@@ -81,10 +81,17 @@ def _flatten(values: dict, prefix: str = "") -> dict:
     return flat
 
 
-def prepare_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+def check_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
+    """Refuse to touch an existing run unless asked, before any slow work."""
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SmaError(f"{out} is a file, not a run folder")
     if out.exists() and any(out.iterdir()) and not (overwrite or resume):
         raise SmaError(f"{out} already holds a run: pass --resume to continue it or --overwrite to replace it")
+    return out
+
+
+def create_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
     if overwrite and not resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,13 +108,15 @@ def load_reference(path: Path, config: TransferConfig) -> torch.Tensor:
 
 def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Distill the motion of `reference` into an adapter; returns the run folder."""
-    run_dir = prepare_run_dir(out, overwrite, resume)
+    out = check_run_dir(out, overwrite, resume)
     accelerator = Accelerator(
         mixed_precision=config.train.mixed_precision, gradient_accumulation_steps=config.train.gradient_accumulation
     )
     model = TextToVideoModel.from_pretrained(config.model, device=accelerator.device)
     model.check_size(config.video.height, config.video.width)
     clip = load_reference(reference, config)
+    run_dir = create_run_dir(out, overwrite, resume) if accelerator.is_main_process else out
+    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         config.save(run_dir / "config.yaml")
         write_video(run_dir / "reference.mp4", clip, overwrite=True)
@@ -183,6 +192,7 @@ def transfer(
     """Train on the reference, generate every target, compare and measure; returns the run folder."""
     if not config.targets:
         raise SmaError("give at least one target prompt (--target TEXT)")
+    check_run_dir(out, overwrite, resume)
     run_dir = train(config, reference, out, overwrite=overwrite, resume=resume)
     paths = generate(run_dir / "adapter", config.targets, run_dir, overwrite=True)
     write_report(run_dir, config.targets, paths)

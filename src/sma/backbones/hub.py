@@ -27,15 +27,25 @@ def load_component(loader, source: str, subfolder: str, **options):
             f"no model folder at {source!r} (and it is not a Hub id of the form owner/name): "
             f"pass a folder in diffusers layout ({LAYOUT}) or a Hub id"
         )
-    location = str(folder) if folder.exists() else source
+    if folder.exists():
+        try:
+            return loader.from_pretrained(str(folder), subfolder=subfolder, **options)
+        except (OSError, ValueError) as error:
+            raise ModelNotFoundError(f"cannot load {subfolder}/ from {folder}: {_first_line(error)}") from error
+    try:  # the local Hub cache first: no network round trip when the model is already there
+        return loader.from_pretrained(source, subfolder=subfolder, local_files_only=True, **options)
+    except (OSError, ValueError):
+        pass
     try:
-        return loader.from_pretrained(location, subfolder=subfolder, **options)
+        return loader.from_pretrained(source, subfolder=subfolder, **options)
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if folder.exists():
-            raise ModelNotFoundError(f"cannot load {subfolder}/ from {folder}: {reason}") from error
         raise ModelNotFoundError(
-            f"cannot load {subfolder}/ of {source!r} from the Hugging Face Hub ({reason}). "
-            f"Download it where there is a network (`hf download {source} --local-dir DIR`) "
-            "and pass the folder instead, or check the id"
+            f"cannot load {subfolder}/ of {source!r}: not in the local Hugging Face cache and not downloadable "
+            f"({_first_line(error)}). Download it where there is a network "
+            f"(`hf download {source} --local-dir DIR`) and pass the folder, or check the id"
         ) from error
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

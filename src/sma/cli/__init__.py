@@ -8,12 +8,13 @@ arguments and sets `run(arguments) -> int`. Heavy imports happen inside `run`, s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import sma
 from sma.errors import SmaError
 
-COMMAND_MODULES: tuple[str, ...] = ("evaluate",)
+COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries() -> None:
+    """Keep the terminal to sma's own progress bars and messages."""
+    import logging
+    import warnings
+
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="huggingface_hub")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def main(argv: list[str] | None = None) -> int:
+    quiet_libraries()
     parser = build_parser()
     arguments = parser.parse_args(argv)
     run = getattr(arguments, "run", None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
@@ -23,7 +25,8 @@ class MotionMethod:
     def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
         self.model = model
         self.config = config
-        self.sma = SpectralMotionAlignment(**sma_options(config.sma)) if config.sma.enabled else None
+        options = dataclasses.asdict(config.sma)
+        self.sma = SpectralMotionAlignment(**options) if options.pop("enabled") else None
         self.trainable: dict[str, torch.nn.Parameter] = {}
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
@@ -104,19 +107,3 @@ class MotionMethod:
         with torch.no_grad():
             for name, parameter in self.trainable.items():
                 parameter.copy_(state[name])
-
-
-def sma_options(sma_config) -> dict:
-    """SpectralMotionAlignment keyword arguments from the `sma:` section of a config."""
-    return {
-        "global_weight": sma_config.global_weight,
-        "local_weight": sma_config.local_weight,
-        "wavelet": sma_config.wavelet,
-        "levels": sma_config.levels,
-        "level_weights": sma_config.level_weights,
-        "boundary": sma_config.boundary,
-        "delta": sma_config.delta,
-        "base": sma_config.base,
-        "absolute_residuals": sma_config.absolute_residuals,
-        "wrap_phase": sma_config.wrap_phase,
-    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
@@ -30,9 +32,11 @@ class MotionDirector(MotionMethod):
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         unet = self.model.unet
         rank = self.config.train.lora_rank
-        for adapter, pattern in TARGETS.items():
-            config = LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern, init_lora_weights=True)
-            inject_adapter_in_model(config, unet, adapter_name=adapter)
+        with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            for adapter, pattern in TARGETS.items():
+                config = LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern, init_lora_weights=True)
+                inject_adapter_in_model(config, unet, adapter_name=adapter)
         self.trainable = {name: parameter for name, parameter in unet.named_parameters() if "lora_" in name}
         for parameter in self.trainable.values():
             parameter.requires_grad_(True)

@@ -67,7 +67,7 @@ def tensor_to_frames(video: torch.Tensor) -> np.ndarray:
     if video.ndim != 4 or video.shape[0] != 3:
         raise ValueError(f"expected a (1, 3, f, h, w) or (3, f, h, w) tensor, got shape {tuple(video.shape)}")
     scaled = ((video.detach().float().cpu() + 1.0) * 127.5).round().clamp(0, 255)
-    return scaled.to(torch.uint8).permute(1, 2, 3, 0).numpy()
+    return scaled.to(torch.uint8).permute(1, 2, 3, 0).contiguous().numpy()  # encoders read memory in order
 
 
 def as_frames(video: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -1,0 +1,29 @@
+"""`sma train`: distill the motion of a reference video into an adapter."""
+
+from __future__ import annotations
+
+import argparse
+
+from sma.cli.transfer import add_training_arguments, config_from
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser("train", help="distill the motion of a reference video into an adapter")
+    add_training_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.runs import train
+
+    run_dir = train(
+        config_from(arguments),
+        arguments.reference,
+        arguments.out,
+        overwrite=arguments.overwrite,
+        resume=arguments.resume,
+    )
+    print(
+        f"adapter in {run_dir / 'adapter'}; generate with: sma generate --adapter {run_dir / 'adapter'} --target TEXT"
+    )
+    return 0
