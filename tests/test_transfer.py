@@ -82,7 +82,7 @@ def test_missing_model_errors(tmp_path, model_dir):
 
 def test_size_error_names_a_size_that_works(model_dir):
     model = TextToVideoModel.from_pretrained(str(model_dir))
-    with pytest.raises(SmaError, match="multiples of 4 .try 32"):
+    with pytest.raises(SmaError, match=r"multiples of 4 \(try 32"):
         model.check_size(30, 32)
 
 
@@ -223,7 +223,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(model_dir, reference, tmp_
         return terms
 
     monkeypatch.setattr(VMC, "loss", loss_turning_nan)
-    with pytest.raises(TrainingDiverged, match="became nan at step 4 .the last good checkpoint is step 2"):
+    with pytest.raises(TrainingDiverged, match=r"became nan at step 4 \(the last good checkpoint is step 2"):
         train(config, reference, tmp_path / "run")
     checkpoints = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["step-000002"]
