@@ -4,10 +4,10 @@ import sys
 
 import numpy as np
 import pytest
-from tiny_models import build_tiny_clip
 
 from sma.cli import main
 from sma.video import MovingObject, synthetic_video, write_video
+from tiny_models import build_tiny_clip
 
 
 @pytest.fixture(scope="module")

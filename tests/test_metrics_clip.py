@@ -3,11 +3,11 @@ import time
 import numpy as np
 import pytest
 import torch
-from tiny_models import build_tiny_clip
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
 
 from sma.metrics.clip import ClipUnavailableError, clip_frame_consistency, clip_text_alignment, load_clip
 from sma.video import MovingObject, synthetic_video
+from tiny_models import build_tiny_clip
 
 
 @pytest.fixture(scope="module")

@@ -198,7 +198,10 @@ def random_video(spec):
 @given(videos, option_sets)
 def test_identical_inputs_give_zero(spec, options):
     video = random_video(spec)
-    assert float(SpectralMotionAlignment(levels=1, **options)(video, video.clone())) == 0.0
+    terms = SpectralMotionAlignment(levels=1, **options).terms(video, video.clone())
+    assert float(terms.global_motion) == 0.0
+    # both spectra come from one batched FFT, whose SIMD lanes may round the halves differently
+    assert float(terms.total) == pytest.approx(0.0, abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

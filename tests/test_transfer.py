@@ -3,6 +3,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -227,3 +229,17 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(model_dir, reference, tmp_
         train(config, reference, tmp_path / "run")
     checkpoints = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["step-000002"]
+
+
+def test_two_process_data_parallel_training(model_dir, reference, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    command += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "sma", "train"]
+    command += [str(reference), "--model", str(model_dir), "--out", str(out), "--method", "motiondirector"]
+    command += ["--frames", "8", "--height", str(SIZE), "--width", str(SIZE), "--steps", "2"]
+    environment = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("adapter in") == 1  # the main process reports, once
+    assert len((out / "losses.jsonl").read_text().splitlines()) == 2
+    assert load_file(out / "adapter" / "adapter.safetensors")

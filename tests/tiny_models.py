@@ -1,52 +1,16 @@
 """Tiny real models for tests: built from configs, saved with save_pretrained (safetensors), loaded by path.
 
 Loading them goes through exactly the code path a Hub id or a local folder takes; nothing is
-mocked. `write_clip_tokenizer` is shared by every tiny model with a CLIP text encoder.
+mocked. The tokenizer comes from `sma.backbones.tiny`, shared with the tiny text-to-video models.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
-# A handful of merges so that byte-pair encoding really runs; every merged token is in the vocabulary.
-MERGES = (("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("i", "n"), ("o", "n</w>"))
-
-
-def _byte_characters() -> list[str]:
-    """The 256 printable characters byte-level BPE uses for the 256 byte values (GPT-2's table)."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
-    characters, extra = {}, 0
-    for byte in range(256):
-        if byte in printable:
-            characters[byte] = chr(byte)
-        else:
-            characters[byte] = chr(256 + extra)
-            extra += 1
-    return [characters[byte] for byte in range(256)]
-
-
-def write_clip_tokenizer(folder: str | Path):
-    """Write vocab.json and merges.txt for a small CLIP byte-level BPE, save a CLIPTokenizer into `folder`,
-    and return it (its `len()` is the vocabulary size a text model needs)."""
-    from transformers import CLIPTokenizer
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    tokens = _byte_characters()
-    tokens += [token + "</w>" for token in tokens]
-    tokens += [left + right for left, right in MERGES]
-    tokens += list(SPECIAL_TOKENS)
-    vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in MERGES)
-    (folder / "merges.txt").write_text(merges, encoding="utf-8")
-    tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=77)
-    tokenizer.save_pretrained(folder)
-    return tokenizer
+from sma.backbones.tiny import write_clip_tokenizer
 
 
 def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, PartialState
 from safetensors.torch import load_file, save_file
 
 import sma
@@ -110,7 +110,9 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
     """Distill the motion of `reference` into an adapter; returns the run folder."""
     out = check_run_dir(out, overwrite, resume)
     accelerator = Accelerator(
-        mixed_precision=config.train.mixed_precision, gradient_accumulation_steps=config.train.gradient_accumulation
+        cpu=not torch.cuda.is_available(),  # lets `accelerate launch` / torchrun run data-parallel on CPU processes
+        mixed_precision=config.train.mixed_precision,
+        gradient_accumulation_steps=config.train.gradient_accumulation,
     )
     model = TextToVideoModel.from_pretrained(config.model, device=accelerator.device)
     model.check_size(config.video.height, config.video.width)
@@ -194,6 +196,8 @@ def transfer(
         raise SmaError("give at least one target prompt (--target TEXT)")
     check_run_dir(out, overwrite, resume)
     run_dir = train(config, reference, out, overwrite=overwrite, resume=resume)
+    if not PartialState().is_main_process:  # data-parallel training: one process generates
+        return run_dir
     paths = generate(run_dir / "adapter", config.targets, run_dir, overwrite=True)
     write_report(run_dir, config.targets, paths)
     return run_dir

@@ -41,6 +41,24 @@ def make_optimizer(parameters: list[torch.nn.Parameter], config: TrainConfig) ->
     return torch.optim.AdamW(parameters, lr=config.learning_rate)
 
 
+def average_gradients(accelerator: Accelerator, parameters: list[torch.nn.Parameter]) -> None:
+    """Mean of the gradients over processes, in one all-reduce.
+
+    Data parallel without DDP: MotionDirector runs two UNet forwards per step (spatial and
+    temporal paths), which DDP's reducer does not allow; averaging the few trained
+    gradients by hand works for every method.
+    """
+    if accelerator.num_processes == 1:
+        return
+    for parameter in parameters:
+        if parameter.grad is None:
+            parameter.grad = torch.zeros_like(parameter)
+    flat = torch.cat([parameter.grad.flatten() for parameter in parameters])
+    flat = accelerator.reduce(flat, reduction="mean")
+    for parameter, grad in zip(parameters, flat.split([p.numel() for p in parameters]), strict=True):
+        parameter.grad.copy_(grad.view_as(parameter))
+
+
 def step_seed(seed: int, step: int, micro_step: int, accumulation: int, process: int, processes: int) -> int:
     return seed * 1_000_003 + ((step * accumulation + micro_step) * processes + process)
 
@@ -90,8 +108,7 @@ def train(
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
     unet.train()
-    optimizer = make_optimizer(parameters, config)
-    method.model.unet, optimizer = accelerator.prepare(unet, optimizer)
+    optimizer = accelerator.prepare(make_optimizer(parameters, config))
     start = 0
     if resume and (checkpoint := latest_checkpoint(run_dir)) is not None:
         start, adapter = load_checkpoint(checkpoint, optimizer)
@@ -117,7 +134,7 @@ def train(
                     accelerator.num_processes,
                 )
                 generator = torch.Generator(device=latents.device).manual_seed(seed_here)
-                with accelerator.accumulate(method.model.unet), accelerator.autocast():
+                with accelerator.accumulate(unet), accelerator.autocast():
                     terms = method.loss(latents, text, generator)
                     loss = terms["loss"]
                     if not math.isfinite(loss.item()):
@@ -127,8 +144,10 @@ def train(
                             "lower train.learning_rate or use mixed_precision no/bf16"
                         )
                     accelerator.backward(loss)
-                    if accelerator.sync_gradients and config.max_grad_norm > 0:
-                        accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
+                    if accelerator.sync_gradients:
+                        average_gradients(accelerator, parameters)
+                        if config.max_grad_norm > 0:
+                            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
             record = {"step": step, **{name: round(value.item(), 6) for name, value in terms.items()}}
@@ -151,6 +170,5 @@ def train(
                     "continue with --resume"
                 )
     bar.close()
-    method.model.unet = accelerator.unwrap_model(method.model.unet)
-    method.model.unet.eval()
+    unet.eval()
     return history

@@ -15,32 +15,43 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from diffusers import __version__ as diffusers_version
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+# A handful of merges so that byte-pair encoding really runs; every merged token is in the vocabulary.
+MERGES = (("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("i", "n"), ("o", "n</w>"))
 
 
-def write_character_tokenizer(folder: Path, max_length: int = 16) -> int:
-    """A CLIP BPE tokenizer with one token per printable ASCII character and no merges.
+def _byte_characters() -> list[str]:
+    """The 256 printable characters byte-level BPE uses for the 256 byte values (GPT-2's table)."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    characters, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            characters[byte] = chr(byte)
+        else:
+            characters[byte] = chr(256 + extra)
+            extra += 1
+    return [characters[byte] for byte in range(256)]
 
-    Writes vocab.json, merges.txt and tokenizer_config.json as on the Hub; returns the
-    vocabulary size.
-    """
+
+def write_clip_tokenizer(folder: str | Path, max_length: int = 77) -> CLIPTokenizer:
+    """A small CLIP byte-level BPE: writes vocab.json and merges.txt as on the Hub, loads them
+    with CLIPTokenizer.from_pretrained, saves the result into `folder` and returns it
+    (its `len()` is the vocabulary size a text model needs)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    characters = [chr(code) for code in range(33, 127)]
-    tokens = characters + [character + "</w>" for character in characters] + [BOS, EOS]
-    (folder / "vocab.json").write_text(json.dumps({token: index for index, token in enumerate(tokens)}))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    config = {
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": max_length,
-        "bos_token": BOS,
-        "eos_token": EOS,
-        "unk_token": EOS,
-        "pad_token": EOS,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    return len(tokens)
+    tokens = _byte_characters()
+    tokens += [token + "</w>" for token in tokens]
+    tokens += [left + right for left, right in MERGES]
+    tokens += list(SPECIAL_TOKENS)
+    vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in MERGES)
+    (folder / "merges.txt").write_text(merges, encoding="utf-8")
+    tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=max_length)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
 
 
 @dataclass(frozen=True)
@@ -60,18 +71,18 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
     """Randomly initialised ZeroScope-layout model in `folder`; returns the folder."""
     torch.manual_seed(seed)
     folder = Path(folder)
-    vocabulary = write_character_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens)
+    tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=vocabulary,
+            vocab_size=len(tokenizer),
             hidden_size=sizes.text_width,
             intermediate_size=2 * sizes.text_width,
             num_hidden_layers=sizes.text_layers,
             num_attention_heads=max(1, sizes.text_width // 16),
             max_position_embeddings=sizes.max_prompt_tokens,
-            bos_token_id=vocabulary - 2,
-            eos_token_id=vocabulary - 1,
-            pad_token_id=vocabulary - 1,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
         )
     )
     down = ("CrossAttnDownBlock3D",) * (len(sizes.unet_channels) - 1) + ("DownBlock3D",)

@@ -14,6 +14,8 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from sma.runs import train
 
     run_dir = train(
@@ -23,7 +25,7 @@ def run(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
         resume=arguments.resume,
     )
-    print(
-        f"adapter in {run_dir / 'adapter'}; generate with: sma generate --adapter {run_dir / 'adapter'} --target TEXT"
-    )
+    if PartialState().is_main_process:
+        adapter = run_dir / "adapter"
+        print(f"adapter in {adapter}; generate with: sma generate --adapter {adapter} --target TEXT")
     return 0

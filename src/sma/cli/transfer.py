@@ -58,6 +58,8 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
     from sma.runs import transfer
 
     run_dir = transfer(
@@ -67,5 +69,6 @@ def run(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
         resume=arguments.resume,
     )
-    print(f"results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png")
+    if PartialState().is_main_process:
+        print(f"results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png")
     return 0
