@@ -49,7 +49,7 @@ def reference():
 def test_a_video_against_itself_is_the_maximum(reference):
     score = motion_fidelity(reference, reference)
     assert score.motion_fidelity == pytest.approx(1.0, abs=1e-6)
-    assert score.two_sided == pytest.approx(1.0, abs=1e-6)
+    assert score.two_sided == pytest.approx(2.0, abs=1e-6)
     assert score.reference_tracks == score.generated_tracks > 20
     assert "lucas-kanade" in score.tracker
 
@@ -59,7 +59,7 @@ def test_same_motion_in_other_colours_or_elsewhere_stays_high(reference):
     elsewhere = square(start=(0.2, 0.45), end=(0.7, 0.75))
     assert motion_fidelity(reference, recoloured).motion_fidelity > 0.9
     assert motion_fidelity(reference, elsewhere).motion_fidelity > 0.9
-    assert motion_fidelity(reference, elsewhere).two_sided > 0.9
+    assert motion_fidelity(reference, elsewhere).two_sided > 1.8
 
 
 def test_other_motion_scores_clearly_lower(reference):
@@ -73,7 +73,7 @@ def test_other_motion_scores_clearly_lower(reference):
     for name, video in others.items():
         score = motion_fidelity(reference, video)
         assert score.motion_fidelity < 0.5, name
-        assert score.two_sided < 0.5, name
+        assert score.two_sided < 1.0, name
 
 
 def test_reversal_on_a_textured_background_with_camera_pan():
@@ -91,7 +91,7 @@ def test_reversal_on_a_textured_background_with_camera_pan():
 def test_files_of_the_same_clip_score_alike(tmp_path, reference, name):
     read = read_video(write_video(tmp_path / name, reference))
     assert motion_fidelity(reference, read).motion_fidelity > 0.95
-    assert motion_fidelity(read, reference).two_sided > 0.95
+    assert motion_fidelity(read, reference).two_sided > 1.9
 
 
 def test_still_videos_are_guarded(reference):
@@ -137,7 +137,7 @@ def test_one_sided_and_two_sided_forms_with_a_pluggable_tracker():
     assert score.tracker == "scripted"
     assert score.motion_fidelity == pytest.approx(0.5)  # half the generated tracks move the other way: corr 0
     assert score.reference_to_generated == pytest.approx(1.0)  # every reference track has a perfect partner
-    assert score.two_sided == pytest.approx(0.75)
+    assert score.two_sided == pytest.approx(1.5)
 
 
 def test_tracker_loses_points_that_jump():

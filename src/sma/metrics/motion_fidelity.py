@@ -4,7 +4,7 @@ For tracks T (reference) and T' (generated) with per-frame displacements v_k and
 corr(T, T') = (1/(F-1)) sum_k v_k . v'_k / (|v_k| |v'_k|). DMT's published `motion_fidelity`
 is one-sided: the mean over generated tracks of the best correlation with any reference
 track. The two-sided form adds the mean over reference tracks of the best correlation with
-any generated track; we report it as the mean of the two halves, so both forms lie in [-1, 1].
+any generated track to it (the SMA paper's form, DESIGN.md §4), so it lies in [-2, 2].
 
 Guards: a displacement shorter than `still` pixels is zero-length. A zero-length step against
 a moving one scores 0; steps where both are zero-length carry no evidence and are left out of
@@ -28,7 +28,7 @@ from sma.video.frames import as_frames
 @dataclass(frozen=True)
 class MotionFidelity:
     """motion_fidelity: DMT's one-sided form (generated -> reference), comparable with published tables;
-    reference_to_generated: the other half; two_sided: their mean. Track counts are the moving tracks used."""
+    reference_to_generated: the other half; two_sided: their sum (the SMA paper's form). Track counts are the moving tracks used."""
 
     motion_fidelity: float
     reference_to_generated: float
@@ -75,7 +75,7 @@ def motion_fidelity(
     return MotionFidelity(
         motion_fidelity=forward,
         reference_to_generated=backward,
-        two_sided=(forward + backward) / 2,
+        two_sided=forward + backward,
         tracker=tracker.name,
         reference_tracks=len(reference_tracks),
         generated_tracks=len(generated_tracks),
