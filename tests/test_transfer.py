@@ -243,3 +243,25 @@ def test_two_process_data_parallel_training(model_dir, reference, tmp_path):
     assert result.stdout.count("adapter in") == 1  # the main process reports, once
     assert len((out / "losses.jsonl").read_text().splitlines()) == 2
     assert load_file(out / "adapter" / "adapter.safetensors")
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_generation_in_half_precision(model_dir, reference, tmp_path, precision):
+    run = train(tiny_config(model_dir, **{"train.steps": 1}), reference, tmp_path / "run")
+    full = generate(run / "adapter", ["a blue square"], tmp_path / "fp32")
+    half = generate(run / "adapter", ["a blue square"], tmp_path / precision, precision=precision)
+    difference = read_video(half[0]).astype(float) - read_video(full[0])
+    assert 0 < abs(difference).mean() < 20  # the same video up to rounding of the weights
+
+
+@pytest.mark.parametrize("option", [{"train.gradient_checkpointing": True}, {"train.mixed_precision": "bf16"}])
+def test_memory_and_precision_options_train_the_same_model(model_dir, reference, tmp_path, option):
+    plain = train(tiny_config(model_dir, **{"train.steps": 2}), reference, tmp_path / "plain")
+    varied = train(tiny_config(model_dir, **{"train.steps": 2}, **option), reference, tmp_path / "varied")
+    first, second = trained_adapter(plain), trained_adapter(varied)
+    exact = "train.gradient_checkpointing" in option
+    for name in first:
+        if exact:
+            torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-6)
+        else:  # bf16 autocast: the same direction of travel, not the same bits
+            assert not torch.equal(first[name], second[name]) or first[name].abs().sum() == 0

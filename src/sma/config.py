@@ -7,12 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from sma.errors import SmaError
 from sma.video.atomic import atomic_output
 
 METHODS = ("vmc", "motiondirector")
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -62,6 +64,7 @@ class GenerateConfig:
     negative_prompt: str = ""
     inversion_steps: int = 30
     noise_prior: float = 1.0  # weight p of the inverted latent: sqrt(p) z_inv + sqrt(1 - p) eps
+    precision: str = "fp32"  # fp32 | fp16 | bf16 weights and latents while generating
 
 
 @dataclass
@@ -88,6 +91,10 @@ class TransferConfig:
             raise SmaError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.train.mixed_precision not in ("no", "fp16", "bf16"):
             raise SmaError(f"mixed_precision must be no, fp16 or bf16, got {self.train.mixed_precision!r}")
+        if self.generate.precision not in PRECISIONS:
+            raise SmaError(
+                f"generate.precision must be one of {', '.join(PRECISIONS)}, got {self.generate.precision!r}"
+            )
         for name in ("frames", "height", "width", "stride"):
             if getattr(self.video, name) < 1:
                 raise SmaError(f"video.{name} must be >= 1, got {getattr(self.video, name)}")

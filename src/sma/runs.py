@@ -15,11 +15,12 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from safetensors.torch import load_file, save_file
 
 import sma
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.config import TransferConfig, load_config
+from sma.config import PRECISIONS, TransferConfig, load_config
 from sma.errors import SmaError
 from sma.methods import MotionMethod, build_method
 from sma.sampling import ddim_invert, guided, make_scheduler, sample
@@ -109,6 +110,7 @@ def load_reference(path: Path, config: TransferConfig) -> torch.Tensor:
 def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Distill the motion of `reference` into an adapter; returns the run folder."""
     out = check_run_dir(out, overwrite, resume)
+    AcceleratorState._reset_state()  # a process may train several runs, each with its own precision
     accelerator = Accelerator(
         cpu=not torch.cuda.is_available(),  # lets `accelerate launch` / torchrun run data-parallel on CPU processes
         mixed_precision=config.train.mixed_precision,
@@ -133,12 +135,19 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
     return run_dir
 
 
-def load_trained(adapter_dir: Path, device: str | torch.device = "cpu") -> tuple[MotionMethod, Adapter]:
+def load_trained(
+    adapter_dir: Path, device: str | torch.device = "cpu", precision: str | None = None
+) -> tuple[MotionMethod, Adapter]:
+    """The base model with the adapter applied, in the adapter's (or the given) generation precision."""
     adapter = Adapter.load(adapter_dir)
+    if precision is not None:
+        adapter.config.generate.precision = precision
+        adapter.config.validate()
     model = TextToVideoModel.from_pretrained(adapter.config.model, device=device)
     method = build_method(model, adapter.config)
     method.prepare()
     method.load_adapter(adapter.tensors)
+    model.to(device, PRECISIONS[adapter.config.generate.precision])
     return method, adapter
 
 
@@ -147,13 +156,13 @@ def generate_latents(method: MotionMethod, reference_latents: torch.Tensor, targ
     """One new appearance: DDIM inversion of the reference, the method's start, guided sampling."""
     model, settings = method.model, method.config.generate
     method.prepare_generation()
-    reference_latents = reference_latents.to(model.device)
+    reference_latents = reference_latents.to(model.device, model.dtype)
     empty = model.encode_prompts([""])
     inverted = ddim_invert(
         guided(model.predict, empty, empty, 1.0), reference_latents, model.scheduler.config, settings.inversion_steps
     )[-1]
     generator = torch.Generator(device=reference_latents.device).manual_seed(seed)
-    noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device)
+    noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device).to(model.dtype)
     start = method.initial_latents(inverted, noise)
     denoise = guided(
         model.predict,
@@ -169,12 +178,18 @@ def slug(text: str, limit: int = 40) -> str:
 
 
 def generate(
-    adapter_dir: Path, targets: list[str], out: Path, *, seed: int | None = None, overwrite: bool = False
+    adapter_dir: Path,
+    targets: list[str],
+    out: Path,
+    *,
+    seed: int | None = None,
+    precision: str | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Videos for each target prompt from a trained adapter; returns the mp4 paths."""
     if not targets:
         raise SmaError("give at least one target prompt (--target TEXT)")
-    method, adapter = load_trained(adapter_dir, "cuda" if torch.cuda.is_available() else "cpu")
+    method, adapter = load_trained(adapter_dir, "cuda" if torch.cuda.is_available() else "cpu", precision)
     seed = adapter.config.seed if seed is None else seed
     out = Path(out)
     paths = []

@@ -106,7 +106,7 @@ def train(
     parameters = list(method.prepare().values())
     unet = method.model.unet
     if config.gradient_checkpointing:
-        unet.enable_gradient_checkpointing()
+        method.model.enable_gradient_checkpointing()
     unet.train()
     optimizer = accelerator.prepare(make_optimizer(parameters, config))
     start = 0

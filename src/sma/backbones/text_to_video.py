@@ -7,12 +7,14 @@ temporal layers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+from torch.utils.checkpoint import checkpoint
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from sma.backbones.hub import load_component
@@ -47,10 +49,14 @@ class TextToVideoModel:
             module.eval()
         return model.to(device)
 
-    def to(self, device: str | torch.device) -> TextToVideoModel:
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> TextToVideoModel:
         for module in (self.unet, self.vae, self.text_encoder):
-            module.to(device)
+            module.to(device, dtype)
         return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
 
     @property
     def device(self) -> torch.device:
@@ -112,6 +118,15 @@ class TextToVideoModel:
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timesteps, encoder_hidden_states=text_embeddings.to(latents.dtype)).sample
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute each UNet block during backward instead of keeping its activations.
+
+        diffusers' UNet3DConditionModel does not support `enable_gradient_checkpointing`
+        (its 3D blocks never checkpoint), so each down, mid and up block is wrapped here.
+        """
+        for block in [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]:
+            block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
     def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
         """The q/k/v projections of every temporal attention layer (VMC's trainable set)."""

@@ -12,6 +12,7 @@ def add_parser(subcommands) -> None:
     parser.add_argument("--target", action="append", required=True, help="prompt of a video to generate (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the training seed)")
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="weights and latents while sampling")
     parser.add_argument("--overwrite", action="store_true", help="replace existing videos")
     parser.set_defaults(run=run)
 
@@ -20,7 +21,12 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.runs import generate
 
     paths = generate(
-        arguments.adapter, arguments.target, arguments.out, seed=arguments.seed, overwrite=arguments.overwrite
+        arguments.adapter,
+        arguments.target,
+        arguments.out,
+        seed=arguments.seed,
+        precision=arguments.precision,
+        overwrite=arguments.overwrite,
     )
     for path in paths:
         print(path)

@@ -28,7 +28,8 @@ from sma.video.frames import as_frames
 @dataclass(frozen=True)
 class MotionFidelity:
     """motion_fidelity: DMT's one-sided form (generated -> reference), comparable with published tables;
-    reference_to_generated: the other half; two_sided: their sum (the SMA paper's form). Track counts are the moving tracks used."""
+    reference_to_generated: the other half; two_sided: their sum (the SMA paper's form).
+    Track counts are the moving tracks used."""
 
     motion_fidelity: float
     reference_to_generated: float
