@@ -1,15 +1,17 @@
 """Discrete wavelet transform along one axis of a tensor, matching PyWavelets.
 
 The official SMA code runs pytorch_wavelets' grouped convolution over a (b, c*h*w, f)
-reshape. Here each filter tap is a strided slice along the frame axis, so the tensor is
-never reshaped and a Haar level costs two multiply-adds per coefficient. Filter banks
-come from PyWavelets; boundary handling reproduces its extension modes exactly.
+reshape. Here the whole decomposition is one small matrix applied along the frame axis:
+frames are few (8 to 24), so the matrix is tiny, built once and cached. Filter banks come
+from PyWavelets; boundary handling reproduces its extension modes exactly.
 """
 
 from __future__ import annotations
 
-from functools import cache
+import math
+from functools import cache, lru_cache
 
+import numpy as np
 import pywt
 import torch
 
@@ -55,68 +57,86 @@ def max_levels(length: int, wavelet: str = "haar", mode: str = "zero") -> int:
     return max(levels, 1)
 
 
-def _source_index(length: int, filter_length: int, mode: str) -> torch.Tensor:
-    """For each sample of the extended signal, the index of the sample it copies."""
+def _source_index(length: int, filter_length: int, mode: str) -> list[int]:
+    """For each sample of the extended signal, the index of the sample it copies (-1: a zero)."""
     pad = filter_length - 1
     if mode == "periodization":
         # PyWavelets repeats the last sample of an odd signal, then wraps around with the
         # filter centred: position p reads sample p - pad + filter_length/2 - 1.
         even_length = length + length % 2
-        positions = torch.arange(length + 2 * pad) - pad + filter_length // 2 - 1
-        return (positions % even_length).clamp(max=length - 1)
-    positions = torch.arange(-pad, length + pad)
-    if mode == "constant":
-        return positions.clamp(0, length - 1)
-    if mode == "periodic":
-        return positions % length
-    if mode == "symmetric":  # half-sample symmetric: ... x1 x0 | x0 x1 ...
-        folded = positions % (2 * length)
-        return torch.where(folded >= length, 2 * length - 1 - folded, folded)
-    if mode == "reflect":  # whole-sample symmetric: ... x2 x1 | x0 x1 x2 ...
-        if length == 1:
-            return torch.zeros_like(positions)
-        folded = positions % (2 * length - 2)
-        return torch.where(folded >= length, 2 * length - 2 - folded, folded)
-    raise ValueError(f"no index extension for mode {mode!r}")
+        shift = filter_length // 2 - 1 - pad
+        return [min((p + shift) % even_length, length - 1) for p in range(length + 2 * pad)]
+    indices = []
+    for position in range(-pad, length + pad):
+        if mode == "zero":
+            index = position if 0 <= position < length else -1
+        elif mode == "constant":
+            index = min(max(position, 0), length - 1)
+        elif mode == "periodic":
+            index = position % length
+        elif mode == "symmetric":  # half-sample symmetric: ... x1 x0 | x0 x1 ...
+            folded = position % (2 * length)
+            index = 2 * length - 1 - folded if folded >= length else folded
+        else:  # reflect, whole-sample symmetric: ... x2 x1 | x0 x1 x2 ...
+            folded = position % (2 * length - 2) if length > 1 else 0
+            index = 2 * length - 2 - folded if folded >= length else folded
+        indices.append(index)
+    return indices
 
 
-def _extend(x: torch.Tensor, dim: int, filter_length: int, mode: str) -> torch.Tensor:
-    pad = filter_length - 1
-    if mode == "zero":
-        shape = list(x.shape)
-        shape[dim] = pad
-        zeros = x.new_zeros(shape)
-        return torch.cat([zeros, x, zeros], dim=dim)
-    index = _source_index(x.shape[dim], filter_length, mode).to(x.device)
-    return x.index_select(dim, index)
-
-
-def dwt(x: torch.Tensor, wavelet: str = "haar", mode: str = "zero", dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """One level: (approximation, detail) along `dim`, equal to pywt.dwt(x, wavelet, mode)."""
-    check_mode(mode)
+def _level_matrices(length: int, wavelet: str, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """One level as matrices: approximation = low @ x, detail = high @ x (float64)."""
     low, high = filter_bank(wavelet)
-    dim = dim % x.ndim
     filter_length = len(low)
-    count = coefficient_length(x.shape[dim], filter_length, mode)
-    extended = _extend(x, dim, filter_length, mode)
-    lead = (slice(None),) * dim
-    approximation = detail = None
-    for tap, (lo, hi) in enumerate(zip(low, high, strict=True)):
-        # coefficient k takes sample 2k + 1 - tap of the signal (pywt's convention)
-        start = filter_length - tap
-        samples = extended[(*lead, slice(start, start + 2 * count - 1, 2))]
-        approximation = lo * samples if approximation is None else approximation + lo * samples
-        detail = hi * samples if detail is None else detail + hi * samples
-    return approximation, detail
+    count = coefficient_length(length, filter_length, mode)
+    sources = _source_index(length, filter_length, mode)
+    matrices = np.zeros((2, count, length))
+    for k in range(count):
+        for tap in range(filter_length):
+            # coefficient k takes sample 2k + 1 - tap of the signal (pywt's convention)
+            source = sources[2 * k + filter_length - tap]
+            if source >= 0:
+                matrices[0, k, source] += low[tap]
+                matrices[1, k, source] += high[tap]
+    return matrices[0], matrices[1]
+
+
+@lru_cache(maxsize=64)
+def analysis_matrix(length: int, wavelet: str, levels: int, mode: str) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """The whole multilevel decomposition as one matrix, with the row count of each band.
+
+    Every boundary mode extends the signal linearly, so [A_J; D_J; ...; D_1] = M @ x. Along
+    the frame axis of a (b, c, f, h, w) video that is one batched matrix product, forward
+    and backward, instead of per-tap slices whose gradients each fill a full-size tensor.
+    """
+    check_mode(mode)
+    approximation = np.eye(length)
+    details = []
+    for _ in range(levels):
+        low, high = _level_matrices(approximation.shape[0], wavelet, mode)
+        details.append(high @ approximation)
+        approximation = low @ approximation
+    bands = [approximation, *reversed(details)]
+    return torch.from_numpy(np.concatenate(bands)), tuple(band.shape[0] for band in bands)
+
+
+def _along(matrix: torch.Tensor, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """matrix @ x along axis `dim` of x, without moving that axis."""
+    dim = dim % x.ndim
+    grouped = x.reshape(math.prod(x.shape[:dim]), x.shape[dim], -1)
+    product = torch.matmul(matrix.to(x.device, x.dtype), grouped)
+    return product.reshape(*x.shape[:dim], matrix.shape[0], *x.shape[dim + 1 :])
 
 
 def wavedec(
     x: torch.Tensor, wavelet: str = "haar", levels: int = 1, mode: str = "zero", dim: int = -1
 ) -> list[torch.Tensor]:
-    """Multilevel decomposition [A_J, D_J, ..., D_1], the order of pywt.wavedec."""
-    details = []
-    approximation = x
-    for _ in range(levels):
-        approximation, detail = dwt(approximation, wavelet, mode, dim)
-        details.append(detail)
-    return [approximation, *reversed(details)]
+    """Multilevel decomposition [A_J, D_J, ..., D_1] along `dim`, equal to pywt.wavedec."""
+    matrix, sizes = analysis_matrix(x.shape[dim], wavelet, levels, mode)
+    return list(_along(matrix, x, dim).split(sizes, dim=dim))
+
+
+def dwt(x: torch.Tensor, wavelet: str = "haar", mode: str = "zero", dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+    """One level: (approximation, detail) along `dim`, equal to pywt.dwt(x, wavelet, mode)."""
+    approximation, detail = wavedec(x, wavelet, 1, mode, dim)
+    return approximation, detail
