@@ -27,7 +27,6 @@ import torch
 
 
 def measure_tiny(method_name: str, use_sma: bool, steps: int) -> dict:
-    from sma.backbones.text_to_video import TextToVideoModel
     from sma.backbones.tiny import build_text_to_video
     from sma.config import load_config
     from sma.methods import build_method
@@ -36,8 +35,8 @@ def measure_tiny(method_name: str, use_sma: bool, steps: int) -> dict:
     config = load_config(
         overrides={"method": method_name, "model": str(folder), "sma.enabled": use_sma, "train.lora_rank": 8}
     )
-    model = TextToVideoModel.from_pretrained(str(folder))
-    method = build_method(model, config)
+    method = build_method(config)
+    model = method.model
     parameters = list(method.prepare().values())
     optimizer = torch.optim.AdamW(parameters, lr=1e-4)
     latents = torch.randn(1, 4, 8, 32, 32)

@@ -95,9 +95,9 @@ def parameters(module):
 @pytest.mark.parametrize("method_name", ["vmc", "motiondirector"])
 def test_only_the_intended_parameters_change(model_dir, method_name, tmp_path):
     config = tiny_config(model_dir, method=method_name, **{"train.learning_rate": 1e-2})
-    model = TextToVideoModel.from_pretrained(config.model)
+    method = build_method(config)
+    model = method.model
     before = parameters(model.unet)
-    method = build_method(model, config)
     latents = model.encode_video(torch.rand(1, 3, 8, SIZE, SIZE) * 2 - 1)
     train_loop(Accelerator(), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path)
     after = parameters(model.unet)

@@ -19,11 +19,9 @@ from accelerate.state import AcceleratorState
 from safetensors.torch import load_file, save_file
 
 import sma
-from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import PRECISIONS, TransferConfig, load_config
 from sma.errors import SmaError
 from sma.methods import MotionMethod, build_method
-from sma.sampling import ddim_invert, guided, make_scheduler, sample
 from sma.training import train as train_loop
 from sma.video import read_video_tensor, write_grid, write_video
 from sma.video.atomic import atomic_output
@@ -116,7 +114,8 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
         mixed_precision=config.train.mixed_precision,
         gradient_accumulation_steps=config.train.gradient_accumulation,
     )
-    model = TextToVideoModel.from_pretrained(config.model, device=accelerator.device)
+    method = build_method(config, accelerator.device)
+    model = method.model
     model.check_size(config.video.height, config.video.width)
     clip = load_reference(reference, config)
     run_dir = create_run_dir(out, overwrite, resume) if accelerator.is_main_process else out
@@ -126,7 +125,6 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
         write_video(run_dir / "reference.mp4", clip, overwrite=True)
     latents = model.encode_video(clip).repeat(config.train.batch_size, 1, 1, 1, 1)
     text = model.encode_prompts([config.prompt] * config.train.batch_size)
-    method = build_method(model, config)
     history = train_loop(accelerator, method, latents, text, config.train, config.seed, run_dir, resume)
     if accelerator.is_main_process:
         Adapter(method.adapter_state(), latents[:1].cpu(), config).save(run_dir / "adapter")
@@ -143,34 +141,11 @@ def load_trained(
     if precision is not None:
         adapter.config.generate.precision = precision
         adapter.config.validate()
-    model = TextToVideoModel.from_pretrained(adapter.config.model, device=device)
-    method = build_method(model, adapter.config)
+    method = build_method(adapter.config, device)
     method.prepare()
     method.load_adapter(adapter.tensors)
-    model.to(device, PRECISIONS[adapter.config.generate.precision])
+    method.model.to(device, PRECISIONS[adapter.config.generate.precision])
     return method, adapter
-
-
-@torch.no_grad()
-def generate_latents(method: MotionMethod, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
-    """One new appearance: DDIM inversion of the reference, the method's start, guided sampling."""
-    model, settings = method.model, method.config.generate
-    method.prepare_generation()
-    reference_latents = reference_latents.to(model.device, model.dtype)
-    empty = model.encode_prompts([""])
-    inverted = ddim_invert(
-        guided(model.predict, empty, empty, 1.0), reference_latents, model.scheduler.config, settings.inversion_steps
-    )[-1]
-    generator = torch.Generator(device=reference_latents.device).manual_seed(seed)
-    noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device).to(model.dtype)
-    start = method.initial_latents(inverted, noise)
-    denoise = guided(
-        model.predict,
-        model.encode_prompts([target]),
-        model.encode_prompts([settings.negative_prompt]),
-        settings.guidance_scale,
-    )
-    return sample(denoise, start, make_scheduler(settings.sampler, model.scheduler.config), settings.steps)
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -194,7 +169,7 @@ def generate(
     out = Path(out)
     paths = []
     for index, target in enumerate(targets):
-        latents = generate_latents(method, adapter.reference_latents, target, seed + index)
+        latents = method.generate(adapter.reference_latents, target, seed + index)
         video = method.model.decode_latents(latents)
         path = out / "videos" / f"{index:02d}-{slug(target)}.mp4"
         write_video(path, video, overwrite=overwrite)

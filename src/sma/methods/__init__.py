@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sma.backbones.text_to_video import TextToVideoModel
+import torch
+
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import MotionMethod
@@ -12,10 +13,12 @@ from sma.methods.vmc import VMC
 METHODS: dict[str, type[MotionMethod]] = {VMC.name: VMC, MotionDirector.name: MotionDirector}
 
 
-def build_method(model: TextToVideoModel, config: TransferConfig) -> MotionMethod:
+def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> MotionMethod:
+    """Load the backbone the method runs on, then the method around it."""
     if config.method not in METHODS:
         raise SmaError(f"unknown method {config.method!r}: expected one of {', '.join(METHODS)}")
-    return METHODS[config.method](model, config)
+    method_class = METHODS[config.method]
+    return method_class(method_class.load_model(config, device), config)
 
 
 __all__ = ["METHODS", "VMC", "MotionDirector", "MotionMethod", "build_method"]

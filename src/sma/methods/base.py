@@ -10,7 +10,7 @@ from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.motion import predict_x0
-from sma.sampling import noise_prior
+from sma.sampling import ddim_invert, guided, make_scheduler, noise_prior, sample
 from sma.spectral import SpectralMotionAlignment
 
 
@@ -21,6 +21,11 @@ class MotionMethod:
     """
 
     name = ""
+
+    @classmethod
+    def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToVideoModel:
+        """The backbone this method runs on, loaded from `config.model`."""
+        return TextToVideoModel.from_pretrained(config.model, device=device)
 
     def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
         self.model = model
@@ -39,6 +44,27 @@ class MotionMethod:
 
     def prepare_generation(self) -> None:
         """Switch the trained model to how the method generates new appearances."""
+
+    @torch.no_grad()
+    def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
+        """One new appearance: DDIM inversion of the reference, the method's start, guided sampling."""
+        model, settings = self.model, self.config.generate
+        self.prepare_generation()
+        reference_latents = reference_latents.to(model.device, model.dtype)
+        empty = model.encode_prompts([""])
+        inverted = ddim_invert(
+            guided(model.predict, empty, empty, 1.0),
+            reference_latents,
+            model.scheduler.config,
+            settings.inversion_steps,
+        )[-1]
+        generator = torch.Generator(device=reference_latents.device).manual_seed(seed)
+        noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device)
+        start = self.initial_latents(inverted, noise.to(model.dtype))
+        condition = model.encode_prompts([target])
+        negative = model.encode_prompts([settings.negative_prompt])
+        denoise = guided(model.predict, condition, negative, settings.guidance_scale)
+        return sample(denoise, start, make_scheduler(settings.sampler, model.scheduler.config), settings.steps)
 
     def initial_latents(self, inverted: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Where sampling starts, from the DDIM inversion of the reference and fresh noise."""
