@@ -9,6 +9,7 @@ code a Hub id takes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,20 +36,32 @@ def _byte_characters() -> list[str]:
     return [characters[byte] for byte in range(256)]
 
 
-def write_clip_tokenizer(folder: str | Path, max_length: int = 77) -> CLIPTokenizer:
+def write_clip_tokenizer(folder: str | Path, max_length: int = 77, words: Sequence[str] = ()) -> CLIPTokenizer:
     """A small CLIP byte-level BPE: writes vocab.json and merges.txt as on the Hub, loads them
     with CLIPTokenizer.from_pretrained, saves the result into `folder` and returns it
-    (its `len()` is the vocabulary size a text model needs)."""
+    (its `len()` is the vocabulary size a text model needs).
+
+    Each of `words` gets the chain of merges that makes it one token (when no other merge
+    interferes), so a small text encoder sees words rather than letters.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    merges = []  # word chains first: earlier merges take precedence
+    for word in words:
+        symbols = [*word[:-1], word[-1] + "</w>"]
+        for symbol in symbols[1:]:
+            merges.append((symbols[0], symbol))
+            symbols[0] += symbol
+    merges = list(dict.fromkeys([*merges, *MERGES]))
     tokens = _byte_characters()
     tokens += [token + "</w>" for token in tokens]
-    tokens += [left + right for left, right in MERGES]
+    tokens += [left + right for left, right in merges]
     tokens += list(SPECIAL_TOKENS)
     vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in MERGES)
-    (folder / "merges.txt").write_text(merges, encoding="utf-8")
+    text = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in merges)
+    (folder / "merges.txt").write_text(text, encoding="utf-8")
+    (folder / "tokenizer.json").unlink(missing_ok=True)  # a stale one would win over the new files
     tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=max_length)
     tokenizer.save_pretrained(folder)
     return tokenizer
@@ -67,11 +80,14 @@ class TinySizes:
     norm_groups: int = 4
 
 
-def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
-    """Randomly initialised ZeroScope-layout model in `folder`; returns the folder."""
+def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0, words: Sequence[str] = ()) -> Path:
+    """Randomly initialised ZeroScope-layout model in `folder`; returns the folder.
+
+    `words` become single tokens of the tokenizer (see `write_clip_tokenizer`).
+    """
     torch.manual_seed(seed)
     folder = Path(folder)
-    tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens)
+    tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens, words)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=len(tokenizer),
