@@ -4,7 +4,8 @@ A synthetic reference clip (known trajectory) is transferred to new appearances 
 SMA and with VMC alone, and the same prompts are sampled from the untuned model. The run
 folder holds every video (named reference, untuned, sma, nosma), a side-by-side grid,
 the loss curves and metrics.json: motion fidelity against the reference, trajectory error
-against the ground truth, and how much of the target and reference colours each shows.
+against the ground truth, and whether the target's colour and shape (and not the
+reference's colour) are on screen.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 
 from sma.config import load_config
 from sma.embedded import embedded_model
-from sma.metrics.appearance import colour_fraction
+from sma.metrics.appearance import appearance_accuracy, colour_fraction
 from sma.metrics.motion_fidelity import motion_fidelity
 from sma.metrics.trajectory import trajectory_error
 from sma.runs import check_run_dir, create_run_dir, generate, slug, train
@@ -113,7 +114,7 @@ def measure(reference: np.ndarray, clip, videos: dict[str, list[np.ndarray]], pr
     """Motion against the reference and its ground truth; appearance against the target colours."""
     results = {"reference": clip.prompt, "outputs": []}
     for label, outputs in videos.items():
-        for (colour, _, _), prompt, frames in zip(TARGETS, prompts, outputs, strict=True):
+        for (colour, shape, _), prompt, frames in zip(TARGETS, prompts, outputs, strict=True):
             fidelity = motion_fidelity(reference, frames)
             error = trajectory_error(frames, clip.trajectories, clip.sizes)
             results["outputs"].append(
@@ -124,6 +125,7 @@ def measure(reference: np.ndarray, clip, videos: dict[str, list[np.ndarray]], pr
                     "motion_fidelity": fidelity.motion_fidelity,
                     "motion_fidelity_two_sided": fidelity.two_sided,
                     "trajectory_error_px": error.mean_error,
+                    "appearance_accuracy": appearance_accuracy(frames, rgb(colour), shape, rgb(REFERENCE.colour)),
                     "target_colour_fraction": colour_fraction(frames, rgb(colour)),
                     "reference_colour_fraction": colour_fraction(frames, rgb(REFERENCE.colour)),
                     "tracker": fidelity.tracker,
@@ -132,7 +134,7 @@ def measure(reference: np.ndarray, clip, videos: dict[str, list[np.ndarray]], pr
     results["summary"] = {
         label: {
             key: float(np.mean([entry[key] for entry in results["outputs"] if entry["kind"] == label]))
-            for key in ("motion_fidelity", "trajectory_error_px", "target_colour_fraction", "reference_colour_fraction")
+            for key in ("motion_fidelity", "trajectory_error_px", "appearance_accuracy", "reference_colour_fraction")
         }
         for label in videos
     }

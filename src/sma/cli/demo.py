@@ -33,11 +33,11 @@ def run(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
     )
     summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
-    print(f"{'videos':<10}{'motion fidelity':>17}{'trajectory error':>18}{'target colour':>15}{'reference colour':>18}")
+    print(f"{'videos':<10}{'motion fidelity':>17}{'trajectory error':>18}{'appearance':>12}{'reference colour':>18}")
     for label, values in summary.items():
         print(
             f"{label:<10}{values['motion_fidelity']:>17.3f}{values['trajectory_error_px']:>16.1f}px"
-            f"{values['target_colour_fraction']:>15.3f}{values['reference_colour_fraction']:>18.3f}"
+            f"{values['appearance_accuracy']:>12.3f}{values['reference_colour_fraction']:>18.3f}"
         )
     print(f"results in {run_dir}: comparison.mp4 (and .gif), reference/untuned/sma/nosma videos, metrics.json")
     return 0
