@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from sma.cli import main
 from sma.config import load_config
 from sma.errors import SmaError
 from sma.methods import build_method
-from sma.runs import Adapter, generate
+from sma.runs import Adapter, generate, train
 from sma.training import train as train_loop
 from sma.video import MovingObject, read_video, synthetic_video, write_video
 
@@ -269,3 +270,79 @@ def test_transfer_command_end_to_end(sd_dir, controlnet_dir, depth_video, refere
     # the saved adapter loads onto the base model and generates again, reproducibly
     again = generate(out / "adapter", ["a blue square"], tmp_path / "again", seed=3)
     assert (read_video(again[0].with_suffix(".gif")) == read_video(video)).all()
+
+
+@pytest.mark.parametrize(
+    "recipe, method, steps, learning_rate",
+    [("tuneavideo-sd15", "tuneavideo", 500, 3e-5), ("controlvideo-sd15", "controlvideo", 300, 3e-5)],
+)
+def test_recipes_hold_the_papers_settings(recipe, method, steps, learning_rate):
+    config = load_config(Path(__file__).parents[1] / "configs" / f"{recipe}.yaml")
+    assert (config.method, config.train.steps, config.train.learning_rate) == (method, steps, learning_rate)
+    assert (config.video.frames, config.generate.steps, config.generate.guidance_scale) == (8, 50, 12.5)
+    assert config.model == "stable-diffusion-v1-5/stable-diffusion-v1-5" and config.sma.enabled
+
+
+def test_resumed_and_checkpointed_training_reach_the_same_weights(
+    sd_dir, controlnet_dir, depth_video, reference, tmp_path
+):
+    def run(name, steps, **options):
+        config = tiny_config(sd_dir, controlnet_dir, depth_video, "tuneavideo", **{"train.steps": steps}, **options)
+        return Adapter.load(
+            train(config, reference, tmp_path / name, resume=(tmp_path / name).exists()) / "adapter"
+        ).tensors
+
+    straight = run("straight", 4)
+    run("resumed", 2)
+    resumed = run("resumed", 4)  # continues from the checkpoint at step 2
+    checkpointed = run("checkpointed", 4, **{"train.gradient_checkpointing": True})
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+        torch.testing.assert_close(straight[name], checkpointed[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def depth_model_dir(tmp_path_factory):
+    """A tiny Depth Anything (DINOv2 backbone) with its image processor, as on the Hub."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    folder = tmp_path_factory.mktemp("depth-anything-tiny")
+    torch.manual_seed(0)
+    backbone = Dinov2Config(
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=28,
+        patch_size=14,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=16,
+        neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=8,
+        head_hidden_size=8,
+    )
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    processor = DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False, do_pad=False)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def test_depth_from_a_transformers_depth_model(sd_dir, controlnet_dir, depth_model_dir, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    arguments = ["train", str(reference), "--method", "controlvideo", "--model", str(sd_dir), "--out", str(out)]
+    arguments += ["--frames", "8", "--height", str(SIZE), "--width", str(SIZE), "--steps", "1", "--prompt", "x"]
+    arguments += ["--controlnet", str(controlnet_dir)]
+    assert main([*arguments, "--depth-model", str(depth_model_dir)]) == 0
+    depth = Adapter.load(out / "adapter").conditions["depth"]
+    assert depth.shape == (1, 3, 8, SIZE, SIZE) and depth.min() >= 0
+    assert torch.equal(depth[:, 0], depth[:, 2])  # grey depth maps on three channels
+    torch.testing.assert_close(depth.amax(dim=(3, 4)), torch.ones(1, 3, 8))  # each frame scaled to its maximum
+    assert depth.std() > 0
+    capsys.readouterr()
+    assert main([*arguments, "--depth-model", str(tmp_path / "no-depth-model"), "--overwrite"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("sma: error: no model folder at") and "depth-estimation model" in error

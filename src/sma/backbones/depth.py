@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sma.backbones.hub import ModelNotFoundError
+from sma.backbones.hub import ModelNotFoundError, first_line, local_folder
 from sma.config import VideoConfig
 from sma.video import read_video_tensor
 
@@ -27,12 +27,13 @@ def estimate_depth(model: str, clip: torch.Tensor) -> torch.Tensor:
     from PIL import Image
     from transformers import pipeline
 
+    local_folder(model, "a folder holding a transformers depth-estimation model")
     try:
         estimator = pipeline("depth-estimation", model=model, model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(
-            f"cannot load the depth-estimation model {model!r} ({str(error).strip().splitlines()[0]}): pass a "
-            "local folder or a Hub id of a transformers depth model, or give depth maps with --control-video"
+            f"cannot load the depth-estimation model {model!r} ({first_line(error)}): pass a local folder "
+            "or a Hub id of a transformers depth model, or give depth maps with --control-video"
         ) from error
     pixels = ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
     results = estimator([Image.fromarray(frame) for frame in pixels])

@@ -81,19 +81,22 @@ def _apply_temporal(count: FrameCount):
     return hook
 
 
-def inflate(network: torch.nn.Module, pattern: str | None, count: FrameCount) -> None:
+def inflate(network: torch.nn.Module, pattern: str | None, count: FrameCount, seed: int = 0) -> None:
     """Give every spatial transformer of `network` cross-frame self-attention and a temporal layer after it.
 
     `pattern` None keeps per-frame self-attention (only the temporal layers are added).
     Inflate right after loading, in float32 on the CPU, then move the whole network.
     Temporal layers are registered as `<transformer>.temporal_transformer`, so they save
-    and load by name like any other parameter.
+    and load by name like any other parameter. Their initial weights come from `seed`
+    (the global random state is left alone), so an inflated model is reproducible.
     """
-    for module in list(network.modules()):
-        if not isinstance(module, Transformer2DModel):
-            continue
-        if pattern is not None:
-            for block in module.transformer_blocks:
-                block.attn1.set_processor(CrossFrameAttnProcessor(pattern, count))
-        module.add_module(TEMPORAL_LAYER, temporal_layer(module))
-        module.register_forward_hook(_apply_temporal(count))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in list(network.modules()):
+            if not isinstance(module, Transformer2DModel):
+                continue
+            if pattern is not None:
+                for block in module.transformer_blocks:
+                    block.attn1.set_processor(CrossFrameAttnProcessor(pattern, count))
+            module.add_module(TEMPORAL_LAYER, temporal_layer(module))
+            module.register_forward_hook(_apply_temporal(count))

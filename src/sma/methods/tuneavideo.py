@@ -12,7 +12,7 @@ from sma.config import TransferConfig
 from sma.methods.base import MotionMethod
 from sma.objectives import diffusion_mse
 
-QUERY_PROJECTIONS = re.compile(r"\.attn[12]\.to_q\.")
+QUERY_PROJECTIONS = re.compile(r"\.attn[12]\.to_q$")
 
 
 class TuneAVideo(MotionMethod):
@@ -29,7 +29,7 @@ class TuneAVideo(MotionMethod):
 
     def is_trained(self, name: str, module: torch.nn.Module) -> bool:
         """Whether the parameters of the named module (`unet.<module name>`) are trained."""
-        return TEMPORAL_LAYER in name or QUERY_PROJECTIONS.search(name + ".") is not None
+        return TEMPORAL_LAYER in name or QUERY_PROJECTIONS.search(name) is not None
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         self.trainable = {}
