@@ -16,6 +16,8 @@ from diffusers.models.attention_processor import AttnProcessor2_0
 from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
 
+from sma.errors import SmaError
+
 TEMPORAL_LAYER = "temporal_transformer"
 
 
@@ -90,6 +92,8 @@ def inflate(network: torch.nn.Module, pattern: str | None, count: FrameCount, se
     and load by name like any other parameter. Their initial weights come from `seed`
     (the global random state is left alone), so an inflated model is reproducible.
     """
+    if pattern is not None and pattern not in ATTENTION_PATTERNS:
+        raise SmaError(f"unknown attention pattern {pattern!r}: expected one of {', '.join(ATTENTION_PATTERNS)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for module in list(network.modules()):

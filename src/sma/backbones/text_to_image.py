@@ -14,6 +14,7 @@ from diffusers import ControlNetModel, UNet2DConditionModel
 from sma.backbones.hub import load_component
 from sma.backbones.inflation import FrameCount, inflate
 from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae
+from sma.errors import SmaError
 
 
 def fold_frames(video: torch.Tensor) -> torch.Tensor:
@@ -65,12 +66,6 @@ class TextToImageModel(LatentVideoModel):
     def networks(self) -> list[torch.nn.Module]:
         return [*self.denoisers().values(), self.vae, self.text_encoder]
 
-    def named_parameters(self):
-        """Parameters of the UNet and the ControlNet, named `unet.<name>` and `controlnet.<name>`."""
-        for prefix, network in self.denoisers().items():
-            for name, parameter in network.named_parameters():
-                yield f"{prefix}.{name}", parameter
-
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         frames = latents.shape[2]
         self.count.frames = frames
@@ -79,6 +74,8 @@ class TextToImageModel(LatentVideoModel):
         text = text_embeddings.to(latents.dtype).repeat_interleave(frames, dim=0)
         residuals = {}
         if self.controlnet is not None:
+            if self.control is None:
+                raise SmaError("this model has a ControlNet: set its control frames (depth maps) before predicting")
             control = self.control.to(latents.device, latents.dtype)
             control = fold_frames(control.expand(latents.shape[0], -1, -1, -1, -1))
             down, mid = self.controlnet(
