@@ -29,7 +29,8 @@ def estimate_depth(model: str, clip: torch.Tensor) -> torch.Tensor:
 
     local_folder(model, "a folder holding a transformers depth-estimation model")
     try:
-        estimator = pipeline("depth-estimation", model=model, model_kwargs={"use_safetensors": True})
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        estimator = pipeline("depth-estimation", model=model, device=device, model_kwargs={"use_safetensors": True})
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(
             f"cannot load the depth-estimation model {model!r} ({first_line(error)}): pass a local folder "

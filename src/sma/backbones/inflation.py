@@ -28,24 +28,24 @@ class FrameCount:
     frames: int = 1
 
 
-def sparse_causal_frames(frames: int) -> list[torch.Tensor]:
+def sparse_causal_sources(frames: int) -> list[torch.Tensor]:
     """Tune-A-Video: frame k attends to frame 0 and frame k - 1 (frame 0 to itself)."""
     return [torch.zeros(frames, dtype=torch.long), (torch.arange(frames) - 1).clamp(min=0)]
 
 
-def key_frame_frames(frames: int) -> list[torch.Tensor]:
+def key_frame_sources(frames: int) -> list[torch.Tensor]:
     """ControlVideo: every frame attends to the key frame, frame 0."""
     return [torch.zeros(frames, dtype=torch.long)]
 
 
-ATTENTION_PATTERNS = {"sparse_causal": sparse_causal_frames, "key_frame": key_frame_frames}
+ATTENTION_PATTERNS = {"sparse_causal": sparse_causal_sources, "key_frame": key_frame_sources}
 
 
 class CrossFrameAttnProcessor(AttnProcessor2_0):
     """Self-attention whose keys and values come from chosen frames of the same video.
 
     The queries stay those of each frame; for frame k the keys and values are the tokens of
-    the frames `pattern(frames)[i][k]`, concatenated. diffusers' processor does the rest,
+    the frames `sources(frames)[i][k]` for each i, concatenated. diffusers' processor does the rest,
     since keys and values are read from `encoder_hidden_states` when it is given.
     """
 
