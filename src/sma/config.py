@@ -13,7 +13,7 @@ import yaml
 from sma.errors import SmaError
 from sma.video.atomic import atomic_output
 
-METHODS = ("vmc", "motiondirector")
+METHODS = ("vmc", "motiondirector", "tuneavideo", "controlvideo")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -68,6 +68,16 @@ class GenerateConfig:
 
 
 @dataclass
+class ControlConfig:
+    """ControlVideo's conditioning: a ControlNet and the per-frame depth of the reference."""
+
+    controlnet: str = "lllyasviel/sd-controlnet-depth"  # Hub id or local folder
+    video: str = ""  # depth maps of the reference (a video or a frame folder); wins over depth_model
+    depth_model: str = ""  # transformers depth-estimation model (Hub id or folder) run on the reference
+    scale: float = 1.0  # ControlNet conditioning scale
+
+
+@dataclass
 class TransferConfig:
     method: str = "vmc"
     model: str = "cerspense/zeroscope_v2_576w"
@@ -78,6 +88,7 @@ class TransferConfig:
     sma: SmaConfig = field(default_factory=SmaConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -102,6 +113,11 @@ class TransferConfig:
             raise SmaError("video.frames must be >= 2: motion needs at least two frames")
         if self.train.steps < 1 or self.train.checkpoint_every < 1:
             raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+        if self.method == "controlvideo" and not (self.control.video or self.control.depth_model):
+            raise SmaError(
+                "controlvideo needs the depth of the reference: --control-video PATH (depth maps) "
+                "or --depth-model ID_OR_PATH (a transformers depth-estimation model)"
+            )
         if self.sma.enabled:
             self.check_sma()
         return self

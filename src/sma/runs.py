@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,21 +27,25 @@ from sma.video import read_video_tensor, write_grid, write_video
 from sma.video.atomic import atomic_output
 
 ADAPTER_FORMAT = "sma-adapter"
+REFERENCE_FILE = "reference_latents.safetensors"  # "latents" and the conditions, by name
 
 
 @dataclass
 class Adapter:
-    """What `sma generate` needs besides the base model: trained tensors, reference latents, settings."""
+    """What `sma generate` needs besides the base model: trained tensors, reference latents, settings,
+    and what the model is conditioned on (ControlVideo's depth frames)."""
 
     tensors: dict[str, torch.Tensor]
     reference_latents: torch.Tensor
     config: TransferConfig
+    conditions: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
         with atomic_output(folder, overwrite=True) as staging:
             staging.mkdir()
             save_file(self.tensors, staging / "adapter.safetensors")
-            save_file({"latents": self.reference_latents.contiguous()}, staging / "reference_latents.safetensors")
+            reference = {"latents": self.reference_latents, **self.conditions}
+            save_file({name: tensor.contiguous() for name, tensor in reference.items()}, staging / REFERENCE_FILE)
             about = {
                 "format": ADAPTER_FORMAT,
                 "sma_version": sma.__version__,
@@ -63,10 +67,12 @@ class Adapter:
         if about.get("format") != ADAPTER_FORMAT:
             raise SmaError(f"{about_file} is not an sma adapter")
         config = load_config(overrides=_flatten(about["config"]))
+        conditions = load_file(folder / REFERENCE_FILE)
         return cls(
             tensors=load_file(folder / "adapter.safetensors"),
-            reference_latents=load_file(folder / "reference_latents.safetensors")["latents"],
+            reference_latents=conditions.pop("latents"),
             config=config,
+            conditions=conditions,
         )
 
 
@@ -123,11 +129,13 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
     if accelerator.is_main_process:
         config.save(run_dir / "config.yaml")
         write_video(run_dir / "reference.mp4", clip, overwrite=True)
+    conditions = method.condition_on(clip)
+    method.set_conditions(conditions)
     latents = model.encode_video(clip).repeat(config.train.batch_size, 1, 1, 1, 1)
     text = model.encode_prompts([config.prompt] * config.train.batch_size)
     history = train_loop(accelerator, method, latents, text, config.train, config.seed, run_dir, resume)
     if accelerator.is_main_process:
-        Adapter(method.adapter_state(), latents[:1].cpu(), config).save(run_dir / "adapter")
+        Adapter(method.adapter_state(), latents[:1].cpu(), config, conditions).save(run_dir / "adapter")
         plot_losses(history, run_dir / "loss_curves.png")
     accelerator.wait_for_everyone()
     return run_dir
@@ -144,6 +152,7 @@ def load_trained(
     method = build_method(adapter.config, device)
     method.prepare()
     method.load_adapter(adapter.tensors)
+    method.set_conditions(adapter.conditions)
     method.model.to(device, PRECISIONS[adapter.config.generate.precision])
     return method, adapter
 

@@ -18,20 +18,17 @@ def load_component(loader, source: str, subfolder: str, **options):
 
     Weights are read from safetensors only (never unpickled) and no remote code runs.
     Failures become one ModelNotFoundError that says what was looked for and how to get it.
+    `subfolder` "" loads a model saved on its own (a ControlNet).
     """
-    folder = Path(source).expanduser()
-    if folder.exists() and not (folder / subfolder).is_dir():
+    part = f"{subfolder}/ of " if subfolder else ""
+    folder = local_folder(source, f"a folder in diffusers layout ({LAYOUT})")
+    if folder is not None and not (folder / subfolder).is_dir():
         raise ModelNotFoundError(f"{folder} has no {subfolder}/ folder: expected the diffusers layout ({LAYOUT})")
-    if not folder.exists() and (source.startswith((".", "/", "~")) or source.count("/") != 1):
-        raise ModelNotFoundError(
-            f"no model folder at {source!r} (and it is not a Hub id of the form owner/name): "
-            f"pass a folder in diffusers layout ({LAYOUT}) or a Hub id"
-        )
-    if folder.exists():
+    if folder is not None:
         try:
             return loader.from_pretrained(str(folder), subfolder=subfolder, **options)
         except (OSError, ValueError) as error:
-            raise ModelNotFoundError(f"cannot load {subfolder}/ from {folder}: {_first_line(error)}") from error
+            raise ModelNotFoundError(f"cannot load {part}{folder}: {first_line(error)}") from error
     try:  # the local Hub cache first: no network round trip when the model is already there
         return loader.from_pretrained(source, subfolder=subfolder, local_files_only=True, **options)
     except (OSError, ValueError):
@@ -40,12 +37,25 @@ def load_component(loader, source: str, subfolder: str, **options):
         return loader.from_pretrained(source, subfolder=subfolder, **options)
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(
-            f"cannot load {subfolder}/ of {source!r}: not in the local Hugging Face cache and not downloadable "
-            f"({_first_line(error)}). Download it where there is a network "
+            f"cannot load {part}{source!r}: not in the local Hugging Face cache and not downloadable "
+            f"({first_line(error)}). Download it where there is a network "
             f"(`hf download {source} --local-dir DIR`) and pass the folder, or check the id"
         ) from error
 
 
-def _first_line(error: Exception) -> str:
+def local_folder(source: str, expected: str) -> Path | None:
+    """The folder `source` names, or None when it is a Hub id (owner/name); an error when it is neither."""
+    folder = Path(source).expanduser()
+    if folder.exists():
+        return folder
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise ModelNotFoundError(
+            f"no model folder at {source!r} (and it is not a Hub id of the form owner/name): "
+            f"pass {expected} or a Hub id"
+        )
+    return None
+
+
+def first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__

@@ -1,9 +1,9 @@
-"""Small text-to-video models of the real classes, written in the real diffusers layout.
+"""Small models of the real classes, written in the real diffusers layout.
 
 No machine here can download weights, so tests and the embedded default model start from
 these: the same classes as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel,
-CLIPTokenizer, DDIMScheduler), saved with `save_pretrained` and loaded back through the
-code a Hub id takes.
+CLIPTokenizer, DDIMScheduler), Stable Diffusion 1.x (UNet2DConditionModel instead) and
+ControlNet, saved with `save_pretrained` and loaded back through the code a Hub id takes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel, UNet3DConditionModel
 from diffusers import __version__ as diffusers_version
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -86,6 +86,64 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
     `words` become single tokens of the tokenizer (see `write_clip_tokenizer`).
     """
     torch.manual_seed(seed)
+    down = ("CrossAttnDownBlock3D",) * (len(sizes.unet_channels) - 1) + ("DownBlock3D",)
+    up = ("UpBlock3D",) + ("CrossAttnUpBlock3D",) * (len(sizes.unet_channels) - 1)
+    unet = UNet3DConditionModel(
+        in_channels=4,
+        out_channels=4,
+        down_block_types=down,
+        up_block_types=up,
+        block_out_channels=sizes.unet_channels,
+        layers_per_block=1,
+        cross_attention_dim=sizes.text_width,
+        attention_head_dim=sizes.attention_head_dim,
+        norm_num_groups=sizes.norm_groups,
+    )
+    return _write_model(folder, unet, "TextToVideoSDPipeline", sizes)
+
+
+def build_text_to_image(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
+    """Randomly initialised Stable-Diffusion-1.x-layout model (UNet2DConditionModel) in `folder`."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(**_unet_2d_options(sizes))
+    return _write_model(folder, unet, "StableDiffusionPipeline", sizes)
+
+
+def build_controlnet(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
+    """A ControlNetModel for `build_text_to_image`'s model, saved like `lllyasviel/sd-controlnet-depth`.
+
+    diffusers starts its output convolutions at zero; they are drawn at random here so that
+    the control matters, as in a trained ControlNet.
+    """
+    torch.manual_seed(seed)
+    options = _unet_2d_options(sizes)
+    del options["out_channels"], options["up_block_types"]
+    controlnet = ControlNetModel(
+        **options,
+        conditioning_embedding_out_channels=tuple(sizes.vae_channels),  # downsamples pixels like the VAE
+    )
+    for convolution in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+        torch.nn.init.normal_(convolution.weight, std=0.1)
+    controlnet.save_pretrained(folder)
+    return Path(folder)
+
+
+def _unet_2d_options(sizes: TinySizes) -> dict:
+    return {
+        "in_channels": 4,
+        "out_channels": 4,
+        "down_block_types": ("CrossAttnDownBlock2D",) * (len(sizes.unet_channels) - 1) + ("DownBlock2D",),
+        "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(sizes.unet_channels) - 1),
+        "block_out_channels": sizes.unet_channels,
+        "layers_per_block": 1,
+        "cross_attention_dim": sizes.text_width,
+        "attention_head_dim": sizes.attention_head_dim,
+        "norm_num_groups": sizes.norm_groups,
+    }
+
+
+def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes) -> Path:
+    """Write `unet` with a new tokenizer, CLIP text encoder, VAE, DDIM scheduler and model_index.json."""
     folder = Path(folder)
     tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens, words)
     text_encoder = CLIPTextModel(
@@ -100,19 +158,6 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         )
-    )
-    down = ("CrossAttnDownBlock3D",) * (len(sizes.unet_channels) - 1) + ("DownBlock3D",)
-    up = ("UpBlock3D",) + ("CrossAttnUpBlock3D",) * (len(sizes.unet_channels) - 1)
-    unet = UNet3DConditionModel(
-        in_channels=4,
-        out_channels=4,
-        down_block_types=down,
-        up_block_types=up,
-        block_out_channels=sizes.unet_channels,
-        layers_per_block=1,
-        cross_attention_dim=sizes.text_width,
-        attention_head_dim=sizes.attention_head_dim,
-        norm_num_groups=sizes.norm_groups,
     )
     vae = AutoencoderKL(
         in_channels=3,
@@ -135,12 +180,12 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
     vae.save_pretrained(folder / "vae")
     scheduler.save_pretrained(folder / "scheduler")
     model_index = {
-        "_class_name": "TextToVideoSDPipeline",
+        "_class_name": pipeline,
         "_diffusers_version": diffusers_version,
         "scheduler": ["diffusers", "DDIMScheduler"],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
-        "unet": ["diffusers", "UNet3DConditionModel"],
+        "unet": ["diffusers", type(unet).__name__],
         "vae": ["diffusers", "AutoencoderKL"],
         "sma_sizes": asdict(sizes),
     }

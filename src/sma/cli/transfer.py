@@ -11,7 +11,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", type=Path, help="reference video (mp4, gif, ... or a folder of frames)")
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
     parser.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
-    parser.add_argument("--method", help="vmc or motiondirector")
+    parser.add_argument("--method", help="vmc, motiondirector, tuneavideo or controlvideo")
     parser.add_argument("--model", help="Hugging Face Hub id or local folder in diffusers layout")
     parser.add_argument("--prompt", help="what the reference video shows")
     parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="train without SMA")
@@ -23,6 +23,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="seed of training noise and sampling")
     parser.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), help="autocast dtype")
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None, help="trade compute for memory")
+    parser.add_argument("--controlnet", help="controlvideo: ControlNet-Depth, Hub id or local folder")
+    parser.add_argument("--control-video", help="controlvideo: depth maps of the reference (video or frame folder)")
+    parser.add_argument("--depth-model", help="controlvideo: transformers depth-estimation model, Hub id or folder")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
@@ -44,6 +47,9 @@ def config_from(arguments: argparse.Namespace):
         "video.frames": arguments.frames,
         "video.height": arguments.height,
         "video.width": arguments.width,
+        "control.controlnet": arguments.controlnet,
+        "control.video": arguments.control_video,
+        "control.depth_model": arguments.depth_model,
     }
     return load_config(arguments.config, overrides)
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from sma.backbones.latent_video import LatentVideoModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
@@ -23,11 +24,11 @@ class MotionMethod:
     name = ""
 
     @classmethod
-    def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToVideoModel:
+    def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
         """The backbone this method runs on, loaded from `config.model`."""
         return TextToVideoModel.from_pretrained(config.model, device=device)
 
-    def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
+    def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         self.model = model
         self.config = config
         options = dataclasses.asdict(config.sma)
@@ -41,6 +42,16 @@ class MotionMethod:
     def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms of one step; "loss" is the total to minimise."""
         raise NotImplementedError
+
+    def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the model is conditioned on besides text, from the reference pixels (1, 3, f, h, w) in [-1, 1].
+
+        Most methods need nothing; ControlVideo returns the depth of each frame. Saved with the adapter.
+        """
+        return {}
+
+    def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
+        """Condition the model on what `condition_on` returned (when training, or loaded with the adapter)."""
 
     def prepare_generation(self) -> None:
         """Switch the trained model to how the method generates new appearances."""

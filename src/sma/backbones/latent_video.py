@@ -1,0 +1,142 @@
+"""What every latent video backbone shares: VAE and text encoding, sizes, feature hooks.
+
+The text-to-video model (UNet3D) and the inflated image model (UNet2D run frame by frame)
+differ only in how they load and run the UNet; everything here works on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from sma.backbones.hub import load_component
+from sma.errors import SmaError
+
+
+def load_text_and_vae(source: str) -> dict:
+    """VAE, text encoder, tokenizer and scheduler of a diffusers-layout model, as keyword arguments."""
+    return {
+        "vae": load_component(AutoencoderKL, source, "vae", use_safetensors=True),
+        "text_encoder": load_component(CLIPTextModel, source, "text_encoder", use_safetensors=True),
+        "tokenizer": load_component(CLIPTokenizer, source, "tokenizer"),
+        "scheduler": load_component(DDIMScheduler, source, "scheduler"),
+        "source": source,
+    }
+
+
+@dataclass
+class LatentVideoModel:
+    unet: torch.nn.Module
+    vae: AutoencoderKL
+    text_encoder: CLIPTextModel
+    tokenizer: CLIPTokenizer
+    scheduler: DDIMScheduler
+    source: str
+
+    def networks(self) -> list[torch.nn.Module]:
+        """The modules with weights; frozen and in eval mode after loading."""
+        return [self.unet, self.vae, self.text_encoder]
+
+    def freeze(self):
+        for module in self.networks():
+            module.requires_grad_(False)
+            module.eval()
+        return self
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None):
+        for module in self.networks():
+            module.to(device, dtype)
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.unet.device
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must be multiples of this: VAE downsampling times UNet downsampling."""
+        return self.vae_scale_factor * 2 ** (len(self.unet.config.block_out_channels) - 1)
+
+    def check_size(self, height: int, width: int) -> None:
+        multiple = self.size_multiple
+        for name, value in (("height", height), ("width", width)):
+            if value < multiple or value % multiple:
+                nearest = max(multiple, round(value / multiple) * multiple)
+                raise SmaError(
+                    f"{name} {value} does not fit this model: it takes multiples of {multiple} (try {nearest})"
+                )
+
+    def latent_shape(self, frames: int, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
+        scale = self.vae_scale_factor
+        return (batch, self.unet.config.in_channels, frames, height // scale, width // scale)
+
+    @torch.no_grad()
+    def encode_video(self, video: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
+        """Pixels (b, 3, f, h, w) in [-1, 1] -> scaled latents (b, c, f, h/s, w/s), VAE mean.
+
+        Frames go through the VAE `slice_size` at a time to bound memory.
+        """
+        batch, _, frames = video.shape[:3]
+        flat = video.permute(0, 2, 1, 3, 4).flatten(0, 1).to(self.device, self.vae.dtype)
+        latents = torch.cat([self.vae.encode(chunk).latent_dist.mode() for chunk in flat.split(slice_size)])
+        latents = latents * self.vae.config.scaling_factor
+        return latents.unflatten(0, (batch, frames)).permute(0, 2, 1, 3, 4).float()
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
+        """Scaled latents (b, c, f, h, w) -> pixels (b, 3, f, H, W) in [-1, 1], float32 on the CPU."""
+        batch, _, frames = latents.shape[:3]
+        flat = latents.permute(0, 2, 1, 3, 4).flatten(0, 1) / self.vae.config.scaling_factor
+        flat = flat.to(self.device, self.vae.dtype)
+        pixels = torch.cat([self.vae.decode(chunk).sample for chunk in flat.split(slice_size)])
+        return pixels.unflatten(0, (batch, frames)).permute(0, 2, 1, 3, 4).float().clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            prompts,
+            padding="max_length",
+            max_length=self.tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        return self.text_encoder(tokens.input_ids.to(self.device)).last_hidden_state
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Model output for latents (b, c, f, h, w) at `timesteps` with text embeddings (b, tokens, d)."""
+        raise NotImplementedError
+
+    @contextmanager
+    def capture_features(self, module_names: list[str]) -> Iterator[dict[str, torch.Tensor]]:
+        """Record the outputs of named UNet modules during forwards inside the block."""
+        modules = dict(self.unet.named_modules())
+        missing = [name for name in module_names if name not in modules]
+        if missing:
+            raise SmaError(f"the UNet has no module named {', '.join(missing)}")
+        features: dict[str, torch.Tensor] = {}
+
+        def recorder(name):
+            def hook(_module, _inputs, output):
+                features[name] = output[0] if isinstance(output, tuple) else output
+
+            return hook
+
+        handles = [modules[name].register_forward_hook(recorder(name)) for name in module_names]
+        try:
+            yield features
+        finally:
+            for handle in handles:
+                handle.remove()
