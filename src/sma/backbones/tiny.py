@@ -99,7 +99,7 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
         attention_head_dim=sizes.attention_head_dim,
         norm_num_groups=sizes.norm_groups,
     )
-    return _write_model(folder, unet, "TextToVideoSDPipeline", sizes)
+    return _write_model(folder, unet, "TextToVideoSDPipeline", sizes, words)
 
 
 def build_text_to_image(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
@@ -142,7 +142,7 @@ def _unet_2d_options(sizes: TinySizes) -> dict:
     }
 
 
-def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes) -> Path:
+def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Sequence[str] = ()) -> Path:
     """Write `unet` with a new tokenizer, CLIP text encoder, VAE, DDIM scheduler and model_index.json."""
     folder = Path(folder)
     tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens, words)
