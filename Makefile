@@ -1,9 +1,12 @@
-# `make test` works on a fresh machine with only Python >= 3.10 and the package registries.
+# `make demo` and `make test` work on a fresh machine with only Python >= 3.10 and the package registries.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint bench clean
+.PHONY: demo test lint bench clean
+
+demo: $(VENV)/.installed
+	$(BIN)/sma demo --out sma-demo --overwrite
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check .

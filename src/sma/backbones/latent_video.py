@@ -104,8 +104,8 @@ class LatentVideoModel:
         pixels = torch.cat([self.vae.decode(chunk).sample for chunk in flat.split(slice_size)])
         return pixels.unflatten(0, (batch, frames)).permute(0, 2, 1, 3, 4).float().clamp(-1, 1).cpu()
 
-    @torch.no_grad()
-    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        """Token ids padded to the tokenizer's length, on the model's device."""
         tokens = self.tokenizer(
             prompts,
             padding="max_length",
@@ -113,7 +113,11 @@ class LatentVideoModel:
             truncation=True,
             return_tensors="pt",
         )
-        return self.text_encoder(tokens.input_ids.to(self.device)).last_hidden_state
+        return tokens.input_ids.to(self.device)
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        return self.text_encoder(self.tokenize(prompts)).last_hidden_state
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """Model output for latents (b, c, f, h, w) at `timesteps` with text embeddings (b, tokens, d)."""

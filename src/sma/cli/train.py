@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sma.cli.transfer import add_training_arguments, config_from
+from sma.cli.transfer import add_training_arguments, run_in_main_process
 
 
 def add_parser(subcommands) -> None:
@@ -14,18 +14,10 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from accelerate import PartialState
-
     from sma.runs import train
 
-    run_dir = train(
-        config_from(arguments),
-        arguments.reference,
-        arguments.out,
-        overwrite=arguments.overwrite,
-        resume=arguments.resume,
+    return run_in_main_process(
+        train,
+        arguments,
+        "adapter in {run_dir}/adapter; generate with: sma generate --adapter {run_dir}/adapter --target TEXT",
     )
-    if PartialState().is_main_process:
-        adapter = run_dir / "adapter"
-        print(f"adapter in {adapter}; generate with: sma generate --adapter {adapter} --target TEXT")
-    return 0

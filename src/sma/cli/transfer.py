@@ -63,12 +63,11 @@ def add_parser(subcommands) -> None:
     parser.set_defaults(run=run)
 
 
-def run(arguments: argparse.Namespace) -> int:
+def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int:
+    """Run `sma.runs.train` or `transfer`; print where the results are from the main process only."""
     from accelerate import PartialState
 
-    from sma.runs import transfer
-
-    run_dir = transfer(
+    run_dir = run(
         config_from(arguments),
         arguments.reference,
         arguments.out,
@@ -76,5 +75,13 @@ def run(arguments: argparse.Namespace) -> int:
         resume=arguments.resume,
     )
     if PartialState().is_main_process:
-        print(f"results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png")
+        print(message.format(run_dir=run_dir))
     return 0
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.runs import transfer
+
+    return run_in_main_process(
+        transfer, arguments, "results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png"
+    )

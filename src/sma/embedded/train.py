@@ -124,14 +124,7 @@ def train_denoiser(
         chosen = rng.choice(len(latents), batch_size, replace=False)
         clean = latents[chosen]
         texts = [prompts[index] if rng.random() > 0.1 else "" for index in chosen]
-        tokens = model.tokenizer(
-            texts,
-            padding="max_length",
-            max_length=model.tokenizer.model_max_length,
-            truncation=True,
-            return_tensors="pt",
-        )
-        text = model.text_encoder(tokens.input_ids).last_hidden_state
+        text = model.text_encoder(model.tokenize(texts)).last_hidden_state
         noise = torch.randn_like(clean)
         timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,))
         prediction = model.unet(

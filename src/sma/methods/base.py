@@ -39,19 +39,34 @@ class MotionMethod:
         """Make the method's parameters trainable (adding adapters if it has any); return them by name."""
         raise NotImplementedError
 
+    objective_name = ""
+
+    def objective(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The method's base loss between the model output and its regression target."""
+        raise NotImplementedError
+
     def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Loss terms of one step; "loss" is the total to minimise."""
-        raise NotImplementedError
+        noise, timesteps, noisy = self.noised(latents, generator)
+        output = self.model.predict(noisy, timesteps, text)
+        terms = {self.objective_name: self.objective(output, self.regression_target(latents, noise, timesteps))}
+        return self.with_sma(terms, latents, output, noisy, timesteps)
 
     def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the model is conditioned on besides text, from the reference pixels (1, 3, f, h, w) in [-1, 1].
-
         Most methods need nothing; ControlVideo returns the depth of each frame. Saved with the adapter.
         """
         return {}
 
     def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
         """Condition the model on what `condition_on` returned (when training, or loaded with the adapter)."""
+
+    def train_only(self, parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.nn.Parameter]:
+        """Make exactly these parameters trainable (the backbone is frozen when loaded)."""
+        self.trainable = parameters
+        for parameter in parameters.values():
+            parameter.requires_grad_(True)
+        return parameters
 
     def prepare_generation(self) -> None:
         """Switch the trained model to how the method generates new appearances."""

@@ -37,10 +37,7 @@ class MotionDirector(MotionMethod):
             for adapter, pattern in TARGETS.items():
                 config = LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern, init_lora_weights=True)
                 inject_adapter_in_model(config, unet, adapter_name=adapter)
-        self.trainable = {name: parameter for name, parameter in unet.named_parameters() if "lora_" in name}
-        for parameter in self.trainable.values():
-            parameter.requires_grad_(True)
-        return self.trainable
+        return self.train_only({name: parameter for name, parameter in unet.named_parameters() if "lora_" in name})
 
     def set_path(self, spatial: bool, temporal: bool) -> None:
         """Switch each LoRA on (scale 1) or off (scale 0), as MotionDirector does."""

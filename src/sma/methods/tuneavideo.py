@@ -22,6 +22,8 @@ class TuneAVideo(MotionMethod):
     """
 
     name = "tuneavideo"
+    objective_name = "mse"
+    objective = staticmethod(diffusion_mse)
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToImageModel:
@@ -32,18 +34,12 @@ class TuneAVideo(MotionMethod):
         return TEMPORAL_LAYER in name or QUERY_PROJECTIONS.search(name) is not None
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
-        self.trainable = {}
-        for prefix, network in self.model.denoisers().items():
-            for module_name, module in network.named_modules():
-                if self.is_trained(f"{prefix}.{module_name}", module):
-                    for name, parameter in module.named_parameters(recurse=False):
-                        self.trainable[f"{prefix}.{module_name}.{name}"] = parameter
-        for parameter in self.trainable.values():
-            parameter.requires_grad_(True)
-        return self.trainable
-
-    def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        noise, timesteps, noisy = self.noised(latents, generator)
-        output = self.model.predict(noisy, timesteps, text)
-        terms = {"mse": diffusion_mse(output, self.regression_target(latents, noise, timesteps))}
-        return self.with_sma(terms, latents, output, noisy, timesteps)
+        return self.train_only(
+            {
+                f"{prefix}.{module_name}.{name}": parameter
+                for prefix, network in self.model.denoisers().items()
+                for module_name, module in network.named_modules()
+                if self.is_trained(f"{prefix}.{module_name}", module)
+                for name, parameter in module.named_parameters(recurse=False)
+            }
+        )

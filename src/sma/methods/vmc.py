@@ -16,18 +16,14 @@ class VMC(MotionMethod):
 
     name = "vmc"
 
-    def prepare(self) -> dict[str, torch.nn.Parameter]:
-        self.trainable = {
-            f"{module_name}.{parameter_name}": parameter
-            for module_name, module in self.model.temporal_attention_projections().items()
-            for parameter_name, parameter in module.named_parameters()
-        }
-        for parameter in self.trainable.values():
-            parameter.requires_grad_(True)
-        return self.trainable
+    objective_name = "vmc"
+    objective = staticmethod(vmc_loss)
 
-    def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        noise, timesteps, noisy = self.noised(latents, generator)
-        output = self.model.predict(noisy, timesteps, text)
-        terms = {"vmc": vmc_loss(output, self.regression_target(latents, noise, timesteps))}
-        return self.with_sma(terms, latents, output, noisy, timesteps)
+    def prepare(self) -> dict[str, torch.nn.Parameter]:
+        return self.train_only(
+            {
+                f"{module_name}.{parameter_name}": parameter
+                for module_name, module in self.model.temporal_attention_projections().items()
+                for parameter_name, parameter in module.named_parameters()
+            }
+        )
