@@ -10,3 +10,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """A red circle moving right, 8 frames of 32x32, as an mp4: the reference clip of the method tests."""
+    from sma.video import MovingObject, synthetic_video, write_video
+
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=32, width=32)
+    return write_video(tmp_path_factory.mktemp("reference") / "circle.mp4", clip.frames)

@@ -23,7 +23,7 @@ from sma.errors import SmaError
 from sma.methods import build_method
 from sma.runs import Adapter, generate, train
 from sma.training import train as train_loop
-from sma.video import MovingObject, read_video, synthetic_video, write_video
+from sma.video import read_video, write_video
 
 SIZE = 32
 FRAMES = 4
@@ -37,12 +37,6 @@ def sd_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def controlnet_dir(tmp_path_factory):
     return build_controlnet(tmp_path_factory.mktemp("controlnet-tiny"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=SIZE, width=SIZE)
-    return write_video(tmp_path_factory.mktemp("reference") / "circle.mp4", clip.frames)
 
 
 @pytest.fixture(scope="module")

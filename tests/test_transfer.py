@@ -24,7 +24,7 @@ from sma.methods.vmc import VMC
 from sma.runs import Adapter, generate, train
 from sma.training import TrainingDiverged, TrainingInterrupted
 from sma.training import train as train_loop
-from sma.video import MovingObject, read_video, synthetic_video, write_video
+from sma.video import read_video
 
 SIZE = 32
 
@@ -32,12 +32,6 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=SIZE, width=SIZE)
-    return write_video(tmp_path_factory.mktemp("reference") / "circle.mp4", clip.frames)
 
 
 def tiny_config(model_dir, **overrides):
