@@ -28,7 +28,7 @@ from sma.video.atomic import atomic_output
 from sma.video.synthetic import rgb
 
 REFERENCE = MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0)
-TARGETS = (("blue", "square", "black"), ("yellow", "star", "gray"))
+TARGETS = (("blue", "square", "white"), ("yellow", "star", "white"))  # same background as the reference
 
 
 def target_prompt(colour: str, shape: str, background: str) -> str:
@@ -52,8 +52,8 @@ def settings(model: str, prompt: str, targets: list[str], steps: int, seed: int,
             "train.checkpoint_every": steps,
             "generate.steps": sampling_steps,
             "generate.inversion_steps": sampling_steps,
-            "generate.guidance_scale": 5.0,
-            "generate.noise_prior": 0.5,
+            "generate.guidance_scale": 7.5,
+            "generate.noise_prior": 0.3,
         }
     )
 
@@ -66,7 +66,7 @@ def sample_untuned(model_path: str, prompt: str, seed: int, steps: int) -> torch
     model = TextToVideoModel.from_pretrained(model_path)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(model.latent_shape(8, 64, 64), generator=generator)
-    denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), 5.0)
+    denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), 7.5)
     return model.decode_latents(sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), steps))
 
 
@@ -100,10 +100,13 @@ def run_demo(
             videos[label].append(read_video(final))
     reference = read_video(run_dir / "train-sma" / "reference.mp4")
     write_video(run_dir / "reference.mp4", reference, overwrite=True)
-    rows = [reference] + [videos[label][index] for index in range(len(prompts)) for label in videos]
-    captions = ["reference"] + [f"{label}: {prompts[index]}" for index in range(len(prompts)) for label in videos]
-    write_grid(run_dir / "comparison.mp4", rows, captions, columns=len(videos), overwrite=True)
-    write_grid(run_dir / "comparison.gif", rows, captions, columns=len(videos), overwrite=True)
+    # one row per target: reference, untuned, sma, nosma
+    cells, captions = [], []
+    for index, (colour, shape, _) in enumerate(TARGETS):
+        cells += [reference, *(videos[label][index] for label in videos)]
+        captions += ["reference", *(f"{label}: {colour} {shape}" for label in videos)]
+    for name in ("comparison.mp4", "comparison.gif"):
+        write_grid(run_dir / name, cells, captions, columns=1 + len(videos), overwrite=True)
     metrics = measure(reference, clip, videos, prompts)
     with atomic_output(run_dir / "metrics.json", overwrite=True) as temporary:
         temporary.write_text(json.dumps(metrics, indent=2))
