@@ -11,7 +11,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", type=Path, help="reference video (mp4, gif, ... or a folder of frames)")
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
     parser.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
-    parser.add_argument("--method", help="vmc or motiondirector")
+    parser.add_argument("--method", help="vmc, motiondirector or dmt (zero-shot)")
     parser.add_argument("--model", help="Hugging Face Hub id or local folder in diffusers layout")
     parser.add_argument("--prompt", help="what the reference video shows")
     parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="train without SMA")

@@ -7,10 +7,11 @@ import torch
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import MotionMethod
+from sma.methods.dmt import DMT
 from sma.methods.motiondirector import MotionDirector
 from sma.methods.vmc import VMC
 
-METHODS: dict[str, type[MotionMethod]] = {VMC.name: VMC, MotionDirector.name: MotionDirector}
+METHODS: dict[str, type[MotionMethod]] = {VMC.name: VMC, MotionDirector.name: MotionDirector, DMT.name: DMT}
 
 
 def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> MotionMethod:
@@ -21,4 +22,4 @@ def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> 
     return method_class(method_class.load_model(config, device), config)
 
 
-__all__ = ["METHODS", "VMC", "MotionDirector", "MotionMethod", "build_method"]
+__all__ = ["DMT", "METHODS", "VMC", "MotionDirector", "MotionMethod", "build_method"]
