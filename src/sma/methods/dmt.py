@@ -35,10 +35,11 @@ class ReferenceLatents:
         self.latents: dict[int, torch.Tensor] = {}
 
     def keep(self, timestep: int, latent: torch.Tensor) -> None:
+        latent = latent.contiguous()  # the layout a file gives back, so both stores give bit-identical results
         if self.folder is None:
             self.latents[timestep] = latent
         else:
-            save_file({"latent": latent.contiguous().cpu()}, self.folder / f"{timestep:04d}.safetensors")
+            save_file({"latent": latent.cpu()}, self.folder / f"{timestep:04d}.safetensors")
 
     def get(self, timestep: int, device: torch.device) -> torch.Tensor:
         if self.folder is None:
