@@ -70,5 +70,6 @@ def run(arguments: argparse.Namespace) -> int:
         resume=arguments.resume,
     )
     if PartialState().is_main_process:
-        print(f"results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png")
+        curves = ", loss_curves.png" if (run_dir / "loss_curves.png").exists() else ""  # zero-shot methods have none
+        print(f"results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}")
     return 0

@@ -90,6 +90,7 @@ class DMT(MotionMethod):
 
     @contextmanager
     def reference_store(self) -> Iterator[ReferenceLatents]:
+        """In memory, or (dmt.keep_on_disk) in a temporary folder removed when generation ends."""
         if not self.config.dmt.keep_on_disk:
             yield ReferenceLatents()
             return
