@@ -14,7 +14,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", help="vmc, motiondirector or dmt (zero-shot)")
     parser.add_argument("--model", help="Hugging Face Hub id or local folder in diffusers layout")
     parser.add_argument("--prompt", help="what the reference video shows")
-    parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="train without SMA")
+    parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="run without SMA")
     parser.add_argument("--steps", type=int, help="training steps")
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--frames", type=int, help="frames taken from the reference")
