@@ -13,7 +13,7 @@ import yaml
 from sma.errors import SmaError
 from sma.video.atomic import atomic_output
 
-METHODS = ("vmc", "motiondirector", "tuneavideo", "controlvideo")
+METHODS = ("vmc", "motiondirector", "tuneavideo", "controlvideo", "dmt")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -78,6 +78,22 @@ class ControlConfig:
 
 
 @dataclass
+class DmtConfig:
+    """DMT's zero-shot guidance (DESIGN.md §2); the SMA options other than its weights come from `sma`."""
+
+    layers: list[str] = field(default_factory=lambda: ["up_blocks.1"])  # UNet modules whose outputs are compared
+    guidance_fraction: float = 0.4  # guided share of the sampling steps, from the noisiest
+    iterations: int = 10  # Adam iterations on the latent per guided step
+    lr_start: float = 0.007  # Adam learning rate at the first guided step, linear to lr_end at the last
+    lr_end: float = 0.004
+    restart: bool = True  # after each step, noise back to its timestep and denoise it again
+    low_pass_factor: int = 4  # initial latent: inverted latent shrunk this much per frame, plus the rest of noise
+    keep_on_disk: bool = False  # inverted reference latents as safetensors files instead of in memory
+    sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
+    sma_local_weight: float = 0.2
+
+
+@dataclass
 class TransferConfig:
     method: str = "vmc"
     model: str = "cerspense/zeroscope_v2_576w"
@@ -89,6 +105,7 @@ class TransferConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
+    dmt: DmtConfig = field(default_factory=DmtConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -120,7 +137,24 @@ class TransferConfig:
             )
         if self.sma.enabled:
             self.check_sma()
+        if self.method == "dmt":
+            self.check_dmt()
         return self
+
+    def check_dmt(self) -> None:
+        dmt, generate = self.dmt, self.generate
+        if generate.sampler != "ddim" or generate.inversion_steps != generate.steps:
+            raise SmaError(
+                "dmt samples with ddim over the timesteps of the inversion: set generate.sampler to ddim and "
+                f"generate.inversion_steps equal to generate.steps (now {generate.sampler}, "
+                f"{generate.inversion_steps} and {generate.steps})"
+            )
+        if not dmt.layers:
+            raise SmaError("dmt.layers must name at least one UNet module (DMT uses up_blocks.1)")
+        if not 0.0 <= dmt.guidance_fraction <= 1.0:
+            raise SmaError(f"dmt.guidance_fraction must be in [0, 1], got {dmt.guidance_fraction}")
+        if dmt.iterations < 0 or dmt.low_pass_factor < 1:
+            raise SmaError("dmt.iterations must be >= 0 and dmt.low_pass_factor >= 1")
 
     def check_sma(self) -> None:
         from sma.spectral import SpectralMotionAlignment

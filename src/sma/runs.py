@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 import sma
 from sma.config import PRECISIONS, TransferConfig, load_config
 from sma.errors import SmaError
-from sma.methods import MotionMethod, build_method
+from sma.methods import METHODS, MotionMethod, build_method
 from sma.training import train as train_loop
 from sma.video import read_video_tensor, write_grid, write_video
 from sma.video.atomic import atomic_output
@@ -113,6 +113,8 @@ def load_reference(path: Path, config: TransferConfig) -> torch.Tensor:
 
 def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
     """Distill the motion of `reference` into an adapter; returns the run folder."""
+    if not METHODS[config.method].trains:
+        raise SmaError(f"{config.method} trains nothing: run sma transfer, which guides generation directly")
     out = check_run_dir(out, overwrite, resume)
     AcceleratorState._reset_state()  # a process may train several runs, each with its own precision
     accelerator = Accelerator(
@@ -175,10 +177,16 @@ def generate(
         raise SmaError("give at least one target prompt (--target TEXT)")
     method, adapter = load_trained(adapter_dir, "cuda" if torch.cuda.is_available() else "cpu", precision)
     seed = adapter.config.seed if seed is None else seed
-    out = Path(out)
+    return write_videos(method, adapter.reference_latents, targets, Path(out), seed, overwrite)
+
+
+def write_videos(
+    method: MotionMethod, reference_latents: torch.Tensor, targets: list[str], out: Path, seed: int, overwrite: bool
+) -> list[Path]:
+    """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths."""
     paths = []
     for index, target in enumerate(targets):
-        latents = method.generate(adapter.reference_latents, target, seed + index)
+        latents = method.generate(reference_latents, target, seed + index)
         video = method.model.decode_latents(latents)
         path = out / "videos" / f"{index:02d}-{slug(target)}.mp4"
         write_video(path, video, overwrite=overwrite)
@@ -190,16 +198,42 @@ def generate(
 def transfer(
     config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False
 ) -> Path:
-    """Train on the reference, generate every target, compare and measure; returns the run folder."""
+    """Train on the reference (zero-shot methods skip this), generate every target, compare and measure.
+
+    Returns the run folder.
+    """
     if not config.targets:
         raise SmaError("give at least one target prompt (--target TEXT)")
-    check_run_dir(out, overwrite, resume)
-    run_dir = train(config, reference, out, overwrite=overwrite, resume=resume)
-    if not PartialState().is_main_process:  # data-parallel training: one process generates
-        return run_dir
-    paths = generate(run_dir / "adapter", config.targets, run_dir, overwrite=True)
+    if METHODS[config.method].trains:
+        check_run_dir(out, overwrite, resume)
+        run_dir = train(config, reference, out, overwrite=overwrite, resume=resume)
+        if not PartialState().is_main_process:  # data-parallel training: one process generates
+            return run_dir
+        paths = generate(run_dir / "adapter", config.targets, run_dir, overwrite=True)
+    else:
+        run_dir, paths = transfer_zero_shot(config, reference, out, overwrite=overwrite, resume=resume)
     write_report(run_dir, config.targets, paths)
     return run_dir
+
+
+def transfer_zero_shot(
+    config: TransferConfig, reference: Path, out: Path, *, overwrite: bool, resume: bool
+) -> tuple[Path, list[Path]]:
+    """A method that trains nothing generates straight from the reference: no adapter, checkpoints or losses."""
+    if resume:
+        raise SmaError(f"{config.method} trains nothing, so there is nothing to resume: use --overwrite")
+    out = check_run_dir(out, overwrite, resume=False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    method = build_method(config, device)
+    model = method.model
+    model.check_size(config.video.height, config.video.width)
+    clip = load_reference(reference, config)
+    run_dir = create_run_dir(out, overwrite, resume=False)
+    config.save(run_dir / "config.yaml")
+    write_video(run_dir / "reference.mp4", clip, overwrite=True)
+    latents = model.encode_video(clip)
+    model.to(device, PRECISIONS[config.generate.precision])
+    return run_dir, write_videos(method, latents, config.targets, run_dir, config.seed, overwrite=True)
 
 
 def write_report(run_dir: Path, targets: list[str], paths: list[Path]) -> None:

@@ -6,9 +6,10 @@ wraps the model into one. Each loop is one short function, k-diffusion style.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 from diffusers import DDIMInverseScheduler, DDIMScheduler, DPMSolverMultistepScheduler
 from tqdm.auto import tqdm
 
@@ -57,21 +58,31 @@ def sample(
 
 
 @torch.no_grad()
+def ddim_inversion(
+    denoise: Denoiser, latents: torch.Tensor, config, steps: int, progress: bool = True
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Deterministic DDIM run backwards, one (timestep, latent at that timestep) at a time.
+
+    Goes from the least noisy timestep of the `steps`-step schedule to the noisiest; the
+    timesteps are those a DDIM sampler with the same `config` (the model's scheduler
+    config) and `steps` visits, in reverse. A generator, so callers keep only what they need.
+    """
+    scheduler = DDIMInverseScheduler.from_config(config)
+    scheduler.set_timesteps(steps, device=latents.device)
+    for t in tqdm(scheduler.timesteps, desc="invert", disable=not progress, leave=False):
+        latents = scheduler.step(denoise(latents, t), t, latents).prev_sample
+        yield int(t), latents
+
+
 def ddim_invert(
     denoise: Denoiser, latents: torch.Tensor, config, steps: int, progress: bool = True
 ) -> list[torch.Tensor]:
-    """Deterministic DDIM run backwards: clean latents -> the noise that DDIM maps back to them.
+    """Clean latents -> the noise that DDIM maps back to them.
 
     Returns the latent at every timestep of the `steps`-step schedule, from the least noisy
     to the noisiest; the last one starts sampling. `config` is the model's scheduler config.
     """
-    scheduler = DDIMInverseScheduler.from_config(config)
-    scheduler.set_timesteps(steps, device=latents.device)
-    trajectory = []
-    for t in tqdm(scheduler.timesteps, desc="invert", disable=not progress, leave=False):
-        latents = scheduler.step(denoise(latents, t), t, latents).prev_sample
-        trajectory.append(latents)
-    return trajectory
+    return [latent for _, latent in ddim_inversion(denoise, latents, config, steps, progress)]
 
 
 def noise_prior(inverted: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
@@ -79,3 +90,26 @@ def noise_prior(inverted: torch.Tensor, noise: torch.Tensor, strength: float) ->
     if not 0.0 <= strength <= 1.0:
         raise SmaError(f"noise prior strength must be in [0, 1], got {strength}")
     return strength**0.5 * inverted + (1 - strength) ** 0.5 * noise
+
+
+def low_frequency_prior(inverted: torch.Tensor, noise: torch.Tensor, factor: int) -> torch.Tensor:
+    """DMT's initial latent: the low spatial frequencies of the inverted latent, the high ones of noise.
+
+    The low-pass filter shrinks each frame `factor` times (bilinear, antialiased) and
+    enlarges it back; factor 1 keeps the inverted latent whole.
+    """
+    if factor < 1:
+        raise SmaError(f"the low-pass factor must be >= 1, got {factor}")
+    return low_pass(inverted, factor) + (noise - low_pass(noise, factor))
+
+
+def low_pass(video: torch.Tensor, factor: int) -> torch.Tensor:
+    """Per-frame spatial low-pass of (b, c, f, h, w) latents by shrinking and enlarging back."""
+    if factor == 1:
+        return video
+    batch, _, frames, height, width = video.shape
+    frames_first = video.transpose(1, 2).flatten(0, 1)
+    options = {"mode": "bilinear", "align_corners": True, "antialias": True}
+    small = F.interpolate(frames_first, size=(height // factor, width // factor), **options)
+    smooth = F.interpolate(small, size=(height, width), **options)
+    return smooth.unflatten(0, (batch, frames)).transpose(1, 2)

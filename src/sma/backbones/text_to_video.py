@@ -20,6 +20,10 @@ from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae
 TEMPORAL_ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v")
 
 
+class _FeaturesRecorded(Exception):
+    """Ends a UNet forward early: every feature asked for has been recorded."""
+
+
 @dataclass
 class TextToVideoModel(LatentVideoModel):
     unet: UNet3DConditionModel
@@ -49,3 +53,29 @@ class TextToVideoModel(LatentVideoModel):
             for name, module in self.unet.named_modules()
             if "temp_attentions" in name and name.endswith(TEMPORAL_ATTENTION_PROJECTIONS)
         }
+
+    def features(
+        self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor, module_names: list[str]
+    ) -> dict[str, torch.Tensor]:
+        """Outputs of the named UNet modules, from a forward that stops once they have all run.
+
+        The layers after them are never run, so backward keeps nothing of them. UNet3D folds
+        frames into the batch: a block's output is (b * f, c, h, w).
+        """
+        modules = dict(self.unet.named_modules())
+        with self.capture_features(module_names) as features:
+
+            def stop_when_complete(_module, _inputs, _output):
+                if len(features) == len(set(module_names)):
+                    raise _FeaturesRecorded
+
+            # registered after the recorders, so each module records its output before this runs
+            handles = [modules[name].register_forward_hook(stop_when_complete) for name in set(module_names)]
+            try:
+                self.predict(latents, timesteps, text_embeddings)
+            except _FeaturesRecorded:
+                pass
+            finally:
+                for handle in handles:
+                    handle.remove()
+        return features

@@ -11,10 +11,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("reference", type=Path, help="reference video (mp4, gif, ... or a folder of frames)")
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
     parser.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
-    parser.add_argument("--method", help="vmc, motiondirector, tuneavideo or controlvideo")
+    parser.add_argument("--method", help="vmc, motiondirector, tuneavideo, controlvideo or dmt (zero-shot)")
     parser.add_argument("--model", help="Hugging Face Hub id or local folder in diffusers layout")
     parser.add_argument("--prompt", help="what the reference video shows")
-    parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="train without SMA")
+    parser.add_argument("--no-sma", dest="sma", action="store_false", default=None, help="run without SMA")
     parser.add_argument("--steps", type=int, help="training steps")
     parser.add_argument("--lr", type=float, help="learning rate")
     parser.add_argument("--frames", type=int, help="frames taken from the reference")
@@ -75,7 +75,8 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
         resume=arguments.resume,
     )
     if PartialState().is_main_process:
-        print(message.format(run_dir=run_dir))
+        curves = ", loss_curves.png" if (run_dir / "loss_curves.png").exists() else ""  # zero-shot methods have none
+        print(message.format(run_dir=run_dir, curves=curves))
     return 0
 
 
@@ -83,5 +84,5 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.runs import transfer
 
     return run_in_main_process(
-        transfer, arguments, "results in {run_dir}: videos/, comparison.mp4, metrics.json, loss_curves.png"
+        transfer, arguments, "results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
     )

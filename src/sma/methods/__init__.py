@@ -8,12 +8,13 @@ from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import MotionMethod
 from sma.methods.controlvideo import ControlVideo
+from sma.methods.dmt import DMT
 from sma.methods.motiondirector import MotionDirector
 from sma.methods.tuneavideo import TuneAVideo
 from sma.methods.vmc import VMC
 
 METHODS: dict[str, type[MotionMethod]] = {
-    method.name: method for method in (VMC, MotionDirector, TuneAVideo, ControlVideo)
+    method.name: method for method in (VMC, MotionDirector, TuneAVideo, ControlVideo, DMT)
 }
 
 
@@ -25,4 +26,6 @@ def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> 
     return method_class(method_class.load_model(config, device), config)
 
 
-__all__ = ["METHODS", "VMC", "ControlVideo", "MotionDirector", "MotionMethod", "TuneAVideo", "build_method"]
+METHODS: dict[str, type[MotionMethod]] = {
+    method.name: method for method in (VMC, MotionDirector, TuneAVideo, ControlVideo, DMT)
+}

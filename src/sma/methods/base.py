@@ -19,9 +19,11 @@ class MotionMethod:
     """A method trains some parameters of a backbone with its base loss (+ SMA).
 
     Subclasses set `name`, choose the trainable parameters in `prepare` and define `loss`.
+    A zero-shot method sets `trains = False` and does its work in `generate`.
     """
 
     name = ""
+    trains = True
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
