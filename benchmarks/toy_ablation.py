@@ -113,6 +113,29 @@ def summarise(results: list[dict]) -> list[dict]:
     return rows
 
 
+def paired_differences(results: list[dict]) -> list[dict]:
+    """Each SMA variant minus VMC/MotionDirector alone on the same reference, seed and target:
+    the pairing removes the spread between references, so the intervals measure SMA's effect."""
+    rng = np.random.default_rng(1)
+
+    def pair(entry: dict) -> tuple:
+        return entry["method"], entry["motion"], entry["seed"], entry["target"]
+
+    baseline = {pair(entry): entry for entry in results if entry["variant"] == "nosma"}
+    rows = []
+    for method in dict.fromkeys(entry["method"] for entry in results):
+        for variant in (v for v in VARIANTS if v != "nosma"):
+            chosen = [e for e in results if e["method"] == method and e["variant"] == variant and pair(e) in baseline]
+            if not chosen:
+                continue
+            row = {"method": method, "variant": f"{variant} minus nosma", "n": len(chosen)}
+            for metric in METRICS:
+                values = [entry[metric] - baseline[pair(entry)][metric] for entry in chosen]
+                row[metric] = (float(np.mean(values)), *bootstrap_interval(values, rng))
+            rows.append(row)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     header = "| method | variant | n | motion fidelity ↑ | trajectory error (px) ↓ | appearance accuracy ↑ |"
     lines = [header, "|---|---|---|---|---|---|"]
@@ -174,7 +197,9 @@ def main() -> None:
             *arguments.motions,
         ]
     )
+    differences = paired_differences(results)
     print(table(rows))
+    print(table(differences))
     print(f"{len(results)} outputs in {minutes:.1f} minutes: {command}")
     if arguments.write:
         here = Path(__file__).parent
@@ -187,6 +212,11 @@ def main() -> None:
             "Means with 95% bootstrap intervals over references x targets x seeds; raw values in `ablation.json`.",
             "",
             table(rows),
+            "",
+            "Paired differences (same reference, seed and target; a positive motion fidelity or appearance",
+            "difference and a negative trajectory-error difference favour the SMA variant):",
+            "",
+            table(differences),
             "",
             "![ablation](ablation.png)",
             "",
