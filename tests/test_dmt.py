@@ -203,10 +203,15 @@ def test_transfer_command_writes_the_run_folder(model_dir, reference, tmp_path, 
     assert sorted(path.name for path in out.iterdir()) == [
         "comparison.mp4",
         "config.yaml",
+        "guidance_log.json",
         "metrics.json",
         "reference.mp4",
         "videos",
     ]
+    guidance = json.loads((out / "guidance_log.json").read_text())
+    assert [record["iteration"] for record in guidance] == [0]  # 1 guided step x 1 iteration
+    assert guidance[0]["target"] == "a blue square" and guidance[0]["loss"] > 0
+    assert ("sma" in guidance[0]) == use_sma
     assert sorted(path.name for path in (out / "videos").iterdir()) == ["00-a-blue-square.gif", "00-a-blue-square.mp4"]
     assert read_video(out / "videos" / "00-a-blue-square.mp4").shape == (8, SIZE, SIZE, 3)
     metrics = json.loads((out / "metrics.json").read_text())

@@ -53,7 +53,7 @@ def settings(model: str, prompt: str, targets: list[str], steps: int, seed: int,
             "generate.steps": sampling_steps,
             "generate.inversion_steps": sampling_steps,
             "generate.guidance_scale": 7.5,
-            "generate.noise_prior": 0.3,
+            "generate.noise_prior": 0.5,
         }
     )
 

@@ -183,15 +183,22 @@ def generate(
 def write_videos(
     method: MotionMethod, reference_latents: torch.Tensor, targets: list[str], out: Path, seed: int, overwrite: bool
 ) -> list[Path]:
-    """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths."""
-    paths = []
+    """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
+
+    A guided method's per-iteration losses (DMT) go to out/guidance_log.json, by target.
+    """
+    paths, guidance = [], []
     for index, target in enumerate(targets):
         latents = method.generate(reference_latents, target, seed + index)
+        guidance += [{"target": target, **record} for record in method.guidance_log]
         video = method.model.decode_latents(latents)
         path = out / "videos" / f"{index:02d}-{slug(target)}.mp4"
         write_video(path, video, overwrite=overwrite)
         write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
         paths.append(path)
+    if guidance:
+        with atomic_output(out / "guidance_log.json", overwrite=True) as temporary:
+            temporary.write_text(json.dumps(guidance, indent=1))
     return paths
 
 

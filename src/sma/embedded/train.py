@@ -24,7 +24,16 @@ from diffusers.training_utils import EMAModel
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import TinySizes, build_text_to_video
-from sma.embedded.data import FRAMES, SIZE, appearance_prompt, random_clip, vocabulary
+from sma.embedded.data import (
+    BACKGROUNDS,
+    COLOURS,
+    FRAMES,
+    SHAPES,
+    SIZE,
+    appearance_prompt,
+    random_clip,
+    vocabulary,
+)
 from sma.video.frames import frames_to_tensor
 
 SIZES = TinySizes(
@@ -199,27 +208,47 @@ def save(model: TextToVideoModel, folder: Path) -> None:
     model.text_encoder.save_pretrained(folder / "text_encoder")
 
 
-@torch.no_grad()
-def sample_grid(folder: Path, seed: int) -> list[str]:
-    """Sample the model card's prompts from the saved model, as a user would; write a grid."""
+def sample_prompt(model: TextToVideoModel, prompt: str, seed: int) -> torch.Tensor:
+    """DDIM 30 steps, guidance 5, from fresh noise: how a user samples the model."""
     from sma.sampling import guided, make_scheduler, sample
+
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(model.latent_shape(FRAMES, SIZE, SIZE), generator=generator)
+    denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), 5.0)
+    latents = sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), 30, progress=False)
+    return model.decode_latents(latents)
+
+
+@torch.no_grad()
+def sample_grid(folder: Path, seed: int) -> None:
+    """Sample the model card's prompts from the saved model, as a user would; write a grid."""
     from sma.video import write_grid
 
     model = TextToVideoModel.from_pretrained(str(folder))
-    empty = model.encode_prompts([""])
-    videos = []
-    for index, prompt in enumerate(SAMPLE_PROMPTS):
-        generator = torch.Generator().manual_seed(seed + index)
-        noise = torch.randn(model.latent_shape(FRAMES, SIZE, SIZE), generator=generator)
-        denoise = guided(model.predict, model.encode_prompts([prompt]), empty, 5.0)
-        latents = sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), 30, progress=False)
-        videos.append(model.decode_latents(latents))
-    captions = [prompt.replace(" on a plain", "\non a plain") for prompt in SAMPLE_PROMPTS]
-    write_grid(folder / "samples.gif", videos, [c.split("\n")[0] for c in captions], fps=4, overwrite=True)
-    return list(SAMPLE_PROMPTS)
+    videos = [sample_prompt(model, prompt, seed + index) for index, prompt in enumerate(SAMPLE_PROMPTS)]
+    captions = [prompt.split(" on a plain")[0] for prompt in SAMPLE_PROMPTS]
+    write_grid(folder / "samples.gif", videos, captions, fps=4, overwrite=True)
 
 
-def write_card(folder: Path, record: dict) -> None:
+@torch.no_grad()
+def appearance_check(folder: Path, seed: int, count: int) -> dict[str, float]:
+    """Appearance accuracy of one sample for each of the first `count` colour x shape pairs
+    (backgrounds in turn), overall and by shape."""
+    from sma.metrics.appearance import appearance_accuracy
+    from sma.video.synthetic import rgb
+
+    model = TextToVideoModel.from_pretrained(str(folder))
+    scores: dict[str, list[float]] = {shape: [] for shape in SHAPES}
+    pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES][:count]
+    for index, (colour, shape) in enumerate(pairs):
+        prompt = appearance_prompt(colour, shape, BACKGROUNDS[index % len(BACKGROUNDS)])
+        scores[shape].append(appearance_accuracy(sample_prompt(model, prompt, seed + index), rgb(colour), shape))
+    every = [score for values in scores.values() for score in values]
+    by_shape = {shape: round(float(np.mean(values)), 3) for shape, values in scores.items() if values}
+    return {"samples": len(every), "all": round(float(np.mean(every)), 3)} | by_shape
+
+
+def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None:
     lines = [
         "# sma embedded text-to-video model",
         "",
@@ -249,6 +278,12 @@ def write_card(folder: Path, record: dict) -> None:
         "`samples.gif`: DDIM 30 steps, guidance 5, from the prompts "
         + "; ".join(f"'{p}'" for p in SAMPLE_PROMPTS)
         + ".",
+        "",
+        "## Appearance check",
+        f"One sample for each of {appearance['samples']} colour x shape prompts (same sampler, backgrounds in",
+        "turn), scored by `sma.metrics.appearance.appearance_accuracy` (share of frames whose largest",
+        "blob of the prompted colour has the prompted shape): overall and by shape,",
+        f"`{json.dumps(appearance)}`.",
     ]
     (folder / "README.md").write_text("\n".join(lines) + "\n")
 
@@ -263,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=70, help="time budget of the denoiser stage")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--check-samples", type=int, default=24, help="colour x shape prompts the card scores")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
@@ -305,7 +341,9 @@ def main(argv: list[str] | None = None) -> None:
         "example_prompt": appearance_prompt("red", "circle", "white"),
     }
     sample_grid(arguments.out, arguments.seed)
-    write_card(arguments.out, record)
+    appearance = appearance_check(arguments.out, arguments.seed, arguments.check_samples)
+    log(f"appearance accuracy of the samples: {appearance}")
+    write_card(arguments.out, record, appearance)
     log("done")
 
 

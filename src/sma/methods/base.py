@@ -36,6 +36,7 @@ class MotionMethod:
         options = dataclasses.asdict(config.sma)
         self.sma = SpectralMotionAlignment(**options) if options.pop("enabled") else None
         self.trainable: dict[str, torch.nn.Parameter] = {}
+        self.guidance_log: list[dict[str, float]] = []  # a guided `generate`'s losses per iteration (DMT)
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         """Make the method's parameters trainable (adding adapters if it has any); return them by name."""

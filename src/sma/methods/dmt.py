@@ -65,7 +65,6 @@ class DMT(MotionMethod):
             del options["enabled"]
             options.update(global_weight=config.dmt.sma_global_weight, local_weight=config.dmt.sma_local_weight)
             self.sma = SpectralMotionAlignment(**options)
-        self.guidance_log: list[dict[str, float]] = []  # one record per Adam iteration of the last `generate`
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         return {}
