@@ -31,8 +31,8 @@ import torch
 
 def tiny_method(use_sma: bool, iterations: int):
     from sma.backbones.tiny import build_text_to_video
-    from sma.config import load_config
     from sma.methods import build_method
+    from sma.recipes import load_config
 
     folder = build_text_to_video(Path(tempfile.mkdtemp()) / "model")
     config = load_config(
@@ -47,8 +47,8 @@ def zeroscope_method(use_sma: bool, iterations: int):
     from diffusers import DDIMScheduler, UNet3DConditionModel
 
     from sma.backbones.text_to_video import TextToVideoModel
-    from sma.config import load_config
-    from sma.methods import DMT
+    from sma.methods.dmt import DMT
+    from sma.recipes import load_config
 
     device = torch.device("cuda")
     unet = UNet3DConditionModel().to(device, torch.bfloat16)  # the defaults are ZeroScope's configuration

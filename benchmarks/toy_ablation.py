@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from sma.config import load_config
 from sma.embedded import embedded_model
 from sma.metrics.appearance import appearance_accuracy
 from sma.metrics.motion_fidelity import motion_fidelity
 from sma.metrics.trajectory import trajectory_error
+from sma.recipes import load_config
 from sma.runs import generate, train
 from sma.video import MovingObject, read_video, synthetic_video, write_video
 from sma.video.synthetic import rgb
@@ -62,7 +62,7 @@ def run_one(model: str, method: str, variant: str, motion: str, seed: int, steps
         "train.steps": steps,
         "train.learning_rate": 1e-3 if method == "vmc" else 5e-4,
         "train.checkpoint_every": steps,
-        "train.lora_rank": 8,
+        **({"motiondirector.lora_rank": 8} if method == "motiondirector" else {}),
         "generate.steps": 20,
         "generate.inversion_steps": 20,
         "generate.guidance_scale": 5.0,

@@ -28,13 +28,12 @@ import torch
 
 def measure_tiny(method_name: str, use_sma: bool, steps: int) -> dict:
     from sma.backbones.tiny import build_text_to_video
-    from sma.config import load_config
     from sma.methods import build_method
+    from sma.recipes import load_config
 
     folder = build_text_to_video(Path(tempfile.mkdtemp()) / "model")
-    config = load_config(
-        overrides={"method": method_name, "model": str(folder), "sma.enabled": use_sma, "train.lora_rank": 8}
-    )
+    rank = {"motiondirector.lora_rank": 8} if method_name == "motiondirector" else {}
+    config = load_config(overrides={"method": method_name, "model": str(folder), "sma.enabled": use_sma, **rank})
     method = build_method(config)
     model = method.model
     parameters = list(method.prepare().values())

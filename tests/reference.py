@@ -1,4 +1,4 @@
-"""Independent float64 references of the SMA terms, written from DESIGN.md §1 with numpy and PyWavelets."""
+"""Independent float64 references of the SMA terms, written from docs/design.md §1 with numpy and PyWavelets."""
 
 from __future__ import annotations
 

@@ -8,10 +8,10 @@ from diffusers import DDIMScheduler
 
 from sma.backbones.tiny import build_text_to_video
 from sma.cli import main
-from sma.config import load_config
 from sma.errors import SmaError
-from sma.methods import DMT, build_method
-from sma.methods.dmt import renoise
+from sma.methods import build_method
+from sma.methods.dmt import DMT, renoise
+from sma.recipes import load_config
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler, sample
 from sma.spectral import SpectralMotionAlignment
 from sma.video import MovingObject, read_video, read_video_tensor, synthetic_video, write_video
@@ -116,7 +116,7 @@ def test_features_stop_the_unet_after_the_last_hooked_block(model_dir):
 
 def test_sma_terms_run_on_the_feature_maps(model_dir, monkeypatch):
     method = build_method(dmt_config(model_dir))
-    assert isinstance(method, DMT) and method.sma.global_weight == method.config.dmt.sma_global_weight
+    assert isinstance(method, DMT) and method.sma.global_weight == method.options.sma_global_weight
     latents = torch.randn(1, 4, 8, 16, 16, generator=torch.Generator().manual_seed(0))
     text = method.model.encode_prompts(["x"])
     t = torch.tensor(700)
@@ -137,7 +137,7 @@ def test_sma_terms_run_on_the_feature_maps(model_dir, monkeypatch):
     torch.testing.assert_close(scaled_reference.square().mean(), torch.tensor(1.0))
     scale = reference["up_blocks.1"].square().mean().sqrt()
     independent = SpectralMotionAlignment(
-        global_weight=method.config.dmt.sma_global_weight, local_weight=method.config.dmt.sma_local_weight
+        global_weight=method.options.sma_global_weight, local_weight=method.options.sma_local_weight
     )(reference["up_blocks.1"] / scale, output["up_blocks.1"] / scale)
     torch.testing.assert_close(terms["sma"], independent)
     torch.testing.assert_close(terms["loss"], terms["dmt"] + independent)
@@ -184,7 +184,7 @@ def test_no_guidance_and_no_restart_is_plain_ddim_from_the_prior(model_dir, refe
         ddim_inversion(guided(model.predict, source, source, 1.0), reference_latents, model.scheduler.config, 2)
     )[-1][1]
     noise = torch.randn(reference_latents.shape, generator=torch.Generator().manual_seed(2))
-    start = low_frequency_prior(inverted, noise, config.dmt.low_pass_factor)
+    start = low_frequency_prior(inverted, noise, config.options.low_pass_factor)
     denoise = guided(model.predict, model.encode_prompts(["a blue square"]), model.encode_prompts([""]), 12.0)
     expected = sample(denoise, start, make_scheduler("ddim", model.scheduler.config), 2, progress=False)
     torch.testing.assert_close(output, expected)
@@ -217,12 +217,12 @@ def test_transfer_command_writes_the_run_folder(model_dir, reference, tmp_path, 
     metrics = json.loads((out / "metrics.json").read_text())
     assert [entry["target"] for entry in metrics["outputs"]] == ["a blue square"]
     saved = load_config(out / "config.yaml")
-    assert saved.method == "dmt" and saved.sma.enabled == use_sma and saved.dmt.iterations == 1
+    assert saved.method == "dmt" and saved.sma.enabled == use_sma and saved.options.iterations == 1
 
 
 def test_dmt_errors(model_dir, reference, tmp_path, capsys):
     assert main(["train", str(reference), "--method", "dmt", "--model", str(model_dir), "--out", str(tmp_path)]) == 2
-    assert "dmt trains nothing: run sma transfer" in capsys.readouterr().err
+    assert "dmt trains nothing: transfer guides" in capsys.readouterr().err
     with pytest.raises(SmaError, match="dmt samples with ddim"):
         dmt_config(model_dir, **{"generate.sampler": "dpmsolver++"})
     with pytest.raises(SmaError, match=r"inversion_steps equal to generate\.steps"):

@@ -18,9 +18,9 @@ from sma.backbones.inflation import CrossFrameAttnProcessor, FrameCount
 from sma.backbones.text_to_image import TextToImageModel
 from sma.backbones.tiny import build_controlnet, build_text_to_image
 from sma.cli import main
-from sma.config import load_config
 from sma.errors import SmaError
 from sma.methods import build_method
+from sma.recipes import load_config
 from sma.runs import Adapter, generate, train
 from sma.training import train as train_loop
 from sma.video import read_video, write_video
@@ -181,9 +181,9 @@ def tiny_config(sd_dir, controlnet_dir, depth_video, method, **overrides):
         "train.checkpoint_every": 2,
         "generate.steps": 2,
         "generate.inversion_steps": 2,
-        "control.controlnet": str(controlnet_dir),
-        "control.video": str(depth_video),
     }
+    if method == "controlvideo":
+        values.update({"controlvideo.controlnet": str(controlnet_dir), "controlvideo.video": str(depth_video)})
     values.update(overrides)
     return load_config(overrides=values)
 

@@ -17,10 +17,10 @@ from sma.backbones.hub import ModelNotFoundError
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import build_text_to_video
 from sma.cli import main
-from sma.config import load_config
 from sma.errors import SmaError
 from sma.methods import build_method
 from sma.methods.vmc import VMC
+from sma.recipes import load_config
 from sma.runs import Adapter, generate, train
 from sma.training import TrainingDiverged, TrainingInterrupted
 from sma.training import train as train_loop
@@ -44,11 +44,12 @@ def tiny_config(model_dir, **overrides):
         "video.width": SIZE,
         "train.steps": 4,
         "train.checkpoint_every": 2,
-        "train.lora_rank": 4,
         "generate.steps": 3,
         "generate.inversion_steps": 3,
     }
     values.update(overrides)
+    if values.get("method") == "motiondirector":
+        values.setdefault("motiondirector.lora_rank", 4)
     return load_config(overrides=values)
 
 
@@ -119,7 +120,8 @@ def test_transfer_command_end_to_end(model_dir, reference, tmp_path, method_name
     arguments += ["--frames", "8", "--height", str(SIZE), "--width", str(SIZE), "--steps", "2", "--seed", "3"]
     arguments += [] if use_sma else ["--no-sma"]
     config = tmp_path / "recipe.yaml"
-    config.write_text("train: {checkpoint_every: 1, lora_rank: 4}\ngenerate: {steps: 2, inversion_steps: 2}\n")
+    own = "motiondirector: {lora_rank: 4}\n" if method_name == "motiondirector" else ""
+    config.write_text(f"train: {{checkpoint_every: 1}}\ngenerate: {{steps: 2, inversion_steps: 2}}\n{own}")
     assert main([*arguments, "--config", str(config)]) == 0
     for name in ("config.yaml", "reference.mp4", "comparison.mp4", "loss_curves.png", "losses.jsonl"):
         assert (out / name).is_file(), name

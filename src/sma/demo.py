@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sma.config import load_config
 from sma.embedded import embedded_model
 from sma.metrics.appearance import appearance_accuracy, colour_fraction
 from sma.metrics.motion_fidelity import motion_fidelity
 from sma.metrics.trajectory import trajectory_error
-from sma.runs import check_run_dir, create_run_dir, generate, slug, train
+from sma.recipes import load_config
+from sma.run_folder import check_run_dir, create_run_dir, slug
+from sma.runs import generate, train
 from sma.sampling import guided, make_scheduler, sample
 from sma.video import MovingObject, read_video, synthetic_video, write_grid, write_video
 from sma.video.atomic import atomic_output

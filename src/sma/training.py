@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from sma.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from sma.config import TrainConfig
 from sma.errors import SmaError
-from sma.methods import MotionMethod
+from sma.methods.base import TrainedMethod
+from sma.phases import Phases
 
 
 class TrainingDiverged(SmaError):
@@ -94,13 +95,14 @@ def _read_losses(path: Path, before_step: int) -> list[dict[str, float]]:
 
 def train(
     accelerator: Accelerator,
-    method: MotionMethod,
+    method: TrainedMethod,
     latents: torch.Tensor,
     text: torch.Tensor,
     config: TrainConfig,
     seed: int,
     run_dir: Path,
     resume: bool = False,
+    phases: Phases | None = None,
 ) -> list[dict[str, float]]:
     """Train the method's parameters; returns one record of loss terms per step."""
     parameters = list(method.prepare().values())
@@ -121,7 +123,7 @@ def train(
     bar = tqdm(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
     )
-    with _StopRequests() as stop:
+    with _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
             terms = {}
             for micro_step in range(config.gradient_accumulation):
@@ -146,8 +148,8 @@ def train(
                     accelerator.backward(loss)
                     if accelerator.sync_gradients:
                         average_gradients(accelerator, parameters)
-                        if config.max_grad_norm > 0:
-                            torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
+                        if config.max_grad_norm > 0:  # the accelerator's: it unscales fp16 gradients first
+                            accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
             record = {"step": step, **{name: round(value.item(), 6) for name, value in terms.items()}}
@@ -167,7 +169,7 @@ def train(
                 bar.close()
                 raise TrainingInterrupted(
                     f"stopped at step {done} of {config.steps}; checkpoint saved in {run_dir}/checkpoints, "
-                    "continue with --resume"
+                    "continue with `resume`"
                 )
     bar.close()
     unet.eval()

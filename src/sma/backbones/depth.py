@@ -34,7 +34,7 @@ def estimate_depth(model: str, clip: torch.Tensor) -> torch.Tensor:
     except (OSError, ValueError) as error:
         raise ModelNotFoundError(
             f"cannot load the depth-estimation model {model!r} ({first_line(error)}): pass a local folder "
-            "or a Hub id of a transformers depth model, or give depth maps with --control-video"
+            "or a Hub id of a transformers depth model, or give depth maps in `controlvideo.video`"
         ) from error
     pixels = ((clip[0].permute(1, 2, 3, 0) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
     results = estimator([Image.fromarray(frame) for frame in pixels])

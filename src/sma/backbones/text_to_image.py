@@ -48,6 +48,7 @@ class TextToImageModel(LatentVideoModel):
         device: str | torch.device = "cpu",
         attention: str | None = "sparse_causal",
         controlnet: str | None = None,
+        revision: str | None = None,
     ) -> TextToImageModel:
         """Load an SD-1.x model (and a ControlNet) in float32 and inflate both with the given attention pattern."""
         unet = load_component(UNet2DConditionModel, source, "unet", use_safetensors=True)

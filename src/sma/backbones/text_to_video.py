@@ -29,7 +29,9 @@ class TextToVideoModel(LatentVideoModel):
     unet: UNet3DConditionModel
 
     @classmethod
-    def from_pretrained(cls, source: str, device: str | torch.device = "cpu") -> TextToVideoModel:
+    def from_pretrained(
+        cls, source: str, device: str | torch.device = "cpu", revision: str | None = None
+    ) -> TextToVideoModel:
         """Load every component in float32 from a Hub id or a local folder in diffusers layout."""
         unet = load_component(UNet3DConditionModel, source, "unet", use_safetensors=True)
         return cls(unet=unet, **load_text_and_vae(source)).freeze().to(device)

@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(arguments) or 0
     except SmaError as error:
-        print(f"sma: error: {error}", file=sys.stderr)
+        from sma.cli.flags import for_command_line
+
+        print(f"sma: error: {for_command_line(str(error))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sma: interrupted", file=sys.stderr)

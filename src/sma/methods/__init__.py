@@ -1,31 +1,45 @@
-"""Motion-distillation methods: what trains, with which objective, and how videos are generated."""
+"""Motion-transfer methods, found by name through one registry.
+
+Adding a method: write its module (a `TrainedMethod` or `ZeroShotMethod` subclass with its
+`Options` and `validate`) and add one line here. Modules are imported when first used, so
+that listing the methods (the command line's help) stays fast.
+"""
 
 from __future__ import annotations
 
-import torch
+import importlib
+from typing import TYPE_CHECKING
 
-from sma.config import TransferConfig
-from sma.errors import SmaError
-from sma.methods.base import MotionMethod
-from sma.methods.controlvideo import ControlVideo
-from sma.methods.dmt import DMT
-from sma.methods.motiondirector import MotionDirector
-from sma.methods.tuneavideo import TuneAVideo
-from sma.methods.vmc import VMC
+if TYPE_CHECKING:
+    import torch
 
-METHODS: dict[str, type[MotionMethod]] = {
-    method.name: method for method in (VMC, MotionDirector, TuneAVideo, ControlVideo, DMT)
+    from sma.config import TransferConfig
+    from sma.methods.base import Method
+
+# name: (module:class, one line for the command line's help)
+METHODS: dict[str, tuple[str, str]] = {
+    "vmc": ("sma.methods.vmc:VMC", "temporal-attention q/k/v on residual-noise alignment"),
+    "motiondirector": ("sma.methods.motiondirector:MotionDirector", "dual-path spatial/temporal LoRA"),
+    "tuneavideo": ("sma.methods.tuneavideo:TuneAVideo", "Stable Diffusion 1.x inflated, sparse-causal attention"),
+    "controlvideo": ("sma.methods.controlvideo:ControlVideo", "Stable Diffusion 1.x + ControlNet-Depth"),
+    "dmt": ("sma.methods.dmt:DMT", "zero-shot: guides sampling with UNet space-time features"),
 }
 
 
-def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> MotionMethod:
+def method_class(name: str) -> type[Method]:
+    from sma.errors import SmaError
+
+    if name not in METHODS:
+        raise SmaError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
+    module, _, attribute = METHODS[name][0].partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def build_method(config: TransferConfig, device: str | torch.device = "cpu") -> Method:
     """Load the backbone the method runs on, then the method around it."""
-    if config.method not in METHODS:
-        raise SmaError(f"unknown method {config.method!r}: expected one of {', '.join(METHODS)}")
-    method_class = METHODS[config.method]
-    return method_class(method_class.load_model(config, device), config)
+    cls = method_class(config.method)
+    return cls(cls.load_model(config, device), config)
 
 
-METHODS: dict[str, type[MotionMethod]] = {
-    method.name: method for method in (VMC, MotionDirector, TuneAVideo, ControlVideo, DMT)
-}
+def methods_help() -> str:
+    return "; ".join(f"{name}: {summary}" for name, (_, summary) in METHODS.items())

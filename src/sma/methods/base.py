@@ -1,8 +1,12 @@
-"""What every motion-distillation method shares: noising, the SMA term, adapter tensors."""
+"""What every method shares: a backbone, its own settings, and generation from the reference.
+
+`TrainedMethod` distills the motion into some parameters (VMC, MotionDirector, Tune-A-Video,
+ControlVideo); `ZeroShotMethod` trains nothing and steers sampling instead (DMT).
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Any, ClassVar
 
 import torch
 
@@ -11,38 +15,72 @@ from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.motion import predict_x0
+from sma.objectives import with_sma
 from sma.sampling import ddim_invert, guided, make_scheduler, noise_prior, sample
-from sma.spectral import SpectralMotionAlignment
 
 
-class MotionMethod:
-    """A method trains some parameters of a backbone with its base loss (+ SMA).
+class Method:
+    """A motion-transfer method on a backbone.
 
-    Subclasses set `name`, choose the trainable parameters in `prepare` and define `loss`.
-    A zero-shot method sets `trains = False` and does its work in `generate`.
+    Subclasses set `name` (its registry key), `Options` (a dataclass: the method's own recipe
+    section, under its name; None when it has none) and check their settings in `validate`.
     """
 
-    name = ""
-    trains = True
+    name: ClassVar[str] = ""
+    trains: ClassVar[bool] = True
+    Options: ClassVar[type | None] = None
+
+    @classmethod
+    def validate(cls, config: TransferConfig) -> None:
+        """Raise SmaError for settings this method cannot run with."""
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
         """The backbone this method runs on, loaded from `config.model`."""
-        return TextToVideoModel.from_pretrained(config.model, device=device)
+        return TextToVideoModel.from_pretrained(config.model, device=device, revision=config.revision or None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         self.model = model
         self.config = config
-        options = dataclasses.asdict(config.sma)
-        self.sma = SpectralMotionAlignment(**options) if options.pop("enabled") else None
+
+    @property
+    def options(self) -> Any:
+        return self.config.options
+
+    def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
+        """Latents of one new video of `target` that moves like the reference."""
+        raise NotImplementedError
+
+    def invert(self, reference_latents: torch.Tensor, prompt: str = "") -> torch.Tensor:
+        """DDIM inversion of the reference latents with `prompt`: the noise DDIM maps back to them."""
+        model = self.model
+        text = model.encode_prompts([prompt])
+        steps = self.config.generate.inversion_steps
+        return ddim_invert(guided(model.predict, text, text, 1.0), reference_latents, model.scheduler.config, steps)[-1]
+
+    def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
+        """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
+        generator = torch.Generator(device=like.device).manual_seed(seed)
+        return torch.randn(like.shape, generator=generator, device=like.device).to(like.dtype)
+
+
+class TrainedMethod(Method):
+    """A method that trains some parameters with its base loss (+ SMA), then generates from the
+    DDIM inversion of the reference.
+
+    Subclasses choose the trainable parameters in `prepare` and define `objective` (or `loss`).
+    """
+
+    objective_name: ClassVar[str] = ""
+
+    def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
+        super().__init__(model, config)
+        self.sma = config.sma.build()
         self.trainable: dict[str, torch.nn.Parameter] = {}
-        self.guidance_log: list[dict[str, float]] = []  # a guided `generate`'s losses per iteration (DMT)
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         """Make the method's parameters trainable (adding adapters if it has any); return them by name."""
         raise NotImplementedError
-
-    objective_name = ""
 
     def objective(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The method's base loss between the model output and its regression target."""
@@ -53,7 +91,13 @@ class MotionMethod:
         noise, timesteps, noisy = self.noised(latents, generator)
         output = self.model.predict(noisy, timesteps, text)
         terms = {self.objective_name: self.objective(output, self.regression_target(latents, noise, timesteps))}
-        return self.with_sma(terms, latents, output, noisy, timesteps)
+        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
+
+    def sma_terms(self, latents: torch.Tensor, output: torch.Tensor, noisy: torch.Tensor, timesteps: torch.Tensor):
+        """SMA between the clean latents and the model's denoised estimate (none when SMA is off)."""
+        if self.sma is None:
+            return []
+        return [self.sma.terms(latents, predict_x0(output, noisy, timesteps, self.model.scheduler))]
 
     def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """What the model is conditioned on besides text, from the reference pixels (1, 3, f, h, w) in [-1, 1].
@@ -80,16 +124,7 @@ class MotionMethod:
         model, settings = self.model, self.config.generate
         self.prepare_generation()
         reference_latents = reference_latents.to(model.device, model.dtype)
-        empty = model.encode_prompts([""])
-        inverted = ddim_invert(
-            guided(model.predict, empty, empty, 1.0),
-            reference_latents,
-            model.scheduler.config,
-            settings.inversion_steps,
-        )[-1]
-        generator = torch.Generator(device=reference_latents.device).manual_seed(seed)
-        noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device)
-        start = self.initial_latents(inverted, noise.to(model.dtype))
+        start = self.initial_latents(self.invert(reference_latents), self.fresh_noise(reference_latents, seed))
         condition = model.encode_prompts([target])
         negative = model.encode_prompts([settings.negative_prompt])
         denoise = guided(model.predict, condition, negative, settings.guidance_scale)
@@ -100,12 +135,16 @@ class MotionMethod:
         return noise_prior(inverted, noise, self.config.generate.noise_prior)
 
     def noised(self, latents: torch.Tensor, generator: torch.Generator):
-        """Noise, timesteps uniform in [0, T) and the noisy latents of one training step."""
+        """Noise, timesteps uniform in [0, T) and the noisy latents of one training step.
+
+        Random draws happen on the generator's device, which the training loop puts with the latents.
+        """
         scheduler = self.model.scheduler
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device, dtype=latents.dtype)
+        device = generator.device
+        noise = torch.randn(latents.shape, generator=generator, device=device).to(latents.device, latents.dtype)
         timesteps = torch.randint(
-            0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=latents.device
-        )
+            0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=device
+        ).to(latents.device)
         return noise, timesteps, scheduler.add_noise(latents, noise, timesteps)
 
     def regression_target(self, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
@@ -116,25 +155,6 @@ class MotionMethod:
         if kind == "v_prediction":
             return self.model.scheduler.get_velocity(latents, noise, timesteps)
         raise SmaError(f"{self.name} trains epsilon or v-prediction models; this one predicts {kind!r}")
-
-    def with_sma(
-        self,
-        terms: dict[str, torch.Tensor],
-        latents: torch.Tensor,
-        output: torch.Tensor,
-        noisy: torch.Tensor,
-        timesteps: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
-        """Add SMA between the clean latents and the denoised estimate; total everything into "loss"."""
-        if self.sma is not None:
-            sma_terms = self.sma.terms(latents, predict_x0(output, noisy, timesteps, self.model.scheduler))
-            terms["sma"] = sma_terms.total
-            for name in ("global_motion", "local_amplitude", "local_phase"):
-                value = getattr(sma_terms, name)
-                if value is not None:
-                    terms[f"sma_{name}"] = value.detach()
-        terms["loss"] = sum(value for name, value in terms.items() if not name.startswith("sma_"))
-        return terms
 
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """The trained tensors only, on the CPU."""
@@ -162,3 +182,16 @@ class MotionMethod:
         with torch.no_grad():
             for name, parameter in self.trainable.items():
                 parameter.copy_(state[name])
+
+
+class ZeroShotMethod(Method):
+    """A method that trains nothing: it steers sampling toward the reference's motion.
+
+    `guidance_log` holds the losses of the last `generate`, one record per optimisation step.
+    """
+
+    trains = False
+
+    def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
+        super().__init__(model, config)
+        self.guidance_log: list[dict[str, float]] = []

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from sma.backbones.depth import estimate_depth, read_depth_video
 from sma.backbones.inflation import TEMPORAL_LAYER
 from sma.backbones.text_to_image import TextToImageModel
 from sma.config import TransferConfig
+from sma.errors import SmaError
 from sma.methods.tuneavideo import TuneAVideo
 
 NORMS_AND_CONVOLUTIONS = (torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.LayerNorm)
+
+
+@dataclass
+class ControlVideoOptions:
+    """The ControlNet and the per-frame depth of the reference it is conditioned on."""
+
+    controlnet: str = "lllyasviel/sd-controlnet-depth"  # Hub id or local folder
+    video: str = ""  # depth maps of the reference (a video or a frame folder); wins over depth_model
+    depth_model: str = ""  # transformers depth-estimation model (Hub id or folder) run on the reference
+    scale: float = 1.0  # ControlNet conditioning scale
 
 
 class ControlVideo(TuneAVideo):
@@ -18,28 +31,41 @@ class ControlVideo(TuneAVideo):
     depth of the reference's frames through the ControlNet.
 
     Trains, in the UNet and the ControlNet, `attn1.to_out`, the temporal layers and every
-    normalisation and 2D convolution layer (DESIGN.md §2).
+    normalisation and 2D convolution layer.
     """
 
     name = "controlvideo"
+    Options = ControlVideoOptions
+
+    @classmethod
+    def validate(cls, config: TransferConfig) -> None:
+        if not (config.options.video or config.options.depth_model):
+            raise SmaError(
+                "controlvideo needs the depth of the reference: set `controlvideo.video` (depth maps) "
+                "or `controlvideo.depth_model` (a transformers depth-estimation model)"
+            )
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToImageModel:
+        options = config.options
         model = TextToImageModel.from_pretrained(
-            config.model, device=device, attention="key_frame", controlnet=config.control.controlnet
+            config.model,
+            device=device,
+            attention="key_frame",
+            controlnet=options.controlnet,
+            revision=config.revision or None,
         )
-        model.control_scale = config.control.scale
+        model.control_scale = options.scale
         return model
 
     def is_trained(self, name: str, module: torch.nn.Module) -> bool:
         return TEMPORAL_LAYER in name or name.endswith("attn1.to_out.0") or isinstance(module, NORMS_AND_CONVOLUTIONS)
 
     def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Depth maps of the reference: given as a video (`control.video`) or estimated (`control.depth_model`)."""
-        control = self.config.control
-        if control.video:
-            return {"depth": read_depth_video(control.video, self.config.video)}
-        return {"depth": estimate_depth(control.depth_model, clip)}
+        """Depth maps of the reference: given as a video (`controlvideo.video`) or estimated (`.depth_model`)."""
+        if self.options.video:
+            return {"depth": read_depth_video(self.options.video, self.config.video)}
+        return {"depth": estimate_depth(self.options.depth_model, clip)}
 
     def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
         self.model.control = conditions["depth"]

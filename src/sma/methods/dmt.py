@@ -4,15 +4,15 @@ Diffusion Motion Transfer (Yatim et al.) trains nothing. While sampling, during 
 steps, the latent being generated is optimized with Adam so that the features of chosen UNet
 layers, under the target prompt, move from frame to frame like those of the reference's DDIM
 inversion at the same timestep under the source prompt. SMA adds its global and local terms
-on the frame residuals of the same (un-averaged) feature maps (DESIGN.md §2).
+on the frame residuals of the same (un-averaged) feature maps (docs/methods.md).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -21,10 +21,26 @@ from tqdm.auto import tqdm
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
-from sma.methods.base import MotionMethod
-from sma.objectives import dmt_feature_loss
+from sma.errors import SmaError
+from sma.methods.base import ZeroShotMethod
+from sma.objectives import dmt_feature_loss, with_sma
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler
-from sma.spectral import SpectralMotionAlignment
+
+
+@dataclass
+class DMTOptions:
+    """DMT's zero-shot guidance; the SMA options other than its weights come from the `sma` section."""
+
+    layers: list[str] = field(default_factory=lambda: ["up_blocks.1"])  # UNet modules whose outputs are compared
+    guidance_fraction: float = 0.4  # guided share of the sampling steps, from the noisiest
+    iterations: int = 10  # Adam iterations on the latent per guided step
+    lr_start: float = 0.007  # Adam learning rate at the first guided step, linear to lr_end at the last
+    lr_end: float = 0.004
+    restart: bool = True  # after each step, noise back to its timestep and denoise it again
+    low_pass_factor: int = 4  # initial latent: inverted latent shrunk this much per frame, plus the rest of noise
+    keep_on_disk: bool = False  # inverted reference latents as safetensors files instead of in memory
+    sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
+    sma_local_weight: float = 0.2
 
 
 class ReferenceLatents:
@@ -47,7 +63,7 @@ class ReferenceLatents:
         return load_file(self.folder / f"{timestep:04d}.safetensors", device=str(device))["latent"]
 
 
-class DMT(MotionMethod):
+class DMT(ZeroShotMethod):
     """Diffusion Motion Transfer: guidance of the sampled latent, no trained parameters.
 
     SMA in feature space uses `dmt.sma_global_weight` and `dmt.sma_local_weight` and the
@@ -56,18 +72,28 @@ class DMT(MotionMethod):
     """
 
     name = "dmt"
-    trains = False
+    Options = DMTOptions
+
+    @classmethod
+    def validate(cls, config: TransferConfig) -> None:
+        options, generate = config.options, config.generate
+        if generate.sampler != "ddim" or generate.inversion_steps != generate.steps:
+            raise SmaError(
+                "dmt samples with ddim over the timesteps of the inversion: set generate.sampler to ddim and "
+                f"generate.inversion_steps equal to generate.steps (now {generate.sampler}, "
+                f"{generate.inversion_steps} and {generate.steps})"
+            )
+        if not options.layers:
+            raise SmaError("dmt.layers must name at least one UNet module (DMT uses up_blocks.1)")
+        if not 0.0 <= options.guidance_fraction <= 1.0:
+            raise SmaError(f"dmt.guidance_fraction must be in [0, 1], got {options.guidance_fraction}")
+        if options.iterations < 0 or options.low_pass_factor < 1:
+            raise SmaError("dmt.iterations must be >= 0 and dmt.low_pass_factor >= 1")
 
     def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
         super().__init__(model, config)
-        if self.sma is not None:
-            options = dataclasses.asdict(config.sma)
-            del options["enabled"]
-            options.update(global_weight=config.dmt.sma_global_weight, local_weight=config.dmt.sma_local_weight)
-            self.sma = SpectralMotionAlignment(**options)
-
-    def prepare(self) -> dict[str, torch.nn.Parameter]:
-        return {}
+        options = config.options
+        self.sma = config.sma.build(global_weight=options.sma_global_weight, local_weight=options.sma_local_weight)
 
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
@@ -84,13 +110,13 @@ class DMT(MotionMethod):
             )
             for timestep, latent in inversion:
                 reference.keep(timestep, latent)
-            start = low_frequency_prior(latent, noise.to(model.dtype), self.config.dmt.low_pass_factor)
+            start = low_frequency_prior(latent, noise.to(model.dtype), self.options.low_pass_factor)
             return self.sample(start, reference, source, target, generator)
 
     @contextmanager
     def reference_store(self) -> Iterator[ReferenceLatents]:
         """In memory, or (dmt.keep_on_disk) in a temporary folder removed when generation ends."""
-        if not self.config.dmt.keep_on_disk:
+        if not self.options.keep_on_disk:
             yield ReferenceLatents()
             return
         with tempfile.TemporaryDirectory(prefix="sma-dmt-") as folder:
@@ -105,7 +131,7 @@ class DMT(MotionMethod):
         generator: torch.Generator,
     ) -> torch.Tensor:
         """DDIM with classifier-free guidance; the first steps guided, each step restarted if asked."""
-        model, settings, options = self.model, self.config.generate, self.config.dmt
+        model, settings, options = self.model, self.config.generate, self.options
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])
         denoise = guided(model.predict, condition, negative, settings.guidance_scale)
         scheduler = make_scheduler("ddim", model.scheduler.config)
@@ -137,7 +163,7 @@ class DMT(MotionMethod):
         optimized = latents.detach().to(torch.float32, copy=True).requires_grad_(True)
         optimizer = torch.optim.Adam([optimized], lr=learning_rate)
         with torch.enable_grad():
-            for iteration in range(self.config.dmt.iterations):
+            for iteration in range(self.options.iterations):
                 terms = self.feature_loss(reference, self.feature_videos(optimized.to(latents.dtype), t, condition))
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
@@ -150,7 +176,7 @@ class DMT(MotionMethod):
     def feature_videos(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Outputs of `dmt.layers` as videos (b, c, f, h, w); the UNet stops after the last of them."""
         batch, _, frames = latents.shape[:3]
-        features = self.model.features(latents, t, text, self.config.dmt.layers)
+        features = self.model.features(latents, t, text, self.options.layers)
         return {name: value.unflatten(0, (batch, frames)).transpose(1, 2) for name, value in features.items()}
 
     def feature_loss(
@@ -158,14 +184,9 @@ class DMT(MotionMethod):
     ) -> dict[str, torch.Tensor]:
         """DMT's space-time loss summed over layers (+ SMA on the feature maps); "loss" is the total."""
         terms = {"dmt": sum(dmt_feature_loss(reference[name], output[name]) for name in reference)}
-        if self.sma is not None:
-            layers = [self.sma.terms(*rms_scaled(reference[name], output[name])) for name in reference]
-            terms["sma"] = sum(layer.total for layer in layers)
-            for term in ("global_motion", "local_amplitude", "local_phase"):
-                if getattr(layers[0], term) is not None:
-                    terms[f"sma_{term}"] = sum(getattr(layer, term) for layer in layers).detach()
-        terms["loss"] = sum(value for name, value in terms.items() if not name.startswith("sma_"))
-        return terms
+        if self.sma is None:
+            return with_sma(terms)
+        return with_sma(terms, [self.sma.terms(*rms_scaled(reference[name], output[name])) for name in reference])
 
 
 def rms_scaled(reference: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 
-from sma.methods.base import MotionMethod
-from sma.objectives import motiondirector_spatial_loss, motiondirector_temporal_loss
+from sma.methods.base import TrainedMethod
+from sma.objectives import motiondirector_spatial_loss, motiondirector_temporal_loss, with_sma
 
 ATTENTION_PROJECTIONS = r"transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 # peft matches the whole module name; spatial transformers are `attentions`, temporal ones `temp_attentions`
@@ -19,7 +20,13 @@ TARGETS = {
 }
 
 
-class MotionDirector(MotionMethod):
+@dataclass
+class MotionDirectorOptions:
+    lora_rank: int = 32
+    spatial_dropout: float = 0.2  # chance to drop the spatial LoRA in the temporal path
+
+
+class MotionDirector(TrainedMethod):
     """MotionDirector (Zhao et al.): spatial and temporal LoRA on the attention projections.
 
     Spatial path: MSE on one random frame with the temporal LoRA off. Temporal path: MSE
@@ -28,10 +35,11 @@ class MotionDirector(MotionMethod):
     """
 
     name = "motiondirector"
+    Options = MotionDirectorOptions
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         unet = self.model.unet
-        rank = self.config.train.lora_rank
+        rank = self.options.lora_rank
         with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
             for adapter, pattern in TARGETS.items():
@@ -50,7 +58,7 @@ class MotionDirector(MotionMethod):
         frames = latents.shape[2]
         frame = int(torch.randint(0, frames, (1,), generator=generator))
         anchor = int(torch.randint(0, frames, (1,), generator=generator))
-        drop_spatial = float(torch.rand((), generator=generator)) < self.config.train.spatial_dropout
+        drop_spatial = float(torch.rand((), generator=generator)) < self.options.spatial_dropout
 
         self.set_path(spatial=True, temporal=False)
         single = latents[:, :, frame : frame + 1]
@@ -64,7 +72,7 @@ class MotionDirector(MotionMethod):
         target = self.regression_target(latents, noise, timesteps)
         terms = {"spatial": spatial, "temporal": motiondirector_temporal_loss(output, target, anchor)}
         self.set_path(spatial=True, temporal=True)
-        return self.with_sma(terms, latents, output, noisy, timesteps)
+        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
 
     def prepare_generation(self) -> None:
         self.set_path(spatial=False, temporal=True)

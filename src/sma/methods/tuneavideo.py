@@ -9,13 +9,13 @@ import torch
 from sma.backbones.inflation import TEMPORAL_LAYER
 from sma.backbones.text_to_image import TextToImageModel
 from sma.config import TransferConfig
-from sma.methods.base import MotionMethod
+from sma.methods.base import TrainedMethod
 from sma.objectives import diffusion_mse
 
 QUERY_PROJECTIONS = re.compile(r"\.attn[12]\.to_q$")
 
 
-class TuneAVideo(MotionMethod):
+class TuneAVideo(TrainedMethod):
     """Tune-A-Video (Wu et al.): trains the queries of spatial self- and cross-attention and the temporal layers.
 
     Frame k attends to frames 0 and k - 1; generation starts from the DDIM inversion of the reference.
@@ -27,7 +27,9 @@ class TuneAVideo(MotionMethod):
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToImageModel:
-        return TextToImageModel.from_pretrained(config.model, device=device, attention="sparse_causal")
+        return TextToImageModel.from_pretrained(
+            config.model, device=device, attention="sparse_causal", revision=config.revision or None
+        )
 
     def is_trained(self, name: str, module: torch.nn.Module) -> bool:
         """Whether the parameters of the named module (`unet.<module name>`) are trained."""

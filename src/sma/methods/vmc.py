@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from sma.methods.base import MotionMethod
+from sma.methods.base import TrainedMethod
 from sma.objectives import vmc_loss
 
 
-class VMC(MotionMethod):
+class VMC(TrainedMethod):
     """Video Motion Customization (Jeong et al.): exactly the authors' trainable set.
 
     Generation starts from the DDIM inversion of the reference (noise_prior 1 by default).

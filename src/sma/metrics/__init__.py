@@ -1,4 +1,4 @@
-"""Motion and appearance metrics for videos (DESIGN.md §4). Nothing here knows of diffusion."""
+"""Motion and appearance metrics for videos (docs/design.md §5). Nothing here knows of diffusion."""
 
 from sma.metrics.motion_fidelity import MotionFidelity, motion_fidelity, track_correlation
 from sma.metrics.tracking import LucasKanadeTracker, Tracker, Tracks, grid_points

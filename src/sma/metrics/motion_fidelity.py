@@ -1,10 +1,10 @@
-"""Motion fidelity (DMT, DESIGN.md §4): do the tracked points of two videos move in the same directions?
+"""Motion fidelity (DMT, docs/design.md §5): do the tracked points of two videos move in the same directions?
 
 For tracks T (reference) and T' (generated) with per-frame displacements v_k and v'_k,
 corr(T, T') = (1/(F-1)) sum_k v_k . v'_k / (|v_k| |v'_k|). DMT's published `motion_fidelity`
 is one-sided: the mean over generated tracks of the best correlation with any reference
 track. The two-sided form adds the mean over reference tracks of the best correlation with
-any generated track to it (the SMA paper's form, DESIGN.md §4), so it lies in [-2, 2].
+any generated track to it (the SMA paper's form, docs/design.md §5), so it lies in [-2, 2].
 
 Guards: a displacement shorter than `still` pixels is zero-length. A zero-length step against
 a moving one scores 0; steps where both are zero-length carry no evidence and are left out of

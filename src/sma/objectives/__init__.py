@@ -1,8 +1,9 @@
-"""Base objectives of the motion-distillation methods SMA plugs into (DESIGN.md §2)."""
+"""Base objectives of the motion-distillation methods SMA plugs into (docs/methods.md), and how SMA joins them."""
 
 from sma.objectives.diffusion import diffusion_mse
 from sma.objectives.dmt import dmt_feature_loss
 from sma.objectives.motiondirector import motiondirector_spatial_loss, motiondirector_temporal_loss
+from sma.objectives.total import with_sma
 from sma.objectives.vmc import vmc_loss
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "motiondirector_spatial_loss",
     "motiondirector_temporal_loss",
     "vmc_loss",
+    "with_sma",
 ]

@@ -1,4 +1,4 @@
-"""Spectral Motion Alignment: the frequency-domain motion regularizer (DESIGN.md §1)."""
+"""Spectral Motion Alignment: the frequency-domain motion regularizer (docs/design.md §1)."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Refuse an existing output unless `overwrite`; fail before any work is done."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass overwrite=True (--overwrite on the command line) to replace it")
+        raise OutputExistsError(f"{path} exists; set `overwrite` to replace it")
     return path
 
 

@@ -1,0 +1,68 @@
+"""One table of the command line's flags that set recipe keys: it builds the parser, turns the parsed
+arguments into config overrides, and phrases library messages (which name config keys) for the command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sma.methods import methods_help
+
+
+@dataclass(frozen=True)
+class Flag:
+    flag: str
+    key: str  # the recipe key it overrides
+    help: str
+    options: dict[str, Any] = field(default_factory=dict)  # more add_argument options (type, action, ...)
+
+
+TRAINING_FLAGS = (
+    Flag("--method", "method", f"method: {methods_help()}"),
+    Flag("--model", "model", "Hugging Face Hub id or local folder in diffusers layout"),
+    Flag("--revision", "revision", "branch, tag or commit of a Hub model (default: its main branch)"),
+    Flag("--prompt", "prompt", "what the reference video shows"),
+    Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
+    Flag("--steps", "train.steps", "training steps", {"type": int}),
+    Flag("--lr", "train.learning_rate", "learning rate", {"type": float}),
+    Flag("--frames", "video.frames", "frames taken from the reference", {"type": int}),
+    Flag("--height", "video.height", "pixel height", {"type": int}),
+    Flag("--width", "video.width", "pixel width", {"type": int}),
+    Flag("--seed", "seed", "seed of training noise and sampling", {"type": int}),
+    Flag("--mixed-precision", "train.mixed_precision", "autocast dtype", {"choices": ("no", "fp16", "bf16")}),
+    Flag(
+        "--gradient-checkpointing",
+        "train.gradient_checkpointing",
+        "trade compute for memory",
+        {"action": "store_true", "default": None},
+    ),
+    Flag("--controlnet", "controlvideo.controlnet", "controlvideo: ControlNet-Depth, Hub id or local folder"),
+    Flag("--control-video", "controlvideo.video", "controlvideo: depth maps of the reference (video or frame folder)"),
+    Flag("--depth-model", "controlvideo.depth_model", "controlvideo: transformers depth model, Hub id or folder"),
+)
+TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
+# keyword arguments of the Python API that the command line sets with a flag of the same name
+RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target"}
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
+    for flag in flags:
+        parser.add_argument(flag.flag, dest=flag.key, help=flag.help, **flag.options)
+
+
+def overrides(arguments: argparse.Namespace, flags: tuple[Flag, ...]) -> dict[str, Any]:
+    """Recipe keys set on the command line (flags not given are None and leave the recipe alone)."""
+    return {flag.key: getattr(arguments, flag.key, None) for flag in flags}
+
+
+def for_command_line(message: str) -> str:
+    """A library message with its `config.key` names replaced by the flags that set them, where there are."""
+    names = {flag.key: flag.flag for flag in (*TRAINING_FLAGS, TARGET_FLAG)} | RUN_OPTIONS
+
+    def phrase(match: re.Match) -> str:
+        key = match.group(1)
+        return names.get(key, f"recipe key {key}")
+
+    return re.sub(r"`([a-z_][a-z0-9_.]*)`", phrase, message)

@@ -1,0 +1,150 @@
+"""YAML recipes and overrides -> a validated `TransferConfig`.
+
+Defaults, then the recipe, then overrides with dotted keys ("train.steps": 10). The method
+named in the result owns one more section, under its own name, and checks its own settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sma.config import PRECISIONS, TransferConfig
+from sma.errors import SmaError
+from sma.methods import METHODS, method_class
+
+
+def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:
+    """Defaults, then the YAML recipe, then overrides with dotted keys; validated."""
+    values = read_recipe(recipe) if recipe is not None else {}
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        *parents, leaf = dotted.split(".")
+        target = values
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    config = TransferConfig()
+    method = values.get("method", config.method)
+    if not isinstance(method, str) or method not in METHODS:
+        raise SmaError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    config.method = method
+    options = method_class(method).Options
+    config.options = options() if options is not None else None
+    merge(config, values)
+    return validate(config)
+
+
+def read_recipe(recipe: Path) -> dict[str, Any]:
+    recipe = Path(recipe)
+    if not recipe.is_file():
+        raise SmaError(f"no recipe file at {recipe}")
+    try:
+        values = yaml.safe_load(recipe.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise SmaError(f"{recipe} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(values, dict):
+        raise SmaError(f"{recipe} must hold a mapping of recipe keys")
+    return values
+
+
+def merge(config: TransferConfig, values: dict[str, Any]) -> None:
+    """Shared keys into the config; the section named after the method into its options."""
+    shared = [f.name for f in dataclasses.fields(config) if f.name != "options"]
+    for key, value in values.items():
+        if key == config.method and config.options is not None:
+            _merge_section(config.options, value, f"{key}.")
+        elif key in METHODS:
+            if key == config.method:
+                raise SmaError(f"the {key} method has no settings of its own: remove the recipe section {key!r}")
+            raise SmaError(f"recipe section {key!r} configures the {key} method, but this run uses {config.method}")
+        elif key in shared:
+            _merge_section(config, {key: value}, "")
+        else:
+            own = [config.method] if config.options is not None else []
+            raise SmaError(f"unknown recipe key {key!r}: valid keys here are {', '.join([*shared, *own])}")
+
+
+def _merge_section(instance, values: Any, where: str) -> None:
+    known = {f.name: f for f in dataclasses.fields(instance)}
+    if not isinstance(values, dict):
+        raise SmaError(f"recipe key {where.rstrip('.')} must be a mapping of {', '.join(map(repr, known))}")
+    for key, value in values.items():
+        if key not in known:
+            raise SmaError(f"unknown recipe key {where}{key!r}: valid keys here are {', '.join(known)}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            _merge_section(current, value, f"{where}{key}.")
+        else:
+            setattr(instance, key, _checked(value, current, str(known[key].type), f"{where}{key}"))
+
+
+def _checked(value: Any, current: Any, annotation: str, name: str) -> Any:
+    """The value with the type of the default it replaces; a clear error otherwise."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise SmaError(f"recipe key {name} must be true or false, got {value!r}")
+        return value
+    if isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SmaError(f"recipe key {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
+        return float(value)
+    if isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SmaError(f"recipe key {name} must be an integer, got {value!r}")
+        return value
+    if isinstance(current, str) and not isinstance(value, str):
+        raise SmaError(f"recipe key {name} must be text, got {value!r}")
+    if ("list" in annotation) and value is not None and not isinstance(value, list):
+        raise SmaError(f"recipe key {name} must be a list, got {value!r}")
+    return value
+
+
+def validate(config: TransferConfig) -> TransferConfig:
+    """Checks of the shared sections, then the method's own."""
+    video, train = config.video, config.train
+    if train.mixed_precision not in ("no", "fp16", "bf16"):
+        raise SmaError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
+    if config.generate.precision not in PRECISIONS:
+        raise SmaError(f"generate.precision must be one of {', '.join(PRECISIONS)}, got {config.generate.precision!r}")
+    for name in ("frames", "height", "width", "stride"):
+        if getattr(video, name) < 1:
+            raise SmaError(f"video.{name} must be >= 1, got {getattr(video, name)}")
+    if video.frames < 2:
+        raise SmaError("video.frames must be >= 2: motion needs at least two frames")
+    if train.steps < 1 or train.checkpoint_every < 1:
+        raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+    if config.sma.enabled:
+        check_sma(config)
+    method_class(config.method).validate(config)
+    return config
+
+
+def check_sma(config: TransferConfig) -> None:
+    from sma.spectral.wavelet import max_levels
+
+    try:
+        config.sma.build()
+    except ValueError as error:
+        raise SmaError(f"sma settings: {error}") from error
+    most = max_levels(config.video.frames - 1, config.sma.wavelet, config.sma.boundary)
+    if config.sma.levels > most:
+        raise SmaError(
+            f"sma.levels={config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
+            "(set sma.levels or video.frames)"
+        )
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested recipe values -> dotted keys, the form `load_config` takes as overrides."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

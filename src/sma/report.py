@@ -1,0 +1,60 @@
+"""What a run reports: a side-by-side video, metrics.json and the loss curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sma.video import write_grid
+from sma.video.atomic import atomic_output
+
+METRICS_FILE = "metrics.json"
+
+
+def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None) -> None:
+    """Side-by-side video of the reference and the outputs, and metrics.json (motion fidelity of each output,
+    plus `extra`: e.g. the run's timings)."""
+    from sma.metrics.motion_fidelity import motion_fidelity
+    from sma.video import read_video
+
+    reference = read_video(run_dir / "reference.mp4")
+    outputs = [read_video(path) for path in paths]
+    write_grid(run_dir / "comparison.mp4", [reference, *outputs], ["reference", *targets], overwrite=True)
+    metrics = {
+        "reference": "reference.mp4",
+        "outputs": [
+            {"target": target, "video": str(path.relative_to(run_dir)), **motion_fidelity(reference, frames).as_dict()}
+            for target, path, frames in zip(targets, paths, outputs, strict=True)
+        ],
+        **(extra or {}),
+    }
+    write_metrics(run_dir, metrics)
+
+
+def read_metrics(run_dir: Path) -> dict:
+    path = Path(run_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_metrics(run_dir: Path, metrics: dict) -> None:
+    with atomic_output(Path(run_dir) / METRICS_FILE, overwrite=True) as temporary:
+        temporary.write_text(json.dumps(metrics, indent=2))
+
+
+def plot_losses(history: list[dict[str, float]], path: Path) -> None:
+    """One panel per logged loss term against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name in history[0] if name != "step"] if history else []
+    figure, axes = plt.subplots(len(names) or 1, 1, figsize=(6, 1.8 * max(1, len(names))), sharex=True, squeeze=False)
+    for axis, name in zip(axes[:, 0], names, strict=False):
+        axis.plot([record["step"] + 1 for record in history], [record[name] for record in history], linewidth=1)
+        axis.set_ylabel(name, fontsize=8)
+    axes[-1, 0].set_xlabel("step")
+    figure.tight_layout()
+    with atomic_output(path, overwrite=True) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
+    plt.close(figure)
