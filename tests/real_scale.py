@@ -259,3 +259,12 @@ def dmt_official_features(unet: UNet3DConditionModel) -> dict[str, str]:
     if missing:
         raise KeyError(f"not in this UNet: {sorted(missing)}")
     return features
+
+
+def meta_text_to_video(unet: UNet3DConditionModel):
+    """A real-size UNet, frozen as loading leaves it, in `sma`'s text-to-video model: enough for a
+    method to choose its parameters (there is no VAE, text encoder or scheduler)."""
+    from sma.backbones.text_to_video import TextToVideoModel
+
+    unet.requires_grad_(False)
+    return TextToVideoModel(unet=unet, vae=None, text_encoder=None, tokenizer=None, scheduler=None, source="meta")

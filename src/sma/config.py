@@ -17,6 +17,14 @@ import yaml
 from sma.video.atomic import atomic_output
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+GENERATION_PRECISIONS = ("auto", *PRECISIONS)  # auto: fp16 on a GPU, fp32 on the CPU
+
+
+def generation_dtype(precision: str, device: str | torch.device) -> torch.dtype:
+    """The dtype of weights and latents while generating."""
+    if precision == "auto":
+        return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return PRECISIONS[precision]
 
 
 @dataclass
@@ -76,7 +84,7 @@ class GenerateConfig:
     negative_prompt: str = ""
     inversion_steps: int = 30
     noise_prior: float = 1.0  # weight p of the inverted latent: sqrt(p) z_inv + sqrt(1 - p) eps
-    precision: str = "fp32"  # fp32 | fp16 | bf16 weights and latents while generating
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16 weights and latents while generating
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from sma.config import PRECISIONS, TransferConfig
+from sma.config import GENERATION_PRECISIONS, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 
@@ -109,8 +109,10 @@ def validate(config: TransferConfig) -> TransferConfig:
     video, train = config.video, config.train
     if train.mixed_precision not in ("no", "fp16", "bf16"):
         raise SmaError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
-    if config.generate.precision not in PRECISIONS:
-        raise SmaError(f"generate.precision must be one of {', '.join(PRECISIONS)}, got {config.generate.precision!r}")
+    if config.generate.precision not in GENERATION_PRECISIONS:
+        raise SmaError(
+            f"generate.precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {config.generate.precision!r}"
+        )
     for name in ("frames", "height", "width", "stride"):
         if getattr(video, name) < 1:
             raise SmaError(f"video.{name} must be >= 1, got {getattr(video, name)}")

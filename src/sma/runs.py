@@ -15,7 +15,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 
 from sma.adapter import Adapter
-from sma.config import PRECISIONS, TransferConfig
+from sma.config import GENERATION_PRECISIONS, TransferConfig, generation_dtype
 from sma.errors import SmaError
 from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
@@ -93,14 +93,14 @@ def load_trained(
     """The base model with the adapter applied, in the adapter's (or the given) generation precision."""
     adapter = Adapter.load(adapter_dir)
     if precision is not None:
-        if precision not in PRECISIONS:
-            raise SmaError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in GENERATION_PRECISIONS:
+            raise SmaError(f"precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {precision!r}")
         adapter.config.generate.precision = precision
     method = build_method(adapter.config, device)
     method.prepare()
     method.load_adapter(adapter.tensors)
     method.set_conditions(adapter.conditions)
-    method.model.to(device, PRECISIONS[adapter.config.generate.precision])
+    method.model.to(device, generation_dtype(adapter.config.generate.precision, device))
     return method, adapter
 
 
@@ -175,7 +175,7 @@ def transfer(
         device = default_device()
         method, clip, run_dir = start_run(config, reference, out, device, overwrite=overwrite, resume=False)
         latents = method.model.encode_video(clip)
-        method.model.to(device, PRECISIONS[config.generate.precision])
+        method.model.to(device, generation_dtype(config.generate.precision, device))
         paths = write_videos(method, latents, config.targets, run_dir, config.seed, True, phases)
     trained = read_metrics(run_dir).get("phases", {})
     write_report(run_dir, config.targets, paths, {"phases": trained | phases.summary()})

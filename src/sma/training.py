@@ -23,6 +23,8 @@ from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
 
+HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
 
 class TrainingDiverged(SmaError):
     """The loss became NaN or infinite."""
@@ -106,6 +108,8 @@ def train(
 ) -> list[dict[str, float]]:
     """Train the method's parameters; returns one record of loss terms per step."""
     parameters = list(method.prepare().values())
+    if accelerator.mixed_precision in HALF_PRECISIONS:
+        method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
     unet = method.model.unet
     if config.gradient_checkpointing:
         method.model.enable_gradient_checkpointing()
@@ -136,6 +140,7 @@ def train(
                     accelerator.num_processes,
                 )
                 generator = torch.Generator(device=latents.device).manual_seed(seed_here)
+                torch.manual_seed(seed_here)  # dropout layers draw from the global generator
                 with accelerator.accumulate(unet), accelerator.autocast():
                     terms = method.loss(latents, text, generator)
                     loss = terms["loss"]
@@ -145,7 +150,10 @@ def train(
                             f"the loss became {loss.item()} at step {step + 1} ({kept}, in {run_dir}/checkpoints): "
                             "lower train.learning_rate or use mixed_precision no/bf16"
                         )
-                    accelerator.backward(loss)
+                    groups = method.loss_groups(terms)
+                    for index, (group_loss, group_parameters) in enumerate(groups):
+                        retain = index + 1 < len(groups)  # later groups may share this graph
+                        accelerator.backward(group_loss, inputs=group_parameters, retain_graph=retain)
                     if accelerator.sync_gradients:
                         average_gradients(accelerator, parameters)
                         if config.max_grad_norm > 0:  # the accelerator's: it unscales fp16 gradients first

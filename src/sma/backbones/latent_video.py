@@ -38,9 +38,21 @@ class LatentVideoModel:
     scheduler: DDIMScheduler
     source: str
 
+    def denoisers(self) -> dict[str, torch.nn.Module]:
+        """The networks that predict the noise, by name: those the methods train."""
+        return {"unet": self.unet}
+
     def networks(self) -> list[torch.nn.Module]:
         """The modules with weights; frozen and in eval mode after loading."""
-        return [self.unet, self.vae, self.text_encoder]
+        return [*self.denoisers().values(), self.vae, self.text_encoder]
+
+    def cast_frozen(self, dtype: torch.dtype) -> None:
+        """Frozen weights of the denoisers in `dtype` (half precision while training saves half their
+        memory); trained parameters keep their float32 master copy."""
+        for network in self.denoisers().values():
+            for parameter in network.parameters():
+                if not parameter.requires_grad:
+                    parameter.data = parameter.data.to(dtype)
 
     def freeze(self):
         for module in self.networks():

@@ -12,7 +12,11 @@ def add_parser(subcommands) -> None:
     parser.add_argument("--target", action="append", required=True, help="prompt of a video to generate (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the training seed)")
-    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="weights and latents while sampling")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "fp16", "bf16"),
+        help="weights and latents while sampling (auto: fp16 on a GPU)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing videos")
     parser.set_defaults(run=run)
 

@@ -93,6 +93,10 @@ class TrainedMethod(Method):
         terms = {self.objective_name: self.objective(output, self.regression_target(latents, noise, timesteps))}
         return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
 
+    def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        """Which loss trains which parameters, as (loss, parameters) pairs; by default the total trains all."""
+        return [(terms["loss"], list(self.trainable.values()))]
+
     def sma_terms(self, latents: torch.Tensor, output: torch.Tensor, noisy: torch.Tensor, timesteps: torch.Tensor):
         """SMA between the clean latents and the model's denoised estimate (none when SMA is off)."""
         if self.sma is None:

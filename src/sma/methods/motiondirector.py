@@ -1,51 +1,96 @@
-"""MotionDirector: dual-path LoRA, appearance on single frames, motion on the clip."""
+"""MotionDirector: dual-path LoRA, appearance on single frames, motion on the clip.
+
+As the official code (showlab/MotionDirector, docs/methods.md) builds it: a spatial LoRA on
+`attn1` and the feed-forward of every spatial transformer, a temporal LoRA on `attn1`, `attn2`
+and the feed-forward of every temporal transformer (`transformer_in` included); rank 32,
+scale 1, dropout on the LoRA output; each adapter trained only by its own loss.
+"""
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 
+from sma.config import TransferConfig
+from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.objectives import motiondirector_spatial_loss, motiondirector_temporal_loss, with_sma
 
-ATTENTION_PROJECTIONS = r"transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
-# peft matches the whole module name; spatial transformers are `attentions`, temporal ones `temp_attentions`
-TARGETS = {
-    "spatial": rf"(.*\.)?attentions\.\d+\.{ATTENTION_PROJECTIONS}",
-    "temporal": rf"(.*\.)?temp_attentions\.\d+\.{ATTENTION_PROJECTIONS}",
+
+def _block_layers(attentions: str) -> str:
+    """The q/k/v/out projections of the named attentions and the feed-forward of a transformer block."""
+    return rf"transformer_blocks\.\d+\.(({attentions})\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))"
+
+
+# Full module names in diffusers' UNet3DConditionModel: spatial transformers are `attentions.M`,
+# temporal ones `temp_attentions.M` and `transformer_in`.
+LORA_TARGETS = {
+    "spatial": re.compile(rf"(.*\.)?attentions\.\d+\.{_block_layers('attn1')}"),
+    "temporal": re.compile(rf"(.*\.)?(temp_attentions\.\d+|transformer_in)\.{_block_layers('attn1|attn2')}"),
 }
 
 
 @dataclass
 class MotionDirectorOptions:
     lora_rank: int = 32
-    spatial_dropout: float = 0.2  # chance to drop the spatial LoRA in the temporal path
+    lora_dropout: float = 0.1  # on the LoRA's output, as the official LoRA layer
+    spatial_dropout: float = 0.2  # chance per step to drop the spatial LoRA (and skip the spatial loss)
+
+
+def lora_targets(unet: torch.nn.Module) -> dict[str, list[str]]:
+    """Names of the Linear layers that get each LoRA."""
+    names = [name for name, module in unet.named_modules() if isinstance(module, torch.nn.Linear)]
+    return {adapter: [name for name in names if pattern.fullmatch(name)] for adapter, pattern in LORA_TARGETS.items()}
 
 
 class MotionDirector(TrainedMethod):
-    """MotionDirector (Zhao et al.): spatial and temporal LoRA on the attention projections.
+    """MotionDirector (Zhao et al.): spatial and temporal LoRA.
 
-    Spatial path: MSE on one random frame with the temporal LoRA off. Temporal path: MSE
-    on the clip plus the appearance-debiased term (+ SMA), with the spatial LoRA dropped
-    at random. Only the temporal LoRA is applied when generating a new appearance.
+    One noisy clip per step. Spatial path (skipped when the spatial LoRA is dropped): one
+    random frame of it, temporal LoRA off, MSE. Temporal path: the clip, spatial LoRA on unless
+    dropped, MSE plus the appearance-debiased term (+ SMA). The spatial loss trains only the
+    spatial LoRA, the temporal loss and SMA only the temporal one (the official code's two
+    optimizers). Only the temporal LoRA acts when generating a new appearance.
     """
 
     name = "motiondirector"
     Options = MotionDirectorOptions
 
+    @classmethod
+    def validate(cls, config: TransferConfig) -> None:
+        options = config.options
+        if options.lora_rank < 1:
+            raise SmaError(f"motiondirector.lora_rank must be >= 1, got {options.lora_rank}")
+        for name in ("lora_dropout", "spatial_dropout"):
+            if not 0.0 <= getattr(options, name) < 1.0:
+                raise SmaError(f"motiondirector.{name} must be in [0, 1), got {getattr(options, name)}")
+
     def prepare(self) -> dict[str, torch.nn.Parameter]:
-        unet = self.model.unet
-        rank = self.options.lora_rank
+        unet, rank = self.model.unet, self.options.lora_rank
         with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            for adapter, pattern in TARGETS.items():
-                config = LoraConfig(r=rank, lora_alpha=rank, target_modules=pattern, init_lora_weights=True)
+            for adapter, targets in lora_targets(unet).items():
+                config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights="gaussian")
                 inject_adapter_in_model(config, unet, adapter_name=adapter)
+        for module in unet.modules():
+            if isinstance(module, LoraLayer):
+                module.set_adapter(list(module.lora_A))  # each layer holds one adapter: keep it active
+                for lora_b in module.lora_B.values():
+                    lora_b.register_forward_hook(self._dropout_output)
+        unet.train(unet.training)  # new LoRA modules start in training mode whatever the UNet's
         return self.train_only({name: parameter for name, parameter in unet.named_parameters() if "lora_" in name})
+
+    def _dropout_output(self, module: torch.nn.Module, _inputs, output: torch.Tensor) -> torch.Tensor:
+        return F.dropout(output, self.options.lora_dropout, module.training)
+
+    def adapter_parameters(self, adapter: str) -> list[torch.nn.Parameter]:
+        return [parameter for name, parameter in self.trainable.items() if f".{adapter}." in name]
 
     def set_path(self, spatial: bool, temporal: bool) -> None:
         """Switch each LoRA on (scale 1) or off (scale 0), as MotionDirector does."""
@@ -55,24 +100,27 @@ class MotionDirector(TrainedMethod):
                     module.set_scale(adapter, 1.0 if enabled else 0.0)
 
     def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        frames = latents.shape[2]
-        frame = int(torch.randint(0, frames, (1,), generator=generator))
-        anchor = int(torch.randint(0, frames, (1,), generator=generator))
-        drop_spatial = float(torch.rand((), generator=generator)) < self.options.spatial_dropout
-
-        self.set_path(spatial=True, temporal=False)
-        single = latents[:, :, frame : frame + 1]
-        noise, timesteps, noisy = self.noised(single, generator)
-        output = self.model.predict(noisy, timesteps, text)
-        spatial = motiondirector_spatial_loss(output, self.regression_target(single, noise, timesteps))
-
-        self.set_path(spatial=not drop_spatial, temporal=True)
+        device, frames = generator.device, latents.shape[2]
+        drop_spatial = bool(torch.rand((), generator=generator, device=device) < self.options.spatial_dropout)
+        frame, anchor = torch.randint(0, frames, (2,), generator=generator, device=device).tolist()
         noise, timesteps, noisy = self.noised(latents, generator)
-        output = self.model.predict(noisy, timesteps, text)
         target = self.regression_target(latents, noise, timesteps)
-        terms = {"spatial": spatial, "temporal": motiondirector_temporal_loss(output, target, anchor)}
+        terms = {}
+        if not drop_spatial:
+            self.set_path(spatial=True, temporal=False)
+            one = slice(frame, frame + 1)
+            output = self.model.predict(noisy[:, :, one], timesteps, text)
+            terms["spatial"] = motiondirector_spatial_loss(output, target[:, :, one])
+        self.set_path(spatial=not drop_spatial, temporal=True)
+        output = self.model.predict(noisy, timesteps, text)
+        terms["temporal"] = motiondirector_temporal_loss(output, target, anchor)
         self.set_path(spatial=True, temporal=True)
         return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
+
+    def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        motion = terms["temporal"] + terms["sma"] if "sma" in terms else terms["temporal"]
+        groups = [(terms["spatial"], self.adapter_parameters("spatial"))] if "spatial" in terms else []
+        return [*groups, (motion, self.adapter_parameters("temporal"))]
 
     def prepare_generation(self) -> None:
         self.set_path(spatial=False, temporal=True)
@@ -80,12 +128,16 @@ class MotionDirector(TrainedMethod):
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """LoRA tensors in peft naming; spatial and temporal layers have disjoint names."""
         state = {}
-        for adapter in TARGETS:
+        for adapter in LORA_TARGETS:
             state.update(get_peft_model_state_dict(self.model.unet, adapter_name=adapter))
         return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
 
     def copy_adapter(self, state: dict[str, torch.Tensor]) -> None:
-        for adapter in TARGETS:
-            temporal = adapter == "temporal"
-            part = {name: tensor for name, tensor in state.items() if ("temp_attentions" in name) == temporal}
+        for adapter in LORA_TARGETS:
+            temporal = LORA_TARGETS["temporal"]
+            part = {
+                name: tensor
+                for name, tensor in state.items()
+                if (temporal.fullmatch(name.split(".lora_")[0]) is not None) == (adapter == "temporal")
+            }
             set_peft_model_state_dict(self.model.unet, part, adapter_name=adapter)
