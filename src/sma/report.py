@@ -42,16 +42,18 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 
 
 def plot_losses(history: list[dict[str, float]], path: Path) -> None:
-    """One panel per logged loss term against the step."""
+    """One panel per logged loss term against the step (a term may be missing on some steps: MotionDirector's
+    spatial loss on the steps that drop the spatial LoRA)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [name for name in history[0] if name != "step"] if history else []
+    names = [name for name in dict.fromkeys(key for record in history for key in record) if name != "step"]
     figure, axes = plt.subplots(len(names) or 1, 1, figsize=(6, 1.8 * max(1, len(names))), sharex=True, squeeze=False)
     for axis, name in zip(axes[:, 0], names, strict=False):
-        axis.plot([record["step"] + 1 for record in history], [record[name] for record in history], linewidth=1)
+        steps, values = zip(*[(record["step"] + 1, record[name]) for record in history if name in record], strict=True)
+        axis.plot(steps, values, linewidth=1)
         axis.set_ylabel(name, fontsize=8)
     axes[-1, 0].set_xlabel("step")
     figure.tight_layout()

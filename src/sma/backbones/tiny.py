@@ -168,6 +168,13 @@ def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Seq
         latent_channels=4,
         norm_num_groups=sizes.norm_groups,
     )
+    return save_model_folder(folder, pipeline, unet, vae, text_encoder, {"sma_sizes": asdict(sizes)})
+
+
+def save_model_folder(folder: Path, pipeline: str, unet, vae, text_encoder, extra: dict | None = None) -> Path:
+    """Save the networks, a DDIM scheduler (Stable Diffusion's noise schedule) and model_index.json in the
+    diffusers layout; the tokenizer must already be in `folder/tokenizer`. Weights in their current dtype."""
+    folder = Path(folder)
     scheduler = DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
@@ -187,7 +194,7 @@ def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Seq
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", type(unet).__name__],
         "vae": ["diffusers", "AutoencoderKL"],
-        "sma_sizes": asdict(sizes),
+        **(extra or {}),
     }
     (folder / "model_index.json").write_text(json.dumps(model_index, indent=2))
     return folder
