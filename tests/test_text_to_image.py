@@ -9,8 +9,8 @@ import pytest
 import torch
 from accelerate import Accelerator
 from diffusers import ControlNetModel, UNet2DConditionModel
+from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
-from diffusers.models.transformers.transformer_2d import Transformer2DModel
 from safetensors.torch import load_file
 
 from sma.backbones.hub import ModelNotFoundError
@@ -20,6 +20,8 @@ from sma.backbones.tiny import build_controlnet, build_text_to_image
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
+from sma.methods.controlvideo import ControlVideo
+from sma.methods.tuneavideo import TuneAVideo
 from sma.recipes import load_config
 from sma.runs import Adapter, generate, train
 from sma.training import train as train_loop
@@ -69,9 +71,12 @@ def per_frame(image_model, latents, t, text, controlnet=None, control=None):
     return torch.stack(outputs, dim=2)
 
 
-@pytest.mark.parametrize("attention", [None, "sparse_causal", "key_frame"])
-def test_inflated_model_starts_as_the_image_model(sd_dir, controlnet_dir, attention):
-    model = TextToImageModel.from_pretrained(str(sd_dir), attention=attention, controlnet=str(controlnet_dir))
+TAV, CV = TuneAVideo.inflation, ControlVideo.inflation
+
+
+@pytest.mark.parametrize("inflation", [TAV, CV], ids=["tuneavideo", "controlvideo"])
+def test_inflated_model_starts_as_the_image_model(sd_dir, controlnet_dir, inflation):
+    model = TextToImageModel.from_pretrained(str(sd_dir), inflation, controlnet=str(controlnet_dir))
     image_model = UNet2DConditionModel.from_pretrained(sd_dir / "unet", use_safetensors=True).eval()
     controlnet = ControlNetModel.from_pretrained(controlnet_dir, use_safetensors=True).eval()
     text = model.encode_prompts(["a red circle"])
@@ -81,29 +86,107 @@ def test_inflated_model_starts_as_the_image_model(sd_dir, controlnet_dir, attent
         moving, static = latents_of(FRAMES), latents_of(1).expand(-1, -1, FRAMES, -1, -1)
         inflated = model.predict(moving, t, text)
         expected = per_frame(image_model, moving, t, text, controlnet, model.control)
-        if attention is None:  # per-frame self-attention: every frame is the image model's
-            torch.testing.assert_close(inflated, expected, rtol=1e-5, atol=1e-5)
-        else:  # frame 0 attends to itself; later frames see other frames, unless all frames are the same
-            torch.testing.assert_close(inflated[:, :, 0], expected[:, :, 0], rtol=1e-5, atol=1e-5)
-            assert (inflated[:, :, 1:] - expected[:, :, 1:]).abs().max() > 1e-3
-            model.control = model.control[:, :, :1].expand(-1, -1, FRAMES, -1, -1)
-            static_expected = per_frame(image_model, static, t, text, controlnet, model.control)
-            torch.testing.assert_close(model.predict(static, t, text), static_expected, rtol=1e-5, atol=1e-5)
+        # frame 0 attends to itself; later frames see other frames, unless all frames are the same
+        torch.testing.assert_close(inflated[:, :, 0], expected[:, :, 0], rtol=1e-5, atol=1e-5)
+        assert (inflated[:, :, 1:] - expected[:, :, 1:]).abs().max() > 1e-3
+        model.control = model.control[:, :, :1].expand(-1, -1, FRAMES, -1, -1)
+        static_expected = per_frame(image_model, static, t, text, controlnet, model.control)
+        torch.testing.assert_close(model.predict(static, t, text), static_expected, rtol=1e-5, atol=1e-5)
 
 
-def test_temporal_layers_are_in_the_forward_pass(sd_dir):
-    """Once their zero output projections move, frames see each other through the temporal layers."""
-    model = TextToImageModel.from_pretrained(str(sd_dir), attention=None)
+def test_inflation_is_seeded(sd_dir):
+    state = torch.get_rng_state()
+    first, second = (TextToImageModel.from_pretrained(str(sd_dir), TAV).unet.state_dict() for _ in range(2))
+    assert torch.equal(torch.get_rng_state(), state)  # the global random state is left alone
+    random_init = [name for name in first if name.endswith("attn_temp.to_q.weight")]
+    assert random_init and all(first[name].abs().sum() > 0 for name in random_init)
+    assert all(torch.equal(first[name], second[name]) for name in first)
+
+
+# the tensors each method's temporal layer starts at zero, so that it starts as the image model
+ZERO_AT_START = {
+    "tuneavideo": ("attn_temp.to_out.0.weight", "attn_temp.to_out.0.bias"),
+    "controlvideo": ("conv_temp.weight", "conv_temp.bias"),
+}
+
+
+@pytest.mark.parametrize(
+    "method_class, blocks",
+    [
+        (TuneAVideo, ["down_blocks.0", "mid_block", "up_blocks.1", "up_blocks.1"]),  # every block
+        (ControlVideo, ["down_blocks.0", "up_blocks.1", "up_blocks.1"]),  # not the mid block
+    ],
+)
+def test_temporal_layers_are_in_the_forward_pass(sd_dir, controlnet_dir, method_class, blocks):
+    """Once their zero tensors move, every frame sees frame 3 (attn1 alone lets none of frames 0-2 see it)."""
+    model = TextToImageModel.from_pretrained(str(sd_dir), method_class.inflation, controlnet=str(controlnet_dir))
+    model.control = torch.rand(1, 3, FRAMES, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     text, t, latents = model.encode_prompts(["x"]), torch.tensor([500]), latents_of(FRAMES)
-    layers = [module for name, module in model.unet.named_modules() if name.endswith("temporal_transformer")]
-    assert len(layers) == sum(isinstance(module, Transformer2DModel) for module in model.unet.modules()) == 4
+    layers = [name for name, _ in model.unet.named_modules() if name.endswith(".attn_temp")]
+    assert sorted(name.split(".attentions")[0] for name in layers) == blocks
+    assert not any("_temp" in name for name, _ in model.controlnet.named_parameters())
     with torch.no_grad():
-        for layer in layers:
-            layer.proj_out.weight.normal_(std=0.5)
+        for name, parameter in model.unet.named_parameters():
+            if name.endswith(ZERO_AT_START[method_class.name]):
+                parameter.normal_(std=0.5)
         changed = latents.clone()
         changed[:, :, 3] += 1
         before, after = model.predict(latents, t, text), model.predict(changed, t, text)
-    assert ((after - before).abs().amax(dim=(0, 1, 3, 4)) > 1e-4).all()  # every frame sees frame 3
+    assert ((after - before).abs().amax(dim=(0, 1, 3, 4)) > 1e-4).all()
+
+
+def multi_head_attention(attention, sequence):
+    """Independent reference of a plain self-attention over `sequence` (batch, length, d), head by head."""
+    heads = attention.heads
+    query, key, value = (projection(sequence) for projection in (attention.to_q, attention.to_k, attention.to_v))
+    width = query.shape[-1] // heads
+    outputs = []
+    for head in range(heads):
+        part = slice(head * width, (head + 1) * width)
+        weights = torch.softmax(query[..., part] @ key[..., part].transpose(1, 2) / math.sqrt(width), dim=-1)
+        outputs.append(weights @ value[..., part])
+    return attention.to_out[0](torch.cat(outputs, dim=-1))
+
+
+def over_frames(attention, hidden_states, frames):
+    """The reference attention at each token position across the frames, by explicit loops over positions."""
+    video = hidden_states.unflatten(0, (-1, frames))  # (b, f, n, d)
+    result = torch.empty_like(video)
+    for b in range(video.shape[0]):
+        for n in range(video.shape[2]):
+            result[b, :, n] = multi_head_attention(attention, video[b : b + 1, :, n])[0]
+    return result.flatten(0, 1)
+
+
+@pytest.mark.parametrize("method_class", [TuneAVideo, ControlVideo])
+def test_a_transformer_block_computes_the_official_formula(method_class):
+    """One inflated block against the official forward written out (tuneavideo/models/attention.py:241-269,
+    controlvideo libs/attention.py:248-290), with random temporal weights."""
+    torch.manual_seed(0)
+    frames, height, width, dim = 3, 2, 3, 8
+    block = BasicTransformerBlock(dim, num_attention_heads=2, attention_head_dim=4, cross_attention_dim=6)
+    container = torch.nn.ModuleDict({"block": block}).eval()
+    count = FrameCount(frames)
+    method_class.inflation.apply(container, None, count, seed=1)
+    with torch.no_grad():
+        for name, parameter in block.named_parameters():
+            if "_temp." in name:
+                parameter.normal_(std=0.3)
+        x = torch.randn(2 * frames, height * width, dim)
+        text = torch.randn(2 * frames, 5, 6)
+        output = block(x, encoder_hidden_states=text)
+        if method_class is TuneAVideo:
+            h = block.forward(x, encoder_hidden_states=text)  # diffusers' block, the hook not called
+            expected = h + over_frames(block.attn_temp, block.norm_temp(h), frames)
+        else:
+            normed = block.norm1(x)
+            temporal = over_frames(block.attn_temp, normed, frames)
+            image = temporal.reshape(-1, height, width, dim).permute(0, 3, 1, 2)  # (b f, c, h, w) as official
+            convolved = torch.nn.functional.conv2d(image, block.conv_temp.weight, block.conv_temp.bias)
+            h = x + block.attn1.forward(normed) + convolved.permute(0, 2, 3, 1).reshape(-1, height * width, dim)
+            h = h + block.attn2(block.norm2(h), encoder_hidden_states=text)
+            expected = h + block.ff(block.norm3(h))
+    torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
 
 
 def attention_output(attention, video, sources):
@@ -142,10 +225,10 @@ def test_each_frame_attends_only_to_its_source_frames(pattern, sources):
                 assert (moved[k] > 1e-6) == (changed_frame in sources(k) | {k}), (changed_frame, k)
 
 
-@pytest.mark.parametrize("attention, unchanged", [("sparse_causal", [0, 1]), ("key_frame", [0, 1, 3])])
-def test_frames_see_only_what_the_pattern_allows_through_the_whole_unet(sd_dir, attention, unchanged):
+@pytest.mark.parametrize("inflation, unchanged", [(TAV, [0, 1]), (CV, [0, 1, 3])], ids=["tuneavideo", "controlvideo"])
+def test_frames_see_only_what_the_pattern_allows_through_the_whole_unet(sd_dir, inflation, unchanged):
     """With temporal layers at zero, changing frame 2 moves only frames that attend to it."""
-    model = TextToImageModel.from_pretrained(str(sd_dir), attention=attention)
+    model = TextToImageModel.from_pretrained(str(sd_dir), inflation)
     text, t, latents = model.encode_prompts(["x"]), torch.tensor([500]), latents_of(FRAMES)
     changed = latents.clone()
     changed[:, :, 2] += 1
@@ -155,15 +238,15 @@ def test_frames_see_only_what_the_pattern_allows_through_the_whole_unet(sd_dir, 
     spatial = [name for name, module in model.unet.named_modules() if isinstance(module, Attention)]
     for name in spatial:
         processor = model.unet.get_submodule(name).processor
-        is_frame_attention = name.endswith("attn1") and "temporal_transformer" not in name
+        is_frame_attention = name.endswith("attn1")  # not attn2, not the temporal attn_temp
         assert isinstance(processor, CrossFrameAttnProcessor) == is_frame_attention, name
 
 
 def test_missing_models_error(sd_dir, tmp_path):
     with pytest.raises(ModelNotFoundError, match="has no unet/ folder"):
-        TextToImageModel.from_pretrained(str(tmp_path))
+        TextToImageModel.from_pretrained(str(tmp_path), TAV)
     with pytest.raises(ModelNotFoundError, match="cannot load"):
-        TextToImageModel.from_pretrained(str(sd_dir), controlnet=str(tmp_path))
+        TextToImageModel.from_pretrained(str(sd_dir), CV, controlnet=str(tmp_path))
     with pytest.raises(SmaError, match="controlvideo needs the depth of the reference"):
         load_config(overrides={"method": "controlvideo"})
 
@@ -196,13 +279,11 @@ def snapshot(model):
     }
 
 
-def expected_trained(name, module_types, method):
-    if "temporal_transformer" in name:
-        return True
-    module_name, kind = name.rsplit(".", 1)[0], module_types[name.rsplit(".", 1)[0]]
-    if method == "tuneavideo":
-        return module_name.endswith(("attn1.to_q", "attn2.to_q"))
-    return module_name.endswith("attn1.to_out.0") or kind in ("Conv2d", "GroupNorm", "LayerNorm")
+# the official configs' trainable_modules, as parts of parameter names
+OFFICIALLY_TRAINED = {
+    "tuneavideo": (".attn1.to_q.", ".attn2.to_q.", ".attn_temp."),
+    "controlvideo": (".attn1.to_out.", ".attn_temp.", ".conv_temp."),
+}
 
 
 @pytest.mark.parametrize("method_name", ["tuneavideo", "controlvideo"])
@@ -215,19 +296,16 @@ def test_only_the_intended_parameters_change(sd_dir, controlnet_dir, depth_video
     latents = model.encode_video(torch.rand(1, 3, 8, SIZE, SIZE) * 2 - 1)
     train_loop(Accelerator(), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path)
     after = snapshot(model)
-    module_types = {
-        f"{prefix}.{name}": type(module).__name__
-        for prefix, network in model.denoisers().items()
-        for name, module in network.named_modules()
-    }
     trained = set(method.adapter_state())
-    assert trained == {name for name in before if expected_trained(name, module_types, method_name)}
+    assert trained == {name for name in before if any(part in name for part in OFFICIALLY_TRAINED[method_name])}
     assert any("controlnet." in name for name in trained) == (method_name == "controlvideo")
     for name in before:
         if name not in trained:
             assert torch.equal(before[name], after[name]), name
-    temporal_out = [name for name in trained if "temporal_transformer.proj_out.weight" in name]
-    assert temporal_out and all(after[name].abs().sum() > 0 for name in temporal_out)  # left zero, now trained
+    assert any(".norm_temp." in name for name in before) == (method_name == "tuneavideo")  # there, not trained
+    zero_at_start = [name for name in trained if name.endswith(ZERO_AT_START[method_name])]
+    assert zero_at_start and all(before[name].abs().sum() == 0 for name in zero_at_start)
+    assert all(after[name].abs().sum() > 0 for name in zero_at_start)  # left zero, now trained
 
 
 @pytest.mark.parametrize("method_name", ["tuneavideo", "controlvideo"])
@@ -252,7 +330,7 @@ def test_transfer_command_end_to_end(sd_dir, controlnet_dir, depth_video, refere
     about = json.loads((out / "adapter" / "adapter.json").read_text())
     assert about["method"] == method_name and about["sma"] == use_sma
     tensors = load_file(out / "adapter" / "adapter.safetensors")
-    assert any("temporal_transformer" in name for name in tensors)
+    assert any(".attn_temp." in name for name in tensors)
     adapter = Adapter.load(out / "adapter")
     if method_name == "controlvideo":  # the depth maps travel with the adapter, as read from the frames
         depth = adapter.conditions["depth"]
@@ -267,14 +345,36 @@ def test_transfer_command_end_to_end(sd_dir, controlnet_dir, depth_video, refere
 
 
 @pytest.mark.parametrize(
-    "recipe, method, steps, learning_rate",
-    [("tuneavideo-sd15", "tuneavideo", 500, 3e-5), ("controlvideo-sd15", "controlvideo", 300, 3e-5)],
+    "recipe, frames, stride, guidance",
+    [("tuneavideo-sd15", 24, 2, 12.5), ("controlvideo-sd15", 8, 1, 12.0)],
 )
-def test_recipes_hold_the_papers_settings(recipe, method, steps, learning_rate):
+def test_recipes_hold_the_official_settings(recipe, frames, stride, guidance):
     config = load_config(Path(__file__).parents[1] / "configs" / f"{recipe}.yaml")
-    assert (config.method, config.train.steps, config.train.learning_rate) == (method, steps, learning_rate)
-    assert (config.video.frames, config.generate.steps, config.generate.guidance_scale) == (8, 50, 12.5)
+    assert config.method == recipe.removesuffix("-sd15")
+    video, training, settings = config.video, config.train, config.generate
+    assert (video.frames, video.stride, video.height, video.width) == (frames, stride, 512, 512)
+    assert (training.steps, training.learning_rate, training.max_grad_norm) == (500, 3e-5, 1.0)
+    assert (training.mixed_precision, training.gradient_checkpointing) == ("fp16", True)
+    assert (settings.sampler, settings.steps, settings.inversion_steps) == ("ddim", 50, 50)
+    assert (settings.guidance_scale, settings.negative_prompt, settings.noise_prior) == (guidance, "", 1.0)
     assert config.model == "stable-diffusion-v1-5/stable-diffusion-v1-5" and config.sma.enabled
+
+
+@pytest.mark.parametrize("method_name", ["tuneavideo", "controlvideo"])
+def test_the_reference_is_inverted_with_the_official_prompt(sd_dir, controlnet_dir, depth_video, method_name):
+    """Tune-A-Video inverts with the empty prompt, ControlVideo with the source prompt (and its depth maps)."""
+    config = tiny_config(sd_dir, controlnet_dir, depth_video, method_name, **{"generate.noise_prior": 1.0})
+    method = build_method(config)
+    method.set_conditions(method.condition_on(torch.zeros(1, 3, 8, SIZE, SIZE)))
+    method.prepare()
+    reference = latents_of(8)
+    starts = []
+    method.initial_latents = lambda inverted, noise: starts.append(inverted) or inverted
+    method.generate(reference, "a blue square", seed=0)
+    with torch.no_grad():
+        source, empty = method.invert(reference, config.prompt), method.invert(reference, "")
+    assert (source - empty).abs().max() > 1e-4
+    torch.testing.assert_close(starts[0], source if method_name == "controlvideo" else empty, rtol=0, atol=0)
 
 
 def test_resumed_and_checkpointed_training_reach_the_same_weights(

@@ -1,24 +1,22 @@
-"""Inflate a 2D diffusion network (UNet2DConditionModel, ControlNetModel) to video without changing its weights.
+"""Inflate Stable Diffusion 1.x (UNet2DConditionModel, ControlNetModel) to video as Tune-A-Video and ControlVideo do.
 
-Frames of a video travel through the 2D network folded into the batch. Two things make
-them a video: spatial self-attention (`attn1`) takes its keys and values from other frames
-(an attention processor), and a temporal transformer after each spatial transformer attends
-across frames at every position. Its output projection starts at zero, so the inflated
-network starts as the image network.
+Frames travel through the 2D network folded into the batch. Inside diffusers'
+`BasicTransformerBlock`, the inflation gives self-attention (`attn1`) keys and values from
+other frames (an attention processor) and adds a temporal self-attention across the frames
+at each position. The added modules are registered on the block (`<block>.attn_temp`,
+`<block>.norm_temp`, `<block>.conv_temp`, the official names), so they save and load by
+name, and run from forward hooks, so the diffusers classes and their weight loading stay as
+they are. Their output starts at zero: the inflated network starts as the image network.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from diffusers.models.attention_processor import AttnProcessor2_0
-from diffusers.models.transformers.transformer_2d import Transformer2DModel
-from diffusers.models.transformers.transformer_temporal import TransformerTemporalModel
-
-from sma.errors import SmaError
-
-TEMPORAL_LAYER = "temporal_transformer"
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
 
 
 @dataclass
@@ -60,47 +58,101 @@ class CrossFrameAttnProcessor(AttnProcessor2_0):
         return super().__call__(attn, hidden_states, sources.flatten(0, 1), attention_mask, temb)
 
 
-def temporal_layer(spatial: Transformer2DModel) -> TransformerTemporalModel:
-    """diffusers' temporal transformer (as in UNet3D) with the spatial one's width and heads, output zeroed."""
-    config = spatial.config
-    layer = TransformerTemporalModel(
-        num_attention_heads=config.num_attention_heads,
-        attention_head_dim=config.attention_head_dim,
-        in_channels=config.in_channels,
-        norm_num_groups=config.norm_num_groups,
+def temporal_attention(attn1: Attention) -> Attention:
+    """A self-attention of attn1's width, heads and q/k/v biases, with diffusers' plain processor."""
+    return Attention(
+        query_dim=attn1.query_dim,
+        heads=attn1.heads,
+        dim_head=attn1.inner_dim // attn1.heads,
+        bias=attn1.use_bias,
+        upcast_attention=attn1.upcast_attention,
     )
-    torch.nn.init.zeros_(layer.proj_out.weight)
-    torch.nn.init.zeros_(layer.proj_out.bias)
-    return layer
 
 
-def _apply_temporal(count: FrameCount):
-    def hook(module, _inputs, output):
-        sample = output[0] if isinstance(output, tuple) else output.sample
-        mixed = getattr(module, TEMPORAL_LAYER)(sample, num_frames=count.frames, return_dict=False)[0]
-        return (mixed, *output[1:]) if isinstance(output, tuple) else type(output)(sample=mixed)
+def across_frames(attention: Attention, hidden_states: torch.Tensor, frames: int) -> torch.Tensor:
+    """`attention` over the frames at each token position: (b * f, tokens, d) -> (b * f, tokens, d)."""
+    video = hidden_states.unflatten(0, (-1, frames))  # (b, f, tokens, d)
+    batch, _, tokens, _ = video.shape
+    mixed = attention(video.transpose(1, 2).flatten(0, 1))  # (b * tokens, f, d)
+    return mixed.unflatten(0, (batch, tokens)).transpose(1, 2).flatten(0, 1)
 
-    return hook
 
+def add_temporal_after_feed_forward(block: BasicTransformerBlock, count: FrameCount) -> None:
+    """Tune-A-Video: after the feed-forward, `h + attn_temp(norm_temp(h))` across frames.
 
-def inflate(network: torch.nn.Module, pattern: str | None, count: FrameCount, seed: int = 0) -> None:
-    """Give every spatial transformer of `network` cross-frame self-attention and a temporal layer after it.
-
-    `pattern` None keeps per-frame self-attention (only the temporal layers are added).
-    Inflate right after loading, in float32 on the CPU, then move the whole network.
-    Temporal layers are registered as `<transformer>.temporal_transformer`, so they save
-    and load by name like any other parameter. Their initial weights come from `seed`
-    (the global random state is left alone), so an inflated model is reproducible.
+    `norm_temp` is a LayerNorm (1, 0), `attn_temp` has attn1's shape, random q/k/v and a zero
+    output projection (weight and bias), so the block's output is unchanged until it trains.
     """
-    if pattern is not None and pattern not in ATTENTION_PATTERNS:
-        raise SmaError(f"unknown attention pattern {pattern!r}: expected one of {', '.join(ATTENTION_PATTERNS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in list(network.modules()):
-            if not isinstance(module, Transformer2DModel):
-                continue
-            if pattern is not None:
-                for block in module.transformer_blocks:
-                    block.attn1.set_processor(CrossFrameAttnProcessor(pattern, count))
-            module.add_module(TEMPORAL_LAYER, temporal_layer(module))
-            module.register_forward_hook(_apply_temporal(count))
+    block.norm_temp = torch.nn.LayerNorm(block.attn1.query_dim)
+    block.attn_temp = temporal_attention(block.attn1)
+    torch.nn.init.zeros_(block.attn_temp.to_out[0].weight)
+    torch.nn.init.zeros_(block.attn_temp.to_out[0].bias)
+
+    def hook(module, _inputs, hidden_states):
+        return hidden_states + across_frames(module.attn_temp, module.norm_temp(hidden_states), count.frames)
+
+    block.register_forward_hook(hook)
+
+
+def add_temporal_beside_self_attention(block: BasicTransformerBlock, count: FrameCount) -> None:
+    """ControlVideo: `attn_temp` across frames on attn1's input (norm1's output), then `conv_temp`, a
+    1x1 convolution, added to attn1's output, i.e. to the residual stream before attn2.
+
+    `attn_temp` starts as a copy of attn1; `conv_temp` starts at zero (weight and bias).
+    """
+    block.attn_temp = temporal_attention(block.attn1)
+    with torch.no_grad():
+        for name, parameter in block.attn_temp.named_parameters():
+            parameter.copy_(block.attn1.get_parameter(name))
+    width = block.attn1.query_dim
+    block.conv_temp = torch.nn.Conv2d(width, width, 1)
+    torch.nn.init.zeros_(block.conv_temp.weight)
+    torch.nn.init.zeros_(block.conv_temp.bias)
+
+    def hook(_attn1, inputs, output):  # BasicTransformerBlock passes norm1's output positionally
+        mixed = across_frames(block.attn_temp, inputs[0], count.frames)
+        # a 1x1 convolution acts on each token alone: tokens as a (tokens, 1) image
+        return output + block.conv_temp(mixed.transpose(1, 2).unsqueeze(-1)).squeeze(-1).transpose(1, 2)
+
+    block.attn1.register_forward_hook(hook)
+
+
+TEMPORAL_LAYERS: dict[str, Callable[[BasicTransformerBlock, FrameCount], None]] = {
+    "after_feed_forward": add_temporal_after_feed_forward,
+    "beside_self_attention": add_temporal_beside_self_attention,
+}
+
+
+@dataclass(frozen=True)
+class Inflation:
+    """How a method makes SD 1.x a video model.
+
+    `attention` (a key of ATTENTION_PATTERNS) is the frame pattern of every attn1, in the UNet
+    and the ControlNet; `temporal` (a key of TEMPORAL_LAYERS) is the layer added to the UNet's
+    transformer blocks (the mid block's too when `temporal_in_mid_block`); the ControlNet gets none.
+    """
+
+    attention: str
+    temporal: str
+    temporal_in_mid_block: bool = True
+
+    def apply(
+        self, unet: torch.nn.Module, controlnet: torch.nn.Module | None, count: FrameCount, seed: int = 0
+    ) -> None:
+        """Inflate the networks in place, in float32, before freezing them (on the CPU, or on the meta
+        device to see the structure). Random initial weights come from `seed` (the global random
+        state is left alone), so an inflated model is reproducible.
+        """
+        add_temporal = TEMPORAL_LAYERS[self.temporal]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for network in (unet, controlnet):
+                if network is None:
+                    continue
+                for name, block in list(network.named_modules()):
+                    if not isinstance(block, BasicTransformerBlock):
+                        continue
+                    block.attn1.set_processor(CrossFrameAttnProcessor(self.attention, count))
+                    if network is unet and (self.temporal_in_mid_block or not name.startswith("mid_block")):
+                        with torch.device(block.attn1.to_q.weight.device):
+                            add_temporal(block, count)

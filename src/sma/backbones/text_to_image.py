@@ -1,7 +1,8 @@
 """Stable Diffusion 1.x inflated to video (Tune-A-Video, ControlVideo), with an optional ControlNet.
 
 The image model's weights are loaded unchanged (any SD-1.x-layout model: the original, a
-DreamBooth fine-tune, a local folder); `sma.backbones.inflation` turns it into a video model.
+DreamBooth fine-tune, a local folder); the method's `sma.backbones.inflation.Inflation` turns
+it into a video model.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from diffusers import ControlNetModel, UNet2DConditionModel
 
 from sma.backbones.hub import load_component
-from sma.backbones.inflation import FrameCount, inflate
+from sma.backbones.inflation import FrameCount, Inflation
 from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae
 from sma.errors import SmaError
 
@@ -29,7 +30,7 @@ def unfold_frames(images: torch.Tensor, frames: int) -> torch.Tensor:
 
 @dataclass
 class TextToImageModel(LatentVideoModel):
-    """An SD-1.x UNet run frame by frame, with cross-frame attention and temporal layers.
+    """An SD-1.x UNet run frame by frame, with cross-frame attention and temporal attention.
 
     With a ControlNet, `control` holds the conditioning frames (b, 3, f, H, W) in [0, 1]
     (depth maps) that every prediction is conditioned on.
@@ -45,20 +46,18 @@ class TextToImageModel(LatentVideoModel):
     def from_pretrained(
         cls,
         source: str,
+        inflation: Inflation,
         device: str | torch.device = "cpu",
-        attention: str | None = "sparse_causal",
         controlnet: str | None = None,
         revision: str | None = None,
     ) -> TextToImageModel:
-        """Load an SD-1.x model (and a ControlNet) in float32 and inflate both with the given attention pattern."""
+        """Load an SD-1.x model (and a ControlNet) in float32, inflate them as the method does, freeze them."""
         unet = load_component(UNet2DConditionModel, source, "unet", use_safetensors=True)
         model = cls(unet=unet, **load_text_and_vae(source))
         if controlnet is not None:
             model.controlnet = load_component(ControlNetModel, controlnet, "", use_safetensors=True)
-        model.freeze()
-        for network in model.denoisers().values():
-            inflate(network, attention, model.count)
-        return model.to(device)
+        inflation.apply(model.unet, model.controlnet, model.count)
+        return model.freeze().to(device)
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
         """The inflated networks by name: the UNet, and the ControlNet when there is one."""

@@ -128,11 +128,16 @@ class TrainedMethod(Method):
         model, settings = self.model, self.config.generate
         self.prepare_generation()
         reference_latents = reference_latents.to(model.device, model.dtype)
-        start = self.initial_latents(self.invert(reference_latents), self.fresh_noise(reference_latents, seed))
+        inverted = self.invert(reference_latents, self.inversion_prompt())
+        start = self.initial_latents(inverted, self.fresh_noise(reference_latents, seed))
         condition = model.encode_prompts([target])
         negative = model.encode_prompts([settings.negative_prompt])
         denoise = guided(model.predict, condition, negative, settings.guidance_scale)
         return sample(denoise, start, make_scheduler(settings.sampler, model.scheduler.config), settings.steps)
+
+    def inversion_prompt(self) -> str:
+        """The prompt the reference is DDIM-inverted with: empty, unless the method inverts with the source prompt."""
+        return ""
 
     def initial_latents(self, inverted: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Where sampling starts, from the DDIM inversion of the reference and fresh noise."""

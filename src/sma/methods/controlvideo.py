@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from sma.backbones.depth import estimate_depth, read_depth_video
-from sma.backbones.inflation import TEMPORAL_LAYER
+from sma.backbones.inflation import Inflation
 from sma.backbones.text_to_image import TextToImageModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.tuneavideo import TuneAVideo
-
-NORMS_AND_CONVOLUTIONS = (torch.nn.Conv2d, torch.nn.GroupNorm, torch.nn.LayerNorm)
 
 
 @dataclass
@@ -27,15 +26,21 @@ class ControlVideoOptions:
 
 
 class ControlVideo(TuneAVideo):
-    """ControlVideo (Zhao et al.): every frame attends to frame 0; each prediction is conditioned on the
-    depth of the reference's frames through the ControlNet.
+    """ControlVideo (Zhao et al.): every frame attends to frame 0 (key-frame attention, in the UNet and the
+    ControlNet); each UNet transformer block outside the mid block gains a temporal attention beside
+    attn1; each prediction is conditioned on the depth of the reference's frames through the ControlNet.
 
-    Trains, in the UNet and the ControlNet, `attn1.to_out`, the temporal layers and every
-    normalisation and 2D convolution layer.
+    Trains, as the official `trainable_modules` (configs/default/depth.yaml), the parameters of
+    modules whose name ends with `attn1.to_out` (UNet and ControlNet), `attn_temp` or `conv_temp`.
+    The reference is inverted with the source prompt and the depth maps.
     """
 
     name = "controlvideo"
     Options = ControlVideoOptions
+    inflation: ClassVar[Inflation] = Inflation(
+        attention="key_frame", temporal="beside_self_attention", temporal_in_mid_block=False
+    )
+    trained_modules: ClassVar[tuple[str, ...]] = ("attn1.to_out", "attn_temp", "conv_temp")
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
@@ -50,16 +55,13 @@ class ControlVideo(TuneAVideo):
         options = config.options
         model = TextToImageModel.from_pretrained(
             config.model,
-            device=device,
-            attention="key_frame",
+            cls.inflation,
+            device,
             controlnet=options.controlnet,
             revision=config.revision or None,
         )
         model.control_scale = options.scale
         return model
-
-    def is_trained(self, name: str, module: torch.nn.Module) -> bool:
-        return TEMPORAL_LAYER in name or name.endswith("attn1.to_out.0") or isinstance(module, NORMS_AND_CONVOLUTIONS)
 
     def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """Depth maps of the reference: given as a video (`controlvideo.video`) or estimated (`.depth_model`)."""
@@ -69,3 +71,7 @@ class ControlVideo(TuneAVideo):
 
     def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
         self.model.control = conditions["depth"]
+
+    def inversion_prompt(self) -> str:
+        """The source prompt (official sampling.py:15-19), with the depth maps set on the model."""
+        return self.config.prompt
