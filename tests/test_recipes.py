@@ -1,0 +1,32 @@
+"""Every shipped recipe loads, and the text-to-video ones hold their official settings (docs/methods.md)."""
+
+from pathlib import Path
+
+import pytest
+
+from sma.recipes import load_config
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+@pytest.mark.parametrize("recipe", sorted(path.name for path in CONFIGS.glob("*.yaml")))
+def test_recipe_loads(recipe):
+    config = load_config(CONFIGS / recipe)
+    assert recipe.startswith(config.method)
+
+
+@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope"])
+def test_vmc_recipe_is_the_official_setting(backbone):
+    config = load_config(CONFIGS / f"vmc-{backbone}.yaml")
+    train, generate = config.train, config.generate
+    assert (train.learning_rate, train.steps, train.max_grad_norm, train.mixed_precision) == (1e-4, 400, 1.0, "fp16")
+    assert (generate.inversion_steps, generate.steps, generate.guidance_scale, generate.noise_prior) == (75, 75, 9, 1)
+
+
+@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope"])
+def test_motiondirector_recipe_is_the_official_setting(backbone):
+    config = load_config(CONFIGS / f"motiondirector-{backbone}.yaml")
+    train, generate, lora = config.train, config.generate, config.options
+    assert (train.learning_rate, train.steps, train.max_grad_norm, train.mixed_precision) == (5e-4, 150, 0, "fp16")
+    assert (lora.lora_rank, lora.lora_dropout, lora.spatial_dropout) == (32, 0.1, 0.2)
+    assert (generate.inversion_steps, generate.steps, generate.guidance_scale) == (50, 30, 12)
