@@ -25,12 +25,14 @@ from diffusers.models.transformers.transformer_temporal import TransformerTempor
 from diffusers.models.unets.unet_3d_condition import UNet3DConditionOutput
 from torch import nn
 
-RESNET_BLOCKS = {"down": "ResnetDownsampleBlock3D", "up": "ResnetUpsampleBlock3D"}
-ATTENTION_BLOCKS = {"down": "SimpleCrossAttnDownBlock3D", "up": "SimpleCrossAttnUpBlock3D"}
-MID_BLOCK = "UNetMidBlock3DSimpleCrossAttn"
+DOWN_BLOCKS = ("ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D")  # without, with attention
+UP_BLOCKS = ("ResnetUpsampleBlock3D", "SimpleCrossAttnUpBlock3D")
 
 # Settings of the authors' class that Show-1 base leaves at these values; others would build another network.
 FIXED_SETTINGS = {
+    "mid_block_type": "UNetMidBlock3DSimpleCrossAttn",
+    "encoder_hid_dim_type": "text_proj",
+    "addition_embed_type": "text",
     "center_input_sample": False,
     "class_embed_type": None,
     "class_embeddings_concat": False,
@@ -193,7 +195,7 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             "SimpleCrossAttnDownBlock3D",
             "SimpleCrossAttnDownBlock3D",
         ),
-        mid_block_type: str = MID_BLOCK,
+        mid_block_type: str = "UNetMidBlock3DSimpleCrossAttn",
         up_block_types: tuple[str, ...] = (
             "SimpleCrossAttnUpBlock3D",
             "SimpleCrossAttnUpBlock3D",
@@ -242,8 +244,7 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         transfromer_in_opt: bool = False,  # sic: the authors' spelling, as in the Hub config
     ) -> None:
         super().__init__()
-        given = {name: value for name, value in locals().items() if name in FIXED_SETTINGS}
-        check_supported(given, down_block_types, mid_block_type, up_block_types, encoder_hid_dim_type, addition_embed_type)
+        check_supported(locals())
         widths = list(block_out_channels)
         time_channels = 4 * widths[0]
         settings = {
@@ -271,7 +272,7 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             last = index == len(widths) - 1
             previous = widths[max(index - 1, 0)]
             block = Show1DownBlock(
-                settings, previous, widths[index], layers_per_block, block_type in ATTENTION_BLOCKS.values(), not last
+                settings, previous, widths[index], layers_per_block, block_type == DOWN_BLOCKS[1], not last
             )
             self.down_blocks.append(block)
             skip_channels += [widths[index]] * (layers_per_block + (not last))
@@ -282,9 +283,7 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             channels = widths[-1 - index]
             skips = [skip_channels.pop() for _ in range(layers_per_block + 1)]
             last = index == len(widths) - 1
-            block = Show1UpBlock(
-                settings, skips, previous, channels, block_type in ATTENTION_BLOCKS.values(), upsample=not last
-            )
+            block = Show1UpBlock(settings, skips, previous, channels, block_type == UP_BLOCKS[1], upsample=not last)
             self.up_blocks.append(block)
             previous = channels
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, widths[0], eps=norm_eps)
@@ -321,22 +320,14 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         return UNet3DConditionOutput(sample=output) if return_dict else (output,)
 
 
-def check_supported(fixed: dict, down: tuple, mid: str, up: tuple, hidden_type: str, addition_type: str) -> None:
+def check_supported(config: dict) -> None:
     """The class builds Show-1 base only: refuse, by name, settings that would need another network."""
-    problems = [
-        f"{name}={value!r} (needs {FIXED_SETTINGS[name]!r})" for name, value in fixed.items() if value != FIXED_SETTINGS[name]
-    ]
-    known_down = {RESNET_BLOCKS["down"], ATTENTION_BLOCKS["down"]}
-    known_up = {RESNET_BLOCKS["up"], ATTENTION_BLOCKS["up"]}
-    problems += [f"down block {name!r}" for name in down if name not in known_down]
-    problems += [f"up block {name!r}" for name in up if name not in known_up]
-    if len(down) != len(up):
-        problems.append(f"{len(down)} down blocks but {len(up)} up blocks")
-    if mid != MID_BLOCK:
-        problems.append(f"mid_block_type={mid!r}")
-    if hidden_type != "text_proj":
-        problems.append(f"encoder_hid_dim_type={hidden_type!r}")
-    if addition_type != "text":
-        problems.append(f"addition_embed_type={addition_type!r}")
+    changed = {name: config[name] for name, value in FIXED_SETTINGS.items() if config[name] != value}
+    problems = [f"{name}={value!r} (needs {FIXED_SETTINGS[name]!r})" for name, value in changed.items()]
+    down, up, widths = config["down_block_types"], config["up_block_types"], config["block_out_channels"]
+    problems += [f"down block {name!r}" for name in down if name not in DOWN_BLOCKS]
+    problems += [f"up block {name!r}" for name in up if name not in UP_BLOCKS]
+    if not len(down) == len(up) == len(widths):
+        problems.append(f"{len(down)} down blocks, {len(up)} up blocks, {len(widths)} widths")
     if problems:
         raise ValueError(f"not a Show-1 base UNet config: unsupported {'; '.join(problems)}")
