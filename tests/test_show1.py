@@ -40,6 +40,9 @@ def test_unet_has_the_authors_parameter_names_and_shapes_at_real_size():
     shapes = {name: list(tensor.shape) for name, tensor in unet.state_dict().items()}
     assert shapes == recorded["parameters"]
     assert sum(tensor.numel() for tensor in unet.state_dict().values()) == recorded["parameter_count"]
+    with torch.device("meta"):  # the authors' keyframe size, 8 x 40 x 64, goes through (40 / 8 = 5 at the bottom)
+        output = unet(torch.empty(2, 3, 8, 40, 64), torch.tensor([10, 999]), torch.empty(2, 77, 4096)).sample
+    assert output.shape == (2, 6, 8, 40, 64)
 
 
 def test_unet_output_equals_the_authors_class_at_a_small_config():
