@@ -1,0 +1,112 @@
+"""A small Show-1 base model of the real classes, written in the Hub's folder layout.
+
+Tests load it through the code a Hub id takes: `Show1UNet3DConditionModel` at small widths,
+a small `T5EncoderModel`, a T5 tokenizer whose vocabulary is written here (a unigram model
+saved as tokenizer.json: no sentencepiece file), the Hub's DPM-Solver++ scheduler settings
+and model_index.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from diffusers import __version__ as diffusers_version
+from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+from sma.backbones.show1 import PIPELINE
+from sma.backbones.show1_unet import Show1UNet3DConditionModel
+
+SPECIAL_PIECES = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2 as in T5
+LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789.,'-!?"
+
+# the Hub's scheduler_config.json of showlab/show-1-base (it keeps DDPM keys DPM-Solver ignores: clip_sample)
+SCHEDULER = {
+    "algorithm_type": "dpmsolver++",
+    "beta_end": 0.02,
+    "beta_schedule": "squaredcos_cap_v2",
+    "beta_start": 0.0001,
+    "clip_sample": True,
+    "clip_sample_range": 1.0,
+    "dynamic_thresholding_ratio": 0.95,
+    "lambda_min_clipped": -5.1,
+    "lower_order_final": True,
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "sample_max_value": 1.5,
+    "solver_order": 2,
+    "solver_type": "midpoint",
+    "steps_offset": 0,
+    "thresholding": True,
+    "timestep_spacing": "linspace",
+    "trained_betas": None,
+    "use_karras_sigmas": False,
+    "variance_type": "fixed_small",
+}
+
+# a Show-1 base UNet at small widths: two levels, one layer each
+UNET = {
+    "block_out_channels": (32, 64),
+    "down_block_types": ("ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D"),
+    "up_block_types": ("SimpleCrossAttnUpBlock3D", "ResnetUpsampleBlock3D"),
+    "layers_per_block": 1,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 32,
+    "addition_embed_type_num_heads": 4,
+    "sample_size": 16,
+}
+
+
+def write_t5_tokenizer(folder: str | Path, words: Sequence[str] = ()) -> T5Tokenizer:
+    """A unigram T5 tokenizer: special pieces, `words` as whole pieces, then letters; saved and reloaded."""
+    pieces = [(piece, 0.0) for piece in SPECIAL_PIECES]
+    pieces += [("\u2581" + word, -1.0) for word in dict.fromkeys(words)]
+    pieces += [("\u2581", -2.0)] + [(letter, -3.0) for letter in LETTERS]
+    pieces += [("\u2581" + letter, -3.5) for letter in LETTERS]
+    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=77)
+    tokenizer.save_pretrained(folder)
+    return T5Tokenizer.from_pretrained(folder)
+
+
+def build_show1_base(folder: str | Path, seed: int = 0, text_width: int = 48, words: Sequence[str] = ()) -> Path:
+    """Randomly initialised Show-1 base in `folder` (unet/, text_encoder/, tokenizer/, scheduler/)."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    tokenizer = write_t5_tokenizer(folder / "tokenizer", words)
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(tokenizer),
+            d_model=text_width,
+            d_kv=text_width // 4,
+            d_ff=2 * text_width,
+            num_layers=2,
+            num_heads=4,
+            feed_forward_proj="gated-gelu",
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    )
+    unet = Show1UNet3DConditionModel(**UNET, encoder_hid_dim=text_width)
+    with torch.no_grad():  # diffusers starts temporal convolutions' last layer at zero; a trained model's is not
+        for name, parameter in unet.named_parameters():
+            if "temp_convs" in name and ".conv4." in name and parameter.ndim > 1:
+                parameter.normal_(std=1 / math.sqrt(parameter[0].numel()))
+    text_encoder.save_pretrained(folder / "text_encoder")
+    unet.save_pretrained(folder / "unet")
+    (folder / "scheduler").mkdir(exist_ok=True)
+    scheduler = {"_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.19.1", **SCHEDULER}
+    (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
+    model_index = {
+        "_class_name": PIPELINE,
+        "_diffusers_version": diffusers_version,
+        "feature_extractor": ["transformers", "CLIPImageProcessor"],
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"],
+        "text_encoder": ["transformers", "T5EncoderModel"],
+        "tokenizer": ["transformers", "T5Tokenizer"],
+        "unet": ["showone.models.unet_3d_condition", "UNet3DConditionModel"],
+    }
+    (folder / "model_index.json").write_text(json.dumps(model_index, indent=2))
+    return folder
