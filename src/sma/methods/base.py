@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from sma.backbones.dispatch import load_text_to_video
 from sma.backbones.latent_video import LatentVideoModel
-from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.motion import predict_x0
@@ -36,8 +36,9 @@ class Method:
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
-        """The backbone this method runs on, loaded from `config.model`."""
-        return TextToVideoModel.from_pretrained(config.model, device=device, revision=config.revision or None)
+        """The backbone this method runs on, loaded from `config.model`: a diffusers UNet3D model, or
+        Show-1's base stage when its model_index.json says so."""
+        return load_text_to_video(config.model, device, config.revision or None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         self.model = model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from sma.backbones.dispatch import load_text_to_video
 from sma.methods.base import TrainedMethod
 from sma.objectives import vmc_loss
 
@@ -19,11 +18,6 @@ class VMC(TrainedMethod):
 
     objective_name = "vmc"
     objective = staticmethod(vmc_loss)
-
-    @classmethod
-    def load_model(cls, config, device="cpu"):
-        """A diffusers UNet3D model, or Show-1 base when its model_index.json names Show-1's pipeline."""
-        return load_text_to_video(config.model, device, config.revision or None)
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         return self.train_only(
