@@ -38,25 +38,14 @@ def build_real_text_to_video(folder: Path) -> Path:
     """ZeroScope-sized random model in diffusers layout, fp16 safetensors."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from real_scale import ZEROSCOPE_UNET
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import CLIPTextModel
 
-    from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
+    from sma.backbones.tiny import clip_text_config, save_model_folder, write_clip_tokenizer
 
     torch.manual_seed(0)
     tokenizer = write_clip_tokenizer(folder / "tokenizer", max_length=77)
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(  # OpenCLIP ViT-H/14's text tower, as in ZeroScope
-            vocab_size=49408,
-            hidden_size=1024,
-            intermediate_size=4096,
-            num_hidden_layers=23,
-            num_attention_heads=16,
-            max_position_embeddings=77,
-            hidden_act="gelu",
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+    text_encoder = CLIPTextModel(  # OpenCLIP ViT-H/14's text tower, as in ZeroScope
+        clip_text_config(tokenizer, 1024, 23, 16, vocab_size=49408, intermediate_size=4096, hidden_act="gelu")
     )
     vae = AutoencoderKL(  # Stable Diffusion's VAE
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -87,7 +76,7 @@ def run_method(method: str, model: Path, reference: Path, out: Path, size: str) 
 
 
 def table(results: list[dict]) -> str:
-    phases = ("train", "generate", "decode")
+    phases = ("train", "invert", "sample", "generate", "decode")
     header = f"{'method':<16}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in phases)
     lines = [header + f"{'generate s':>12}{'wall s':>9}"]
     for result in results:

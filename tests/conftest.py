@@ -19,3 +19,11 @@ def reference(tmp_path_factory):
 
     clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=32, width=32)
     return write_video(tmp_path_factory.mktemp("reference") / "circle.mp4", clip.frames)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny text-to-video model in ZeroScope's layout (UNet3D, VAE, CLIP text encoder), loaded by path."""
+    from sma.backbones.tiny import build_text_to_video
+
+    return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))

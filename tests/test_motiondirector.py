@@ -1,11 +1,9 @@
 """MotionDirector as its authors built it: where each LoRA goes, which loss trains it, what generates."""
 
-import pytest
 import torch
 from peft.tuners.lora import LoraLayer
 from real_scale import lora_parameter_count, meta_text_to_video, motiondirector_official, zeroscope_unet
 
-from sma.backbones.tiny import build_text_to_video
 from sma.methods import build_method
 from sma.methods.motiondirector import MotionDirector, lora_targets
 from sma.recipes import load_config
@@ -25,11 +23,6 @@ def test_lora_targets_are_the_official_ones_at_real_scale():
     for adapter, count in expected.items():
         assert sum(parameter.numel() for parameter in method.adapter_parameters(adapter)) == count, adapter
     assert sum(parameter.numel() for parameter in trainable.values()) == 8_785_920 + 12_472_320
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))
 
 
 def tiny_method(model_dir, **overrides) -> MotionDirector:

@@ -15,7 +15,6 @@ from transformers import CLIPTextModel
 
 from sma.backbones.hub import ModelNotFoundError
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_text_to_video
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -27,11 +26,6 @@ from sma.training import train as train_loop
 from sma.video import read_video
 
 SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))
 
 
 def tiny_config(model_dir, **overrides):

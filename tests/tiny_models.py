@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from sma.backbones.tiny import write_clip_tokenizer
+from sma.backbones.tiny import clip_text_config, write_clip_tokenizer
 
 
 def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
@@ -20,17 +20,7 @@ def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     folder = Path(folder)
     tokenizer = write_clip_tokenizer(folder)
     config = CLIPConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=32,
-            intermediate_size=37,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            max_position_embeddings=77,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        ),
+        text_config=clip_text_config(tokenizer, 32, 2, 2, intermediate_size=37).to_dict(),
         vision_config=dict(
             image_size=32,
             patch_size=8,

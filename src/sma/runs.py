@@ -178,7 +178,7 @@ def transfer(
         method.model.to(device, generation_dtype(config.generate.precision, device))
         paths = write_videos(method, latents, config.targets, run_dir, config.seed, True, phases)
     trained = read_metrics(run_dir).get("phases", {})
-    write_report(run_dir, config.targets, paths, {"phases": trained | phases.summary()})
+    write_report(run_dir, config.targets, paths, {"phases": trained | method.phases.summary() | phases.summary()})
     return run_dir
 
 

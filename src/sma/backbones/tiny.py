@@ -67,6 +67,22 @@ def write_clip_tokenizer(folder: str | Path, max_length: int = 77, words: Sequen
     return tokenizer
 
 
+def clip_text_config(tokenizer: CLIPTokenizer, width: int, layers: int, heads: int, **options) -> CLIPTextConfig:
+    """A CLIP text tower for `tokenizer`: its vocabulary, special tokens and prompt length."""
+    values = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": width,
+        "intermediate_size": 2 * width,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "max_position_embeddings": tokenizer.model_max_length,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    return CLIPTextConfig(**(values | options))
+
+
 @dataclass(frozen=True)
 class TinySizes:
     """Widths of a small model; the defaults give a model of a few MB that runs in milliseconds."""
@@ -147,17 +163,7 @@ def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Seq
     folder = Path(folder)
     tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens, words)
     text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=sizes.text_width,
-            intermediate_size=2 * sizes.text_width,
-            num_hidden_layers=sizes.text_layers,
-            num_attention_heads=max(1, sizes.text_width // 16),
-            max_position_embeddings=sizes.max_prompt_tokens,
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        clip_text_config(tokenizer, sizes.text_width, sizes.text_layers, max(1, sizes.text_width // 16))
     )
     vae = AutoencoderKL(
         in_channels=3,

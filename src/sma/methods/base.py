@@ -16,6 +16,7 @@ from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.motion import predict_x0
 from sma.objectives import with_sma
+from sma.phases import Phases
 from sma.sampling import ddim_invert, guided, make_scheduler, noise_prior, sample
 
 
@@ -43,6 +44,7 @@ class Method:
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         self.model = model
         self.config = config
+        self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
 
     @property
     def options(self) -> Any:
@@ -129,12 +131,15 @@ class TrainedMethod(Method):
         model, settings = self.model, self.config.generate
         self.prepare_generation()
         reference_latents = reference_latents.to(model.device, model.dtype)
-        inverted = self.invert(reference_latents, self.inversion_prompt())
+        with self.phases("invert", steps=settings.inversion_steps):
+            inverted = self.invert(reference_latents, self.inversion_prompt())
         start = self.initial_latents(inverted, self.fresh_noise(reference_latents, seed))
         condition = model.encode_prompts([target])
         negative = model.encode_prompts([settings.negative_prompt])
         denoise = guided(model.predict, condition, negative, settings.guidance_scale)
-        return sample(denoise, start, make_scheduler(settings.sampler, model.scheduler.config), settings.steps)
+        scheduler = make_scheduler(settings.sampler, model.scheduler.config)
+        with self.phases("sample", steps=settings.steps):
+            return sample(denoise, start, scheduler, settings.steps)
 
     def inversion_prompt(self) -> str:
         """The prompt the reference is DDIM-inverted with: empty, unless the method inverts with the source prompt."""
