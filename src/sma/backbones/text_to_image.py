@@ -48,12 +48,17 @@ class TextToImageModel(LatentVideoModel):
         device: str | torch.device = "cpu",
         attention: str | None = "sparse_causal",
         controlnet: str | None = None,
+        revision: str | None = None,
+        controlnet_revision: str | None = None,
     ) -> TextToImageModel:
-        """Load an SD-1.x model (and a ControlNet) in float32 and inflate both with the given attention pattern."""
-        unet = load_component(UNet2DConditionModel, source, "unet", use_safetensors=True)
-        model = cls(unet=unet, **load_text_and_vae(source))
+        """Load an SD-1.x model (and a ControlNet) in float32 and inflate both with the given attention pattern.
+
+        `revision` and `controlnet_revision` pick a branch, tag or commit of Hub ids.
+        """
+        unet = load_component(UNet2DConditionModel, source, "unet", revision)
+        model = cls(unet=unet, **load_text_and_vae(source, revision))
         if controlnet is not None:
-            model.controlnet = load_component(ControlNetModel, controlnet, "", use_safetensors=True)
+            model.controlnet = load_component(ControlNetModel, controlnet, "", controlnet_revision)
         model.freeze()
         for network in model.denoisers().values():
             inflate(network, attention, model.count)
