@@ -53,7 +53,7 @@ def test_unavailable_clip_is_skipped_with_instructions(tmp_path, clips, capsys, 
     arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--clip", "sma-tests/absent"]
     assert main([*arguments, "--prompt", "a square", "--json", str(report)]) == 0
     error = capsys.readouterr().err
-    assert "CLIP scores skipped" in error and "huggingface-cli download sma-tests/absent" in error
+    assert "CLIP scores skipped" in error and "hf download sma-tests/absent" in error
     result = json.loads(report.read_text())["generated"][0]
     assert "motion_fidelity" in result and "clip_text_alignment" not in result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +21,19 @@ def read_depth_video(path: str | Path, video: VideoConfig) -> torch.Tensor:
     return (frames + 1) / 2
 
 
-def estimate_depth(model: str, clip: torch.Tensor) -> torch.Tensor:
+def estimate_depth(model: str, clip: torch.Tensor, revision: str | None = None) -> torch.Tensor:
     """Depth of each frame of `clip` (1, 3, f, h, w) in [-1, 1] by a transformers depth-estimation model
-    (e.g. Depth Anything), as (1, 3, f, h, w) in [0, 1], near is bright, each frame scaled to its maximum
-    (the transformers pipeline's `depth` image, the input ControlNet-Depth was trained on)."""
+    (e.g. Depth Anything, at `revision` of a Hub id), as (1, 3, f, h, w) in [0, 1], near is bright, each frame
+    scaled to its maximum (the transformers pipeline's `depth` image, the input ControlNet-Depth was trained on).
+    transformers prefers safetensors and reads .bin with torch.load(weights_only=True)."""
     from PIL import Image
     from transformers import pipeline
 
     local_folder(model, "a folder holding a transformers depth-estimation model")
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        estimator = pipeline("depth-estimation", model=model, device=device, model_kwargs={"use_safetensors": True})
-    except (OSError, ValueError) as error:
+        estimator = pipeline("depth-estimation", model=model, device=device, revision=revision, dtype=torch.float32)
+    except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise ModelNotFoundError(
             f"cannot load the depth-estimation model {model!r} ({first_line(error)}): pass a local folder "
             "or a Hub id of a transformers depth model, or give depth maps in `controlvideo.video`"

@@ -18,13 +18,13 @@ from sma.backbones.hub import load_component
 from sma.errors import SmaError
 
 
-def load_text_and_vae(source: str) -> dict:
+def load_text_and_vae(source: str, revision: str | None = None) -> dict:
     """VAE, text encoder, tokenizer and scheduler of a diffusers-layout model, as keyword arguments."""
     return {
-        "vae": load_component(AutoencoderKL, source, "vae", use_safetensors=True),
-        "text_encoder": load_component(CLIPTextModel, source, "text_encoder", use_safetensors=True),
-        "tokenizer": load_component(CLIPTokenizer, source, "tokenizer"),
-        "scheduler": load_component(DDIMScheduler, source, "scheduler"),
+        "vae": load_component(AutoencoderKL, source, "vae", revision),
+        "text_encoder": load_component(CLIPTextModel, source, "text_encoder", revision),
+        "tokenizer": load_component(CLIPTokenizer, source, "tokenizer", revision),
+        "scheduler": load_component(DDIMScheduler, source, "scheduler", revision),
         "source": source,
     }
 

@@ -45,17 +45,14 @@ class Show1Model(TextToVideoModel):
         cls, source: str, device: str | torch.device = "cpu", revision: str | None = None
     ) -> Show1Model:
         """The UNet (float32, on `device`), T5 and its tokenizer and the scheduler, from a Hub id or a folder."""
-        options = {"revision": revision} if revision else {}
-        unet, report = load_component(
-            Show1UNet3DConditionModel, source, "unet", use_safetensors=True, output_loading_info=True, **options
-        )
+        unet, report = load_component(Show1UNet3DConditionModel, source, "unet", revision, output_loading_info=True)
         check_strict(report, source)
         model = cls(
             unet=unet,
             vae=None,
-            text_encoder=load_component(T5EncoderModel, source, "text_encoder", use_safetensors=True, **options),
-            tokenizer=load_component(T5Tokenizer, source, "tokenizer", **options),
-            scheduler=invertible(load_component(DPMSolverMultistepScheduler, source, "scheduler", **options)),
+            text_encoder=load_component(T5EncoderModel, source, "text_encoder", revision),
+            tokenizer=load_component(T5Tokenizer, source, "tokenizer", revision),
+            scheduler=invertible(load_component(DPMSolverMultistepScheduler, source, "scheduler", revision)),
             source=source,
         )
         return model.freeze().to(device)

@@ -50,12 +50,16 @@ class TextToImageModel(LatentVideoModel):
         device: str | torch.device = "cpu",
         controlnet: str | None = None,
         revision: str | None = None,
+        controlnet_revision: str | None = None,
     ) -> TextToImageModel:
-        """Load an SD-1.x model (and a ControlNet) in float32, inflate them as the method does, freeze them."""
-        unet = load_component(UNet2DConditionModel, source, "unet", use_safetensors=True)
-        model = cls(unet=unet, **load_text_and_vae(source))
+        """Load an SD-1.x model (and a ControlNet) in float32, inflate them as the method does, freeze them.
+
+        `revision` and `controlnet_revision` pick a branch, tag or commit of Hub ids.
+        """
+        unet = load_component(UNet2DConditionModel, source, "unet", revision)
+        model = cls(unet=unet, **load_text_and_vae(source, revision))
         if controlnet is not None:
-            model.controlnet = load_component(ControlNetModel, controlnet, "", use_safetensors=True)
+            model.controlnet = load_component(ControlNetModel, controlnet, "", controlnet_revision)
         inflation.apply(model.unet, model.controlnet, model.count)
         return model.freeze().to(device)
 

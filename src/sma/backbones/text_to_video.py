@@ -32,9 +32,9 @@ class TextToVideoModel(LatentVideoModel):
     def from_pretrained(
         cls, source: str, device: str | torch.device = "cpu", revision: str | None = None
     ) -> TextToVideoModel:
-        """Load every component in float32 from a Hub id or a local folder in diffusers layout."""
-        unet = load_component(UNet3DConditionModel, source, "unet", use_safetensors=True)
-        return cls(unet=unet, **load_text_and_vae(source)).freeze().to(device)
+        """Load every component in float32 from a Hub id (at `revision`) or a local folder in diffusers layout."""
+        unet = load_component(UNet3DConditionModel, source, "unet", revision)
+        return cls(unet=unet, **load_text_and_vae(source, revision)).freeze().to(device)
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timesteps, encoder_hidden_states=text_embeddings.to(latents.dtype)).sample

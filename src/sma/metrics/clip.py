@@ -1,21 +1,20 @@
 """CLIP scores (DESIGN.md §4): text alignment (prompt vs each frame) and frame consistency (all frame pairs).
 
-The model comes from a Hub id or a local folder through transformers' `from_pretrained`
-(safetensors, never remote code). Where the weights cannot be had, `load_clip` raises
-`ClipUnavailableError` with a message that says how to get them; callers skip the metric.
+The model comes from a Hub id or a local folder the way every backbone loads
+(`sma.backbones.hub.load_component`: safetensors or safely read .bin, never remote code).
+Where the weights cannot be had, `load_clip` raises `ClipUnavailableError` with a message
+that says how to get them; callers skip the metric.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
 
+from sma.backbones.hub import ModelNotFoundError, load_component
 from sma.errors import SmaError
 from sma.video.frames import as_frames
 
@@ -69,65 +68,27 @@ def clip_frame_consistency(video: np.ndarray | torch.Tensor, scorer: ClipScorer)
     return float((cosines.sum() - cosines.diagonal().sum()) / (count * (count - 1)))
 
 
-def load_clip(model: str | os.PathLike = DEFAULT_CLIP) -> ClipScorer:
-    """Load CLIP from a local folder, the Hub cache, or the Hub (when reachable), in eval mode on CPU."""
-    source = str(model)
-    local = Path(source).exists()
-    try:
-        return _load(source, local_files_only=True)
-    except Exception as error:  # transformers and huggingface_hub raise many kinds for "not there"
-        if local or _offline() or not _hub_reachable():
-            raise ClipUnavailableError(_how_to_get(source, error, local)) from None
-    try:
-        return _load(source, local_files_only=False)
-    except Exception as error:
-        raise ClipUnavailableError(_how_to_get(source, error, local)) from None
+def load_clip(model: str | os.PathLike = DEFAULT_CLIP, revision: str | None = None) -> ClipScorer:
+    """Load CLIP from a local folder, the Hub cache, or the Hub (when reachable), in eval mode on CPU.
 
-
-def _load(source: str, local_files_only: bool) -> ClipScorer:
+    It loads as every backbone does (`sma.backbones.hub.load_component`); `revision` picks a
+    branch, tag or commit of a Hub id.
+    """
     from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel
     from transformers.utils import logging
 
     logging.disable_progress_bar()
-    options = dict(local_files_only=local_files_only, trust_remote_code=False)
-    model = CLIPModel.from_pretrained(source, use_safetensors=True, **options).eval()
-    tokenizer = AutoTokenizer.from_pretrained(source, **options)
-    image_processor = AutoImageProcessor.from_pretrained(source, **options)
-    return ClipScorer(model, tokenizer, image_processor, source)
+    source = str(model)
+    try:
+        model, tokenizer, image_processor = (
+            load_component(loader, source, "", revision, trust_remote_code=False)
+            for loader in (CLIPModel, AutoTokenizer, AutoImageProcessor)
+        )
+    except ModelNotFoundError as error:
+        raise ClipUnavailableError(f"CLIP model unavailable: {error}") from None
+    return ClipScorer(model.eval(), tokenizer, image_processor, source)
 
 
 def _embedding(output) -> torch.Tensor:
     """transformers 4 returns the projected features; 5 wraps them in an output's pooler_output."""
     return output if isinstance(output, torch.Tensor) else output.pooler_output
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(name, "").lower() in ("1", "true", "yes") for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """A quick connection test, so an offline machine does not wait through the Hub client's retries."""
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _how_to_get(source: str, error: Exception, local: bool) -> str:
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    if local:
-        return (
-            f"{source} is not a CLIP model folder ({reason}); save one there with CLIPModel, its tokenizer and "
-            "image processor `.save_pretrained(folder)`, or pass a Hub id"
-        )
-    return (
-        f"CLIP weights {source!r} are not available here ({reason}); on a machine with internet run "
-        f"`huggingface-cli download {source}` and copy the Hugging Face cache (~/.cache/huggingface) here, "
-        "or save the model into a folder and pass that folder instead (--clip PATH)"
-    )
