@@ -23,6 +23,7 @@ from sma.backbones.hub import ModelNotFoundError
 from sma.backbones.text_to_image import TextToImageModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import build_controlnet, build_text_to_image, build_text_to_video
+from sma.methods.tuneavideo import TuneAVideo
 from sma.metrics.clip import ClipUnavailableError, load_clip
 from tiny_models import build_tiny_clip
 
@@ -126,7 +127,7 @@ def test_text_to_image_and_controlnet_load_bin_weights(layout, tmp_path):
     folder = resave(image_model, tmp_path / "sd-resaved", TEXT_TO_IMAGE, layout)
     controlnet_folder = resave(controlnet, tmp_path / "controlnet-resaved", {"": ControlNetModel}, layout)
     assert weight_files(controlnet_folder) and all(name.endswith(".bin") for name in weight_files(controlnet_folder))
-    model = TextToImageModel.from_pretrained(str(folder), attention=None, controlnet=str(controlnet_folder))
+    model = TextToImageModel.from_pretrained(str(folder), TuneAVideo.inflation, controlnet=str(controlnet_folder))
     for subfolder, weights in expected_weights(image_model, TEXT_TO_IMAGE, LAYOUTS[layout][0]).items():
         assert_weights(getattr(model, subfolder), weights)
     assert_weights(model.controlnet, expected_weights(controlnet, {"": ControlNetModel}, LAYOUTS[layout][0])[""])
@@ -286,11 +287,11 @@ def test_text_to_image_and_controlnet_revisions(offline_cache, tmp_path):
     hub_cache(offline_cache, "sma-tests/tiny-sd", {"main": models[0], "v1": models[1]})
     hub_cache(offline_cache, "sma-tests/tiny-controlnet", {"main": controlnets[0], "v1": controlnets[1]})
     model = TextToImageModel.from_pretrained(
-        "sma-tests/tiny-sd", attention=None, controlnet="sma-tests/tiny-controlnet", controlnet_revision="v1"
+        "sma-tests/tiny-sd", TuneAVideo.inflation, controlnet="sma-tests/tiny-controlnet", controlnet_revision="v1"
     )
     assert_weights(model.unet, expected_weights(models[0], TEXT_TO_IMAGE)["unet"])
     assert_weights(model.controlnet, expected_weights(controlnets[1], {"": ControlNetModel})[""])
-    model = TextToImageModel.from_pretrained("sma-tests/tiny-sd", attention=None, revision="v1")
+    model = TextToImageModel.from_pretrained("sma-tests/tiny-sd", TuneAVideo.inflation, revision="v1")
     assert_weights(model.unet, expected_weights(models[1], TEXT_TO_IMAGE)["unet"])
 
 
