@@ -1,44 +1,51 @@
 """DMT: zero-shot motion transfer by steering the sampled latent with UNet space-time features.
 
 Diffusion Motion Transfer (Yatim et al.) trains nothing. While sampling, during the first
-steps, the latent being generated is optimized with Adam so that the features of chosen UNet
-layers, under the target prompt, move from frame to frame like those of the reference's DDIM
-inversion at the same timestep under the source prompt. SMA adds its global and local terms
-on the frame residuals of the same (un-averaged) feature maps (docs/methods.md).
+steps, the latent being generated is optimized with Adam so that three features of the
+UNet's `up_blocks.1`, under the target prompt, move from frame to frame like those of the
+reference's DDIM inversion at the same timestep under the source prompt. SMA adds its global
+and local terms on the frame residuals of the same (un-averaged) feature maps. What follows
+the official code and where it differs: docs/methods.md.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from diffusers import DDIMInverseScheduler
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.config import TransferConfig
+from sma.config import PRECISIONS, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
 from sma.objectives import dmt_feature_loss, with_sma
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler
+
+# The official taps (up_res_dict {1: [1]}): the upsampler output, resnets[1]'s conv2 output before
+# the shortcut is added (a forward hook on conv2 reads exactly that), temp_convs[1]'s output.
+OFFICIAL_LAYERS = ("up_blocks.1.upsamplers.0", "up_blocks.1.resnets.1.conv2", "up_blocks.1.temp_convs.1")
 
 
 @dataclass
 class DMTOptions:
     """DMT's zero-shot guidance; the SMA options other than its weights come from the `sma` section."""
 
-    layers: list[str] = field(default_factory=lambda: ["up_blocks.1"])  # UNet modules whose outputs are compared
+    layers: list[str] = field(default_factory=lambda: list(OFFICIAL_LAYERS))  # UNet modules whose outputs are compared
     guidance_fraction: float = 0.4  # guided share of the sampling steps, from the noisiest
     iterations: int = 10  # Adam iterations on the latent per guided step
     lr_start: float = 0.007  # Adam learning rate at the first guided step, linear to lr_end at the last
     lr_end: float = 0.004
     restart: bool = True  # after each step, noise back to its timestep and denoise it again
-    low_pass_factor: int = 4  # initial latent: inverted latent shrunk this much per frame, plus the rest of noise
+    low_pass_factor: int = 4  # initial latent: low frequencies (frames shrunk this much) of the re-noised reference
     keep_on_disk: bool = False  # inverted reference latents as safetensors files instead of in memory
+    precision: str = "fp16"  # autocast of every UNet pass: fp16 (gradient scaler; fp32 without CUDA) | bf16 | fp32
     sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
     sma_local_weight: float = 0.2
 
@@ -66,9 +73,10 @@ class ReferenceLatents:
 class DMT(ZeroShotMethod):
     """Diffusion Motion Transfer: guidance of the sampled latent, no trained parameters.
 
-    SMA in feature space uses `dmt.sma_global_weight` and `dmt.sma_local_weight` and the
-    other `sma` options, on features divided by the RMS of the reference's features, so
-    that the weights mean the same at any layer, timestep or model.
+    Latents stay in float32; every UNet pass runs under `dmt.precision`'s autocast. SMA in
+    feature space uses `dmt.sma_global_weight` and `dmt.sma_local_weight` and the other `sma`
+    options, on features divided by the RMS of the reference's features, so that the weights
+    mean the same at any layer, timestep or model.
     """
 
     name = "dmt"
@@ -77,41 +85,90 @@ class DMT(ZeroShotMethod):
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
         options, generate = config.options, config.generate
-        if generate.sampler != "ddim" or generate.inversion_steps != generate.steps:
-            raise SmaError(
-                "dmt samples with ddim over the timesteps of the inversion: set generate.sampler to ddim and "
-                f"generate.inversion_steps equal to generate.steps (now {generate.sampler}, "
-                f"{generate.inversion_steps} and {generate.steps})"
-            )
+        if generate.sampler != "ddim":
+            raise SmaError(f"dmt samples with ddim: set generate.sampler to ddim (now {generate.sampler})")
+        if generate.steps < 1 or generate.inversion_steps < 1:
+            raise SmaError("generate.steps and generate.inversion_steps must be >= 1")
         if not options.layers:
-            raise SmaError("dmt.layers must name at least one UNet module (DMT uses up_blocks.1)")
+            raise SmaError(f"dmt.layers must name at least one UNet module (DMT uses {', '.join(OFFICIAL_LAYERS)})")
         if not 0.0 <= options.guidance_fraction <= 1.0:
             raise SmaError(f"dmt.guidance_fraction must be in [0, 1], got {options.guidance_fraction}")
         if options.iterations < 0 or options.low_pass_factor < 1:
             raise SmaError("dmt.iterations must be >= 0 and dmt.low_pass_factor >= 1")
+        if options.precision not in PRECISIONS:
+            raise SmaError(f"dmt.precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
 
     def __init__(self, model: TextToVideoModel, config: TransferConfig) -> None:
         super().__init__(model, config)
         options = config.options
         self.sma = config.sma.build(global_weight=options.sma_global_weight, local_weight=options.sma_local_weight)
+        missing = sorted(set(options.layers) - dict(model.unet.named_modules()).keys())
+        if missing:
+            raise SmaError(f"dmt.layers: the UNet has no module named {', '.join(missing)}")
+        self.check_timesteps()
+
+    def check_timesteps(self) -> None:
+        """The inversion must pass through every sampling timestep, where guidance reads it."""
+        settings, scheduler_config = self.config.generate, self.model.scheduler.config
+        if settings.inversion_steps > scheduler_config.num_train_timesteps:
+            raise SmaError(
+                f"generate.inversion_steps ({settings.inversion_steps}) must be at most the model's "
+                f"{scheduler_config.num_train_timesteps} training timesteps"
+            )
+        inversion = DDIMInverseScheduler.from_config(scheduler_config)
+        inversion.set_timesteps(settings.inversion_steps)
+        missing = sorted(set(self.sampler().timesteps.tolist()) - set(inversion.timesteps.tolist()))
+        if missing:
+            raise SmaError(
+                f"the {settings.inversion_steps}-step inversion (generate.inversion_steps) misses timesteps "
+                f"{missing[:3]}{'...' if len(missing) > 3 else ''} of the {settings.steps}-step sampling "
+                "(generate.steps): use inversion steps whose timesteps include the sampling ones (DMT: 999)"
+            )
+
+    def sampler(self, device: torch.device | None = None):
+        """A DDIM scheduler with the model's noise schedule, set to `generate.steps`."""
+        scheduler = make_scheduler("ddim", self.model.scheduler.config)
+        scheduler.set_timesteps(self.config.generate.steps, device=device)
+        return scheduler
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """`dmt.precision`, except fp16 off CUDA (CPU autocast in fp16 is slow or missing): fp32 there."""
+        if self.options.precision == "fp16" and self.model.device.type != "cuda":
+            return torch.float32
+        return PRECISIONS[self.options.precision]
+
+    def autocast(self) -> AbstractContextManager:
+        """Autocast to `compute_dtype`; nothing in fp32 (the weights' dtype, `generate.precision`, then rules)."""
+        if self.compute_dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.model.device.type, dtype=self.compute_dtype)
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The UNet on float32 latents, under the autocast of `dmt.precision`; float32 output."""
+        with self.autocast():
+            return self.model.predict(latents.to(self.model.dtype), timesteps, text).float()
 
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
-        """Invert the reference with the source prompt, start from its low frequencies, sample with guidance."""
+        """Invert the reference with the source prompt, start from its re-noised low frequencies, guide and sample."""
         model, settings = self.model, self.config.generate
         self.guidance_log = []
-        reference_latents = reference_latents.to(model.device, model.dtype)
+        clean = reference_latents.to(model.device, torch.float32)
         source = model.encode_prompts([self.config.prompt])
-        generator = torch.Generator(device=reference_latents.device).manual_seed(seed)
-        noise = torch.randn(reference_latents.shape, generator=generator, device=reference_latents.device)
+        generator = torch.Generator(device=clean.device).manual_seed(seed)
+        scheduler = self.sampler(clean.device)
+        wanted = set(scheduler.timesteps.tolist())
         with self.reference_store() as reference:
-            inversion = ddim_inversion(
-                guided(model.predict, source, source, 1.0), reference_latents, model.scheduler.config, settings.steps
-            )
+            denoise = guided(self.predict, source, source, 1.0)
+            inversion = unclipped_inversion(denoise, clean, model.scheduler.config, settings.inversion_steps)
             for timestep, latent in inversion:
-                reference.keep(timestep, latent)
-            start = low_frequency_prior(latent, noise.to(model.dtype), self.options.low_pass_factor)
-            return self.sample(start, reference, source, target, generator)
+                if timestep in wanted:
+                    reference.keep(timestep, latent)
+            noise = gaussian_like(clean, generator)
+            first = scheduler.timesteps[0]
+            start = start_latent(clean, latent, timestep, first, model.scheduler, noise, self.options.low_pass_factor)
+            return self.sample(start, scheduler, reference, source, target, generator)
 
     @contextmanager
     def reference_store(self) -> Iterator[ReferenceLatents]:
@@ -125,26 +182,26 @@ class DMT(ZeroShotMethod):
     def sample(
         self,
         latents: torch.Tensor,
+        scheduler,
         reference: ReferenceLatents,
         source: torch.Tensor,
         target: str,
         generator: torch.Generator,
     ) -> torch.Tensor:
-        """DDIM with classifier-free guidance; the first steps guided, each step restarted if asked."""
+        """DDIM with classifier-free guidance; the first steps guided, each step but the last restarted if asked."""
         model, settings, options = self.model, self.config.generate, self.options
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])
-        denoise = guided(model.predict, condition, negative, settings.guidance_scale)
-        scheduler = make_scheduler("ddim", model.scheduler.config)
-        scheduler.set_timesteps(settings.steps, device=latents.device)
+        denoise = guided(self.predict, condition, negative, settings.guidance_scale)
+        timesteps = scheduler.timesteps
         guided_steps = round(options.guidance_fraction * settings.steps)
         learning_rates = torch.linspace(options.lr_start, options.lr_end, guided_steps).tolist()
-        for index, t in enumerate(tqdm(scheduler.timesteps, desc="dmt", leave=False)):
+        for index, t in enumerate(tqdm(timesteps, desc="dmt", leave=False)):
             if index < guided_steps:
                 reference_latent = reference.get(int(t), latents.device)
                 latents = self.guide(latents, t, reference_latent, source, condition, learning_rates[index])
             latents = scheduler.step(denoise(latents, t), t, latents).prev_sample
-            if options.restart and index + 1 < len(scheduler.timesteps):
-                latents = renoise(latents, scheduler, t, generator)
+            if options.restart and index + 1 < len(timesteps):
+                latents = renoise(latents, scheduler, timesteps[index + 1], generator)
                 latents = scheduler.step(denoise(latents, t), t, latents).prev_sample
         return latents
 
@@ -157,32 +214,37 @@ class DMT(ZeroShotMethod):
         condition: torch.Tensor,
         learning_rate: float,
     ) -> torch.Tensor:
-        """Adam on the latent (in float32) against the feature loss; returns the moved latent."""
+        """A fresh Adam (and, in fp16, a fresh gradient scaler) on the float32 latent against the feature loss."""
         with torch.no_grad():
             reference = self.feature_videos(reference_latent, t, source)
         optimized = latents.detach().to(torch.float32, copy=True).requires_grad_(True)
         optimizer = torch.optim.Adam([optimized], lr=learning_rate)
+        scaler = torch.amp.GradScaler(self.model.device.type, enabled=self.compute_dtype == torch.float16)
         with torch.enable_grad():
             for iteration in range(self.options.iterations):
-                terms = self.feature_loss(reference, self.feature_videos(optimized.to(latents.dtype), t, condition))
+                terms = self.feature_loss(reference, self.feature_videos(optimized, t, condition))
                 optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                optimizer.step()
+                scaler.scale(terms["loss"]).backward()
+                scaler.step(optimizer)  # skipped when the scaled gradient overflowed; the scale then halves
+                scaler.update()
                 record = {name: round(value.item(), 6) for name, value in terms.items()}
+                if scaler.is_enabled():
+                    record["grad_scale"] = scaler.get_scale()
                 self.guidance_log.append({"timestep": int(t), "iteration": iteration, **record})
                 del terms  # the graph of this iteration goes before the next forward
-        return optimized.detach().to(latents.dtype)
+        return optimized.detach()
 
     def feature_videos(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Outputs of `dmt.layers` as videos (b, c, f, h, w); the UNet stops after the last of them."""
         batch, _, frames = latents.shape[:3]
-        features = self.model.features(latents, t, text, self.options.layers)
+        with self.autocast():
+            features = self.model.features(latents.to(self.model.dtype), t, text, self.options.layers)
         return {name: value.unflatten(0, (batch, frames)).transpose(1, 2) for name, value in features.items()}
 
     def feature_loss(
         self, reference: dict[str, torch.Tensor], output: dict[str, torch.Tensor]
     ) -> dict[str, torch.Tensor]:
-        """DMT's space-time loss summed over layers (+ SMA on the feature maps); "loss" is the total."""
+        """DMT's space-time loss summed over layers (+ SMA on each feature map), in float32; "loss" is the total."""
         terms = {"dmt": sum(dmt_feature_loss(reference[name], output[name]) for name in reference)}
         if self.sma is None:
             return with_sma(terms)
@@ -195,9 +257,44 @@ def rms_scaled(reference: torch.Tensor, output: torch.Tensor) -> tuple[torch.Ten
     return reference.detach().float() / scale, output.float() / scale
 
 
-def renoise(latents: torch.Tensor, scheduler, t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Restart sampling: noise a latent DDIM just stepped from t back to t (a DDPM forward jump)."""
-    previous = int(t) - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-    kept = scheduler.alphas_cumprod[int(t)] / scheduler.alphas_cumprod[previous]
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device).to(latents.dtype)
-    return kept.sqrt().item() * latents + (1 - kept).sqrt().item() * noise
+def unclipped_inversion(
+    denoise, clean: torch.Tensor, scheduler_config, steps: int, progress: bool = True
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """`ddim_inversion` as DMT's preprocessing runs it: the x0 estimate is never clipped, whatever
+    `clip_sample` the model's scheduler config says (diffusers' inverse scheduler would clip it)."""
+    config = DDIMInverseScheduler.from_config(scheduler_config, clip_sample=False).config
+    return ddim_inversion(denoise, clean, config, steps, progress)
+
+
+def gaussian_like(latents: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like `latents`, drawn on the generator's device, then moved to theirs."""
+    noise = torch.randn(latents.shape, generator=generator, device=generator.device, dtype=torch.float32)
+    return noise.to(latents.device, latents.dtype)
+
+
+def start_latent(
+    clean: torch.Tensor,
+    noisiest: torch.Tensor,
+    t_noisiest: int,
+    t_start: torch.Tensor,
+    scheduler,
+    noise: torch.Tensor,
+    low_pass_factor: int,
+) -> torch.Tensor:
+    """DMT's first latent: the noise the last inverted latent implies, put on the clean reference at the
+    first sampling timestep; its low spatial frequencies, plus the high ones of `noise`.
+    """
+    alpha = scheduler.alphas_cumprod[t_noisiest].item()
+    implied = (noisiest - alpha**0.5 * clean) / (1 - alpha) ** 0.5
+    renoised = scheduler.add_noise(clean, implied, t_start.reshape(1))
+    return low_frequency_prior(renoised, noise, low_pass_factor)
+
+
+def renoise(latents: torch.Tensor, scheduler, t_next: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Restart: noise a latent DDIM just stepped to `t_next` back up one sampling step, as DMT's code does:
+    x <- sqrt(1 - b) x + sqrt(b) z for b = betas[t_next], ..., betas[t_next + T / steps - 1], in one draw.
+    """
+    jump = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
+    start = int(t_next)
+    kept = (1 - scheduler.betas[start : start + jump].double()).prod().item()
+    return kept**0.5 * latents + (1 - kept) ** 0.5 * gaussian_like(latents, generator)
