@@ -480,3 +480,20 @@ def test_dmt_errors(model_dir, reference, tmp_path, capsys):
         build_method(dmt_config(model_dir, **{"generate.inversion_steps": 1001}))
     code = main(["transfer", str(reference), "--method", "dmt", "--model", str(model_dir), "--out", str(tmp_path)])
     assert code == 2 and "give at least one target" in capsys.readouterr().err
+
+
+def test_the_reference_is_inverted_once_for_all_targets(model_dir, reference_latents, monkeypatch):
+    """At 999 steps the inversion is most of a DMT run: every target of a run reuses it."""
+    import sma.methods.dmt as dmt_module
+
+    calls = []
+    original = dmt_module.unclipped_inversion
+    monkeypatch.setattr(dmt_module, "unclipped_inversion", lambda *a, **k: calls.append(1) or original(*a, **k))
+    method = build_method(dmt_config(model_dir, **{"dmt.keep_on_disk": True}))
+    first = method.generate(reference_latents, "a blue square", seed=5)
+    method.generate(reference_latents, "a green star", seed=6)
+    assert len(calls) == 1
+    fresh = build_method(dmt_config(model_dir, **{"dmt.keep_on_disk": True}))
+    assert torch.equal(first, fresh.generate(reference_latents, "a blue square", seed=5))
+    method.generate(reference_latents + 0.5, "a blue square", seed=5)  # another reference: inverted anew
+    assert len(calls) == 3

@@ -10,9 +10,11 @@ the official code and where it differs: docs/methods.md.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,6 +58,8 @@ class ReferenceLatents:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
         self.latents: dict[int, torch.Tensor] = {}
+        self.top = 0  # the last (noisiest) timestep of the inversion, and its latent
+        self.noisiest: torch.Tensor | None = None
 
     def keep(self, timestep: int, latent: torch.Tensor) -> None:
         latent = latent.contiguous()  # the layout a file gives back, so both stores give bit-identical results
@@ -106,6 +110,7 @@ class DMT(ZeroShotMethod):
         if missing:
             raise SmaError(f"dmt.layers: the UNet has no module named {', '.join(missing)}")
         self.check_timesteps()
+        self._inversion: tuple[torch.Tensor, ReferenceLatents] | None = None
 
     def check_timesteps(self) -> None:
         """The inversion must pass through every sampling timestep, where guidance reads it."""
@@ -152,32 +157,40 @@ class DMT(ZeroShotMethod):
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
         """Invert the reference with the source prompt, start from its re-noised low frequencies, guide and sample."""
-        model, settings = self.model, self.config.generate
+        model = self.model
         self.guidance_log = []
         clean = reference_latents.to(model.device, torch.float32)
         source = model.encode_prompts([self.config.prompt])
         generator = torch.Generator(device=clean.device).manual_seed(seed)
         scheduler = self.sampler(clean.device)
-        wanted = set(scheduler.timesteps.tolist())
-        with self.reference_store() as reference:
-            denoise = guided(self.predict, source, source, 1.0)
-            inversion = unclipped_inversion(denoise, clean, model.scheduler.config, settings.inversion_steps)
-            for timestep, latent in inversion:
-                if timestep in wanted:
-                    reference.keep(timestep, latent)
-            noise = gaussian_like(clean, generator)
-            first = scheduler.timesteps[0]
-            start = start_latent(clean, latent, timestep, first, model.scheduler, noise, self.options.low_pass_factor)
-            return self.sample(start, scheduler, reference, source, target, generator)
+        reference = self.inversion(clean, source, set(scheduler.timesteps.tolist()))
+        noise = gaussian_like(clean, generator)
+        first = scheduler.timesteps[0]
+        start = start_latent(
+            clean, reference.noisiest, reference.top, first, model.scheduler, noise, self.options.low_pass_factor
+        )
+        return self.sample(start, scheduler, reference, source, target, generator)
 
-    @contextmanager
-    def reference_store(self) -> Iterator[ReferenceLatents]:
-        """In memory, or (dmt.keep_on_disk) in a temporary folder removed when generation ends."""
-        if not self.options.keep_on_disk:
-            yield ReferenceLatents()
-            return
-        with tempfile.TemporaryDirectory(prefix="sma-dmt-") as folder:
-            yield ReferenceLatents(Path(folder))
+    def inversion(self, clean: torch.Tensor, source: torch.Tensor, wanted: set[int]) -> ReferenceLatents:
+        """The reference's inversion (its latents at the `wanted` timesteps and its noisiest one), computed once
+        per reference: every target of a run reuses it (at 999 steps it is most of a DMT run's cost)."""
+        cached = self._inversion
+        if cached is not None and torch.equal(cached[0], clean):
+            return cached[1]
+        folder = Path(tempfile.mkdtemp(prefix="sma-dmt-")) if self.options.keep_on_disk else None
+        reference = ReferenceLatents(folder)
+        if folder is not None:  # removed with the store
+            weakref.finalize(reference, shutil.rmtree, folder, ignore_errors=True)
+        denoise = guided(self.predict, source, source, 1.0)
+        inversion = unclipped_inversion(
+            denoise, clean, self.model.scheduler.config, self.config.generate.inversion_steps
+        )
+        for timestep, latent in inversion:
+            if timestep in wanted:
+                reference.keep(timestep, latent)
+        reference.top, reference.noisiest = timestep, latent
+        self._inversion = (clean, reference)
+        return reference
 
     def sample(
         self,
