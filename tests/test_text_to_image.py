@@ -450,3 +450,30 @@ def test_controlvideo_generates_in_half_precision(sd_dir, controlnet_dir, depth_
     half = generate(run / "adapter", ["a blue square"], tmp_path / "bf16", precision="bf16")
     difference = read_video(half[0]).astype(float) - read_video(full[0])
     assert 0 < abs(difference).mean() < 20  # the same video up to rounding of the weights
+
+
+CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
+REAL_CLIPS = {
+    "tuneavideo": ("man-skiing.mp4", "a man is skiing"),
+    "controlvideo": ("car-turn.mp4", "a jeep car is moving on the road"),
+}
+
+
+@pytest.mark.skipif(not CLIPS.is_dir(), reason="the real clips (../shared/clips) are not beside this checkout")
+@pytest.mark.parametrize("method_name", ["tuneavideo", "controlvideo"])
+def test_transfer_of_a_real_clip(sd_dir, controlnet_dir, depth_model_dir, tmp_path, method_name):
+    """Tune-A-Video's own reference clips, with its prompts, end to end on the tiny model."""
+    clip, prompt = REAL_CLIPS[method_name]
+    out = tmp_path / "run"
+    arguments = ["transfer", str(CLIPS / clip), "--method", method_name, "--model", str(sd_dir), "--out", str(out)]
+    arguments += ["--frames", "8", "--height", str(SIZE), "--width", str(SIZE), "--steps", "2", "--prompt", prompt]
+    arguments += ["--target", prompt.replace("a man", "an astronaut").replace("a jeep car", "a red bus")]
+    if method_name == "controlvideo":
+        arguments += ["--controlnet", str(controlnet_dir), "--depth-model", str(depth_model_dir)]
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("video: {stride: 2}\ngenerate: {steps: 2, inversion_steps: 2}\n")
+    assert main([*arguments, "--config", str(recipe)]) == 0
+    assert read_video(out / "reference.mp4").shape == (8, SIZE, SIZE, 3)
+    (video,) = sorted((out / "videos").glob("*.mp4"))
+    assert read_video(video).shape == (8, SIZE, SIZE, 3)
+    assert json.loads((out / "metrics.json").read_text())["outputs"][0]["video"] == str(video.relative_to(out))
