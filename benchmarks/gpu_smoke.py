@@ -1,14 +1,16 @@
-"""Every text-to-video method end to end at real size, random weights: seconds per step and peak GPU
-memory per phase, through the same code path as `sma transfer` (`sma.runs.transfer`).
+"""Every method end to end at real size, random weights: seconds per step and peak GPU memory per phase,
+through the same code path as `sma transfer` (`sma.runs.transfer`).
 
-    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods vmc motiondirector dmt] [--out DIR]
+    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods vmc motiondirector dmt tuneavideo controlvideo]
 
-`--size real` (the default; needs a CUDA GPU) writes a model folder with ZeroScope's UNet
-configuration (1.41 B parameters), Stable Diffusion's VAE and an OpenCLIP-H-sized text encoder,
-all random, in fp16 safetensors; nothing is downloaded. Each method runs its recipe
-(configs/<method>-zeroscope.yaml) with a few steps on a synthetic 16-frame 320x576 clip
-(DMT: 24 frames, its recipe's size). `--size tiny` runs the same on the tiny model, on the CPU,
-to check the script. Any error stops the run with a non-zero exit.
+`--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16
+safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
+Diffusion's VAE and an OpenCLIP-H-sized text encoder, for VMC, MotionDirector (16 frames 320x576)
+and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and ControlNet-Depth
+(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets). Each method runs
+its recipe with a few steps of each phase on a synthetic clip (its own frames as ControlVideo's
+depth maps). `--size tiny` runs the same on tiny models on the CPU, to check the script. Any error
+stops the run with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -25,50 +27,84 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # real-size configurations live with the structure tests
 
-SHORT_RUN = {  # a few steps of each phase; the recipe keeps everything else
-    "train.steps": 4,
-    "train.checkpoint_every": 4,
-    "generate.steps": 4,
-    "generate.inversion_steps": 4,
+RECIPES = {  # method: (recipe, backbone, frames, real height and width)
+    "vmc": ("vmc-zeroscope", "zeroscope", 16, (320, 576)),
+    "motiondirector": ("motiondirector-zeroscope", "zeroscope", 16, (320, 576)),
+    "dmt": ("dmt-zeroscope", "zeroscope", 24, (320, 576)),
+    "tuneavideo": ("tuneavideo-sd15", "sd15", 8, (512, 512)),
+    "controlvideo": ("controlvideo-sd15", "sd15", 8, (512, 512)),
 }
+SHORT_RUN = {"train.steps": 4, "train.checkpoint_every": 4, "generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
 # (on the CPU, DMT's fp16 guidance falls back to fp32 by itself)
 
 
-def build_real_text_to_video(folder: Path) -> Path:
-    """ZeroScope-sized random model in diffusers layout, fp16 safetensors."""
-    from diffusers import AutoencoderKL, UNet3DConditionModel
-    from real_scale import ZEROSCOPE_UNET
+def clip_text_encoder(tokenizer, width: int, layers: int, heads: int, **options):
     from transformers import CLIPTextModel
 
-    from sma.backbones.tiny import clip_text_config, save_model_folder, write_clip_tokenizer
+    from sma.backbones.tiny import clip_text_config
 
-    torch.manual_seed(0)
-    tokenizer = write_clip_tokenizer(folder / "tokenizer", max_length=77)
-    text_encoder = CLIPTextModel(  # OpenCLIP ViT-H/14's text tower, as in ZeroScope
-        clip_text_config(tokenizer, 1024, 23, 16, vocab_size=49408, intermediate_size=4096, hidden_act="gelu")
-    )
-    vae = AutoencoderKL(  # Stable Diffusion's VAE
+    return CLIPTextModel(clip_text_config(tokenizer, width, layers, heads, vocab_size=49408, **options))
+
+
+def stable_diffusion_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
         block_out_channels=(128, 256, 512, 512),
         layers_per_block=2,
         latent_channels=4,
     )
-    unet = UNet3DConditionModel(**ZEROSCOPE_UNET)
-    networks = [network.half() for network in (unet, vae, text_encoder)]
-    return save_model_folder(folder, "TextToVideoSDPipeline", *networks)
 
 
-def run_method(method: str, model: Path, reference: Path, out: Path, size: str) -> dict:
+def build_real(backbone: str, folder: Path) -> dict[str, Path]:
+    """Random real-size models of a backbone in diffusers layout, fp16 safetensors: {"model": ..., ...}."""
+    from diffusers import ControlNetModel, UNet2DConditionModel, UNet3DConditionModel
+    from real_scale import SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
+
+    from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
+
+    torch.manual_seed(0)
+    tokenizer = write_clip_tokenizer(folder / "model" / "tokenizer", max_length=77)
+    if backbone == "zeroscope":  # OpenCLIP ViT-H/14's text tower
+        text_encoder = clip_text_encoder(tokenizer, 1024, 23, 16, intermediate_size=4096, hidden_act="gelu")
+        unet, pipeline = UNet3DConditionModel(**ZEROSCOPE_UNET), "TextToVideoSDPipeline"
+    else:  # CLIP ViT-L/14's text tower
+        text_encoder = clip_text_encoder(tokenizer, 768, 12, 12, intermediate_size=3072)
+        unet, pipeline = UNet2DConditionModel(**SD15_UNET), "StableDiffusionPipeline"
+    networks = [network.half() for network in (unet, stable_diffusion_vae(), text_encoder)]
+    paths = {"model": save_model_folder(folder / "model", pipeline, *networks)}
+    if backbone == "sd15":
+        ControlNetModel(**SD15_CONTROLNET_DEPTH).half().save_pretrained(folder / "controlnet")
+        paths["controlnet"] = folder / "controlnet"
+    return paths
+
+
+def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
+    from sma.backbones.tiny import TinySizes, build_controlnet, build_text_to_image, build_text_to_video
+
+    if backbone == "zeroscope":  # three resolutions, so that up_blocks.1 has the upsampler DMT reads
+        return {"model": build_text_to_video(folder / "model", TinySizes(unet_channels=(16, 16, 32)))}
+    return {"model": build_text_to_image(folder / "model"), "controlnet": build_controlnet(folder / "controlnet")}
+
+
+def run_method(method: str, models: dict[str, Path], reference: Path, out: Path, size: str) -> dict:
     from sma.recipes import load_config
     from sma.runs import transfer
 
-    overrides = {"model": str(model), "prompt": "a red circle", "targets": ["a blue square"]}
+    recipe, _, frames, (height, width) = RECIPES[method]
+    overrides = {"model": str(models["model"]), "prompt": "a red circle", "targets": ["a blue square"]}
+    overrides |= {"video.frames": frames, "video.stride": 1}
     overrides |= DMT_SHORT_RUN if method == "dmt" else SHORT_RUN
+    if method == "controlvideo":
+        overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
     if size == "tiny":
         overrides |= {"video.height": 32, "video.width": 32, "train.mixed_precision": "no"}
-    config = load_config(ROOT / "configs" / f"{method}-zeroscope.yaml", overrides)
+    else:
+        overrides |= {"video.height": height, "video.width": width}
+    config = load_config(ROOT / "configs" / f"{recipe}.yaml", overrides)
     start = time.perf_counter()
     run_dir = transfer(config, reference, out / method, overwrite=True)
     wall = time.perf_counter() - start
@@ -94,26 +130,30 @@ def table(results: list[dict]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("real", "tiny"), default="real")
-    parser.add_argument("--methods", nargs="+", default=["vmc", "motiondirector", "dmt"])
+    parser.add_argument("--methods", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     arguments = parser.parse_args()
     if arguments.size == "real" and not torch.cuda.is_available():
         print("gpu_smoke: --size real needs a CUDA GPU (use --size tiny to check the script on the CPU)")
         return 2
-    from sma.backbones.tiny import TinySizes, build_text_to_video
     from sma.video import MovingObject, synthetic_video, write_video
 
     work = arguments.out or Path(tempfile.mkdtemp(prefix="sma-gpu-smoke-"))
     start = time.perf_counter()
-    if arguments.size == "real":
-        model = build_real_text_to_video(work / "model")
-    else:  # three resolutions, so that up_blocks.1 has the upsampler DMT reads
-        model = build_text_to_video(work / "model", TinySizes(unet_channels=(16, 16, 32)))
-    print(f"model written in {time.perf_counter() - start:.0f} s: {model}")
-    height, width = (320, 576) if arguments.size == "real" else (32, 32)
-    clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=24, height=height, width=width)
-    reference = write_video(work / "reference.mp4", clip.frames, overwrite=True)
-    results = [run_method(method, model, reference, work / "runs", arguments.size) for method in arguments.methods]
+    build = build_real if arguments.size == "real" else build_tiny
+    results, models, references = [], {}, {}
+    for method in arguments.methods:
+        _, backbone, _, (height, width) = RECIPES[method]
+        if backbone not in models:
+            began = time.perf_counter()
+            models[backbone] = build(backbone, work / backbone)
+            print(f"{backbone} written in {time.perf_counter() - began:.0f} s")
+            size = (height, width) if arguments.size == "real" else (32, 32)
+            clip = synthetic_video(
+                MovingObject("circle", "red", "zigzag"), num_frames=24, height=size[0], width=size[1]
+            )
+            references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
+        results.append(run_method(method, models[backbone], references[backbone], work / "runs", arguments.size))
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(f"\n{device}, {arguments.size} size, {time.perf_counter() - start:.0f} s in all")
     print(table(results))
