@@ -1,16 +1,17 @@
 """Every method end to end at real size, random weights: seconds per step and peak GPU memory per phase,
 through the same code path as `sma transfer` (`sma.runs.transfer`).
 
-    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods vmc motiondirector dmt tuneavideo controlvideo]
+    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...]
 
 `--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16
 safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
 Diffusion's VAE and an OpenCLIP-H-sized text encoder, for VMC, MotionDirector (16 frames 320x576)
 and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and ControlNet-Depth
-(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets). Each method runs
-its recipe with a few steps of each phase on a synthetic clip (its own frames as ControlVideo's
-depth maps). `--size tiny` runs the same on tiny models on the CPU, to check the script. Any error
-stops the run with a non-zero exit.
+(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets); Show-1's base
+UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B encoder) for VMC on Show-1
+(8 frames 40x64, pixels). Each method runs its recipe with a few steps of each phase on a synthetic
+clip (its own frames as ControlVideo's depth maps). `--size tiny` runs the same on tiny models on
+the CPU, to check the script. Any error stops the run with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "dmt": ("dmt-zeroscope", "zeroscope", 24, (320, 576)),
     "tuneavideo": ("tuneavideo-sd15", "sd15", 8, (512, 512)),
     "controlvideo": ("controlvideo-sd15", "sd15", 8, (512, 512)),
+    "vmc-show1": ("vmc-show1", "show1", 8, (40, 64)),
 }
 SHORT_RUN = {"train.steps": 4, "train.checkpoint_every": 4, "generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
@@ -65,7 +67,13 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     from real_scale import SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
 
     from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
+    from sma.backbones.tiny_show1 import build_show1_base
 
+    if backbone == "show1":  # the real base UNet (1.73 B); a 2-layer T5 with T5-XXL's width stands in for T5-XXL
+        config = json.loads((ROOT / "tests" / "data" / "show1_base_unet_state.json").read_text())["config"]
+        unet_config = {key: value for key, value in config.items() if not key.startswith("_")}
+        model = build_show1_base(folder / "model", text_width=4096, unet_config=unet_config, dtype=torch.float16)
+        return {"model": model}
     torch.manual_seed(0)
     tokenizer = write_clip_tokenizer(folder / "model" / "tokenizer", max_length=77)
     if backbone == "zeroscope":  # OpenCLIP ViT-H/14's text tower
@@ -84,32 +92,36 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
 
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     from sma.backbones.tiny import TinySizes, build_controlnet, build_text_to_image, build_text_to_video
+    from sma.backbones.tiny_show1 import build_show1_base
 
+    if backbone == "show1":
+        return {"model": build_show1_base(folder / "model")}
     if backbone == "zeroscope":  # three resolutions, so that up_blocks.1 has the upsampler DMT reads
         return {"model": build_text_to_video(folder / "model", TinySizes(unet_channels=(16, 16, 32)))}
     return {"model": build_text_to_image(folder / "model"), "controlnet": build_controlnet(folder / "controlnet")}
 
 
-def run_method(method: str, models: dict[str, Path], reference: Path, out: Path, size: str) -> dict:
+def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, size: str) -> dict:
     from sma.recipes import load_config
     from sma.runs import transfer
 
-    recipe, _, frames, (height, width) = RECIPES[method]
+    recipe, _, frames, (height, width) = RECIPES[name]
     overrides = {"model": str(models["model"]), "prompt": "a red circle", "targets": ["a blue square"]}
     overrides |= {"video.frames": frames, "video.stride": 1}
-    overrides |= DMT_SHORT_RUN if method == "dmt" else SHORT_RUN
-    if method == "controlvideo":
+    overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN
+    if name == "controlvideo":
         overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
     if size == "tiny":
-        overrides |= {"video.height": 32, "video.width": 32, "train.mixed_precision": "no"}
+        side = 16 if name == "vmc-show1" else 32
+        overrides |= {"video.height": side, "video.width": side, "train.mixed_precision": "no"}
     else:
         overrides |= {"video.height": height, "video.width": width}
     config = load_config(ROOT / "configs" / f"{recipe}.yaml", overrides)
     start = time.perf_counter()
-    run_dir = transfer(config, reference, out / method, overwrite=True)
+    run_dir = transfer(config, reference, out / name, overwrite=True)
     wall = time.perf_counter() - start
     phases = json.loads((run_dir / "metrics.json").read_text())["phases"]
-    return {"method": method, "frames": config.video.frames, "wall_s": wall, "phases": phases}
+    return {"method": name, "frames": config.video.frames, "wall_s": wall, "phases": phases}
 
 
 def table(results: list[dict]) -> str:

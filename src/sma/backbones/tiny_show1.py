@@ -71,8 +71,16 @@ def write_t5_tokenizer(folder: str | Path, words: Sequence[str] = ()) -> T5Token
     return T5Tokenizer.from_pretrained(folder)
 
 
-def build_show1_base(folder: str | Path, seed: int = 0, text_width: int = 48, words: Sequence[str] = ()) -> Path:
-    """Randomly initialised Show-1 base in `folder` (unet/, text_encoder/, tokenizer/, scheduler/)."""
+def build_show1_base(
+    folder: str | Path,
+    seed: int = 0,
+    text_width: int = 48,
+    words: Sequence[str] = (),
+    unet_config: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Randomly initialised Show-1 base in `folder` (unet/, text_encoder/, tokenizer/, scheduler/), weights
+    saved in `dtype`. `unet_config` (default: the small `UNET`) gives another size, e.g. the real one."""
     folder = Path(folder)
     torch.manual_seed(seed)
     tokenizer = write_t5_tokenizer(folder / "tokenizer", words)
@@ -89,13 +97,13 @@ def build_show1_base(folder: str | Path, seed: int = 0, text_width: int = 48, wo
             eos_token_id=tokenizer.eos_token_id,
         )
     )
-    unet = Show1UNet3DConditionModel(**UNET, encoder_hid_dim=text_width)
+    unet = Show1UNet3DConditionModel(**{**(unet_config or UNET), "encoder_hid_dim": text_width})
     with torch.no_grad():  # diffusers starts temporal convolutions' last layer at zero; a trained model's is not
         for name, parameter in unet.named_parameters():
             if "temp_convs" in name and ".conv4." in name and parameter.ndim > 1:
                 parameter.normal_(std=1 / math.sqrt(parameter[0].numel()))
-    text_encoder.save_pretrained(folder / "text_encoder")
-    unet.save_pretrained(folder / "unet")
+    text_encoder.to(dtype).save_pretrained(folder / "text_encoder")
+    unet.to(dtype).save_pretrained(folder / "unet")
     (folder / "scheduler").mkdir(exist_ok=True)
     scheduler = {"_class_name": "DPMSolverMultistepScheduler", "_diffusers_version": "0.19.1", **SCHEDULER}
     (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
