@@ -24,8 +24,8 @@ from sma.errors import SmaError
 NOISE_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear", "steps_offset": 1}
 NOISE_SCHEDULE |= {"clip_sample": False}
 
-# q/k/v of both self-attentions across frames (attn1, attn2) of every motion module: VMC's set, and the
-# layers AnimateDiff's MotionLoRA adapts.
+# q/k/v of both self-attentions across frames (attn1, attn2) of every motion module: VMC's set, in the
+# attentions AnimateDiff's MotionLoRA adapts.
 TEMPORAL_ATTENTION_PROJECTIONS = re.compile(r"(.*\.)?motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]\.to_[qkv]")
 # The temporal transformers are the motion modules.
 LORA_TARGETS = lora_target_patterns(r"motion_modules\.\d+")
