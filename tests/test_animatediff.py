@@ -211,6 +211,8 @@ def test_mistakes_are_named(stable_diffusion, motion_adapter, model_dir):
         load_text_to_video(str(stable_diffusion))
     with pytest.raises(SmaError, match="has a UNet3DConditionModel: leave `motion_adapter` empty"):
         load_text_to_video(str(model_dir), motion_adapter=str(motion_adapter))
+    with pytest.raises(SmaError, match="is a file: sma reads motion adapters in diffusers layout"):
+        load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter / "config.json"))
     model = load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter))
     with pytest.raises(SmaError, match="at most 32 frames, got 33"):
         model.predict(torch.zeros(1, 4, 33, 8, 8), torch.tensor([1]), model.encode_prompts(["x"]))

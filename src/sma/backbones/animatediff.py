@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
@@ -52,6 +53,11 @@ class AnimateDiffModel(LatentVideoModel):
         revision: str | None = None,
     ) -> AnimateDiffModel:
         """An SD-1.x model (Hub id at `revision`, or folder) and a MotionAdapter (Hub id or folder), in float32."""
+        if Path(motion_adapter).expanduser().is_file():
+            raise SmaError(
+                f"`motion_adapter` {motion_adapter} is a file: sma reads motion adapters in diffusers layout (a folder "
+                "or Hub id with config.json and the weights, e.g. guoyww/animatediff-motion-adapter-v1-5-3)"
+            )
         image_unet = load_component(UNet2DConditionModel, source, "unet", revision)
         adapter = load_component(MotionAdapter, motion_adapter, "")
         components = load_text_and_vae(source, revision)
