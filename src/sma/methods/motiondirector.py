@@ -2,7 +2,8 @@
 
 As the official code (showlab/MotionDirector, docs/methods.md) builds it: a spatial LoRA on
 `attn1` and the feed-forward of every spatial transformer, a temporal LoRA on `attn1`, `attn2`
-and the feed-forward of every temporal transformer (`transformer_in` included); rank 32,
+and the feed-forward of every temporal transformer (UNet3D: `transformer_in` included;
+AnimateDiff: the motion modules), as the backbone names them (`lora_targets`); rank 32,
 scale 1, dropout on the LoRA output; each adapter trained only by its own loss.
 """
 
