@@ -7,11 +7,12 @@ through the same code path as `sma transfer` (`sma.runs.transfer`).
 safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
 Diffusion's VAE and an OpenCLIP-H-sized text encoder, for VMC, MotionDirector (16 frames 320x576)
 and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and ControlNet-Depth
-(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets); Show-1's base
-UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B encoder) for VMC on Show-1
-(8 frames 40x64, pixels). Each method runs its recipe with a few steps of each phase on a synthetic
-clip (its own frames as ControlVideo's depth maps). `--size tiny` runs the same on tiny models on
-the CPU, to check the script. Any error stops the run with a non-zero exit.
+(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets), and with a
+v1-5-3-sized AnimateDiff motion adapter for VMC and MotionDirector on AnimateDiff (16 frames
+512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B
+encoder) for VMC on Show-1 (8 frames 40x64, pixels). Each method runs its recipe with a few steps
+of each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs
+the same on tiny models on the CPU, to check the script. Any error stops the run with a non-zero exit.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "tuneavideo": ("tuneavideo-sd15", "sd15", 8, (512, 512)),
     "controlvideo": ("controlvideo-sd15", "sd15", 8, (512, 512)),
     "vmc-show1": ("vmc-show1", "show1", 8, (40, 64)),
+    "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
+    "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
 }
 SHORT_RUN = {"train.steps": 4, "train.checkpoint_every": 4, "generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
@@ -63,8 +66,8 @@ def stable_diffusion_vae():
 
 def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     """Random real-size models of a backbone in diffusers layout, fp16 safetensors: {"model": ..., ...}."""
-    from diffusers import ControlNetModel, UNet2DConditionModel, UNet3DConditionModel
-    from real_scale import SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
+    from diffusers import ControlNetModel, MotionAdapter, UNet2DConditionModel, UNet3DConditionModel
+    from real_scale import ANIMATEDIFF_V153_ADAPTER, SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
 
     from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
     from sma.backbones.tiny_show1 import build_show1_base
@@ -79,23 +82,37 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     if backbone == "zeroscope":  # OpenCLIP ViT-H/14's text tower
         text_encoder = clip_text_encoder(tokenizer, 1024, 23, 16, intermediate_size=4096, hidden_act="gelu")
         unet, pipeline = UNet3DConditionModel(**ZEROSCOPE_UNET), "TextToVideoSDPipeline"
-    else:  # CLIP ViT-L/14's text tower
-        text_encoder = clip_text_encoder(tokenizer, 768, 12, 12, intermediate_size=3072)
+    else:  # Stable Diffusion 1.5 (also under AnimateDiff): CLIP ViT-L/14's text tower
+        text_encoder = clip_text_encoder(tokenizer, 768, 12, 12, intermediate_size=3072, hidden_act="quick_gelu")
         unet, pipeline = UNet2DConditionModel(**SD15_UNET), "StableDiffusionPipeline"
     networks = [network.half() for network in (unet, stable_diffusion_vae(), text_encoder)]
     paths = {"model": save_model_folder(folder / "model", pipeline, *networks)}
     if backbone == "sd15":
         ControlNetModel(**SD15_CONTROLNET_DEPTH).half().save_pretrained(folder / "controlnet")
         paths["controlnet"] = folder / "controlnet"
+    if backbone == "animatediff":
+        MotionAdapter.from_config(ANIMATEDIFF_V153_ADAPTER).half().save_pretrained(folder / "motion_adapter")
+        paths["motion_adapter"] = folder / "motion_adapter"
     return paths
 
 
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
-    from sma.backbones.tiny import TinySizes, build_controlnet, build_text_to_image, build_text_to_video
+    from sma.backbones.tiny import (
+        TinySizes,
+        build_controlnet,
+        build_motion_adapter,
+        build_text_to_image,
+        build_text_to_video,
+    )
     from sma.backbones.tiny_show1 import build_show1_base
 
     if backbone == "show1":
         return {"model": build_show1_base(folder / "model")}
+    if backbone == "animatediff":
+        return {
+            "model": build_text_to_image(folder / "model"),
+            "motion_adapter": build_motion_adapter(folder / "adapter"),
+        }
     if backbone == "zeroscope":  # three resolutions, so that up_blocks.1 has the upsampler DMT reads
         return {"model": build_text_to_video(folder / "model", TinySizes(unet_channels=(16, 16, 32)))}
     return {"model": build_text_to_image(folder / "model"), "controlnet": build_controlnet(folder / "controlnet")}
@@ -109,6 +126,8 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     overrides = {"model": str(models["model"]), "prompt": "a red circle", "targets": ["a blue square"]}
     overrides |= {"video.frames": frames, "video.stride": 1}
     overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN
+    if "motion_adapter" in models:
+        overrides["motion_adapter"] = str(models["motion_adapter"])
     if name == "controlvideo":
         overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
     if size == "tiny":

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from diffusers import ControlNetModel, UNet2DConditionModel, UNet3DConditionModel
+from diffusers import ControlNetModel, MotionAdapter, UNet2DConditionModel, UNet3DConditionModel, UNetMotionModel
 
 # damo-vilab/text-to-video-ms-1.7b, unet/config.json (diffusers' UNet3DConditionModel defaults are these values).
 MODELSCOPE_UNET = {
@@ -54,6 +54,21 @@ SD15_UNET = {
     "out_channels": 4,
     "sample_size": 64,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+
+# guoyww/animatediff-motion-adapter-v1-5-3, config.json (AnimateDiff v3: 8 heads, one transformer block per motion
+# module, positions up to 32 frames, no motion module in the mid block, as configs/inference/inference-v3.yaml)
+ANIMATEDIFF_V153_ADAPTER = {
+    "block_out_channels": [320, 640, 1280, 1280],
+    "conv_in_channels": None,
+    "motion_layers_per_block": 2,
+    "motion_max_seq_length": 32,
+    "motion_mid_block_layers_per_block": 1,
+    "motion_norm_num_groups": 32,
+    "motion_num_attention_heads": 8,
+    "motion_transformer_layers_per_block": 1,
+    "motion_transformer_layers_per_mid_block": 1,
+    "use_motion_mid_block": False,
 }
 
 # lllyasviel/sd-controlnet-depth, config.json (ControlNet 1.0 for SD 1.5, as thu-ml/controlvideo uses)
@@ -97,6 +112,13 @@ def modelscope_unet() -> UNet3DConditionModel:
 
 def sd15_unet() -> UNet2DConditionModel:
     return on_meta(UNet2DConditionModel, SD15_UNET)
+
+
+def animatediff_unet() -> UNetMotionModel:
+    """SD-1.5's UNet with the v1-5-3 motion modules, built as diffusers' AnimateDiffPipeline does."""
+    with torch.device("meta"):
+        adapter = MotionAdapter.from_config(ANIMATEDIFF_V153_ADAPTER)
+        return UNetMotionModel.from_unet2d(sd15_unet(), adapter, load_weights=False)
 
 
 def sd15_controlnet_depth() -> ControlNetModel:
@@ -153,6 +175,28 @@ def motiondirector_official(unet: UNet3DConditionModel) -> dict[str, set[str]]:
     return {
         "spatial": _lora_targets(unet, "Transformer2DModel", ("attn1", "ff")),
         "temporal": _lora_targets(unet, "TransformerTemporalModel", ("attn1", "attn2", "ff")),
+    }
+
+
+# --- VMC and MotionDirector on AnimateDiff: no official code; the same rules with the motion modules as the
+# temporal transformers (AnimateDiffTransformer3D, two self-attentions attn1 and attn2 per block) ---
+
+
+def vmc_animatediff(unet: UNetMotionModel) -> set[str]:
+    """Parameters of every module whose name contains "motion_modules" and ends in ".to_q", ".to_k" or ".to_v"."""
+    return {
+        f"{module_name}.{parameter_name}"
+        for module_name, module in unet.named_modules()
+        if "motion_modules" in module_name and module_name.endswith((".to_q", ".to_k", ".to_v"))
+        for parameter_name, _ in module.named_parameters()
+    }
+
+
+def motiondirector_animatediff(unet: UNetMotionModel) -> dict[str, set[str]]:
+    """MotionDirector's rule with the motion modules (AnimateDiffTransformer3D) as the temporal transformers."""
+    return {
+        "spatial": _lora_targets(unet, "Transformer2DModel", ("attn1", "ff")),
+        "temporal": _lora_targets(unet, "AnimateDiffTransformer3D", ("attn1", "attn2", "ff")),
     }
 
 

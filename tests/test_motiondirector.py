@@ -4,8 +4,9 @@ import torch
 from peft.tuners.lora import LoraLayer
 from real_scale import lora_parameter_count, meta_text_to_video, motiondirector_official, zeroscope_unet
 
+from sma.backbones.text_to_video import lora_targets
 from sma.methods import build_method
-from sma.methods.motiondirector import MotionDirector, lora_targets
+from sma.methods.motiondirector import MotionDirector
 from sma.recipes import load_config
 
 SIZE = 16

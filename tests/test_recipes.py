@@ -15,7 +15,7 @@ def test_recipe_loads(recipe):
     assert recipe.startswith(config.method)
 
 
-@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope"])
+@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope", "animatediff"])
 def test_vmc_recipe_is_the_official_setting(backbone):
     config = load_config(CONFIGS / f"vmc-{backbone}.yaml")
     train, generate = config.train, config.generate
@@ -23,7 +23,7 @@ def test_vmc_recipe_is_the_official_setting(backbone):
     assert (generate.inversion_steps, generate.steps, generate.guidance_scale, generate.noise_prior) == (75, 75, 9, 1)
 
 
-@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope"])
+@pytest.mark.parametrize("backbone", ["zeroscope", "modelscope", "animatediff"])
 def test_motiondirector_recipe_is_the_official_setting(backbone):
     config = load_config(CONFIGS / f"motiondirector-{backbone}.yaml")
     train, generate, lora = config.train, config.generate, config.options

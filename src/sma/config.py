@@ -92,6 +92,7 @@ class TransferConfig:
     method: str = "vmc"
     model: str = "cerspense/zeroscope_v2_576w"
     revision: str = ""  # branch, tag or commit of a Hub model; "" for the default branch
+    motion_adapter: str = ""  # AnimateDiff MotionAdapter (Hub id or folder) for an SD-1.x `model`; "" for none
     prompt: str = ""
     targets: list[str] = field(default_factory=list)
     seed: int = 0

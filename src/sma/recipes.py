@@ -122,7 +122,11 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError("train.steps and train.checkpoint_every must be >= 1")
     if config.sma.enabled:
         check_sma(config)
-    method_class(config.method).validate(config)
+    method = method_class(config.method)
+    if config.motion_adapter and not method.takes_motion_adapter:
+        runs = ", ".join(name for name in METHODS if method_class(name).takes_motion_adapter)
+        raise SmaError(f"{config.method} does not run on AnimateDiff (it runs {runs}): leave `motion_adapter` empty")
+    method.validate(config)
     return config
 
 

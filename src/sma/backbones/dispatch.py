@@ -10,14 +10,35 @@ import torch
 from sma.backbones.hub import ModelNotFoundError, local_folder
 from sma.errors import SmaError
 
+IMAGE_UNET = "UNet2DConditionModel"  # Stable Diffusion 1.x
 
-def load_text_to_video(source: str, device: str | torch.device = "cpu", revision: str | None = None):
-    """Show-1 base (`TextToVideoIFPipeline`) or a diffusers UNet3D model (ZeroScope, ModelScope)."""
+
+def load_text_to_video(
+    source: str,
+    device: str | torch.device = "cpu",
+    revision: str | None = None,
+    motion_adapter: str | None = None,
+):
+    """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`) or a
+    diffusers UNet3D model (ZeroScope, ModelScope)."""
+    from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.show1 import PIPELINE, Show1Model
     from sma.backbones.text_to_video import TextToVideoModel
 
     index = model_index(source, revision)
-    unet_library = (index.get("unet") or [""])[0]
+    unet_library, unet_class = (index.get("unet") or ["", ""])[:2]
+    if motion_adapter is not None:
+        if unet_class not in ("", IMAGE_UNET):
+            raise SmaError(
+                f"`motion_adapter` turns a Stable Diffusion 1.x model into AnimateDiff, but {source} has a "
+                f"{unet_class}: leave `motion_adapter` empty or choose an SD-1.x model"
+            )
+        return AnimateDiffModel.from_pretrained(source, motion_adapter, device=device, revision=revision)
+    if unet_class == IMAGE_UNET:
+        raise SmaError(
+            f"{source} is an image model ({IMAGE_UNET}): set `motion_adapter` (an AnimateDiff MotionAdapter, "
+            "e.g. guoyww/animatediff-motion-adapter-v1-5-3) to run it as AnimateDiff"
+        )
     if unet_library.startswith("showone"):
         if index.get("_class_name") != PIPELINE:
             raise SmaError(

@@ -6,6 +6,7 @@ differ only in how they load and run the UNet; everything here works on either.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,27 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from sma.backbones.hub import load_component
 from sma.errors import SmaError
+
+
+def lora_target_patterns(temporal_transformers: str) -> dict[str, re.Pattern]:
+    """MotionDirector's LoRA layers, as full-name patterns, in a UNet whose image transformers are
+    `attentions.M` and whose temporal transformers match `temporal_transformers`: the q/k/v/out
+    projections of attn1 and the feed-forward of each image transformer block ("spatial"); those of
+    attn1, attn2 and the feed-forward of each temporal one ("temporal")."""
+
+    def block_layers(attentions: str) -> str:
+        return rf"transformer_blocks\.\d+\.(({attentions})\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))"
+
+    return {
+        "spatial": re.compile(rf"(.*\.)?attentions\.\d+\.{block_layers('attn1')}"),
+        "temporal": re.compile(rf"(.*\.)?({temporal_transformers})\.{block_layers('attn1|attn2')}"),
+    }
+
+
+def matching_linears(network: torch.nn.Module, patterns: dict[str, re.Pattern]) -> dict[str, list[str]]:
+    """Names of the Linear layers of `network` whose full name each pattern matches, per pattern."""
+    names = [name for name, module in network.named_modules() if isinstance(module, torch.nn.Linear)]
+    return {key: [name for name in names if pattern.fullmatch(name)] for key, pattern in patterns.items()}
 
 
 def load_text_and_vae(source: str, revision: str | None = None) -> dict:
@@ -134,6 +156,18 @@ class LatentVideoModel:
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """Model output for latents (b, c, f, h, w) at `timesteps` with text embeddings (b, tokens, d)."""
         raise NotImplementedError
+
+    def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
+        """The q/k/v projections of the attentions across frames, by name (VMC trains them).
+
+        Backbones with temporal layers name them; the others have none to give.
+        """
+        raise SmaError(f"{type(self).__name__} declares no temporal attention layers")
+
+    def lora_targets(self) -> dict[str, list[str]]:
+        """Names of the Linear layers that get MotionDirector's "spatial" and "temporal" LoRA: attention
+        projections and feed-forward of the transformers within frames and of those across frames."""
+        raise SmaError(f"{type(self).__name__} declares no spatial and temporal transformer layers")
 
     @contextmanager
     def capture_features(self, module_names: list[str]) -> Iterator[dict[str, torch.Tensor]]:

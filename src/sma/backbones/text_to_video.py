@@ -8,6 +8,7 @@ temporal layers.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 
 import torch
@@ -15,9 +16,18 @@ from diffusers import UNet3DConditionModel
 from torch.utils.checkpoint import checkpoint
 
 from sma.backbones.hub import load_component
-from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae
+from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns, matching_linears
 
-TEMPORAL_ATTENTION_PROJECTIONS = ("to_q", "to_k", "to_v")
+# VMC's rule (official code): modules whose name contains "temp_attentions" and ends in to_q, to_k or to_v;
+# `transformer_in` is not among them.
+TEMPORAL_ATTENTION_PROJECTIONS = re.compile(r".*temp_attentions.*(to_q|to_k|to_v)")
+# The temporal transformers are `temp_attentions.M` and `transformer_in`.
+LORA_TARGETS = lora_target_patterns(r"temp_attentions\.\d+|transformer_in")
+
+
+def lora_targets(unet: UNet3DConditionModel) -> dict[str, list[str]]:
+    """MotionDirector's spatial and temporal LoRA layers in a diffusers UNet3DConditionModel, by name."""
+    return matching_linears(unet, LORA_TARGETS)
 
 
 class _FeaturesRecorded(Exception):
@@ -49,12 +59,13 @@ class TextToVideoModel(LatentVideoModel):
             block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
     def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
-        """The q/k/v projections of every temporal attention layer (VMC's trainable set)."""
+        """q/k/v of attn1 and attn2 of every temporal transformer (`temp_attentions`)."""
         return {
-            name: module
-            for name, module in self.unet.named_modules()
-            if "temp_attentions" in name and name.endswith(TEMPORAL_ATTENTION_PROJECTIONS)
+            name: module for name, module in self.unet.named_modules() if TEMPORAL_ATTENTION_PROJECTIONS.fullmatch(name)
         }
+
+    def lora_targets(self) -> dict[str, list[str]]:
+        return lora_targets(self.unet)
 
     def features(
         self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor, module_names: list[str]

@@ -2,8 +2,9 @@
 
 No machine here can download weights, so tests and the embedded default model start from
 these: the same classes as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel,
-CLIPTokenizer, DDIMScheduler), Stable Diffusion 1.x (UNet2DConditionModel instead) and
-ControlNet, saved with `save_pretrained` and loaded back through the code a Hub id takes.
+CLIPTokenizer, DDIMScheduler), Stable Diffusion 1.x (UNet2DConditionModel instead),
+ControlNet and AnimateDiff's MotionAdapter, saved with `save_pretrained` and loaded back
+through the code a Hub id takes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel, UNet3DConditionModel
+from diffusers import (
+    AutoencoderKL,
+    ControlNetModel,
+    DDIMScheduler,
+    MotionAdapter,
+    UNet2DConditionModel,
+    UNet3DConditionModel,
+)
 from diffusers import __version__ as diffusers_version
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -141,6 +149,26 @@ def build_controlnet(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0
     for convolution in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
         torch.nn.init.normal_(convolution.weight, std=0.1)
     controlnet.save_pretrained(folder)
+    return Path(folder)
+
+
+def build_motion_adapter(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
+    """A MotionAdapter for `build_text_to_image`'s model, saved on its own like
+    `guoyww/animatediff-motion-adapter-v1-5-3` (config.json and the weights, no subfolder).
+
+    One motion module per resolution level, as many as the UNet's layers per block, and one in
+    the mid block (AnimateDiff v2 has it, v3 not), so that every place a motion module can sit is used.
+    """
+    torch.manual_seed(seed)
+    adapter = MotionAdapter(
+        block_out_channels=sizes.unet_channels,
+        motion_layers_per_block=1,
+        motion_num_attention_heads=2,
+        motion_norm_num_groups=sizes.norm_groups,
+        motion_max_seq_length=32,
+        use_motion_mid_block=True,
+    )
+    adapter.save_pretrained(folder)
     return Path(folder)
 
 

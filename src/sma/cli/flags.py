@@ -23,6 +23,11 @@ TRAINING_FLAGS = (
     Flag("--method", "method", f"method: {methods_help()}"),
     Flag("--model", "model", "Hugging Face Hub id or local folder in diffusers layout"),
     Flag("--revision", "revision", "branch, tag or commit of a Hub model (default: its main branch)"),
+    Flag(
+        "--motion-adapter",
+        "motion_adapter",
+        "AnimateDiff MotionAdapter (Hub id or folder) for a Stable Diffusion 1.x --model (vmc, motiondirector)",
+    ),
     Flag("--prompt", "prompt", "what the reference video shows"),
     Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
     Flag("--steps", "train.steps", "training steps", {"type": int}),

@@ -30,6 +30,7 @@ class Method:
     name: ClassVar[str] = ""
     trains: ClassVar[bool] = True
     Options: ClassVar[type | None] = None
+    takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
@@ -37,9 +38,9 @@ class Method:
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
-        """The backbone this method runs on, loaded from `config.model`: a diffusers UNet3D model, or
-        Show-1's base stage when its model_index.json says so."""
-        return load_text_to_video(config.model, device, config.revision or None)
+        """The backbone this method runs on, loaded from `config.model`: a diffusers UNet3D model,
+        Show-1's base stage when its model_index.json says so, or AnimateDiff when `config.motion_adapter` is set."""
+        return load_text_to_video(config.model, device, config.revision or None, config.motion_adapter or None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         self.model = model

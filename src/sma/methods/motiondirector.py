@@ -2,13 +2,13 @@
 
 As the official code (showlab/MotionDirector, docs/methods.md) builds it: a spatial LoRA on
 `attn1` and the feed-forward of every spatial transformer, a temporal LoRA on `attn1`, `attn2`
-and the feed-forward of every temporal transformer (`transformer_in` included); rank 32,
+and the feed-forward of every temporal transformer (UNet3D: `transformer_in` included;
+AnimateDiff: the motion modules), as the backbone names them (`lora_targets`); rank 32,
 scale 1, dropout on the LoRA output; each adapter trained only by its own loss.
 """
 
 from __future__ import annotations
 
-import re
 import warnings
 from dataclasses import dataclass
 
@@ -23,30 +23,11 @@ from sma.methods.base import TrainedMethod
 from sma.objectives import motiondirector_spatial_loss, motiondirector_temporal_loss, with_sma
 
 
-def _block_layers(attentions: str) -> str:
-    """The q/k/v/out projections of the named attentions and the feed-forward of a transformer block."""
-    return rf"transformer_blocks\.\d+\.(({attentions})\.(to_q|to_k|to_v|to_out\.0)|ff\.net\.(0\.proj|2))"
-
-
-# Full module names in diffusers' UNet3DConditionModel: spatial transformers are `attentions.M`,
-# temporal ones `temp_attentions.M` and `transformer_in`.
-LORA_TARGETS = {
-    "spatial": re.compile(rf"(.*\.)?attentions\.\d+\.{_block_layers('attn1')}"),
-    "temporal": re.compile(rf"(.*\.)?(temp_attentions\.\d+|transformer_in)\.{_block_layers('attn1|attn2')}"),
-}
-
-
 @dataclass
 class MotionDirectorOptions:
     lora_rank: int = 32
     lora_dropout: float = 0.1  # on the LoRA's output, as the official LoRA layer
     spatial_dropout: float = 0.2  # chance per step to drop the spatial LoRA (and skip the spatial loss)
-
-
-def lora_targets(unet: torch.nn.Module) -> dict[str, list[str]]:
-    """Names of the Linear layers that get each LoRA."""
-    names = [name for name, module in unet.named_modules() if isinstance(module, torch.nn.Linear)]
-    return {adapter: [name for name in names if pattern.fullmatch(name)] for adapter, pattern in LORA_TARGETS.items()}
 
 
 class MotionDirector(TrainedMethod):
@@ -60,7 +41,9 @@ class MotionDirector(TrainedMethod):
     """
 
     name = "motiondirector"
+    takes_motion_adapter = True
     Options = MotionDirectorOptions
+    targets: dict[str, list[str]]  # the backbone's spatial and temporal LoRA layers, by name (set in `prepare`)
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
@@ -75,7 +58,8 @@ class MotionDirector(TrainedMethod):
         unet, rank = self.model.unet, self.options.lora_rank
         with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
             warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            for adapter, targets in lora_targets(unet).items():
+            self.targets = self.model.lora_targets()  # named before peft wraps the layers
+            for adapter, targets in self.targets.items():
                 config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights="gaussian")
                 inject_adapter_in_model(config, unet, adapter_name=adapter)
         for module in unet.modules():
@@ -128,16 +112,16 @@ class MotionDirector(TrainedMethod):
     def adapter_state(self) -> dict[str, torch.Tensor]:
         """LoRA tensors in peft naming; spatial and temporal layers have disjoint names."""
         state = {}
-        for adapter in LORA_TARGETS:
+        for adapter in self.targets:
             state.update(get_peft_model_state_dict(self.model.unet, adapter_name=adapter))
         return {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
 
     def copy_adapter(self, state: dict[str, torch.Tensor]) -> None:
-        for adapter in LORA_TARGETS:
-            temporal = LORA_TARGETS["temporal"]
+        temporal = set(self.targets["temporal"])
+        for adapter in self.targets:
             part = {
                 name: tensor
                 for name, tensor in state.items()
-                if (temporal.fullmatch(name.split(".lora_")[0]) is not None) == (adapter == "temporal")
+                if (name.split(".lora_")[0] in temporal) == (adapter == "temporal")
             }
             set_peft_model_state_dict(self.model.unet, part, adapter_name=adapter)

@@ -15,6 +15,7 @@ class VMC(TrainedMethod):
     """
 
     name = "vmc"
+    takes_motion_adapter = True
 
     objective_name = "vmc"
     objective = staticmethod(vmc_loss)

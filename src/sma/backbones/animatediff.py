@@ -1,0 +1,91 @@
+"""AnimateDiff: a Stable Diffusion 1.x model with a motion adapter, as diffusers' UNetMotionModel.
+
+The image model's weights are loaded unchanged (SD-1.5, a DreamBooth fine-tune, a local
+folder); the motion modules come from a diffusers `MotionAdapter` saved on its own (e.g.
+guoyww/animatediff-motion-adapter-v1-5-3). The spatial layers are the image model's
+transformers (`attentions.M`), the temporal ones the motion modules (`motion_modules.M`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
+
+from sma.backbones.hub import load_component
+from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns, matching_linears
+from sma.errors import SmaError
+
+# The scheduler AnimateDiff's own code trains and samples with (`DDIMScheduler(**noise_scheduler_kwargs)`,
+# configs/inference/inference-v3.yaml, configs/training/v1/training.yaml): SD's betas spaced linearly, not SD's
+# scaled-linear schedule; DDIMScheduler's defaults otherwise.
+NOISE_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear", "steps_offset": 1}
+NOISE_SCHEDULE |= {"clip_sample": False}
+
+# q/k/v of both self-attentions across frames (attn1, attn2) of every motion module: VMC's set, in the
+# attentions AnimateDiff's MotionLoRA adapts.
+TEMPORAL_ATTENTION_PROJECTIONS = re.compile(r"(.*\.)?motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]\.to_[qkv]")
+# The temporal transformers are the motion modules.
+LORA_TARGETS = lora_target_patterns(r"motion_modules\.\d+")
+
+
+def animatediff_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> UNetMotionModel:
+    """The image UNet with the adapter's motion modules, as diffusers' AnimateDiffPipeline builds it."""
+    try:
+        return UNetMotionModel.from_unet2d(unet, adapter)
+    except ValueError as error:  # diffusers: "Incompatible Motion Adapter, got different number of ..."
+        raise SmaError(f"the motion adapter does not fit this Stable Diffusion model: {error}") from error
+
+
+@dataclass
+class AnimateDiffModel(LatentVideoModel):
+    unet: UNetMotionModel
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        source: str,
+        motion_adapter: str,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+    ) -> AnimateDiffModel:
+        """An SD-1.x model (Hub id at `revision`, or folder) and a MotionAdapter (Hub id or folder), in float32."""
+        if Path(motion_adapter).expanduser().is_file():
+            raise SmaError(
+                f"`motion_adapter` {motion_adapter} is a file: sma reads motion adapters in diffusers layout (a folder "
+                "or Hub id with config.json and the weights, e.g. guoyww/animatediff-motion-adapter-v1-5-3)"
+            )
+        image_unet = load_component(UNet2DConditionModel, source, "unet", revision)
+        adapter = load_component(MotionAdapter, motion_adapter, "")
+        components = load_text_and_vae(source, revision)
+        components["scheduler"] = DDIMScheduler(**NOISE_SCHEDULE)
+        model = cls(unet=animatediff_unet(image_unet, adapter), **components)
+        return model.freeze().to(device)
+
+    @property
+    def max_frames(self) -> int:
+        """The motion modules' positional encoding covers this many frames."""
+        return self.unet.config.motion_max_seq_length
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        frames = latents.shape[2]
+        if frames > self.max_frames:
+            raise SmaError(f"this motion adapter takes at most {self.max_frames} frames, got {frames} (`video.frames`)")
+        text = text_embeddings.to(latents.dtype).repeat_interleave(frames, dim=0)  # one copy per frame
+        return self.unet(latents, timesteps, encoder_hidden_states=text).sample
+
+    def enable_gradient_checkpointing(self) -> None:
+        """diffusers' own checkpointing of the motion UNet's blocks."""
+        self.unet.enable_gradient_checkpointing()
+
+    def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
+        """q/k/v of attn1 and attn2 of every motion module."""
+        return {
+            name: module for name, module in self.unet.named_modules() if TEMPORAL_ATTENTION_PROJECTIONS.fullmatch(name)
+        }
+
+    def lora_targets(self) -> dict[str, list[str]]:
+        return matching_linears(self.unet, LORA_TARGETS)
