@@ -145,14 +145,14 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
 
 def table(results: list[dict]) -> str:
     phases = ("train", "invert", "sample", "generate", "decode")
-    header = f"{'method':<16}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in phases)
+    header = f"{'method':<28}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in phases)
     lines = [header + f"{'generate s':>12}{'wall s':>9}"]
     for result in results:
         record = result["phases"]
         train = record.get("train", {}).get("seconds_per_step")
         cells = "".join(f"{record.get(p, {}).get('peak_memory_gib', float('nan')):>14.2f}" for p in phases)
         lines.append(
-            f"{result['method']:<16}{result['frames']:>7}{(f'{train:.3f}' if train else '-'):>14}{cells}"
+            f"{result['method']:<28}{result['frames']:>7}{(f'{train:.3f}' if train else '-'):>14}{cells}"
             f"{record.get('generate', {}).get('seconds', float('nan')):>12.1f}{result['wall_s']:>9.1f}"
         )
     return "\n".join(lines)
