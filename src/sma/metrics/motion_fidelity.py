@@ -106,6 +106,8 @@ def robust_motion_fidelity(
         reference_to_generated = sum_j t_j max_i corr(i, j) / sum_j t_j,  two_sided = their sum.
     Videos are uint8 frames, [-1, 1] tensors or `video_flow` results (to share the flow with the
     other flow metrics); `mask` or `box` are in reference pixels, as for `motion_fidelity`.
+    As in DMT, a track's best partner may be anywhere: a clip whose tracks move in opposite
+    directions can match itself played backwards (see the metric card); `flow_similarity` cannot.
     """
     reference, generated = video_flow(reference), video_flow(generated)
     check_frame_counts(len(reference.frames), len(generated.frames))
