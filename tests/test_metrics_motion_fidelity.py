@@ -3,8 +3,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from handmade_flow import handmade
 
-from sma.metrics import LucasKanadeTracker, Tracks, grid_points, motion_fidelity, track_correlation
+from sma.metrics import (
+    LucasKanadeTracker,
+    Tracks,
+    grid_points,
+    motion_fidelity,
+    robust_motion_fidelity,
+    track_correlation,
+)
 from sma.video import MovingObject, VideoError, read_video, synthetic_video, write_video
 
 STILL = 0.1
@@ -151,3 +159,48 @@ def test_tracker_loses_points_that_jump():
 def test_frame_counts_must_match(reference):
     with pytest.raises(VideoError, match="same number of frames"):
         motion_fidelity(reference, reference[:-1])
+
+
+def rows_moving(speeds, frames=16, size=64):
+    """Handmade flows: rows [16 k, 16 (k + 1)) move right at speeds[k] px per frame, the rest stand still."""
+    forward = np.zeros((frames - 1, size, size, 2), np.float32)
+    for band, speed in enumerate(speeds):
+        forward[:, 16 * band : 16 * (band + 1), :, 0] = speed
+    return forward
+
+
+def test_robust_form_drops_tracks_that_only_jitter():
+    forward = rows_moving([2.0])
+    reference, generated = forward.copy(), forward.copy()
+    for flow, seed in ((reference, 0), (generated, 1)):  # still ground jitters, differently in each video
+        flow[:, 16:] = np.random.default_rng(seed).uniform(-0.15, 0.15, size=flow[:, 16:].shape)
+    score = robust_motion_fidelity(handmade(reference), handmade(generated))
+    assert score.motion_fidelity == pytest.approx(1.0) and score.two_sided == pytest.approx(2.0)
+    assert score.reference_tracks == score.generated_tracks == 8 * 17  # 8 rows, the 17 columns that stay in frame
+    assert "dis flow" in score.tracker and "motion share 0.5" in score.tracker
+    everything = robust_motion_fidelity(handmade(reference), handmade(generated), motion_share=0, min_travel=0)
+    assert everything.generated_tracks > 5 * score.generated_tracks  # jitter tracks now count, weighted by travel:
+    assert 0.95 < everything.motion_fidelity < 0.999  # small, but no longer exactly 1
+
+
+def test_robust_form_weights_best_matches_by_travel():
+    # reference: rows 0-15 right at 2 px, rows 16-31 right at 1.5 px; generated: the second band goes left
+    reference, generated = handmade(rows_moving([2.0, 1.5])), handmade(rows_moving([2.0, -1.5]))
+    score = robust_motion_fidelity(reference, generated)
+    # tracks that stay in the 64 px frame for 15 steps: 17 columns at 2 px (travel 30), 21 at 1.5 px (travel 22.5)
+    fast, slow = 8 * 17 * 30.0, 8 * 21 * 22.5
+    assert score.generated_tracks == score.reference_tracks == 8 * 17 + 8 * 21
+    assert score.motion_fidelity == pytest.approx((fast - slow) / (fast + slow))  # leftward tracks match nothing: -1
+    assert score.reference_to_generated == pytest.approx(1.0)  # every reference track has a rightward partner
+    assert score.two_sided == pytest.approx(1.0 + (fast - slow) / (fast + slow))
+    top_band = robust_motion_fidelity(reference, generated, box=(0, 0, 64, 16))
+    assert top_band.motion_fidelity == pytest.approx(1.0) and top_band.generated_tracks == 8 * 17
+
+
+def test_robust_form_guards_still_videos_and_frame_counts():
+    moving, still = handmade(rows_moving([2.0])), handmade(rows_moving([]))
+    assert robust_motion_fidelity(still, still).motion_fidelity == 1.0
+    lost = robust_motion_fidelity(moving, still)
+    assert lost.motion_fidelity == 0.0 and lost.reference_to_generated == 0.0
+    with pytest.raises(VideoError, match="same number of frames"):
+        robust_motion_fidelity(moving, handmade(rows_moving([2.0], frames=8)))

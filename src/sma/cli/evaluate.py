@@ -1,4 +1,9 @@
-"""`sma evaluate`: motion fidelity (and CLIP scores) of generated videos against a reference."""
+"""`sma evaluate`: motion metrics (and CLIP scores) of generated videos against a reference.
+
+Motion: robust motion fidelity (DIS flow tracks that carry motion), the old Lucas-Kanade motion
+fidelity under its own name, flow-field similarity, warping error and motion magnitude; the
+metric card in benchmarks/RESULTS.md says how far each can be trusted.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pathlib import Path
 def add_parser(subcommands) -> None:
     parser = subcommands.add_parser(
         "evaluate",
-        help="score generated videos against a reference: motion fidelity, CLIP text alignment and consistency",
+        help="score generated videos against a reference: motion fidelity and flow metrics, CLIP scores",
         description="Score generated videos against the reference whose motion they should follow.",
     )
     parser.add_argument("reference", type=Path, help="reference video (mp4, mov, webm, avi, mkv, gif or frame folder)")
@@ -29,6 +34,7 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from sma.metrics import motion_magnitude, video_flow, warping_error
     from sma.metrics.clip import DEFAULT_CLIP
     from sma.video.atomic import atomic_output, check_writable
 
@@ -36,7 +42,10 @@ def run(arguments: argparse.Namespace) -> int:
         check_writable(arguments.json, arguments.overwrite)
     box = _parse_box(arguments.box)
     reference, generated = _read_all(arguments)
-    results = [_motion_scores(path, reference, frames, arguments.grid_size, box) for path, frames in generated]
+    reference_flow = video_flow(reference)
+    results = [
+        _motion_scores(path, reference, reference_flow, frames, arguments.grid_size, box) for path, frames in generated
+    ]
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
     if clip_name is not None:
         _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt)
@@ -46,6 +55,10 @@ def run(arguments: argparse.Namespace) -> int:
             "reference": str(arguments.reference),
             "tracker": results[0]["tracker"],
             "motion_fidelity_form": "one-sided (DMT): mean over generated tracks of the best reference match",
+            "robust_tracker": results[0]["robust_tracker"],
+            "robust_motion_fidelity_form": "one-sided, over tracks that carry motion, weighted by their travel",
+            "reference_warping_error": warping_error(reference_flow),
+            "reference_motion_magnitude": motion_magnitude(reference_flow),
             "clip_model": clip_name,
             "prompt": arguments.prompt,
             "generated": results,
@@ -67,11 +80,43 @@ def _read_all(arguments: argparse.Namespace):
     return reference, generated
 
 
-def _motion_scores(path: Path, reference, frames, grid_size: int, box) -> dict:
-    from sma.metrics.motion_fidelity import motion_fidelity
+def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int, box) -> dict:
+    """The old motion fidelity under its own keys; the flow metrics share one flow per video."""
+    from sma.metrics import (
+        flow_similarity,
+        motion_fidelity,
+        motion_magnitude,
+        robust_motion_fidelity,
+        video_flow,
+        warping_error,
+    )
 
-    score = motion_fidelity(reference, frames, grid_size=grid_size, box=box)
-    return {"video": str(path), **score.as_dict()}
+    flow = video_flow(frames)
+    magnitude, reference_magnitude = motion_magnitude(flow), motion_magnitude(reference_flow)
+    robust = robust_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box)
+    similarity = flow_similarity(reference_flow, flow)
+    return {
+        "video": str(path),
+        **motion_fidelity(reference, frames, grid_size=grid_size, box=box).as_dict(),
+        "robust_motion_fidelity": robust.motion_fidelity,
+        "robust_reference_to_generated": robust.reference_to_generated,
+        "robust_two_sided": robust.two_sided,
+        "robust_tracks": robust.generated_tracks,
+        "robust_tracker": robust.tracker,
+        "flow_cosine": similarity.cosine,
+        "flow_endpoint_error": similarity.endpoint_error,
+        "flow_relative_endpoint_error": similarity.relative_endpoint_error,
+        "warping_error": warping_error(flow),
+        "motion_magnitude": magnitude,
+        "motion_magnitude_ratio": _ratio(magnitude, reference_magnitude),
+    }
+
+
+def _ratio(value: float, reference: float) -> float:
+    """value / reference; a still reference gives 1 against a still video and infinity against a moving one."""
+    if reference > 0:
+        return value / reference
+    return float("inf") if value > 0 else 1.0
 
 
 def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None) -> None:
@@ -105,9 +150,13 @@ def _parse_box(text: str | None):
 def _table(results: list[dict]) -> str:
     columns = [
         ("video", "video", "{}"),
+        ("robust_motion_fidelity", "robust MF", "{:.4f}"),
+        ("robust_two_sided", "robust MF (two-sided)", "{:.4f}"),
         ("motion_fidelity", "MF (one-sided)", "{:.4f}"),
-        ("two_sided", "MF (two-sided)", "{:.4f}"),
-        ("generated_tracks", "tracks", "{}"),
+        ("flow_cosine", "flow cosine", "{:.4f}"),
+        ("flow_relative_endpoint_error", "flow EPE (relative)", "{:.4f}"),
+        ("warping_error", "warping error", "{:.5f}"),
+        ("motion_magnitude_ratio", "motion ratio", "{:.3f}"),
         ("clip_text_alignment", "CLIP text", "{:.4f}"),
         ("clip_frame_consistency", "CLIP consistency", "{:.4f}"),
     ]

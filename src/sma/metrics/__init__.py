@@ -1,18 +1,28 @@
 """Motion and appearance metrics for videos (docs/design.md §5). Nothing here knows of diffusion."""
 
-from sma.metrics.motion_fidelity import MotionFidelity, motion_fidelity, track_correlation
+from sma.metrics.flow import FlowTracker, VideoFlow, video_flow
+from sma.metrics.flow_metrics import FlowSimilarity, flow_similarity, motion_magnitude, warping_error
+from sma.metrics.motion_fidelity import MotionFidelity, motion_fidelity, robust_motion_fidelity, track_correlation
 from sma.metrics.tracking import LucasKanadeTracker, Tracker, Tracks, grid_points
 from sma.metrics.trajectory import TrajectoryError, displacement_distances, trajectory_error
 
 __all__ = [
+    "FlowSimilarity",
+    "FlowTracker",
     "LucasKanadeTracker",
     "MotionFidelity",
     "Tracker",
     "Tracks",
     "TrajectoryError",
+    "VideoFlow",
     "displacement_distances",
+    "flow_similarity",
     "grid_points",
     "motion_fidelity",
+    "motion_magnitude",
+    "robust_motion_fidelity",
     "track_correlation",
     "trajectory_error",
+    "video_flow",
+    "warping_error",
 ]

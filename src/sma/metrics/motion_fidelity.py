@@ -11,6 +11,12 @@ a moving one scores 0; steps where both are zero-length carry no evidence and ar
 the mean (so a video scores 1 against itself even where its objects pause). Only tracks
 followed through the whole clip that travel at least `min_travel` of the frame diagonal
 count: still background would otherwise match still background and drown the motion.
+
+`robust_motion_fidelity` keeps the formula but feeds it tracks that carry motion, so that
+compression noise on still ground cannot outweigh a wrong trajectory: dense DIS flow chained
+with a forward-backward check instead of Lucas-Kanade, tracks kept only when they travel at
+least `motion_share` of the clip's own motion, and the mean over best matches weighted by how
+far each track travels. benchmarks/RESULTS.md (metric card) measures both forms.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from sma.metrics.flow import FlowTracker, VideoFlow, check_frame_counts, video_flow
 from sma.metrics.tracking import LucasKanadeTracker, Tracker, Tracks, grid_points
-from sma.video.errors import VideoError
 from sma.video.frames import as_frames
 
 
@@ -60,13 +66,7 @@ def motion_fidelity(
     only the grid points inside it, in both videos (scaled to the generated size).
     """
     reference, generated = as_frames(reference), as_frames(generated)
-    if len(reference) != len(generated):
-        raise VideoError(
-            f"the reference has {len(reference)} frames and the generated video {len(generated)}; "
-            "read both with the same number of frames"
-        )
-    if len(reference) < 2:
-        raise VideoError("motion fidelity needs at least 2 frames")
+    check_frame_counts(len(reference), len(generated))
     tracker = tracker or LucasKanadeTracker()
     region = _region(mask, box, reference.shape[1:3])
     reference_tracks = _moving_tracks(reference, tracker, grid_size, region, min_travel)
@@ -78,6 +78,50 @@ def motion_fidelity(
         reference_to_generated=backward,
         two_sided=forward + backward,
         tracker=tracker.name,
+        reference_tracks=len(reference_tracks),
+        generated_tracks=len(generated_tracks),
+    )
+
+
+def robust_motion_fidelity(
+    reference: np.ndarray | torch.Tensor | VideoFlow,
+    generated: np.ndarray | torch.Tensor | VideoFlow,
+    *,
+    grid_size: int = 32,
+    mask: np.ndarray | None = None,
+    box: tuple[float, float, float, float] | None = None,
+    motion_share: float = 0.5,
+    min_travel: float = 0.01,
+    still: float = 0.1,
+) -> MotionFidelity:
+    """DMT's motion fidelity on the tracks of a clip that carry its motion.
+
+    Tracks: a `grid_size` x `grid_size` grid on the first frame, carried by DIS flow (`FlowTracker`),
+    kept when followed through the whole clip. With travel t_i = max_k |p_ik - p_i0| (how far
+    track i gets from its start), track i counts when t_i >= max(min_travel * diagonal,
+    motion_share * T), T the 99th percentile of the clip's travels: still ground and the jitter
+    of compression fall below it. With corr as in `track_correlation` over generated tracks i
+    and reference tracks j,
+        motion_fidelity        = sum_i t_i max_j corr(i, j) / sum_i t_i
+        reference_to_generated = sum_j t_j max_i corr(i, j) / sum_j t_j,  two_sided = their sum.
+    Videos are uint8 frames, [-1, 1] tensors or `video_flow` results (to share the flow with the
+    other flow metrics); `mask` or `box` are in reference pixels, as for `motion_fidelity`.
+    As in DMT, a track's best partner may be anywhere: a clip whose tracks move in opposite
+    directions can match itself played backwards (see the metric card); `flow_similarity` cannot.
+    """
+    reference, generated = video_flow(reference), video_flow(generated)
+    check_frame_counts(len(reference.frames), len(generated.frames))
+    region = _region(mask, box, reference.source_size)
+    reference_tracks, reference_travel = _carrying_tracks(reference, grid_size, region, motion_share, min_travel)
+    generated_tracks, generated_travel = _carrying_tracks(generated, grid_size, region, motion_share, min_travel)
+    correlation = track_correlation(generated_tracks, reference_tracks, still)
+    forward = _best_match_mean(correlation, generated_travel)
+    backward = _best_match_mean(correlation.T, reference_travel)
+    return MotionFidelity(
+        motion_fidelity=forward,
+        reference_to_generated=backward,
+        two_sided=forward + backward,
+        tracker=FlowTracker(reference.preset, reference.max_side).name + f", motion share {motion_share}",
         reference_tracks=len(reference_tracks),
         generated_tracks=len(generated_tracks),
     )
@@ -105,25 +149,47 @@ def _unit_steps(tracks: np.ndarray, still: float) -> tuple[np.ndarray, np.ndarra
     return unit, moving.astype(np.float64)
 
 
-def _best_match_mean(correlation: np.ndarray) -> float:
-    """Mean over rows of the best column; no tracks on one side only scores 0, none on both 1 (both still)."""
+def _best_match_mean(correlation: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Mean over rows of the best column, weighted by `weights` (one per row) if given;
+    no tracks on one side only scores 0, none on both 1 (both still)."""
     rows, columns = correlation.shape
     if rows == 0 or columns == 0:
         return 1.0 if rows == columns == 0 else 0.0
-    return float(correlation.max(axis=1).mean())
+    return float(np.average(correlation.max(axis=1), weights=weights))
 
 
 def _moving_tracks(frames: np.ndarray, tracker: Tracker, grid_size: int, region: np.ndarray | None, min_travel: float):
     height, width = frames.shape[1:3]
+    whole, travel = _whole_tracks(tracker.track(frames, _grid(height, width, grid_size, region)))
+    return whole[travel >= min_travel * np.hypot(height, width)]
+
+
+def _carrying_tracks(flow: VideoFlow, grid_size: int, region, motion_share: float, min_travel: float):
+    """Whole tracks (n, f, 2) that travel at least max(min_travel * diagonal, motion_share * the 99th
+    percentile of travel), with their travels (n,)."""
+    height, width = flow.frames.shape[1:3]
+    whole, travel = _whole_tracks(FlowTracker().chain(flow, _grid(height, width, grid_size, region)))
+    if len(travel) == 0:
+        return whole, travel
+    kept = travel >= max(min_travel * flow.diagonal, motion_share * np.quantile(travel, 0.99))
+    return whole[kept], travel[kept]
+
+
+def _grid(height: int, width: int, grid_size: int, region: np.ndarray | None) -> np.ndarray:
+    """Grid points (n, 2) in pixels of a (height, width) frame, inside `region` (a mask of any size) if given."""
     points = grid_points(height, width, grid_size)
-    if region is not None:
-        rows = np.clip(np.round(points[:, 1] * region.shape[0] / height).astype(int), 0, region.shape[0] - 1)
-        columns = np.clip(np.round(points[:, 0] * region.shape[1] / width).astype(int), 0, region.shape[1] - 1)
-        points = points[region[rows, columns]]
-    tracks: Tracks = tracker.track(frames, points)
+    if region is None:
+        return points
+    rows = np.clip(np.round(points[:, 1] * region.shape[0] / height).astype(int), 0, region.shape[0] - 1)
+    columns = np.clip(np.round(points[:, 0] * region.shape[1] / width).astype(int), 0, region.shape[1] - 1)
+    return points[region[rows, columns]]
+
+
+def _whole_tracks(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
+    """Tracks followed through the whole clip (n, f, 2) and how far each gets from its start (n,)."""
     whole = tracks.positions[tracks.valid.all(axis=1)]
     travel = np.linalg.norm(whole - whole[:, :1], axis=2).max(axis=1) if len(whole) else np.zeros(0)
-    return whole[travel >= min_travel * np.hypot(height, width)]
+    return whole, travel
 
 
 def _region(mask: np.ndarray | None, box, size: tuple[int, int]) -> np.ndarray | None:

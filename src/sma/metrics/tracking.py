@@ -68,12 +68,17 @@ class LucasKanadeTracker:
             after, found, _ = cv2.calcOpticalFlowPyrLK(grey[step - 1], grey[step], before, None, **settings)
             back, found_back, _ = cv2.calcOpticalFlowPyrLK(grey[step], grey[step - 1], after, None, **settings)
             after, back = after.reshape(-1, 2), back.reshape(-1, 2)
-            inside = (after[:, 0] >= 0) & (after[:, 0] <= width - 1) & (after[:, 1] >= 0) & (after[:, 1] <= height - 1)
             consistent = np.linalg.norm(back - before.reshape(-1, 2), axis=1) <= self.max_error
-            kept = found.ravel().astype(bool) & found_back.ravel().astype(bool) & inside & consistent
+            found_both = found.ravel().astype(bool) & found_back.ravel().astype(bool)
+            kept = found_both & inside_frame(after, height, width) & consistent
             positions[alive, step] = after
             valid[alive, step] = kept
         return Tracks(positions=positions, valid=valid)
+
+
+def inside_frame(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(n,) whether each (x, y) point lies in a height x width frame, pixel centres from 0 to size - 1."""
+    return (points[:, 0] >= 0) & (points[:, 0] <= width - 1) & (points[:, 1] >= 0) & (points[:, 1] <= height - 1)
 
 
 def grid_points(height: int, width: int, grid_size: int) -> np.ndarray:
