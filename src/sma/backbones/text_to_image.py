@@ -67,9 +67,6 @@ class TextToImageModel(LatentVideoModel):
         """The inflated networks by name: the UNet, and the ControlNet when there is one."""
         return {"unet": self.unet} | ({"controlnet": self.controlnet} if self.controlnet is not None else {})
 
-    def networks(self) -> list[torch.nn.Module]:
-        return [*self.denoisers().values(), self.vae, self.text_encoder]
-
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         frames = latents.shape[2]
         self.count.frames = frames
