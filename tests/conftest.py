@@ -27,3 +27,19 @@ def model_dir(tmp_path_factory):
     from sma.backbones.tiny import build_text_to_video
 
     return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))
+
+
+@pytest.fixture(scope="session")
+def sd_dir(tmp_path_factory):
+    """A tiny Stable-Diffusion-1.x-layout model (UNet2D, VAE, CLIP text encoder), loaded by path."""
+    from sma.backbones.tiny import build_text_to_image
+
+    return build_text_to_image(tmp_path_factory.mktemp("sd-tiny"))
+
+
+@pytest.fixture(scope="session")
+def controlnet_dir(tmp_path_factory):
+    """A tiny ControlNet for `sd_dir`, saved like lllyasviel/sd-controlnet-depth."""
+    from sma.backbones.tiny import build_controlnet
+
+    return build_controlnet(tmp_path_factory.mktemp("controlnet-tiny"))

@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 
 from sma.backbones.animatediff import AnimateDiffModel
 from sma.backbones.dispatch import load_text_to_video
-from sma.backbones.tiny import build_motion_adapter, build_text_to_image
+from sma.backbones.tiny import build_motion_adapter
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -38,18 +38,13 @@ FRAMES = 8
 
 
 @pytest.fixture(scope="module")
-def stable_diffusion(tmp_path_factory):
-    return build_text_to_image(tmp_path_factory.mktemp("sd-tiny"))
-
-
-@pytest.fixture(scope="module")
 def motion_adapter(tmp_path_factory):
     return build_motion_adapter(tmp_path_factory.mktemp("motion-adapter-tiny"))
 
 
-def tiny_config(stable_diffusion, motion_adapter, **overrides):
+def tiny_config(sd_dir, motion_adapter, **overrides):
     values = {
-        "model": str(stable_diffusion),
+        "model": str(sd_dir),
         "motion_adapter": str(motion_adapter),
         "prompt": "a red circle moving right",
         "video.frames": FRAMES,
@@ -66,10 +61,10 @@ def tiny_config(stable_diffusion, motion_adapter, **overrides):
     return load_config(overrides=values)
 
 
-def test_loads_the_image_model_and_the_motion_modules_by_path(stable_diffusion, motion_adapter):
-    model = load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter))
+def test_loads_the_image_model_and_the_motion_modules_by_path(sd_dir, motion_adapter):
+    model = load_text_to_video(str(sd_dir), motion_adapter=str(motion_adapter))
     assert type(model) is AnimateDiffModel and type(model.unet) is UNetMotionModel
-    image = UNet2DConditionModel.from_pretrained(stable_diffusion, subfolder="unet").state_dict()
+    image = UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet").state_dict()
     adapter = MotionAdapter.from_pretrained(motion_adapter).state_dict()
     loaded = model.unet.state_dict()
     for name, tensor in loaded.items():
@@ -82,16 +77,16 @@ def test_loads_the_image_model_and_the_motion_modules_by_path(stable_diffusion, 
     torch.testing.assert_close(model.scheduler.betas, torch.linspace(0.00085, 0.012, 1000), rtol=0, atol=1e-9)
 
 
-def test_sampling_matches_diffusers_animatediff_pipeline(stable_diffusion, motion_adapter):
+def test_sampling_matches_diffusers_animatediff_pipeline(sd_dir, motion_adapter):
     """Same start latents, prompt, cfg and DDIM steps as diffusers' AnimateDiffPipeline, which builds the
     motion UNet, repeats the text per frame and runs the scheduler by itself."""
-    model = load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter))
+    model = load_text_to_video(str(sd_dir), motion_adapter=str(motion_adapter))
     scheduler_kwargs = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear", "steps_offset": 1}
     pipeline = AnimateDiffPipeline(
         vae=model.vae,
         text_encoder=model.text_encoder,
         tokenizer=model.tokenizer,
-        unet=UNet2DConditionModel.from_pretrained(stable_diffusion, subfolder="unet"),
+        unet=UNet2DConditionModel.from_pretrained(sd_dir, subfolder="unet"),
         motion_adapter=MotionAdapter.from_pretrained(motion_adapter),
         scheduler=DDIMScheduler(**scheduler_kwargs, clip_sample=False),
     )
@@ -113,8 +108,8 @@ def test_sampling_matches_diffusers_animatediff_pipeline(stable_diffusion, motio
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_trainable_sets_follow_the_rules_in_the_tiny_model(stable_diffusion, motion_adapter):
-    model = load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter))
+def test_trainable_sets_follow_the_rules_in_the_tiny_model(sd_dir, motion_adapter):
+    model = load_text_to_video(str(sd_dir), motion_adapter=str(motion_adapter))
     names = {f"{name}.weight" for name in model.temporal_attention_projections()}
     assert names == vmc_animatediff(model.unet) and len(names) == 42  # 7 motion modules (one in the mid block)
     targets = model.lora_targets()
@@ -155,13 +150,11 @@ def state(module):
 
 
 @pytest.mark.parametrize("method_name", ["vmc", "motiondirector"])
-def test_training_changes_only_the_intended_parameters_then_generates(
-    stable_diffusion, motion_adapter, method_name, tmp_path
-):
+def test_training_changes_only_the_intended_parameters_then_generates(sd_dir, motion_adapter, method_name, tmp_path):
     overrides = {"method": method_name, "train.learning_rate": 1e-2}
     if method_name == "motiondirector":
         overrides["motiondirector.spatial_dropout"] = 0.0  # both adapters train on both steps
-    config = tiny_config(stable_diffusion, motion_adapter, **overrides)
+    config = tiny_config(sd_dir, motion_adapter, **overrides)
     method = build_method(config)
     model = method.model
     before = state(model.unet)
@@ -187,9 +180,9 @@ def test_training_changes_only_the_intended_parameters_then_generates(
     assert video.shape == latents.shape and torch.isfinite(video).all()
 
 
-def test_command_line_trains_and_the_adapter_generates_again(stable_diffusion, motion_adapter, reference, tmp_path):
+def test_command_line_trains_and_the_adapter_generates_again(sd_dir, motion_adapter, reference, tmp_path):
     out = tmp_path / "run"
-    arguments = ["transfer", str(reference), "--method", "motiondirector", "--model", str(stable_diffusion)]
+    arguments = ["transfer", str(reference), "--method", "motiondirector", "--model", str(sd_dir)]
     arguments += ["--motion-adapter", str(motion_adapter), "--out", str(out), "--prompt", "a red circle"]
     arguments += ["--target", "a blue square", "--frames", "8", "--height", "32", "--width", "32", "--steps", "2"]
     recipe = tmp_path / "recipe.yaml"
@@ -204,15 +197,15 @@ def test_command_line_trains_and_the_adapter_generates_again(stable_diffusion, m
     assert (read_video(again[0].with_suffix(".gif")) == read_video(first)).all()
 
 
-def test_mistakes_are_named(stable_diffusion, motion_adapter, model_dir):
+def test_mistakes_are_named(sd_dir, motion_adapter, model_dir):
     with pytest.raises(SmaError, match=r"tuneavideo does not run on AnimateDiff .* leave `motion_adapter` empty"):
         load_config(overrides={"method": "tuneavideo", "motion_adapter": str(motion_adapter)})
     with pytest.raises(SmaError, match=r"is an image model .* set `motion_adapter`"):
-        load_text_to_video(str(stable_diffusion))
+        load_text_to_video(str(sd_dir))
     with pytest.raises(SmaError, match="has a UNet3DConditionModel: leave `motion_adapter` empty"):
         load_text_to_video(str(model_dir), motion_adapter=str(motion_adapter))
     with pytest.raises(SmaError, match="is a file: sma reads motion adapters in diffusers layout"):
-        load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter / "config.json"))
-    model = load_text_to_video(str(stable_diffusion), motion_adapter=str(motion_adapter))
+        load_text_to_video(str(sd_dir), motion_adapter=str(motion_adapter / "config.json"))
+    model = load_text_to_video(str(sd_dir), motion_adapter=str(motion_adapter))
     with pytest.raises(SmaError, match="at most 32 frames, got 33"):
         model.predict(torch.zeros(1, 4, 33, 8, 8), torch.tensor([1]), model.encode_prompts(["x"]))

@@ -42,11 +42,6 @@ LAYOUTS = {
 
 
 @pytest.fixture(scope="module")
-def text_to_video(tmp_path_factory):
-    return build_text_to_video(tmp_path_factory.mktemp("t2v"))
-
-
-@pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
     return build_tiny_clip(tmp_path_factory.mktemp("clip"))
 
@@ -105,8 +100,8 @@ def weight_files(folder: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_text_to_video_loads_every_layout(text_to_video, layout, tmp_path):
-    folder = resave(text_to_video, tmp_path / "model", TEXT_TO_VIDEO, layout)
+def test_text_to_video_loads_every_layout(model_dir, layout, tmp_path):
+    folder = resave(model_dir, tmp_path / "model", TEXT_TO_VIDEO, layout)
     _, variant, safetensors, sharded = LAYOUTS[layout]
     for subfolder in TEXT_TO_VIDEO:
         files = weight_files(folder / subfolder)
@@ -116,7 +111,7 @@ def test_text_to_video_loads_every_layout(text_to_video, layout, tmp_path):
     if layout == "fp16-bin":  # as ZeroScope's: transformers 5 would load it in float16 without being told
         assert json.loads((folder / "text_encoder" / "config.json").read_text())["dtype"] == "float16"
     model = TextToVideoModel.from_pretrained(str(folder))
-    for subfolder, weights in expected_weights(text_to_video, TEXT_TO_VIDEO, LAYOUTS[layout][0]).items():
+    for subfolder, weights in expected_weights(model_dir, TEXT_TO_VIDEO, LAYOUTS[layout][0]).items():
         assert_weights(getattr(model, subfolder), weights)
 
 
@@ -141,15 +136,15 @@ def test_clip_loads_bin_variant_and_sharded_weights(tiny_clip, layout, tmp_path)
     assert_weights(scorer.model, expected_weights(tiny_clip, {"": CLIPModel}, LAYOUTS[layout][0])[""])
 
 
-def test_safetensors_before_bin_and_full_precision_before_fp16(text_to_video, tmp_path):
-    folder = shutil.copytree(text_to_video, tmp_path / "model")
+def test_safetensors_before_bin_and_full_precision_before_fp16(model_dir, tmp_path):
+    folder = shutil.copytree(model_dir, tmp_path / "model")
     other = build_text_to_video(tmp_path / "other", seed=1)
     for subfolder in ("unet", "text_encoder"):  # a diffusers and a transformers network
         network = TEXT_TO_VIDEO[subfolder].from_pretrained(other / subfolder)
         save_network(network, folder / subfolder, "bin")
         save_network(network, folder / subfolder, "fp16-variant")
     model = TextToVideoModel.from_pretrained(str(folder))
-    original = expected_weights(text_to_video, TEXT_TO_VIDEO)
+    original = expected_weights(model_dir, TEXT_TO_VIDEO)
     assert_weights(model.unet, original["unet"])
     assert_weights(model.text_encoder, original["text_encoder"])
 
@@ -190,8 +185,8 @@ def write_malicious_bin(folder: Path, name: str, marker: Path) -> Path:
 @pytest.mark.parametrize(
     "subfolder, name", [("unet", "diffusion_pytorch_model.bin"), ("text_encoder", "pytorch_model.bin")]
 )
-def test_a_bin_that_would_run_code_is_refused(text_to_video, subfolder, name, tmp_path):
-    folder = shutil.copytree(text_to_video, tmp_path / "model")
+def test_a_bin_that_would_run_code_is_refused(model_dir, subfolder, name, tmp_path):
+    folder = shutil.copytree(model_dir, tmp_path / "model")
     marker = tmp_path / "marker"
     write_malicious_bin(folder / subfolder, name, marker)
     with pytest.raises(ModelNotFoundError) as caught:
@@ -213,8 +208,8 @@ def test_clip_refuses_a_bin_that_would_run_code(tiny_clip, tmp_path):
 
 
 @pytest.mark.parametrize("files", [["model.ckpt", "weights.pt"], ["text2video_pytorch_model.pth"], []])
-def test_a_folder_without_readable_weights_says_what_it_found_and_what_sma_reads(text_to_video, files, tmp_path):
-    folder = shutil.copytree(text_to_video, tmp_path / "model")
+def test_a_folder_without_readable_weights_says_what_it_found_and_what_sma_reads(model_dir, files, tmp_path):
+    folder = shutil.copytree(model_dir, tmp_path / "model")
     state = UNet3DConditionModel.from_pretrained(folder / "unet").state_dict()
     for path in (folder / "unet").glob("*.safetensors"):
         path.unlink()
@@ -259,15 +254,15 @@ def offline_cache(tmp_path, monkeypatch):
     return cache
 
 
-def test_a_revision_of_a_hub_id_loads_from_the_cache(text_to_video, offline_cache, tmp_path):
+def test_a_revision_of_a_hub_id_loads_from_the_cache(model_dir, offline_cache, tmp_path):
     other = build_text_to_video(tmp_path / "other", seed=1)
     zeroscope_like = resave(other, tmp_path / "zeroscope", TEXT_TO_VIDEO, "fp16-bin")
-    commits = hub_cache(offline_cache, "sma-tests/tiny-t2v", {"main": text_to_video, "other": zeroscope_like})
+    commits = hub_cache(offline_cache, "sma-tests/tiny-t2v", {"main": model_dir, "other": zeroscope_like})
     # the cache is one huggingface_hub itself reads
     config = huggingface_hub.hf_hub_download("sma-tests/tiny-t2v", "unet/config.json", revision="other")
     assert f"snapshots/{commits['other']}/unet/config.json" in config
 
-    main = expected_weights(text_to_video, TEXT_TO_VIDEO)
+    main = expected_weights(model_dir, TEXT_TO_VIDEO)
     changed = expected_weights(other, TEXT_TO_VIDEO, half=True)
     for revision, expected in [(None, main), ("main", main), ("other", changed), (commits["other"], changed)]:
         model = TextToVideoModel.from_pretrained("sma-tests/tiny-t2v", revision=revision)

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from sma.backbones.hub import ModelNotFoundError
 from sma.backbones.inflation import CrossFrameAttnProcessor, FrameCount
 from sma.backbones.text_to_image import TextToImageModel
-from sma.backbones.tiny import build_controlnet, build_text_to_image
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -29,16 +28,6 @@ from sma.video import read_video, write_video
 
 SIZE = 32
 FRAMES = 4
-
-
-@pytest.fixture(scope="module")
-def sd_dir(tmp_path_factory):
-    return build_text_to_image(tmp_path_factory.mktemp("sd-tiny"))
-
-
-@pytest.fixture(scope="module")
-def controlnet_dir(tmp_path_factory):
-    return build_controlnet(tmp_path_factory.mktemp("controlnet-tiny"))
 
 
 @pytest.fixture(scope="module")
