@@ -23,13 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from sma.embedded import embedded_model
-from sma.metrics.appearance import appearance_accuracy
-from sma.metrics.motion_fidelity import motion_fidelity
-from sma.metrics.trajectory import trajectory_error
-from sma.recipes import load_config
+from sma.embedded.world import appearance_prompt, measure, reference_clip, run_config
 from sma.runs import generate, train
-from sma.video import MovingObject, read_video, synthetic_video, write_video
-from sma.video.synthetic import rgb
+from sma.video import MovingObject, read_video, write_video
 
 MOTIONS = {
     "zigzag": MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35),
@@ -47,47 +43,29 @@ METRICS = ("motion_fidelity", "trajectory_error_px", "appearance_accuracy")
 
 
 def run_one(model: str, method: str, variant: str, motion: str, seed: int, steps: int, work: Path) -> list[dict]:
-    clip = synthetic_video(MOTIONS[motion], num_frames=8, height=64, width=64, background_colours=("white", "white"))
+    clip = reference_clip(MOTIONS[motion])
     reference_path = write_video(work / f"{motion}-{seed}.mp4", clip.frames, overwrite=True)
-    prompts = [f"a {colour} {shape} on a plain {background} background" for colour, shape, background in TARGETS]
-    overrides = {
-        "method": method,
-        "model": model,
-        "prompt": clip.prompt,
-        "targets": prompts,
-        "seed": seed,
-        "video.frames": 8,
-        "video.height": 64,
-        "video.width": 64,
-        "train.steps": steps,
-        "train.learning_rate": 1e-3 if method == "vmc" else 5e-4,
-        "train.checkpoint_every": steps,
-        **({"motiondirector.lora_rank": 8} if method == "motiondirector" else {}),
-        "generate.steps": 20,
-        "generate.inversion_steps": 20,
-        "generate.guidance_scale": 5.0,
-        "generate.noise_prior": 0.5,
-        **VARIANTS[variant],
-    }
-    run_dir = train(load_config(overrides=overrides), reference_path, work / "run", overwrite=True)
+    prompts = [appearance_prompt(*target) for target in TARGETS]
+    config = run_config(
+        model,
+        clip.prompt,
+        prompts,
+        method=method,
+        steps=steps,
+        seed=seed,
+        sampling_steps=20,
+        guidance_scale=5.0,
+        overrides={**({"motiondirector.lora_rank": 8} if method == "motiondirector" else {}), **VARIANTS[variant]},
+    )
+    run_dir = train(config, reference_path, work / "run", overwrite=True)
     reference = read_video(run_dir / "reference.mp4")
     results = []
     for (colour, shape, _), path in zip(
         TARGETS, generate(run_dir / "adapter", prompts, run_dir, overwrite=True), strict=True
     ):
-        frames = read_video(path)
-        results.append(
-            {
-                "method": method,
-                "variant": variant,
-                "motion": motion,
-                "seed": seed,
-                "target": f"{colour} {shape}",
-                "motion_fidelity": motion_fidelity(reference, frames).motion_fidelity,
-                "trajectory_error_px": trajectory_error(frames, clip.trajectories, clip.sizes).mean_error,
-                "appearance_accuracy": appearance_accuracy(frames, rgb(colour), shape, rgb("red")),
-            }
-        )
+        scores = measure(read_video(path), reference, clip, colour, shape)
+        entry = {"method": method, "variant": variant, "motion": motion, "seed": seed, "target": f"{colour} {shape}"}
+        results.append(entry | {metric: scores[metric] for metric in METRICS})
     return results
 
 

@@ -24,14 +24,14 @@ from diffusers.training_utils import EMAModel
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import TinySizes, build_text_to_video
-from sma.embedded.data import (
+from sma.embedded.world import (
     BACKGROUNDS,
     COLOURS,
-    FRAMES,
     SHAPES,
     SIZE,
     appearance_prompt,
     random_clip,
+    sample_untuned,
     vocabulary,
 )
 from sma.video.frames import frames_to_tensor
@@ -208,24 +208,13 @@ def save(model: TextToVideoModel, folder: Path) -> None:
     model.text_encoder.save_pretrained(folder / "text_encoder")
 
 
-def sample_prompt(model: TextToVideoModel, prompt: str, seed: int) -> torch.Tensor:
-    """DDIM 30 steps, guidance 5, from fresh noise: how a user samples the model."""
-    from sma.sampling import guided, make_scheduler, sample
-
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(model.latent_shape(FRAMES, SIZE, SIZE), generator=generator)
-    denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), 5.0)
-    latents = sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), 30, progress=False)
-    return model.decode_latents(latents)
-
-
 @torch.no_grad()
 def sample_grid(folder: Path, seed: int) -> None:
     """Sample the model card's prompts from the saved model, as a user would; write a grid."""
     from sma.video import write_grid
 
     model = TextToVideoModel.from_pretrained(str(folder))
-    videos = [sample_prompt(model, prompt, seed + index) for index, prompt in enumerate(SAMPLE_PROMPTS)]
+    videos = [sample_untuned(model, prompt, seed + index) for index, prompt in enumerate(SAMPLE_PROMPTS)]
     captions = [prompt.split(" on a plain")[0] for prompt in SAMPLE_PROMPTS]
     write_grid(folder / "samples.gif", videos, captions, fps=4, overwrite=True)
 
@@ -242,7 +231,7 @@ def appearance_check(folder: Path, seed: int, count: int) -> dict[str, float]:
     pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES][:count]
     for index, (colour, shape) in enumerate(pairs):
         prompt = appearance_prompt(colour, shape, BACKGROUNDS[index % len(BACKGROUNDS)])
-        scores[shape].append(appearance_accuracy(sample_prompt(model, prompt, seed + index), rgb(colour), shape))
+        scores[shape].append(appearance_accuracy(sample_untuned(model, prompt, seed + index), rgb(colour), shape))
     every = [score for values in scores.values() for score in values]
     by_shape = {shape: round(float(np.mean(values)), 3) for shape, values in scores.items() if values}
     return {"samples": len(every), "all": round(float(np.mean(every)), 3)} | by_shape
@@ -259,7 +248,7 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
         "DDIMScheduler (scaled-linear betas, epsilon prediction).",
         "",
         "## Data",
-        "Synthetic 8-frame 64x64 clips from `sma.embedded.data`: one shape (circle, square, triangle,",
+        "Synthetic 8-frame 64x64 clips from `sma.embedded.world`: one shape (circle, square, triangle,",
         "star) in one of six colours on a plain white, black or gray background, moving linearly",
         "(horizontal, vertical, diagonal), circling, zigzagging or bouncing. Prompts describe the",
         "shape, colour, background and, 70% of the time, the motion; 10% are empty during training.",
