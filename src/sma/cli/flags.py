@@ -55,7 +55,7 @@ RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--t
 def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
     for flag in flags:
         options = dict(flag.options)
-        if "action" not in options or options["action"] == "append":  # the flag takes a value: name it after the flag
+        if options.get("action", "append") == "append" and "choices" not in options:  # takes a value: name it after the flag
             options.setdefault("metavar", flag.flag.removeprefix("--").upper().replace("-", "_"))
         parser.add_argument(flag.flag, dest=flag.key, help=flag.help, **options)
 
