@@ -55,7 +55,8 @@ RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--t
 def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
     for flag in flags:
         options = dict(flag.options)
-        if options.get("action", "append") == "append" and "choices" not in options:  # takes a value: name it after the flag
+        takes_value = options.get("action", "append") == "append"
+        if takes_value and "choices" not in options:  # named after the flag, not the recipe key
             options.setdefault("metavar", flag.flag.removeprefix("--").upper().replace("-", "_"))
         parser.add_argument(flag.flag, dest=flag.key, help=flag.help, **options)
 
