@@ -7,6 +7,7 @@ named in the result owns one more section, under its own name, and checks its ow
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,8 @@ def _checked(value: Any, current: Any, annotation: str, name: str) -> Any:
     if isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SmaError(f"recipe key {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
+        if not math.isfinite(value):
+            raise SmaError(f"`{name}` must be a finite number, got {value!r}")
         return float(value)
     if isinstance(current, int):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -120,10 +123,29 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError("video.frames must be >= 2: motion needs at least two frames")
     if train.steps < 1 or train.checkpoint_every < 1:
         raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+    if train.learning_rate <= 0:
+        raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
+    from sma.sampling import SAMPLERS
+
+    if config.generate.sampler not in SAMPLERS:
+        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {config.generate.sampler!r}")
+    if not method_class(config.method).trains:
+        check_nothing_trained(config)
     if config.sma.enabled:
         check_sma(config)
     method_class(config.method).validate(config)
     return config
+
+
+def check_nothing_trained(config: TransferConfig) -> None:
+    """A method that trains nothing refuses training settings rather than ignoring them."""
+    from sma.config import TrainConfig
+
+    default = TrainConfig()
+    names = [f.name for f in dataclasses.fields(default)]
+    changed = [f"`train.{name}`" for name in names if getattr(config.train, name) != getattr(default, name)]
+    if changed:
+        raise SmaError(f"{config.method} trains nothing, so {', '.join(changed)} would have no effect: remove it")
 
 
 def check_sma(config: TransferConfig) -> None:
@@ -136,8 +158,8 @@ def check_sma(config: TransferConfig) -> None:
     most = max_levels(config.video.frames - 1, config.sma.wavelet, config.sma.boundary)
     if config.sma.levels > most:
         raise SmaError(
-            f"sma.levels={config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
-            "(set sma.levels or video.frames)"
+            f"`sma.levels` {config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
+            "(lower `sma.levels` or take more `video.frames`)"
         )
 
 

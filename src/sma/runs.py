@@ -36,8 +36,9 @@ from sma.run_folder import (
     video_path,
 )
 from sma.training import train as train_loop
-from sma.video import read_video_tensor, write_video
+from sma.video import read_video, read_video_tensor, write_video
 from sma.video.atomic import atomic_output, check_writable
+from sma.video.errors import TooFewFramesError
 
 
 def default_device() -> str:
@@ -47,9 +48,14 @@ def default_device() -> str:
 def load_reference(path: Path, config: TransferConfig) -> torch.Tensor:
     """The reference clip as (1, 3, f, h, w) in [-1, 1] at the configured frames and size."""
     video = config.video
-    return read_video_tensor(
-        path, video.frames, stride=video.stride, start=video.start, size=(video.height, video.width)
-    )
+    try:
+        return read_video_tensor(
+            path, video.frames, stride=video.stride, start=video.start, size=(video.height, video.width)
+        )
+    except TooFewFramesError:
+        if len(read_video(path)) < 2:
+            raise SmaError(f"{path} holds a single frame: motion transfer needs a video of at least 2") from None
+        raise
 
 
 def pin_sources(config: TransferConfig) -> None:
@@ -98,9 +104,7 @@ def check_resume(run: RunFolder, config: TransferConfig, reference_hash: str) ->
         )
 
 
-def start_run(
-    config: TransferConfig, reference: Path, run: RunFolder, device
-) -> tuple[Method, torch.Tensor]:
+def start_run(config: TransferConfig, reference: Path, run: RunFolder, device) -> tuple[Method, torch.Tensor]:
     """The method on its backbone and the reference clip; the run folder gets config.yaml, run.json and
     reference.mp4, all at once.
 
@@ -161,8 +165,9 @@ def _train(
     latents = model.encode_video(clip).repeat(config.train.batch_size, 1, 1, 1, 1)
     text = model.encode_prompts([config.prompt] * config.train.batch_size)
     phases = Phases()
+    kept = not run.overwrite  # a replacement that fails is discarded
     history = train_loop(
-        accelerator, method, latents, text, config.train, config.seed, run.path, resuming, phases, kept=not run.overwrite
+        accelerator, method, latents, text, config.train, config.seed, run.path, resuming, phases, kept
     )
     if accelerator.is_main_process:
         pinned = copy.deepcopy(config)

@@ -134,10 +134,10 @@ def train(
         with atomic_output(loss_log, overwrite=True) as temporary:
             temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
     last_saved = start
-    bar = tqdm(
+    progress = tqdm(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
     )
-    with _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
+    with progress as bar, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
             terms = {}
             for micro_step in range(config.gradient_accumulation):
@@ -155,8 +155,9 @@ def train(
                     terms = method.loss(latents, text, generator)
                     loss = terms["loss"]
                     if not math.isfinite(loss.item()):
+                        kept_here = _kept(kept, last_saved, run_dir)
                         raise TrainingDiverged(
-                            f"the loss became {loss.item()} at step {step + 1} ({_kept(kept, last_saved, run_dir)}): "
+                            f"the loss became {loss.item()} at step {step + 1} ({kept_here}): "
                             "lower `train.learning_rate` or set `train.mixed_precision` to no or bf16"
                         )
                     groups = method.loss_groups(terms)
@@ -183,12 +184,10 @@ def train(
                     save_checkpoint(run_dir, done, method.adapter_state(), optimizer)
                 last_saved = done
             if stop.requested and done < config.steps:
-                bar.close()
                 advice = ": continue with `resume`" if kept else ""
                 raise TrainingInterrupted(
                     f"stopped at step {done} of {config.steps} ({_kept(kept, last_saved, run_dir)}){advice}"
                 )
-    bar.close()
     unet.eval()
     return history
 
