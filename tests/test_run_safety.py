@@ -286,3 +286,18 @@ def test_16_bit_png_frames_keep_their_values(tmp_path):
     expected = np.round(depth / 257).astype(np.uint8)
     assert frames.shape == (2, SIZE, SIZE, 3)
     assert (frames[0, ..., 0] == expected).all() and (frames[..., 1] == frames[..., 2]).all()
+
+
+def test_a_hub_model_is_pinned_to_the_cached_commit(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from sma.runs import hub_revision
+
+    storage = tmp_path / "models--owner--name"
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text("0123abcd")
+    (storage / "snapshots" / "0123abcd").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert hub_revision(load_config(overrides={"model": "owner/name"})) == "0123abcd"
+    assert hub_revision(load_config(overrides={"model": "owner/name", "revision": "v1"})) == "v1"
+    assert hub_revision(load_config(overrides={"model": "owner/other"})) == ""

@@ -43,6 +43,7 @@ class Adapter:
                 "sma_version": sma.__version__,
                 "method": self.config.method,
                 "base_model": self.config.model,
+                "revision": self.config.revision,
                 "sma": self.config.sma.enabled,
                 "tensors": len(self.tensors),
                 "config": self.config.to_dict(),

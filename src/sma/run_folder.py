@@ -137,7 +137,7 @@ class RunFolder:
     """
 
     def __init__(self, out: Path, *, overwrite: bool, resume: bool, main: bool = True) -> None:
-        self.out = Path(out)
+        self.out = Path(os.path.abspath(out))  # `.` has a name and a parent this way
         self.overwrite, self.resume, self.main = overwrite, resume, main
         self.staging = self.out.parent / f".{self.out.name}.new"
         self.path = self.staging if overwrite else self.out
