@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import warnings
 
@@ -11,12 +12,13 @@ import torch
 from PIL import Image
 
 from sma.checkpoints import DamagedCheckpointWarning
-from sma.cli import main
+from sma.cli import _one_line_warning, main
 from sma.errors import SmaError
 from sma.methods.vmc import VMC
 from sma.recipes import load_config
 from sma.run_folder import RunLock
 from sma.runs import Adapter, generate, train
+from sma.training import TrainingInterrupted
 from sma.video import MovingObject, read_video, synthetic_video, write_video
 
 SIZE = 16
@@ -301,3 +303,25 @@ def test_a_hub_model_is_pinned_to_the_cached_commit(tmp_path, monkeypatch):
     assert hub_revision(load_config(overrides={"model": "owner/name"})) == "0123abcd"
     assert hub_revision(load_config(overrides={"model": "owner/name", "revision": "v1"})) == "v1"
     assert hub_revision(load_config(overrides={"model": "owner/other"})) == ""
+
+
+def test_an_interrupted_replacement_keeps_the_old_run(model_dir, reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(config(model_dir), reference, out)
+    old = adapter_tensors(out)
+    original = VMC.loss
+
+    def loss_then_sigterm(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop stops after this step
+        return original(self, *args)
+
+    monkeypatch.setattr(VMC, "loss", loss_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match=r"stopped at step 1 of 2 \(nothing is kept: the run this one"):
+        train(config(model_dir, seed=1), reference, out, overwrite=True)
+    assert same_tensors(adapter_tensors(out), old)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+
+
+def test_library_warnings_are_one_line_in_flags():
+    line = _one_line_warning(DamagedCheckpointWarning("x; set `overwrite`"), DamagedCheckpointWarning, "f.py", 1)
+    assert line == "sma: warning: x; set --overwrite\n"

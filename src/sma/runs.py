@@ -104,7 +104,9 @@ def check_resume(run: RunFolder, config: TransferConfig, reference_hash: str) ->
         )
 
 
-def start_run(config: TransferConfig, reference: Path, run: RunFolder, device) -> tuple[Method, torch.Tensor]:
+def start_run(
+    config: TransferConfig, reference: Path, reference_hash: str, run: RunFolder, device
+) -> tuple[Method, torch.Tensor]:
     """The method on its backbone and the reference clip; the run folder gets config.yaml, run.json and
     reference.mp4, all at once.
 
@@ -116,7 +118,7 @@ def start_run(config: TransferConfig, reference: Path, run: RunFolder, device) -
 
     def write(folder: Path) -> None:
         write_video(folder / "reference.mp4", clip, overwrite=True)
-        about = {"reference": str(Path(reference).resolve()), "reference_sha256": file_hash(reference)}
+        about = {"reference": str(Path(reference).resolve()), "reference_sha256": reference_hash}
         (folder / RUN_FILE).write_text(json.dumps(about, indent=1))
         config.save(folder / CONFIG_FILE)
 
@@ -157,7 +159,7 @@ def _train(
 ) -> None:
     check_resume(run, config, reference_hash)
     resuming = run.resuming
-    method, clip = start_run(config, reference, run, accelerator.device)
+    method, clip = start_run(config, reference, reference_hash, run, accelerator.device)
     accelerator.wait_for_everyone()
     conditions = method.condition_on(clip)
     method.set_conditions(conditions)
@@ -293,7 +295,7 @@ def transfer(
             paths = write_videos(method, adapter.reference_latents, config.targets, run.path, config.seed, True, phases)
         else:
             device = default_device()
-            method, clip = start_run(config, reference, run, device)
+            method, clip = start_run(config, reference, reference_hash, run, device)
             latents = method.model.encode_video(clip)
             method.model.to(device, generation_dtype(config.generate.precision, device))
             paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
