@@ -200,15 +200,22 @@ def test_the_configuration_is_checked_before_anything_loads(reference, tmp_path,
         ("--method", "tuneavideo", "--control-video", "depth.mp4"): "recipe section 'controlvideo' configures",
         ("--frames", "3"): "--sma-levels 2 is too many for 3 frames: at most 1 (lower --sma-levels or take more",
         ("--resume", "--overwrite"): "set either --resume (continue the run) or --overwrite",
+        ("--steps", "0"): "--steps and recipe key train.checkpoint_every must be >= 1",
+        ("--frames", "1"): "--frames must be >= 2: motion needs at least two frames",
     }
     for extra, message in cases.items():
         arguments = ["transfer", str(reference), "--out", str(out), "--model", str(model), "--target", "x", *extra]
         assert main(arguments) == 2, extra
         assert message in one_line_error(capsys), extra
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text("generate: {sampler: euler}\n")
-    assert main(["transfer", str(reference), "--out", str(out), "--config", str(recipe), "--target", "x"]) == 2
-    assert "recipe key generate.sampler must be one of ddim, dpmsolver++, got 'euler'" in one_line_error(capsys)
+    for section, message in (
+        ("{sampler: euler}", "recipe key generate.sampler must be one of ddim, dpmsolver++, got 'euler'"),
+        ("{steps: 0}", "recipe key generate.steps and recipe key generate.inversion_steps must be >= 1"),
+        ("{noise_prior: 1.5}", "recipe key generate.noise_prior must be in [0, 1], got 1.5"),
+    ):
+        recipe.write_text(f"generate: {section}\n")
+        assert main(["transfer", str(reference), "--out", str(out), "--config", str(recipe), "--target", "x"]) == 2
+        assert message in one_line_error(capsys)
     assert not out.exists()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from sma.config import GENERATION_PRECISIONS, TransferConfig
+from sma.config import GENERATION_PRECISIONS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 
@@ -111,30 +111,39 @@ def validate(config: TransferConfig) -> TransferConfig:
     """Checks of the shared sections, then the method's own."""
     video, train = config.video, config.train
     if train.mixed_precision not in ("no", "fp16", "bf16"):
-        raise SmaError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
+        raise SmaError(f"`train.mixed_precision` must be no, fp16 or bf16, got {train.mixed_precision!r}")
     if config.generate.precision not in GENERATION_PRECISIONS:
         raise SmaError(
-            f"generate.precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {config.generate.precision!r}"
+            f"`generate.precision` must be one of {', '.join(GENERATION_PRECISIONS)}, got {config.generate.precision!r}"
         )
     for name in ("frames", "height", "width", "stride"):
         if getattr(video, name) < 1:
-            raise SmaError(f"video.{name} must be >= 1, got {getattr(video, name)}")
+            raise SmaError(f"`video.{name}` must be >= 1, got {getattr(video, name)}")
     if video.frames < 2:
-        raise SmaError("video.frames must be >= 2: motion needs at least two frames")
+        raise SmaError("`video.frames` must be >= 2: motion needs at least two frames")
     if train.steps < 1 or train.checkpoint_every < 1:
-        raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+        raise SmaError("`train.steps` and `train.checkpoint_every` must be >= 1")
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
-    from sma.sampling import SAMPLERS
-
-    if config.generate.sampler not in SAMPLERS:
-        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {config.generate.sampler!r}")
+    check_generation(config.generate)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
     if config.sma.enabled:
         check_sma(config)
     method_class(config.method).validate(config)
     return config
+
+
+def check_generation(generate: GenerateConfig) -> None:
+    """Generation settings, checked before training rather than after it."""
+    from sma.sampling import SAMPLERS
+
+    if generate.steps < 1 or generate.inversion_steps < 1:
+        raise SmaError("`generate.steps` and `generate.inversion_steps` must be >= 1")
+    if not 0.0 <= generate.noise_prior <= 1.0:
+        raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
+    if generate.sampler not in SAMPLERS:
+        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {generate.sampler!r}")
 
 
 def check_nothing_trained(config: TransferConfig) -> None:

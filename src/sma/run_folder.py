@@ -140,6 +140,7 @@ class RunFolder:
         self.out = Path(os.path.abspath(out))  # `.` has a name and a parent this way
         self.overwrite, self.resume, self.main = overwrite, resume, main
         self.staging = self.out.parent / f".{self.out.name}.new"
+        self._old = self.out.parent / f".{self.out.name}.old"  # the replaced run, for the moment of the swap
         self.path = self.staging if overwrite else self.out
         self._lock = RunLock(self.out.parent / f".{self.out.name}.lock", self.out)
         self._created = False
@@ -169,10 +170,9 @@ class RunFolder:
 
     def _recover(self) -> None:
         """Undo what a killed writer left: a half-built replacement, or a swap stopped midway."""
-        old = self.out.parent / f".{self.out.name}.old"
-        if old.exists() and not self.out.exists():
-            os.replace(old, self.out)
-        for leftover in (self.staging, old):
+        if self._old.exists() and not self.out.exists():
+            os.replace(self._old, self.out)
+        for leftover in (self.staging, self._old):
             shutil.rmtree(leftover, ignore_errors=True)
 
     def begin(self, write: Callable[[Path], Any]) -> None:
@@ -204,11 +204,10 @@ class RunFolder:
             self._lock.release()
 
     def _swap(self) -> None:
-        old = self.out.parent / f".{self.out.name}.old"
         if self.out.exists():
-            os.replace(self.out, old)
+            os.replace(self.out, self._old)
         os.replace(self.staging, self.out)
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self._old, ignore_errors=True)
         self.path = self.out
 
 
