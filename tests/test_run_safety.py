@@ -274,6 +274,8 @@ def test_generate_refuses_before_computing(model_dir, reference, tmp_path, capsy
     assert f"{videos[0]} exists; set --overwrite" in one_line_error(capsys)
 
     arguments.append("--overwrite")
+    assert main([*arguments[:-2], "/sys/videos", "--overwrite"]) == 2  # read-only even for root
+    assert "cannot create /sys/videos: " in one_line_error(capsys)
     (adapter / "adapter.json").write_text("{not json")
     assert main(arguments) == 2
     assert "adapter.json is damaged" in one_line_error(capsys)
