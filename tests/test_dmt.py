@@ -443,6 +443,7 @@ def test_transfer_command_writes_the_run_folder(model_dir, reference, tmp_path, 
         "guidance_log.json",
         "metrics.json",
         "reference.mp4",
+        "run.json",
         "videos",
     ]
     guidance = json.loads((out / "guidance_log.json").read_text())

@@ -147,14 +147,15 @@ def test_transfer_command_end_to_end(model_dir, reference, tmp_path, method_name
     assert (read_video(again[0].with_suffix(".gif")) == read_video(videos[0])).all()
 
 
-def test_existing_run_is_not_overwritten(model_dir, reference, tmp_path, capsys):
+@pytest.mark.parametrize("flag", [[], ["--overwrite"], ["--resume"]])
+def test_a_folder_that_is_not_a_run_is_never_touched(model_dir, reference, tmp_path, capsys, flag):
     out = tmp_path / "run"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    code = main(["transfer", str(reference), "--model", str(model_dir), "--out", str(out), "--target", "x"])
+    code = main(["transfer", str(reference), "--model", str(model_dir), "--out", str(out), "--target", "x", *flag])
     assert code == 2
-    assert "already holds a run" in capsys.readouterr().err
-    assert (out / "precious.txt").read_text() == "keep me"
+    assert "holds no run (config.yaml): choose another output folder" in capsys.readouterr().err
+    assert [path.name for path in out.iterdir()] == ["precious.txt"]
 
 
 def test_recipe_errors(tmp_path, capsys):

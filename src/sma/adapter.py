@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import sma
@@ -42,6 +43,7 @@ class Adapter:
                 "sma_version": sma.__version__,
                 "method": self.config.method,
                 "base_model": self.config.model,
+                "revision": self.config.revision,
                 "sma": self.config.sma.enabled,
                 "tensors": len(self.tensors),
                 "config": self.config.to_dict(),
@@ -54,14 +56,23 @@ class Adapter:
         about_file = folder / ABOUT_FILE
         if not about_file.is_file():
             raise SmaError(f"no adapter at {folder}: expected {ABOUT_FILE} and {TENSORS_FILE} (made by training)")
-        about = json.loads(about_file.read_text())
-        if about.get("format") != ADAPTER_FORMAT:
+        try:
+            about = json.loads(about_file.read_text())
+        except (OSError, ValueError) as error:
+            raise SmaError(f"{about_file} is damaged ({error}): train the adapter again") from None
+        if not isinstance(about, dict) or about.get("format") != ADAPTER_FORMAT or "config" not in about:
             raise SmaError(f"{about_file} is not an sma adapter")
         config = load_config(overrides=flatten(about["config"]))
-        conditions = load_file(folder / REFERENCE_FILE)
-        return cls(
-            tensors=load_file(folder / TENSORS_FILE),
-            reference_latents=conditions.pop("latents"),
-            config=config,
-            conditions=conditions,
-        )
+        conditions, tensors = _tensors(folder / REFERENCE_FILE), _tensors(folder / TENSORS_FILE)
+        if "latents" not in conditions:
+            raise SmaError(f"{folder / REFERENCE_FILE} holds no reference latents: train the adapter again")
+        return cls(tensors=tensors, reference_latents=conditions.pop("latents"), config=config, conditions=conditions)
+
+
+def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise SmaError(f"the adapter has no {path.name} (in {path.parent}): train it again")
+    try:
+        return load_file(path)
+    except (OSError, SafetensorError) as error:
+        raise SmaError(f"{path} is damaged ({error}): train the adapter again") from None

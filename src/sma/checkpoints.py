@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from sma.errors import SmaError
@@ -23,10 +25,23 @@ def checkpoint_dir(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"step-{step:06d}"
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The complete checkpoints of a run, oldest first (a checkpoint is complete once renamed into place)."""
     folders = sorted((Path(run_dir) / "checkpoints").glob("step-*[0-9]"))
-    complete = [folder for folder in folders if (folder / "state.json").is_file()]
+    return [folder for folder in folders if (folder / "state.json").is_file()]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    complete = checkpoints(run_dir)
     return complete[-1] if complete else None
+
+
+def checkpoint_step(folder: Path) -> int:
+    return int(folder.name.removeprefix("step-"))
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint could not be read; an older one is used."""
 
 
 def save_checkpoint(
@@ -63,7 +78,7 @@ def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int
         meta = json.loads((folder / "state.json").read_text())
         adapter = load_file(folder / "adapter.safetensors")
         moments = load_file(folder / "optimizer.safetensors")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         raise SmaError(f"cannot read checkpoint {folder}: {error}") from error
     per_parameter: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in moments.items():
@@ -71,3 +86,27 @@ def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int
         per_parameter.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": per_parameter, "param_groups": meta["param_groups"]})
     return int(meta["step"]), adapter
+
+
+def load_latest_checkpoint(
+    run_dir: Path, optimizer: torch.optim.Optimizer
+) -> tuple[int, dict[str, torch.Tensor]] | None:
+    """The newest readable checkpoint (step and adapter tensors, the optimizer restored); a damaged one is
+    skipped with a warning that names it. None when the run has none; an error when none can be read."""
+    errors = []
+    for folder in reversed(checkpoints(run_dir)):
+        try:
+            loaded = load_checkpoint(folder, optimizer)
+        except SmaError as error:
+            errors.append(str(error))
+            continue
+        if errors:
+            warnings.warn(
+                f"{'; '.join(errors)}: resuming from the older checkpoint {folder.name}",
+                DamagedCheckpointWarning,
+                stacklevel=2,
+            )
+        return loaded
+    if errors:
+        raise SmaError(f"{errors[0]} (and no older checkpoint can be read): set `overwrite` to start again")
+    return None

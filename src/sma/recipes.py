@@ -7,12 +7,13 @@ named in the result owns one more section, under its own name, and checks its ow
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sma.config import GENERATION_PRECISIONS, TransferConfig
+from sma.config import GENERATION_PRECISIONS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 
@@ -92,6 +93,8 @@ def _checked(value: Any, current: Any, annotation: str, name: str) -> Any:
     if isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SmaError(f"recipe key {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
+        if not math.isfinite(value):
+            raise SmaError(f"`{name}` must be a finite number, got {value!r}")
         return float(value)
     if isinstance(current, int):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -108,18 +111,23 @@ def validate(config: TransferConfig) -> TransferConfig:
     """Checks of the shared sections, then the method's own."""
     video, train = config.video, config.train
     if train.mixed_precision not in ("no", "fp16", "bf16"):
-        raise SmaError(f"train.mixed_precision must be no, fp16 or bf16, got {train.mixed_precision!r}")
+        raise SmaError(f"`train.mixed_precision` must be no, fp16 or bf16, got {train.mixed_precision!r}")
     if config.generate.precision not in GENERATION_PRECISIONS:
         raise SmaError(
-            f"generate.precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {config.generate.precision!r}"
+            f"`generate.precision` must be one of {', '.join(GENERATION_PRECISIONS)}, got {config.generate.precision!r}"
         )
     for name in ("frames", "height", "width", "stride"):
         if getattr(video, name) < 1:
-            raise SmaError(f"video.{name} must be >= 1, got {getattr(video, name)}")
+            raise SmaError(f"`video.{name}` must be >= 1, got {getattr(video, name)}")
     if video.frames < 2:
-        raise SmaError("video.frames must be >= 2: motion needs at least two frames")
+        raise SmaError("`video.frames` must be >= 2: motion needs at least two frames")
     if train.steps < 1 or train.checkpoint_every < 1:
-        raise SmaError("train.steps and train.checkpoint_every must be >= 1")
+        raise SmaError("`train.steps` and `train.checkpoint_every` must be >= 1")
+    if train.learning_rate <= 0:
+        raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
+    check_generation(config.generate)
+    if not method_class(config.method).trains:
+        check_nothing_trained(config)
     if config.sma.enabled:
         check_sma(config)
     method = method_class(config.method)
@@ -128,6 +136,29 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError(f"{config.method} does not run on AnimateDiff (it runs {runs}): leave `motion_adapter` empty")
     method.validate(config)
     return config
+
+
+def check_generation(generate: GenerateConfig) -> None:
+    """Generation settings, checked before training rather than after it."""
+    from sma.sampling import SAMPLERS
+
+    if generate.steps < 1 or generate.inversion_steps < 1:
+        raise SmaError("`generate.steps` and `generate.inversion_steps` must be >= 1")
+    if not 0.0 <= generate.noise_prior <= 1.0:
+        raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
+    if generate.sampler not in SAMPLERS:
+        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {generate.sampler!r}")
+
+
+def check_nothing_trained(config: TransferConfig) -> None:
+    """A method that trains nothing refuses training settings rather than ignoring them."""
+    from sma.config import TrainConfig
+
+    default = TrainConfig()
+    names = [f.name for f in dataclasses.fields(default)]
+    changed = [f"`train.{name}`" for name in names if getattr(config.train, name) != getattr(default, name)]
+    if changed:
+        raise SmaError(f"{config.method} trains nothing, so {', '.join(changed)} would have no effect: remove it")
 
 
 def check_sma(config: TransferConfig) -> None:
@@ -140,8 +171,8 @@ def check_sma(config: TransferConfig) -> None:
     most = max_levels(config.video.frames - 1, config.sma.wavelet, config.sma.boundary)
     if config.sma.levels > most:
         raise SmaError(
-            f"sma.levels={config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
-            "(set sma.levels or video.frames)"
+            f"`sma.levels` {config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
+            "(lower `sma.levels` or take more `video.frames`)"
         )
 
 

@@ -17,11 +17,12 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from sma.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
+from sma.video.atomic import atomic_output
 
 HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -89,10 +90,14 @@ class _StopRequests:
 
 
 def _read_losses(path: Path, before_step: int) -> list[dict[str, float]]:
+    """The logged steps before `before_step`; a line a killed run left unfinished is dropped."""
     if not path.exists():
         return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [record for record in records if record["step"] < before_step]
+    records = []
+    for line in path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return [record for record in records if isinstance(record, dict) and record.get("step", before_step) < before_step]
 
 
 def train(
@@ -105,8 +110,12 @@ def train(
     run_dir: Path,
     resume: bool = False,
     phases: Phases | None = None,
+    kept: bool = True,
 ) -> list[dict[str, float]]:
-    """Train the method's parameters; returns one record of loss terms per step."""
+    """Train the method's parameters; returns one record of loss terms per step.
+
+    `kept` False: the run folder is discarded on failure (it replaces another run), so messages offer no checkpoint.
+    """
     parameters = list(method.prepare().values())
     if accelerator.mixed_precision in HALF_PRECISIONS:
         method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
@@ -116,18 +125,19 @@ def train(
     unet.train()
     optimizer = accelerator.prepare(make_optimizer(parameters, config))
     start = 0
-    if resume and (checkpoint := latest_checkpoint(run_dir)) is not None:
-        start, adapter = load_checkpoint(checkpoint, optimizer)
+    if resume and (loaded := load_latest_checkpoint(run_dir, optimizer)) is not None:
+        start, adapter = loaded
         method.load_adapter(adapter)
     loss_log = Path(run_dir) / "losses.jsonl"
     history = _read_losses(loss_log, start)
     if accelerator.is_main_process:
-        loss_log.write_text("".join(json.dumps(record) + "\n" for record in history))
+        with atomic_output(loss_log, overwrite=True) as temporary:
+            temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
     last_saved = start
-    bar = tqdm(
+    progress = tqdm(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
     )
-    with _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
+    with progress as bar, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
             terms = {}
             for micro_step in range(config.gradient_accumulation):
@@ -145,10 +155,10 @@ def train(
                     terms = method.loss(latents, text, generator)
                     loss = terms["loss"]
                     if not math.isfinite(loss.item()):
-                        kept = f"the last good checkpoint is step {last_saved}" if last_saved else "no checkpoint yet"
+                        kept_here = _kept(kept, last_saved, run_dir)
                         raise TrainingDiverged(
-                            f"the loss became {loss.item()} at step {step + 1} ({kept}, in {run_dir}/checkpoints): "
-                            "lower train.learning_rate or use mixed_precision no/bf16"
+                            f"the loss became {loss.item()} at step {step + 1} ({kept_here}): "
+                            "lower `train.learning_rate` or set `train.mixed_precision` to no or bf16"
                         )
                     groups = method.loss_groups(terms)
                     for index, (group_loss, group_parameters) in enumerate(groups):
@@ -174,11 +184,17 @@ def train(
                     save_checkpoint(run_dir, done, method.adapter_state(), optimizer)
                 last_saved = done
             if stop.requested and done < config.steps:
-                bar.close()
+                advice = ": continue with `resume`" if kept else ""
                 raise TrainingInterrupted(
-                    f"stopped at step {done} of {config.steps}; checkpoint saved in {run_dir}/checkpoints, "
-                    "continue with `resume`"
+                    f"stopped at step {done} of {config.steps} ({_kept(kept, last_saved, run_dir)}){advice}"
                 )
-    bar.close()
     unet.eval()
     return history
+
+
+def _kept(kept: bool, last_saved: int, run_dir: Path) -> str:
+    if not kept:
+        return "nothing is kept: the run this one was to replace is left as it was"
+    if last_saved:
+        return f"the last good checkpoint is step {last_saved}, in {run_dir}/checkpoints"
+    return "no checkpoint yet"

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 import sma
 from sma.errors import SmaError
+
+_PYTHON_FORMAT = warnings.formatwarning
 
 COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "evaluate", "demo")
 
@@ -35,13 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
 def quiet_libraries() -> None:
     """Keep the terminal to sma's own progress bars and messages."""
     import logging
-    import warnings
 
     logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="huggingface_hub")
+    warnings.formatwarning = _one_line_warning
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """sma's own warnings as one line in the command line's words; others as Python shows them."""
+    from sma.cli.flags import for_command_line
+
+    if category.__module__.startswith("sma."):
+        return f"sma: warning: {for_command_line(str(message))}\n"
+    return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
 def main(argv: list[str] | None = None) -> int:

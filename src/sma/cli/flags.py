@@ -30,6 +30,7 @@ TRAINING_FLAGS = (
     ),
     Flag("--prompt", "prompt", "what the reference video shows"),
     Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
+    Flag("--sma-levels", "sma.levels", "wavelet levels of the global SMA term", {"type": int}),
     Flag("--steps", "train.steps", "training steps", {"type": int}),
     Flag("--lr", "train.learning_rate", "learning rate", {"type": float}),
     Flag("--frames", "video.frames", "frames taken from the reference", {"type": int}),

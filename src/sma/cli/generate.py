@@ -18,6 +18,9 @@ def add_parser(subcommands) -> None:
         help="weights and latents while sampling (auto: fp16 on a GPU)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing videos")
+    parser.add_argument(
+        "--model", help="base model, Hub id or local folder (default: the one the adapter was trained on)"
+    )
     parser.set_defaults(run=run)
 
 
@@ -31,6 +34,7 @@ def run(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         precision=arguments.precision,
         overwrite=arguments.overwrite,
+        model=arguments.model,
     )
     for path in paths:
         print(path)

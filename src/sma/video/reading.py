@@ -27,6 +27,7 @@ _SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
 # FFmpeg formats that open but are not videos: text shown as ANSI art, and single images.
 _STILL_FORMATS = ("tty", "image2", "image2pipe")
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free")
+_WIDE_GREY = ("I;16", "I;16L", "I;16B", "I")  # Pillow's modes of 16-bit grey images, scaled 0..65535 -> 0..255
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,9 @@ def _open_image(path: Path) -> Image.Image:
 
 def _rgb(image: Image.Image, path: Path) -> np.ndarray:
     try:
+        if image.mode in _WIDE_GREY:  # 16-bit grey (exported depth maps): Pillow's RGB conversion clips it to white
+            grey = np.clip(np.round(np.asarray(image, dtype=np.float64) / 257), 0, 255).astype(np.uint8)
+            return np.repeat(grey[..., None], 3, axis=-1)
         return np.asarray(image.convert("RGB"))
     except OSError as error:
         raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None

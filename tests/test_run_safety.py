@@ -1,0 +1,337 @@
+"""Runs never lose work: safe overwrite, one writer per folder, honest resume, one-line errors (issue 18)."""
+
+import json
+import os
+import signal
+import socket
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sma.checkpoints import DamagedCheckpointWarning
+from sma.cli import _one_line_warning, main
+from sma.errors import SmaError
+from sma.methods.vmc import VMC
+from sma.recipes import load_config
+from sma.run_folder import RunLock
+from sma.runs import Adapter, generate, train
+from sma.training import TrainingInterrupted
+from sma.video import MovingObject, read_video, synthetic_video, write_video
+
+SIZE = 16
+
+
+def values(model_dir, **overrides):
+    settings = {
+        "model": str(model_dir),
+        "prompt": "a red circle moving right",
+        "targets": ["a blue square"],
+        "video.frames": 4,
+        "video.height": SIZE,
+        "video.width": SIZE,
+        "train.steps": 2,
+        "train.checkpoint_every": 1,
+        "generate.steps": 2,
+        "generate.inversion_steps": 2,
+    }
+    return settings | overrides
+
+
+def config(model_dir, **overrides):
+    return load_config(overrides=values(model_dir, **overrides))
+
+
+def command(command_name, reference, out, model_dir, *extra):
+    """The command line of a run with the settings of `config` (a recipe beside the reference), then `extra` flags."""
+    recipe = Path(reference).parent / "recipe.yaml"
+    if not recipe.exists():
+        config(model_dir).save(recipe)
+    return [command_name, str(reference), "--out", str(out), "--config", str(recipe), *extra]
+
+
+def one_line_error(capsys) -> str:
+    """The error the command line printed: one line, after whatever progress bars came before it."""
+    printed = capsys.readouterr().err
+    assert "sma: error: " in printed, printed
+    error = printed[printed.index("sma: error: ") :]
+    assert len(error.strip().splitlines()) == 1, error
+    return error
+
+
+def adapter_tensors(run):
+    return Adapter.load(run / "adapter").tensors
+
+
+def same_tensors(first, second):
+    return first.keys() == second.keys() and all(torch.equal(first[name], second[name]) for name in first)
+
+
+def failing_loss(monkeypatch, after: int):
+    """VMC's loss raises on call `after` + 1: a failure in the middle of training."""
+    original, calls = VMC.loss, {"count": 0}
+
+    def loss(self, *args):
+        calls["count"] += 1
+        if calls["count"] > after:
+            raise SmaError("injected failure")
+        return original(self, *args)
+
+    monkeypatch.setattr(VMC, "loss", loss)
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_succeeded(model_dir, reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(config(model_dir), reference, out)
+    old = adapter_tensors(out)
+    (out / "note.txt").write_text("from the old run")
+
+    failing_loss(monkeypatch, after=1)  # the replacement trains one step, checkpoints it, then fails
+    with pytest.raises(SmaError, match="injected failure"):
+        train(config(model_dir, seed=1), reference, out, overwrite=True)
+    assert same_tensors(adapter_tensors(out), old) and (out / "note.txt").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]  # no half-built replacement, no lock
+
+    monkeypatch.undo()
+    train(config(model_dir, seed=1), reference, out, overwrite=True)
+    assert not (out / "note.txt").exists() and not same_tensors(adapter_tensors(out), old)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_failed_new_run_leaves_nothing_that_blocks_the_rerun(model_dir, reference, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    failing_loss(monkeypatch, after=0)
+    assert main(command("train", reference, out, model_dir)) == 2
+    assert "injected failure" in one_line_error(capsys)
+    assert not out.exists()
+    monkeypatch.undo()
+    assert main(command("train", reference, out, model_dir)) == 0
+
+
+def test_a_second_writer_is_refused_naming_the_holder(model_dir, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    lock = RunLock(tmp_path / ".run.lock", out)
+    lock.acquire()
+    try:
+        assert main(command("train", reference, out, model_dir)) == 2
+    finally:
+        lock.release()
+    error = one_line_error(capsys)
+    assert f"is being written by another run (pid {os.getpid()} on {socket.gethostname()}" in error
+    assert not out.exists()
+
+
+def test_the_stale_lock_of_a_dead_process_is_taken_over(model_dir, reference, tmp_path):
+    (tmp_path / ".run.lock").write_text(json.dumps({"pid": 2**22 + 1, "host": "elsewhere", "since": "then"}))
+    train(config(model_dir), reference, tmp_path / "run")
+    assert not (tmp_path / ".run.lock").exists()
+
+
+def test_resume_refuses_changed_settings_and_reference(model_dir, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(command("train", reference, out, model_dir)) == 0
+    stored = (out / "config.yaml").read_text()
+
+    assert main(command("train", reference, out, model_dir, "--resume", "--frames", "3", "--sma-levels", "1")) == 2
+    error = one_line_error(capsys)
+    assert "--frames (4 -> 3)" in error and "--sma-levels (2 -> 1)" in error and "only --steps" in error
+    assert main(command("train", reference, out, model_dir, "--resume", "--lr", "0.001", "--method", "tuneavideo")) == 2
+    error = one_line_error(capsys)
+    assert "--lr (0.0001 -> 0.001)" in error and "--method ('vmc' -> 'tuneavideo')" in error
+    assert main(command("train", reference, out, model_dir, "--resume", "--no-sma")) == 2
+    assert "--no-sma (True -> False)" in one_line_error(capsys)
+
+    other = write_video(
+        tmp_path / "other.mp4",
+        synthetic_video(MovingObject("square", "blue", "linear"), num_frames=4, height=SIZE, width=SIZE).frames,
+    )
+    assert main(command("train", other, out, model_dir, "--resume")) == 2
+    assert "the reference video (its sha256)" in one_line_error(capsys)
+
+    assert main(command("train", reference, out, model_dir, "--resume", "--steps", "1")) == 2
+    error = one_line_error(capsys)
+    assert "--steps is 1 but" in error and "has a checkpoint at step 2: set --steps to at least that" in error
+    assert (out / "config.yaml").read_text() == stored
+
+
+def test_resume_with_more_steps_equals_a_longer_run(model_dir, reference, tmp_path):
+    train(config(model_dir), reference, tmp_path / "short")
+    train(
+        config(model_dir, **{"train.steps": 3, "train.checkpoint_every": 2}), reference, tmp_path / "short", resume=True
+    )
+    train(config(model_dir, **{"train.steps": 3}), reference, tmp_path / "long")
+    assert same_tensors(adapter_tensors(tmp_path / "short"), adapter_tensors(tmp_path / "long"))
+    assert load_config(tmp_path / "short" / "config.yaml").train.steps == 3
+
+
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(model_dir, reference, tmp_path):
+    out = tmp_path / "run"
+    train(config(model_dir), reference, out)
+    latest = out / "checkpoints" / "step-000002" / "adapter.safetensors"
+    latest.write_bytes(latest.read_bytes()[:40])
+    with pytest.warns(DamagedCheckpointWarning, match="step-000002.*resuming from the older checkpoint step-000001"):
+        train(config(model_dir, **{"train.steps": 3}), reference, out, resume=True)
+    train(config(model_dir, **{"train.steps": 3}), reference, tmp_path / "straight")
+    assert same_tensors(adapter_tensors(out), adapter_tensors(tmp_path / "straight"))
+
+
+def test_every_checkpoint_damaged_is_one_line(model_dir, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(command("train", reference, out, model_dir)) == 0
+    for state in (out / "checkpoints").glob("*/state.json"):
+        state.write_text("{")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(command("train", reference, out, model_dir, "--resume", "--steps", "3")) == 2
+    assert "no older checkpoint can be read): set --overwrite" in one_line_error(capsys)
+
+
+def test_the_configuration_is_checked_before_anything_loads(reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    model = tmp_path / "no-model-here"  # loading it would fail: each error below must come first
+    cases = {
+        ("--lr", "nan"): "--lr must be a finite number",
+        ("--lr", "-1"): "--lr must be above 0",
+        ("--method", "dmt", "--steps", "3"): "dmt trains nothing, so --steps would have no effect",
+        ("--method", "dmt", "--mixed-precision", "bf16"): "so --mixed-precision would have no effect",
+        ("--method", "tuneavideo", "--control-video", "depth.mp4"): "recipe section 'controlvideo' configures",
+        ("--frames", "3"): "--sma-levels 2 is too many for 3 frames: at most 1 (lower --sma-levels or take more",
+        ("--resume", "--overwrite"): "set either --resume (continue the run) or --overwrite",
+        ("--steps", "0"): "--steps and recipe key train.checkpoint_every must be >= 1",
+        ("--frames", "1"): "--frames must be >= 2: motion needs at least two frames",
+    }
+    for extra, message in cases.items():
+        arguments = ["transfer", str(reference), "--out", str(out), "--model", str(model), "--target", "x", *extra]
+        assert main(arguments) == 2, extra
+        assert message in one_line_error(capsys), extra
+    recipe = tmp_path / "recipe.yaml"
+    for section, message in (
+        ("{sampler: euler}", "recipe key generate.sampler must be one of ddim, dpmsolver++, got 'euler'"),
+        ("{steps: 0}", "recipe key generate.steps and recipe key generate.inversion_steps must be >= 1"),
+        ("{noise_prior: 1.5}", "recipe key generate.noise_prior must be in [0, 1], got 1.5"),
+    ):
+        recipe.write_text(f"generate: {section}\n")
+        assert main(["transfer", str(reference), "--out", str(out), "--config", str(recipe), "--target", "x"]) == 2
+        assert message in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_a_one_frame_reference_says_motion_needs_two(model_dir, tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    Image.new("RGB", (SIZE, SIZE)).save(frames / "0.png")
+    assert main(command("train", frames, tmp_path / "run", model_dir)) == 2
+    assert "holds a single frame: motion transfer needs a video of at least 2" in one_line_error(capsys)
+
+
+def test_read_only_output_folder_is_one_line(model_dir, reference, tmp_path, capsys):
+    parent = tmp_path / "locked"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        if os.access(parent, os.W_OK):  # root writes anywhere, but not in sysfs
+            parent = Path("/sys")
+        assert main(command("train", reference, parent / "run", model_dir)) == 2
+        assert f"cannot write in {parent}: Permission denied" in one_line_error(capsys)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+
+
+def test_adapter_records_the_absolute_model_and_generate_can_override_it(
+    model_dir, reference, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(model_dir.parent)
+    out = tmp_path / "run"
+    train(config(os.path.relpath(model_dir)), reference, out)
+    about = json.loads((out / "adapter" / "adapter.json").read_text())
+    assert about["base_model"] == str(model_dir.resolve())
+    monkeypatch.chdir(tmp_path)
+    first = generate(out / "adapter", ["a blue square"], tmp_path / "videos")
+
+    moved = tmp_path / "moved-model"
+    model_dir.rename(moved)
+    try:
+        arguments = ["generate", "--adapter", str(out / "adapter"), "--target", "a blue square", "--out", "again"]
+        assert main(arguments) == 2
+        error = one_line_error(capsys)
+        assert "the adapter's base model" in error and "is gone: set --model" in error
+        assert main([*arguments, "--model", str(moved)]) == 0
+    finally:
+        moved.rename(model_dir)
+    assert (read_video(tmp_path / "again" / first[0].relative_to(tmp_path / "videos")) == read_video(first[0])).all()
+
+
+def test_generate_refuses_before_computing(model_dir, reference, tmp_path, capsys):
+    out = tmp_path / "run"
+    train(config(model_dir), reference, out)
+    adapter = out / "adapter"
+    videos = generate(adapter, ["a blue square"], tmp_path / "videos")
+    arguments = ["generate", "--adapter", str(adapter), "--target", "a blue square", "--out", str(tmp_path / "videos")]
+    assert main(arguments) == 2
+    assert f"{videos[0]} exists; set --overwrite" in one_line_error(capsys)
+
+    arguments.append("--overwrite")
+    assert main([*arguments[:-2], "/sys/videos", "--overwrite"]) == 2  # read-only even for root
+    assert "cannot create /sys/videos: " in one_line_error(capsys)
+    (adapter / "adapter.json").write_text("{not json")
+    assert main(arguments) == 2
+    assert "adapter.json is damaged" in one_line_error(capsys)
+    tensors = adapter / "adapter.safetensors"
+    for damage in (lambda: tensors.write_bytes(b"\x00" * 12), tensors.unlink):
+        train(config(model_dir), reference, out, overwrite=True)
+        damage()
+        assert main(arguments) == 2
+        assert "adapter.safetensors" in one_line_error(capsys)
+
+
+def test_16_bit_png_frames_keep_their_values(tmp_path):
+    depth = (np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE)).astype(np.uint16)
+    folder = tmp_path / "depth"
+    folder.mkdir()
+    for index in range(2):
+        Image.fromarray(depth).save(folder / f"{index}.png")
+    assert Image.open(folder / "0.png").mode.startswith("I")
+    frames = read_video(folder)
+    expected = np.round(depth / 257).astype(np.uint8)
+    assert frames.shape == (2, SIZE, SIZE, 3)
+    assert (frames[0, ..., 0] == expected).all() and (frames[..., 1] == frames[..., 2]).all()
+
+
+def test_a_hub_model_is_pinned_to_the_cached_commit(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from sma.runs import hub_revision
+
+    storage = tmp_path / "models--owner--name"
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text("0123abcd")
+    (storage / "snapshots" / "0123abcd").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    assert hub_revision(load_config(overrides={"model": "owner/name"})) == "0123abcd"
+    assert hub_revision(load_config(overrides={"model": "owner/name", "revision": "v1"})) == "v1"
+    assert hub_revision(load_config(overrides={"model": "owner/other"})) == ""
+
+
+def test_an_interrupted_replacement_keeps_the_old_run(model_dir, reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train(config(model_dir), reference, out)
+    old = adapter_tensors(out)
+    original = VMC.loss
+
+    def loss_then_sigterm(self, *args):
+        os.kill(os.getpid(), signal.SIGTERM)  # the loop stops after this step
+        return original(self, *args)
+
+    monkeypatch.setattr(VMC, "loss", loss_then_sigterm)
+    with pytest.raises(TrainingInterrupted, match=r"stopped at step 1 of 2 \(nothing is kept: the run this one"):
+        train(config(model_dir, seed=1), reference, out, overwrite=True)
+    assert same_tensors(adapter_tensors(out), old)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
+
+
+def test_library_warnings_are_one_line_in_flags():
+    line = _one_line_warning(DamagedCheckpointWarning("x; set `overwrite`"), DamagedCheckpointWarning, "f.py", 1)
+    assert line == "sma: warning: x; set --overwrite\n"
