@@ -94,3 +94,40 @@ def test_python_dash_m_gives_the_same_scores(tmp_path, clips):
     module, direct = json.loads(report_module.read_text()), json.loads(report_main.read_text())
     assert module["generated"][0]["motion_fidelity"] == direct["generated"][0]["motion_fidelity"]
     assert np.isfinite(module["generated"][0]["two_sided"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--stride", "0"], "--stride must be >= 1"),
+        (["--grid-size", "0"], "--grid-size must be >= 2"),
+        (["--frames", "1"], "--frames must be >= 2"),
+        (["--box", "500,500,600,600"], "lies outside the"),
+        (["--clip", "no/such/folder"], "no model folder at"),
+    ],
+)
+def test_settings_that_cannot_score_fail_on_one_line(tmp_path, clips, capsys, extra, expected):
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--json", str(report)]
+    assert main([*arguments, *([] if "--clip" in extra else ["--no-clip"]), *extra]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("sma: error: ") and expected in error and error.count("\n") == 1
+    assert not report.exists()
+
+
+def test_a_json_in_a_read_only_folder_fails_before_scoring(tmp_path, clips, capsys, monkeypatch):
+    import sma.metrics
+
+    monkeypatch.setattr(sma.metrics, "video_flow", lambda *_: pytest.fail("scored before checking the output"))
+    report = "/sys/sma-scores.json"  # not writable, even by root
+    assert main(["evaluate", str(clips["reference"]), str(clips["recoloured"]), "--no-clip", "--json", report]) == 2
+    assert "is not writable" in capsys.readouterr().err
+
+
+def test_a_still_video_warns_that_its_motion_fidelity_is_undefined(tmp_path, clips, capsys):
+    from sma.video import read_video
+
+    still = read_video(clips["reference"])[:1].repeat(12, axis=0)
+    path = write_video(tmp_path / "still.mp4", still)
+    assert main(["evaluate", str(clips["reference"]), str(path), "--no-clip"]) == 0
+    assert "no moving point was tracked" in capsys.readouterr().err

@@ -12,9 +12,8 @@ METRICS_FILE = "metrics.json"
 
 
 def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None) -> None:
-    """Side-by-side video of the reference and the outputs, and metrics.json (motion fidelity of each output,
-    plus `extra`: e.g. the run's timings)."""
-    from sma.metrics.motion_fidelity import motion_fidelity
+    """Side-by-side video of the reference and the outputs, and metrics.json (per output: the robust motion
+    fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings)."""
     from sma.video import read_video
 
     reference = read_video(run_dir / "reference.mp4")
@@ -23,12 +22,23 @@ def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: di
     metrics = {
         "reference": "reference.mp4",
         "outputs": [
-            {"target": target, "video": str(path.relative_to(run_dir)), **motion_fidelity(reference, frames).as_dict()}
+            {"target": target, "video": str(path.relative_to(run_dir)), **motion_scores(reference, frames)}
             for target, path, frames in zip(targets, paths, outputs, strict=True)
         ],
         **(extra or {}),
     }
     write_metrics(run_dir, metrics)
+
+
+def motion_scores(reference, frames) -> dict:
+    from sma.metrics import motion_fidelity, robust_motion_fidelity
+
+    robust = robust_motion_fidelity(reference, frames)
+    return {
+        "robust_motion_fidelity": robust.motion_fidelity,
+        "robust_two_sided": robust.two_sided,
+        **motion_fidelity(reference, frames).as_dict(),
+    }
 
 
 def read_metrics(run_dir: Path) -> dict:

@@ -38,17 +38,27 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.metrics.clip import DEFAULT_CLIP
     from sma.video.atomic import atomic_output, check_writable
 
+    _check_numbers(arguments)
     if arguments.json is not None:
         check_writable(arguments.json, arguments.overwrite)
+        _check_folder_writable(arguments.json.parent)
     box = _parse_box(arguments.box)
     reference, generated = _read_all(arguments)
+    _check_box_inside(box, reference.shape[2], reference.shape[1])
     reference_flow = video_flow(reference)
     results = [
         _motion_scores(path, reference, reference_flow, frames, arguments.grid_size, box) for path, frames in generated
     ]
+    for result in results:
+        if result["generated_tracks"] == 0:
+            print(
+                f"sma: warning: no moving point was tracked in {result['video']}: its motion fidelity is "
+                "undefined (shown as 0)",
+                file=sys.stderr,
+            )
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
     if clip_name is not None:
-        _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt)
+        _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt, arguments.clip)
     print(_table(results))
     if arguments.json is not None:
         report = {
@@ -119,9 +129,14 @@ def _ratio(value: float, reference: float) -> float:
     return float("inf") if value > 0 else 1.0
 
 
-def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None) -> None:
+def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None, asked: str | None) -> None:
+    """CLIP scores, skipped (saying why) when the Hub model is unavailable; a named folder that does not exist
+    is an error, not a skip."""
+    from sma.backbones.hub import local_folder
     from sma.metrics.clip import ClipUnavailableError, clip_frame_consistency, clip_text_alignment, load_clip
 
+    if asked is not None:
+        local_folder(asked, "a folder holding a CLIP model")
     try:
         scorer = load_clip(clip_name)
     except ClipUnavailableError as error:
@@ -131,6 +146,39 @@ def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: 
         result["clip_frame_consistency"] = clip_frame_consistency(frames, scorer)
         if prompt is not None:
             result["clip_text_alignment"] = clip_text_alignment(frames, prompt, scorer)
+
+
+def _check_numbers(arguments: argparse.Namespace) -> None:
+    from sma.errors import SmaError
+
+    if arguments.stride < 1:
+        raise SmaError(f"--stride must be >= 1, got {arguments.stride}")
+    if arguments.grid_size < 2:
+        raise SmaError(f"--grid-size must be >= 2 points per side, got {arguments.grid_size}")
+    if arguments.frames is not None and arguments.frames < 2:
+        raise SmaError(f"--frames must be >= 2: motion needs at least two frames, got {arguments.frames}")
+
+
+def _check_folder_writable(folder: Path) -> None:
+    """Fail before any scoring when the JSON could not be written (its nearest existing folder is read-only)."""
+    import tempfile
+
+    from sma.errors import SmaError
+
+    existing = folder.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    try:  # a probe file: permission bits say nothing for root or read-only file systems
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError:
+        raise SmaError(f"cannot write the JSON into {folder}: {existing} is not writable") from None
+
+
+def _check_box_inside(box, width: int, height: int) -> None:
+    from sma.errors import SmaError
+
+    if box is not None and (box[0] >= width or box[1] >= height or box[2] <= 0 or box[3] <= 0):
+        raise SmaError(f"--box {','.join(f'{value:g}' for value in box)} lies outside the {width}x{height} reference")
 
 
 def _parse_box(text: str | None):

@@ -37,6 +37,8 @@ TRAINING_FLAGS = (
     Flag("--height", "video.height", "pixel height", {"type": int}),
     Flag("--width", "video.width", "pixel width", {"type": int}),
     Flag("--seed", "seed", "seed of training noise and sampling", {"type": int}),
+    Flag("--sampling-steps", "generate.steps", "sampling steps of each generated video", {"type": int}),
+    Flag("--inversion-steps", "generate.inversion_steps", "DDIM steps inverting the reference", {"type": int}),
     Flag("--mixed-precision", "train.mixed_precision", "autocast dtype", {"choices": ("no", "fp16", "bf16")}),
     Flag(
         "--gradient-checkpointing",

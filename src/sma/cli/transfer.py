@@ -46,13 +46,25 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
     )
     if PartialState().is_main_process:
         curves = ", loss_curves.png" if (run_dir / "loss_curves.png").exists() else ""  # zero-shot methods have none
-        print(message.format(run_dir=run_dir, curves=curves))
+        print(message.format(run_dir=run_dir, curves=curves, summary=summary(run_dir)))
     return 0
+
+
+def summary(run_dir: Path) -> str:
+    """One line per generated video with its motion fidelity, from the run's metrics.json (empty if none)."""
+    from sma.report import read_metrics
+
+    lines = [
+        f"{output['video']}: motion fidelity {output['robust_motion_fidelity']:.3f} (robust), "
+        f"{output['motion_fidelity']:.3f} (Lucas-Kanade)\n"
+        for output in read_metrics(run_dir).get("outputs", [])
+    ]
+    return "".join(lines)
 
 
 def run(arguments: argparse.Namespace) -> int:
     from sma.runs import transfer
 
     return run_in_main_process(
-        transfer, arguments, "results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
+        transfer, arguments, "{summary}results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
     )
