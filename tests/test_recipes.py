@@ -30,3 +30,24 @@ def test_motiondirector_recipe_is_the_official_setting(backbone):
     assert (train.learning_rate, train.steps, train.max_grad_norm, train.mixed_precision) == (5e-4, 150, 0, "fp16")
     assert (lora.lora_rank, lora.lora_dropout, lora.spatial_dropout) == (32, 0.1, 0.2)
     assert (generate.inversion_steps, generate.steps, generate.guidance_scale) == (50, 30, 12)
+
+
+def test_a_shipped_recipe_loads_by_name():
+    assert load_config("vmc-zeroscope") == load_config(CONFIGS / "vmc-zeroscope.yaml")
+
+
+def test_an_unknown_recipe_name_lists_the_shipped_ones():
+    from sma.errors import SmaError
+
+    with pytest.raises(SmaError, match="shipped are .*vmc-zeroscope"):
+        load_config("vmc-zeroscop")
+
+
+def test_flag_help_gives_the_default_without_a_recipe(capsys):
+    from sma.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["transfer", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "training steps (without a recipe: 400)" in help_text
+    assert "--steps STEPS" in help_text and "TRAIN.STEPS" not in help_text

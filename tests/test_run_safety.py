@@ -210,7 +210,7 @@ def test_the_configuration_is_checked_before_anything_loads(reference, tmp_path,
     recipe = tmp_path / "recipe.yaml"
     for section, message in (
         ("{sampler: euler}", "recipe key generate.sampler must be one of ddim, dpmsolver++, got 'euler'"),
-        ("{steps: 0}", "recipe key generate.steps and recipe key generate.inversion_steps must be >= 1"),
+        ("{steps: 0}", "--sampling-steps and --inversion-steps must be >= 1"),
         ("{noise_prior: 1.5}", "recipe key generate.noise_prior must be in [0, 1], got 1.5"),
     ):
         recipe.write_text(f"generate: {section}\n")
@@ -335,3 +335,12 @@ def test_an_interrupted_replacement_keeps_the_old_run(model_dir, reference, tmp_
 def test_library_warnings_are_one_line_in_flags():
     line = _one_line_warning(DamagedCheckpointWarning("x; set `overwrite`"), DamagedCheckpointWarning, "f.py", 1)
     assert line == "sma: warning: x; set --overwrite\n"
+
+
+def test_an_empty_prompt_is_said_and_each_target_is_named(model_dir, reference, tmp_path, capsys):
+    arguments = [*command("transfer", reference, tmp_path / "run", model_dir), "--prompt", "", "--target", "a cat"]
+    with pytest.warns(UserWarning, match="`prompt` is empty"):
+        assert main(arguments) == 0
+    printed = capsys.readouterr()
+    assert "generating 1/1: a cat" in printed.out + printed.err
+    assert "motion fidelity" in printed.out and "(robust)" in printed.out

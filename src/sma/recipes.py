@@ -40,8 +40,22 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     return validate(config)
 
 
-def read_recipe(recipe: Path) -> dict[str, Any]:
+RECIPES = Path(__file__).parent / "configs"  # the shipped recipes, by name: vmc-zeroscope, ...
+
+
+def shipped_recipes() -> list[str]:
+    return sorted(path.stem for path in RECIPES.glob("*.yaml"))
+
+
+def read_recipe(recipe: Path | str) -> dict[str, Any]:
+    """A recipe file, or a shipped recipe by name (`vmc-zeroscope`)."""
     recipe = Path(recipe)
+    if not recipe.is_file() and recipe.suffix == "" and len(recipe.parts) == 1:
+        if not (RECIPES / f"{recipe}.yaml").is_file():
+            raise SmaError(
+                f"no recipe file or shipped recipe {str(recipe)!r}: shipped are {', '.join(shipped_recipes())}"
+            )
+        recipe = RECIPES / f"{recipe}.yaml"
     if not recipe.is_file():
         raise SmaError(f"no recipe file at {recipe}")
     try:

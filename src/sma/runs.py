@@ -11,11 +11,13 @@ import copy
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
+from tqdm.auto import tqdm
 
 from sma.adapter import Adapter
 from sma.checkpoints import checkpoint_step, latest_checkpoint
@@ -104,6 +106,10 @@ def check_resume(run: RunFolder, config: TransferConfig, reference_hash: str) ->
         )
 
 
+class EmptyPromptWarning(UserWarning):
+    """The reference has no prompt: the method conditions on the empty text."""
+
+
 def start_run(
     config: TransferConfig, reference: Path, reference_hash: str, run: RunFolder, device
 ) -> tuple[Method, torch.Tensor]:
@@ -112,6 +118,12 @@ def start_run(
 
     Everything that can fail on a user's input (the clip, the model, the size) fails before the folder is touched.
     """
+    if not config.prompt.strip():
+        warnings.warn(
+            "`prompt` is empty: describe what the reference shows; training and inversion condition on it",
+            EmptyPromptWarning,
+            stacklevel=2,
+        )
     clip = load_reference(reference, config)
     method = build_method(config, device)
     method.model.check_size(config.video.height, config.video.width)
@@ -253,6 +265,7 @@ def write_videos(
     """
     paths, guidance = [], []
     for index, target in enumerate(targets):
+        tqdm.write(f"generating {index + 1}/{len(targets)}: {target}")
         with phases("generate"):
             latents = method.generate(reference_latents, target, seed + index)
         if isinstance(method, ZeroShotMethod):

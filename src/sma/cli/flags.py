@@ -55,13 +55,27 @@ TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeat
 RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target"}
 
 
+def shared_default(key: str) -> Any:
+    """The default of a shared recipe key ("train.steps") without a recipe; None for a method's own keys."""
+    from sma.config import TransferConfig
+
+    value: Any = TransferConfig()
+    for part in key.split("."):
+        value = getattr(value, part, None)
+    return value
+
+
 def add_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
     for flag in flags:
+        default = shared_default(flag.key)
+        help_text = flag.help
+        if default not in (None, "", []) and not isinstance(default, bool):
+            help_text += f" (without a recipe: {default})"
         options = dict(flag.options)
         takes_value = options.get("action", "append") == "append"
         if takes_value and "choices" not in options:  # named after the flag, not the recipe key
             options.setdefault("metavar", flag.flag.removeprefix("--").upper().replace("-", "_"))
-        parser.add_argument(flag.flag, dest=flag.key, help=flag.help, **options)
+        parser.add_argument(flag.flag, dest=flag.key, help=help_text, **options)
 
 
 def overrides(arguments: argparse.Namespace, flags: tuple[Flag, ...]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by `transfer` and `train`; flags override the recipe."""
     parser.add_argument("reference", type=Path, help="reference video (mp4, gif, ... or a folder of frames)")
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
-    parser.add_argument("--config", type=Path, help="YAML recipe (see configs/)")
+    parser.add_argument("--config", help="YAML recipe: a file, or a shipped recipe's name (vmc-zeroscope, ...)")
     add_flags(parser, TRAINING_FLAGS)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
