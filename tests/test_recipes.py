@@ -39,7 +39,7 @@ def test_a_shipped_recipe_loads_by_name():
 def test_an_unknown_recipe_name_lists_the_shipped_ones():
     from sma.errors import SmaError
 
-    with pytest.raises(SmaError, match="shipped are .*vmc-zeroscope"):
+    with pytest.raises(SmaError, match=r"shipped are .*vmc-zeroscope"):
         load_config("vmc-zeroscop")
 
 
