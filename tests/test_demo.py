@@ -25,9 +25,23 @@ def test_demo_writes_every_video_and_metric(tmp_path, capsys):
     assert all("trajectory_error_px" in entry and "motion_fidelity" in entry for entry in metrics["outputs"])
     assert "results in" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--model", str(model)]) == 2  # no silent overwrite
+    from sma.demo import DEMO_FILE
+    from sma.run_folder import check_run_dir
+
+    assert check_run_dir(out, overwrite=True, resume=False, marker=DEMO_FILE) == out  # --overwrite may replace it
 
 
 def test_missing_embedded_model_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr("sma.embedded.MODEL_DIR", tmp_path / "nothing")
     with pytest.raises(SmaError, match="embedded model is missing"):
         embedded_model()
+
+
+def test_the_demo_replaces_only_a_demo_folder(tmp_path, capsys):
+    from sma.cli import main
+
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    assert main(["demo", "--out", str(precious), "--steps", "1", "--sampling-steps", "2", "--overwrite"]) == 2
+    assert "holds no run (demo.json)" in capsys.readouterr().err and (precious / "notes.txt").exists()

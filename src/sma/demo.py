@@ -23,6 +23,7 @@ from sma.runs import generate, train
 from sma.video import MovingObject, read_video, write_grid, write_video
 from sma.video.atomic import atomic_output
 
+DEMO_FILE = "demo.json"
 REFERENCE = MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0)
 TARGETS = (("blue", "square", "white"), ("yellow", "star", "white"))  # same background as the reference
 
@@ -48,10 +49,12 @@ def run_demo(
     overwrite: bool = False,
 ) -> Path:
     """Write the demo run folder; `steps` trains each VMC run, `sampling_steps` each DDIM pass."""
-    out = check_run_dir(Path(out), overwrite, resume=False)
+    out = check_run_dir(Path(out), overwrite, resume=False, marker=DEMO_FILE)
     model = model or embedded_model()
     clip = reference_clip(REFERENCE)
     run_dir = create_run_dir(out, overwrite, resume=False)
+    settings = {"model": model, "steps": steps, "sampling_steps": sampling_steps, "seed": seed}
+    (run_dir / DEMO_FILE).write_text(json.dumps(settings, indent=1))  # first: marks the folder as a demo's
     write_video(run_dir / "reference-input.mp4", clip.frames, overwrite=True)
     prompts = [appearance_prompt(*target) for target in TARGETS]
     untuned = write_untuned(model, prompts, seed, sampling_steps, run_dir)

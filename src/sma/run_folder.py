@@ -39,23 +39,25 @@ class RunLocked(SmaError):
     """Another process is writing the run folder."""
 
 
-def is_run_folder(path: Path) -> bool:
-    return (Path(path) / CONFIG_FILE).is_file()
+def is_run_folder(path: Path, marker: str = CONFIG_FILE) -> bool:
+    """Whether `path` holds a run: the file every run of its kind writes first (`marker`)."""
+    return (Path(path) / marker).is_file()
 
 
 def _occupied(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def check_run_dir(out: Path, overwrite: bool, resume: bool) -> Path:
-    """Refuse to touch an existing folder unless asked, and never one that is not a run, before any slow work."""
+def check_run_dir(out: Path, overwrite: bool, resume: bool, marker: str = CONFIG_FILE) -> Path:
+    """Refuse to touch an existing folder unless asked, and never one that is not a run (holds no `marker`),
+    before any slow work."""
     out = Path(out)
     if overwrite and resume:
         raise SmaError("set either `resume` (continue the run) or `overwrite` (replace it), not both")
     if out.exists() and not out.is_dir():
         raise SmaError(f"{out} is a file, not a run folder")
-    if _occupied(out) and not is_run_folder(out):
-        raise SmaError(f"{out} is not empty and holds no run ({CONFIG_FILE}): choose another output folder")
+    if _occupied(out) and not is_run_folder(out, marker):
+        raise SmaError(f"{out} is not empty and holds no run ({marker}): choose another output folder")
     if _occupied(out) and not (overwrite or resume):
         raise SmaError(f"{out} already holds a run: set `resume` to continue it or `overwrite` to replace it")
     return out
