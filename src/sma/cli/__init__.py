@@ -14,7 +14,7 @@ import sys
 import sma
 from sma.errors import SmaError
 
-COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "evaluate", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "evaluate", "benchmark", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
