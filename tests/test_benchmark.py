@@ -112,6 +112,7 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     assert "| vmc | sma | 1 |" in summary and "| vmc | sma minus nosma | 1 |" in summary
     assert "robust MF two-sided" in summary and "trajectory error (px)" in summary
     assert (out / "summary.png").stat().st_size > 0
+    assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
     finished = Counting()
     assert main(["benchmark", str(suite.path), "--out", str(out), "--resume"]) == 0

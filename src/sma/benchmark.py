@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -493,7 +494,14 @@ def run_suite(
     done = _finished(records, cells, configs)
     if transfer is None:
         from sma.runs import transfer
-    bar = tqdm(total=len(cells), initial=len(done), desc=f"benchmark {suite.name}", unit="cell", disable=not progress)
+    bar = tqdm(
+        total=len(cells),
+        initial=len(done),
+        desc=f"benchmark {suite.name}",
+        unit="cell",
+        disable=not progress,
+        file=sys.stderr,
+    )
     for cell in cells:
         if cell.id in done:
             continue
@@ -501,7 +509,7 @@ def run_suite(
         config = configs[cell.id]
         started = time.perf_counter()
         reference_path, clip = reference_clip(cell, config, out)
-        with _quiet_inner_bars():
+        with _cell_log(out / "logs" / f"{cell.id}.log"):
             run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True)
         common = {
             "cell": cell.id,
@@ -543,17 +551,12 @@ def _finished(records: list[dict], cells: list[Cell], configs: dict) -> set[str]
 
 
 @contextlib.contextmanager
-def _quiet_inner_bars() -> Iterator[None]:
-    """Training and sampling bars off (tqdm reads TQDM_DISABLE), so the suite's bar is the one shown."""
-    before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
+def _cell_log(path: Path) -> Iterator[None]:
+    """The cell's own messages (training and sampling bars, warnings) go to its log, so the suite's bar is the
+    one on the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log):
         yield
-    finally:
-        if before is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = before
 
 
 def bootstrap_interval(values: list[float], rng: np.random.Generator, resamples: int = 2000) -> tuple[float, float]:
