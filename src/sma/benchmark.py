@@ -157,8 +157,8 @@ def read_suite(path: Path) -> Suite:
     values = _mapping(values, SUITE_KEYS, "the suite")
     for required in ("methods", "variants", "references"):
         if not values.get(required):
-            raise SmaError(f"the suite names no {required}: add a `{required}` list")
-    here = path.parent
+            raise SmaError(f"the suite names no {required}: add a list of them under {required}")
+    here = path.parent.resolve()  # absolute, so a cell's fingerprint does not depend on the working folder
     overrides = _overrides(values.get("overrides", {}), "overrides")
     for key, dotted in (("steps", "train.steps"), ("frames", "video.frames")):
         if key in values:
@@ -167,8 +167,6 @@ def read_suite(path: Path) -> Suite:
         height, width = _size(values["size"])
         overrides["video.height"], overrides["video.width"] = height, width
     seeds = values.get("seeds", [0])
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        seeds = [seeds]
     if not isinstance(seeds, list) or not seeds:
         raise SmaError(f"suite key seeds must be a list of integers, got {seeds!r}")
     references = tuple(_reference(entry, index, here) for index, entry in enumerate(_list(values, "references")))
