@@ -667,11 +667,15 @@ def plot(rows: list[dict], path: Path) -> None:
     from sma.video.atomic import atomic_output
 
     shown = [(key, title) for key, title, _ in METRICS if any(row[key] for row in rows)]
-    figure, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.4), squeeze=False)
+    columns = min(4, len(shown))
+    lines = -(-len(shown) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)
+    for unused in axes.flat[len(shown) :]:
+        unused.axis("off")
     labels = [f"{row['method']}\n{row['variant']}" for row in rows]
     variants = list(dict.fromkeys(row["variant"] for row in rows))
     colours = [f"C{variants.index(row['variant']) % 10}" for row in rows]
-    for axis, (key, title) in zip(axes[0], shown, strict=True):
+    for axis, (key, title) in zip(axes.flat, shown, strict=False):
         values = [row[key] or (np.nan, np.nan, np.nan) for row in rows]
         means = np.array([value[0] for value in values])
         errors = np.array([[value[0] - value[1], value[2] - value[0]] for value in values]).T
