@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from sma.benchmark import paired_differences, read_results, read_suite, run_suite, summarise, table
+from sma.benchmark import cell_config, paired_differences, read_results, read_suite, run_suite, summarise, table
 from sma.cli import main
 from sma.errors import SmaError
 from sma.runs import transfer
@@ -174,3 +174,18 @@ def test_paired_differences_match_a_hand_computation():
     assert means["md", "sma"]["n"] == 1 and means["md", "sma"]["robust_motion_fidelity"][1:] == (0.1, 0.1)
     text = table(paired_differences(records))
     assert "MF (Lucas-Kanade)" not in text and "| vmc | sma minus nosma | 3 | 0.100 [" in text
+
+
+def test_cell_configs_layer_recipe_suite_method_and_variant(tmp_path, model_dir):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("method: vmc\nsma: {global_weight: 0.5, local_weight: 0.25}\ntrain: {learning_rate: 1.0e-5}\n")
+    variants = ["global-only", {"name": "double", "scale": 2.0}, {"name": "wavelet", "sma": {"levels": 1}}]
+    methods = {"vmc": {"recipe": "recipe.yaml", "overrides": {"train": {"learning_rate": 1.0e-3}}}}
+    suite = read_suite(write_suite(tmp_path, model_dir, variants=variants, methods=methods))
+    configs = {cell.variant.name: cell_config(suite, cell, "some/model") for cell in suite.cells()}
+    assert (configs["global-only"].sma.global_weight, configs["global-only"].sma.local_weight) == (0.5, 0.0)
+    assert (configs["double"].sma.global_weight, configs["double"].sma.local_weight) == (1.0, 0.5)
+    assert configs["wavelet"].sma.levels == 1 and configs["wavelet"].sma.enabled
+    for config in configs.values():
+        assert config.train.learning_rate == 1e-3 and config.train.steps == 2 and config.video.height == 32
+        assert config.model == "some/model" and config.targets == ["a blue square on a plain white background"]
