@@ -1,0 +1,688 @@
+"""Benchmark suites: many transfers from one YAML file, every output measured, one table with intervals.
+
+A suite names references (video files, or synthetic clips whose true motion is known), their
+prompts and target prompts, methods, SMA variants and seeds. Every (reference, method,
+variant, seed) is a cell: one `sma.runs.transfer` into OUT/cells/<cell>/, generating every
+target of its reference. Each output is scored against the reference (robust motion fidelity,
+one- and two-sided; the Lucas-Kanade motion fidelity of DMT's code for comparison; flow
+similarity; on synthetic references trajectory error, and appearance accuracy for targets
+given as colour and shape) and appended to OUT/results.jsonl as its cell finishes, so a rerun
+with `resume` skips finished cells and redoes an interrupted one. OUT/summary.md holds means
+with 95% bootstrap intervals per method and variant, and paired differences against the same
+method without SMA (same reference, target and seed); OUT/summary.png plots the means.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from sma.errors import SmaError
+
+SUITE_KEYS = ("name", "model", "seeds", "steps", "size", "frames", "overrides", "methods", "variants", "references")
+REFERENCE_KEYS = ("name", "path", "synthetic", "prompt", "targets")
+SYNTHETIC_KEYS = (
+    "shape",
+    "colour",
+    "motion",
+    "start",
+    "end",
+    "size",
+    "turns",
+    "amplitude",
+    "scale",
+    "rotation",
+    "background",
+    "background_colours",
+)
+TARGET_KEYS = ("colour", "shape", "background")
+METHOD_KEYS = ("recipe", "overrides")
+VARIANT_KEYS = ("name", "sma", "scale")
+BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
+    "sma": {"enabled": True},
+    "nosma": {"enabled": False},
+    "global-only": {"enabled": True, "local_weight": 0.0},
+    "local-only": {"enabled": True, "global_weight": 0.0},
+}
+# (results key, table title, True when higher is better)
+METRICS: tuple[tuple[str, str, bool], ...] = (
+    ("robust_motion_fidelity", "robust MF", True),
+    ("robust_two_sided", "robust MF two-sided", True),
+    ("motion_fidelity_lk", "MF (Lucas-Kanade)", True),
+    ("flow_cosine", "flow cosine", True),
+    ("flow_relative_endpoint_error", "flow EPE (relative)", False),
+    ("trajectory_error_px", "trajectory error (px)", False),
+    ("appearance_accuracy", "appearance", True),
+)
+RESULTS_FILE = "results.jsonl"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target prompt; `colour` and `shape` are set when the prompt asks for a synthetic shape, so the
+    output can be checked for it (`sma.metrics.appearance.appearance_accuracy`)."""
+
+    prompt: str
+    colour: str | None = None
+    shape: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference clip: a video file (`path`) or a synthetic clip (`synthetic`, `synthetic_video` arguments)."""
+
+    name: str
+    prompt: str
+    targets: tuple[Target, ...]
+    path: Path | None = None
+    synthetic: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    name: str
+    recipe: Path | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """SMA settings over the method's: `sma` keys set, then both weights multiplied by `scale`."""
+
+    name: str
+    sma: dict[str, Any]
+    scale: float | None = None
+
+    @property
+    def uses_sma(self) -> bool:
+        return self.sma.get("enabled", True)
+
+
+@dataclass(frozen=True)
+class Cell:
+    id: str
+    reference: Reference
+    method: MethodEntry
+    variant: Variant
+    seed: int
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    model: str | None
+    seeds: tuple[int, ...]
+    references: tuple[Reference, ...]
+    methods: tuple[MethodEntry, ...]
+    variants: tuple[Variant, ...]
+    overrides: dict[str, Any]
+
+    def cells(self) -> list[Cell]:
+        """Seed outermost, so the pairs a paired difference needs finish early in a long suite."""
+        from sma.run_folder import slug
+
+        return [
+            Cell(
+                slug(f"{reference.name}-{method.name}-{variant.name}-seed{seed}", 120), reference, method, variant, seed
+            )
+            for seed in self.seeds
+            for reference in self.references
+            for method in self.methods
+            for variant in self.variants
+        ]
+
+
+def read_suite(path: Path) -> Suite:
+    """Read and check a suite YAML; paths in it are relative to its folder. Every mistake is one SmaError."""
+    path = Path(path)
+    if not path.is_file():
+        raise SmaError(f"no suite file at {path}")
+    try:
+        values = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise SmaError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    values = _mapping(values, SUITE_KEYS, "the suite")
+    for required in ("methods", "variants", "references"):
+        if not values.get(required):
+            raise SmaError(f"the suite names no {required}: add a list of them under {required}")
+    here = path.parent.resolve()  # absolute, so a cell's fingerprint does not depend on the working folder
+    overrides = _overrides(values.get("overrides", {}), "overrides")
+    for key, dotted in (("steps", "train.steps"), ("frames", "video.frames")):
+        if key in values:
+            overrides[dotted] = _integer(values[key], key)
+    if "size" in values:
+        height, width = _size(values["size"])
+        overrides["video.height"], overrides["video.width"] = height, width
+    seeds = values.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds:
+        raise SmaError(f"suite key seeds must be a list of integers, got {seeds!r}")
+    references = tuple(_reference(entry, index, here) for index, entry in enumerate(_list(values, "references")))
+    methods = _methods(values["methods"], here)
+    variants = tuple(_variant(entry) for entry in _list(values, "variants"))
+    for kind, names in (("reference", [r.name for r in references]), ("variant", [v.name for v in variants])):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise SmaError(f"{kind} names must differ: {', '.join(repeated)} appears more than once")
+    if sum(not variant.uses_sma for variant in variants) > 1:
+        raise SmaError("at most one variant may turn SMA off: it is the baseline of the paired differences")
+    model = values.get("model")
+    if model is not None:
+        model = _text(model, "model")
+        model = str(here / model) if (here / model).exists() else model
+    return Suite(
+        name=_text(values.get("name", path.stem), "name"),
+        path=path,
+        model=model,
+        seeds=tuple(_integer(seed, "seeds") for seed in seeds),
+        references=references,
+        methods=methods,
+        variants=variants,
+        overrides=overrides,
+    )
+
+
+def _mapping(values: Any, known: tuple[str, ...], where: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise SmaError(f"{where} must be a mapping of {', '.join(known)}")
+    unknown = [str(key) for key in values if key not in known]
+    if unknown:
+        raise SmaError(
+            f"unknown key{'s' * (len(unknown) > 1)} {', '.join(unknown)} in {where}: valid keys are {', '.join(known)}"
+        )
+    return values
+
+
+def _list(values: dict[str, Any], key: str) -> list:
+    if not isinstance(values[key], list):
+        raise SmaError(f"suite key {key} must be a list")
+    return values[key]
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise SmaError(f"suite key {name} must be text, got {value!r}")
+    return value
+
+
+def _integer(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SmaError(f"suite key {name} must be an integer, got {value!r}")
+    return value
+
+
+def _size(value: Any) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value, value
+    if isinstance(value, list) and len(value) == 2:
+        return _integer(value[0], "size"), _integer(value[1], "size")
+    raise SmaError(f"suite key size must be an integer or [height, width], got {value!r}")
+
+
+def _overrides(values: Any, where: str) -> dict[str, Any]:
+    """Recipe keys, nested or dotted, as dotted overrides (checked later by `load_config`)."""
+    from sma.recipes import flatten
+
+    if not isinstance(values, dict):
+        raise SmaError(f"suite key {where} must be a mapping of recipe keys")
+    return flatten(values)
+
+
+def _reference(entry: Any, index: int, here: Path) -> Reference:
+    from sma.video.synthetic import MovingObject, describe
+
+    where = f"references[{index}]"
+    entry = _mapping(entry, REFERENCE_KEYS, where)
+    if ("path" in entry) == ("synthetic" in entry):
+        raise SmaError(f"{where} needs either a path or a synthetic clip")
+    if "path" in entry:
+        path = here / _text(entry["path"], f"{where}.path")
+        if not path.exists():
+            raise SmaError(f"{where}: no reference video at {path}")
+        if "prompt" not in entry:
+            raise SmaError(f"{where} ({path.name}) needs a prompt that says what the video shows")
+        name, synthetic, prompt = path.stem, None, _text(entry["prompt"], f"{where}.prompt")
+    else:
+        synthetic = dict(_mapping(entry["synthetic"], SYNTHETIC_KEYS, f"{where}.synthetic"))
+        scene = {key: synthetic.pop(key) for key in ("background", "background_colours") if key in synthetic}
+        scene.setdefault("background", "plain")
+        scene["background_colours"] = tuple(scene.get("background_colours", ("white", "white")))
+        tuples = {key: tuple(value) for key, value in synthetic.items() if isinstance(value, list)}
+        try:
+            shape = MovingObject(**(synthetic | tuples))
+            default_prompt = describe((shape,), scene["background"], scene["background_colours"], (0.0, 0.0))
+        except (TypeError, ValueError) as error:
+            raise SmaError(f"{where}.synthetic: {error}") from error
+        synthetic = {"objects": shape, **scene}
+        name, path = shape.motion, None
+        prompt = _text(entry.get("prompt", default_prompt), f"{where}.prompt")
+    targets = entry.get("targets")
+    if not isinstance(targets, list) or not targets:
+        raise SmaError(f"{where} needs a list of target prompts (targets)")
+    return Reference(
+        name=_text(entry.get("name", name), f"{where}.name"),
+        prompt=prompt,
+        targets=tuple(_target(target, f"{where}.targets[{number}]") for number, target in enumerate(targets)),
+        path=path,
+        synthetic=synthetic,
+    )
+
+
+def _target(entry: Any, where: str) -> Target:
+    """A prompt, or {colour, shape, background} for "a <colour> <shape> on a plain <background> background"."""
+    from sma.demo import target_prompt
+    from sma.video.synthetic import COLOURS, SHAPES
+
+    if isinstance(entry, str) and entry:
+        return Target(entry)
+    entry = _mapping(entry, TARGET_KEYS, where)
+    colour, shape = entry.get("colour"), entry.get("shape")
+    background = entry.get("background", "white")
+    for value, choices, name in (
+        (colour, COLOURS, "colour"),
+        (background, COLOURS, "background"),
+        (shape, SHAPES, "shape"),
+    ):
+        if value not in choices:
+            raise SmaError(f"{where}.{name} must be one of {', '.join(choices)}, got {value!r}")
+    return Target(target_prompt(colour, shape, background), colour, shape)
+
+
+def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
+    """A list of names, or a mapping of name -> {recipe, overrides}."""
+    from sma.methods import METHODS
+
+    if isinstance(values, list):
+        values = {name: {} for name in values}
+    if not isinstance(values, dict):
+        raise SmaError("suite key methods must be a list of method names or a mapping of name -> {recipe, overrides}")
+    entries = []
+    for name, settings in values.items():
+        if name not in METHODS:
+            raise SmaError(f"unknown method {name!r} in the suite: expected one of {', '.join(METHODS)}")
+        settings = _mapping(settings or {}, METHOD_KEYS, f"methods.{name}")
+        recipe = None
+        if "recipe" in settings:
+            recipe = here / _text(settings["recipe"], f"methods.{name}.recipe")
+            if not recipe.is_file():
+                raise SmaError(f"methods.{name}: no recipe file at {recipe}")
+        entries.append(
+            MethodEntry(name, recipe, _overrides(settings.get("overrides", {}), f"methods.{name}.overrides"))
+        )
+    return tuple(entries)
+
+
+def _variant(entry: Any) -> Variant:
+    """A built-in name (sma, nosma, global-only, local-only) or {name, sma: {recipe sma keys}, scale}."""
+    if isinstance(entry, str):
+        if entry not in BUILTIN_VARIANTS:
+            raise SmaError(
+                f"unknown variant {entry!r}: use one of {', '.join(BUILTIN_VARIANTS)} or a mapping of "
+                f"{', '.join(VARIANT_KEYS)}"
+            )
+        return Variant(entry, BUILTIN_VARIANTS[entry])
+    entry = _mapping(entry, VARIANT_KEYS, "a variant")
+    name = _text(entry.get("name"), "variants[].name")
+    sma = entry.get("sma", {})
+    if not isinstance(sma, dict):
+        raise SmaError(f"variant {name}: sma must be a mapping of recipe keys of the sma section")
+    scale = entry.get("scale")
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale < 0):
+        raise SmaError(f"variant {name}: scale must be a number >= 0, got {scale!r}")
+    return Variant(name, {"enabled": True, **sma}, None if scale is None else float(scale))
+
+
+def cell_config(suite: Suite, cell: Cell, model: str):
+    """The TransferConfig of a cell: the method's recipe, the suite's overrides, the method's, the variant's."""
+    from sma.recipes import load_config
+
+    reference = cell.reference
+    overrides = {
+        **suite.overrides,
+        **cell.method.overrides,
+        "method": cell.method.name,
+        "model": model,
+        "prompt": reference.prompt,
+        "targets": [target.prompt for target in reference.targets],
+        "seed": cell.seed,
+        **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
+    }
+    try:
+        config = load_config(cell.method.recipe, overrides)
+        if cell.variant.scale is not None:
+            scaled = {
+                f"sma.{key}": getattr(config.sma, key) * cell.variant.scale for key in ("global_weight", "local_weight")
+            }
+            config = load_config(cell.method.recipe, overrides | scaled)
+    except SmaError as error:
+        raise SmaError(f"cell {cell.id}: {error}") from error
+    return config
+
+
+def fingerprint(config, cell: Cell) -> str:
+    """Short hash of everything that makes a cell's outputs: its resolved config and its reference."""
+    reference = cell.reference
+    source = str(reference.path) if reference.path is not None else repr(reference.synthetic)
+    text = json.dumps([config.to_dict(), source], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
+    """The reference file of a cell and, for a synthetic one, its clip (ground truth in the cell's pixels):
+    rendered at the cell's size with as many frames as `video.frames`, `video.stride` and `video.start` take."""
+    from sma.video import synthetic_video, write_video
+
+    reference = cell.reference
+    if reference.synthetic is None:
+        return reference.path, None
+    video = config.video
+    frames = video.start + (video.frames - 1) * video.stride + 1
+    clip = synthetic_video(**reference.synthetic, num_frames=frames, height=video.height, width=video.width)
+    path = out / "references" / f"{reference.name}-{frames}x{video.height}x{video.width}.mp4"
+    write_video(path, clip.frames, fps=clip.fps, overwrite=True)
+    return path, clip
+
+
+def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
+    """One record per target: the motion metrics against the reference as the run read it (reference.mp4)."""
+    from sma.metrics import flow_similarity, motion_fidelity, robust_motion_fidelity, trajectory_error, video_flow
+    from sma.metrics.appearance import appearance_accuracy
+    from sma.run_folder import video_path
+    from sma.video import read_video
+    from sma.video.synthetic import rgb
+
+    reference = read_video(run_dir / "reference.mp4")
+    reference_flow = video_flow(reference)
+    records = []
+    for index, target in enumerate(cell.reference.targets):
+        path = video_path(run_dir, index, target.prompt)
+        frames = read_video(path, len(reference), size=reference.shape[1:3])
+        flow = video_flow(frames)
+        robust = robust_motion_fidelity(reference_flow, flow)
+        similarity = flow_similarity(reference_flow, flow)
+        record = {
+            "target": target.prompt,
+            "video": str(path.relative_to(run_dir.parent.parent)),
+            "robust_motion_fidelity": robust.motion_fidelity,
+            "robust_two_sided": robust.two_sided,
+            "motion_fidelity_lk": motion_fidelity(reference, frames).motion_fidelity,
+            "flow_cosine": similarity.cosine,
+            "flow_relative_endpoint_error": similarity.relative_endpoint_error,
+        }
+        if clip is not None:
+            taken = slice(config.video.start, None, config.video.stride)
+            truth, sizes = clip.trajectories[:, taken][:, : len(frames)], clip.sizes[:, taken][:, : len(frames)]
+            record["trajectory_error_px"] = trajectory_error(frames, truth, sizes).mean_error
+            if target.colour is not None:
+                avoid = rgb(cell.reference.synthetic["objects"].colour)
+                record["appearance_accuracy"] = appearance_accuracy(frames, rgb(target.colour), target.shape, avoid)
+        records.append(record)
+    return records
+
+
+def read_results(out: Path) -> list[dict[str, Any]]:
+    """The records of results.jsonl; a last line cut short by an interruption is dropped from the file."""
+    path = Path(out) / RESULTS_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number != len(lines) - 1:
+                raise SmaError(f"{path} line {number + 1} is not JSON: the results file is damaged") from None
+            path.write_text("".join(f"{kept}\n" for kept in lines[:-1]))
+    return records
+
+
+def append_results(out: Path, records: list[dict[str, Any]]) -> None:
+    """One write per cell, flushed to disk, so a cell's records are all there or (at worst) cut off last."""
+    with open(Path(out) / RESULTS_FILE, "a", encoding="utf-8") as file:
+        file.write("".join(json.dumps(record) + "\n" for record in records))
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def run_suite(
+    suite: Suite,
+    out: Path,
+    *,
+    model: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    transfer: Callable | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every cell not yet in OUT/results.jsonl, score its outputs, and rewrite the summary after each.
+
+    `model` replaces the suite's (default: the embedded model). `transfer` is `sma.runs.transfer`
+    unless given. Returns every record.
+    """
+    from tqdm.auto import tqdm
+
+    from sma.embedded import embedded_model
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SmaError(f"{out} is a file, not a benchmark folder")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise SmaError(f"{out} already holds a benchmark: set `resume` to continue it or `overwrite` to replace it")
+    model = model or suite.model or embedded_model()
+    cells = suite.cells()
+    configs = {cell.id: cell_config(suite, cell, model) for cell in cells}  # every config checked before any work
+    if overwrite and not resume and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(suite.path, out / "suite.yaml")
+    records = read_results(out)
+    done = _finished(records, cells, configs)
+    if transfer is None:
+        from sma.runs import transfer
+    bar = tqdm(
+        total=len(cells),
+        initial=len(done),
+        desc=f"benchmark {suite.name}",
+        unit="cell",
+        disable=not progress,
+        file=sys.stderr,
+    )
+    for cell in cells:
+        if cell.id in done:
+            continue
+        bar.set_postfix_str(cell.id)
+        config = configs[cell.id]
+        started = time.perf_counter()
+        reference_path, clip = reference_clip(cell, config, out)
+        with _cell_log(out / "logs" / f"{cell.id}.log"):
+            run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True)
+        common = {
+            "cell": cell.id,
+            "reference": cell.reference.name,
+            "method": cell.method.name,
+            "variant": cell.variant.name,
+            "sma": cell.variant.uses_sma,
+            "seed": cell.seed,
+            "fingerprint": fingerprint(config, cell),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        new = [{**common, **record} for record in evaluate_cell(cell, config, Path(run_dir), clip)]
+        append_results(out, new)
+        records += new
+        write_summary(out, records, suite.name)
+        bar.update()
+    bar.close()
+    write_summary(out, records, suite.name)
+    return records
+
+
+def _finished(records: list[dict], cells: list[Cell], configs: dict) -> set[str]:
+    """Cells with all their outputs recorded; one recorded with other settings is an error, not a silent redo."""
+    recorded: dict[str, list[dict]] = {}
+    for record in records:
+        recorded.setdefault(record["cell"], []).append(record)
+    done = set()
+    for cell in cells:
+        if cell.id not in recorded:
+            continue
+        if any(record["fingerprint"] != fingerprint(configs[cell.id], cell) for record in recorded[cell.id]):
+            raise SmaError(
+                f"cell {cell.id} was run with other settings than the suite's now: "
+                "write to another folder or set `overwrite`"
+            )
+        if len(recorded[cell.id]) == len(cell.reference.targets):
+            done.add(cell.id)
+    return done
+
+
+@contextlib.contextmanager
+def _cell_log(path: Path) -> Iterator[None]:
+    """The cell's own messages (training and sampling bars, warnings) go to its log, so the suite's bar is the
+    one on the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+        yield
+
+
+def bootstrap_interval(values: list[float], rng: np.random.Generator, resamples: int = 2000) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean."""
+    values = np.asarray(values, np.float64)
+    means = rng.choice(values, (resamples, len(values))).mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _statistics(values: list[float], rng: np.random.Generator) -> tuple[float, float, float] | None:
+    finite = [value for value in values if value is not None and np.isfinite(value)]
+    return (float(np.mean(finite)), *bootstrap_interval(finite, rng)) if finite else None
+
+
+def _groups(records: list[dict]) -> list[tuple[str, str]]:
+    return list(dict.fromkeys((record["method"], record["variant"]) for record in records))
+
+
+def summarise(records: list[dict]) -> list[dict]:
+    """Per method and variant: n and, per metric, (mean, low, high) of its 95% bootstrap interval (None: unmeasured)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, variant in _groups(records):
+        chosen = [r for r in records if r["method"] == method and r["variant"] == variant]
+        row = {"method": method, "variant": variant, "n": len(chosen)}
+        for key, _, _ in METRICS:
+            row[key] = _statistics([r.get(key) for r in chosen], rng)
+        rows.append(row)
+    return rows
+
+
+def paired_differences(records: list[dict]) -> list[dict]:
+    """Each variant with SMA minus the same method without SMA on the same reference, target and seed:
+    the pairing removes the spread between references, so the intervals measure SMA's effect."""
+    rng = np.random.default_rng(1)
+
+    def pair(record: dict) -> tuple:
+        return record["method"], record["reference"], record["target"], record["seed"]
+
+    baseline = {pair(r): r for r in records if not r["sma"]}
+    rows = []
+    for method, variant in _groups(records):
+        chosen = [r for r in records if r["method"] == method and r["variant"] == variant and r["sma"]]
+        chosen = [r for r in chosen if pair(r) in baseline]
+        if not chosen:
+            continue
+        base = baseline[pair(chosen[0])]["variant"]
+        row = {"method": method, "variant": f"{variant} minus {base}", "n": len(chosen)}
+        for key, _, _ in METRICS:
+            differences = [
+                r[key] - baseline[pair(r)][key]
+                for r in chosen
+                if r.get(key) is not None and baseline[pair(r)].get(key) is not None
+            ]
+            row[key] = _statistics(differences, rng)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    """A markdown table of `summarise` or `paired_differences` rows, with the metrics any row measured."""
+    shown = [(key, title, higher) for key, title, higher in METRICS if any(row[key] for row in rows)]
+    header = "| method | variant | n | " + " | ".join(f"{title} {'↑' if higher else '↓'}" for _, title, higher in shown)
+    lines = [header + " |", "|---|---|---|" + "---|" * len(shown)]
+    for row in rows:
+        cells = [
+            "-" if row[key] is None else f"{row[key][0]:.3f} [{row[key][1]:.3f}, {row[key][2]:.3f}]"
+            for key, _, _ in shown
+        ]
+        lines.append(f"| {row['method']} | {row['variant']} | {row['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_text(records: list[dict], name: str) -> str:
+    rows, differences = summarise(records), paired_differences(records)
+    text = [
+        f"# Benchmark {name}",
+        "",
+        f"{len(records)} outputs. Means with 95% bootstrap intervals over references x targets x seeds.",
+        "",
+        table(rows),
+    ]
+    if differences:
+        text += [
+            "",
+            "Paired differences against the same method without SMA (same reference, target and seed):",
+            "",
+            table(differences),
+        ]
+    return "\n".join(text) + "\n"
+
+
+def write_summary(out: Path, records: list[dict], name: str) -> None:
+    """OUT/summary.md (the tables) and OUT/summary.png (the means with their intervals)."""
+    from sma.video.atomic import atomic_output
+
+    if not records:
+        return
+    with atomic_output(Path(out) / "summary.md", overwrite=True) as temporary:
+        temporary.write_text(summary_text(records, name))
+    plot(summarise(records), Path(out) / "summary.png")
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sma.video.atomic import atomic_output
+
+    shown = [(key, title) for key, title, _ in METRICS if any(row[key] for row in rows)]
+    columns = min(4, len(shown))
+    lines = -(-len(shown) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)
+    for unused in axes.flat[len(shown) :]:
+        unused.axis("off")
+    labels = [f"{row['method']}\n{row['variant']}" for row in rows]
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    colours = [f"C{variants.index(row['variant']) % 10}" for row in rows]
+    for axis, (key, title) in zip(axes.flat, shown, strict=False):
+        values = [row[key] or (np.nan, np.nan, np.nan) for row in rows]
+        means = np.array([value[0] for value in values])
+        errors = np.array([[value[0] - value[1], value[2] - value[0]] for value in values]).T
+        axis.bar(range(len(rows)), means, yerr=errors, capsize=3, color=colours)
+        axis.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
+        axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_output(path, overwrite=True) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)

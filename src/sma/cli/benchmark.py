@@ -1,0 +1,33 @@
+"""`sma benchmark`: run a suite of transfers, score every output, and print one table with intervals."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "benchmark",
+        help="run a suite of transfers (references x methods x SMA variants x seeds) and tabulate the metrics",
+        description="Run a benchmark suite (see benchmarks/suites/) through `sma transfer`, score every output "
+        "against its reference, and write OUT/results.jsonl, OUT/summary.md and OUT/summary.png.",
+    )
+    parser.add_argument("suite", type=Path, help="suite YAML (references, methods, variants, seeds)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
+    parser.add_argument("--model", help="Hub id or model folder for every cell (default: the suite's, else embedded)")
+    parser.add_argument("--resume", action="store_true", help="skip the cells already finished in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
+    parser.set_defaults(run=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.benchmark import read_suite, run_suite, summary_text
+
+    suite = read_suite(arguments.suite)
+    records = run_suite(
+        suite, arguments.out, model=arguments.model, resume=arguments.resume, overwrite=arguments.overwrite
+    )
+    print(summary_text(records, suite.name))
+    print(f"results in {arguments.out}: results.jsonl, summary.md, summary.png, cells/")
+    return 0
