@@ -282,7 +282,7 @@ def _reference(entry: Any, index: int, here: Path) -> Reference:
 
 def _target(entry: Any, where: str) -> Target:
     """A prompt, or {colour, shape, background} for "a <colour> <shape> on a plain <background> background"."""
-    from sma.demo import target_prompt
+    from sma.embedded.world import appearance_prompt
     from sma.video.synthetic import COLOURS, SHAPES
 
     if isinstance(entry, str) and entry:
@@ -297,7 +297,7 @@ def _target(entry: Any, where: str) -> Target:
     ):
         if value not in choices:
             raise SmaError(f"{where}.{name} must be one of {', '.join(choices)}, got {value!r}")
-    return Target(target_prompt(colour, shape, background), colour, shape)
+    return Target(appearance_prompt(colour, shape, background), colour, shape)
 
 
 def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
