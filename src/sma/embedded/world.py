@@ -4,8 +4,8 @@ A deliberately small world (four shapes, six colours, three backgrounds, four ki
 motion) so that a model trained for an hour on two CPU cores can render the prompted shape
 and colour and move it. Prompts name the appearance and, most of the time, the motion;
 without a motion phrase the model must choose a motion itself, which is what motion
-transfer then replaces. `sma demo`, `benchmarks/toy_ablation.py` and the model's training
-all set up, sample and score their runs here, so their numbers compare.
+transfer then replaces. `sma demo` and the model's training set up, sample and score their runs
+here; the toy suite of `sma benchmark` (benchmarks/suites/toy.yaml) builds its prompts here.
 """
 
 from __future__ import annotations
