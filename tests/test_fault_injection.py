@@ -93,6 +93,32 @@ def killed_run(model_dir, reference, out, kill_at: int, **mode) -> bool:
     return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
+def profiled_run(model_dir, reference, out) -> KillPoints:
+    """A fresh run (as the killed runs start: `resume` on a new folder) profiled in a forked child, so that it
+    starts from exactly the process state the killed children start from; its kill points come back."""
+    sys.stdout.flush(), sys.stderr.flush()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        profile = KillPoints()
+        sys.setprofile(profile)
+        try:
+            train(settings(model_dir), reference, out, resume=True)
+        finally:
+            sys.setprofile(None)
+            with os.fdopen(write, "w") as pipe:
+                json.dump({"count": profile.count, "writing": profile.writing}, pipe)
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        recorded = json.load(pipe)
+    os.waitpid(pid, 0)
+    profile = KillPoints()
+    profile.count, profile.writing = recorded["count"], recorded["writing"]
+    return profile
+
+
 def assert_whole(out: Path) -> None:
     """Every file a killed run left can be read in full."""
     if not out.exists():
@@ -109,15 +135,20 @@ def assert_whole(out: Path) -> None:
         Adapter.load(out / "adapter")
 
 
+@pytest.fixture
+def one_thread():
+    """Forked children cannot use the parent's OpenMP pool (a parallel region hangs), and one thread
+    everywhere keeps every run's rounding the same: torch runs serially for the whole test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_adapter(model_dir, reference, tmp_path):
+def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_adapter(model_dir, reference, tmp_path, one_thread):
     train(settings(model_dir), reference, tmp_path / "warm-up")  # first-time imports: the children do not repeat them
-    profile = KillPoints()
-    sys.setprofile(profile)
-    try:
-        train(settings(model_dir), reference, tmp_path / "straight")
-    finally:
-        sys.setprofile(None)
+    profile = profiled_run(model_dir, reference, tmp_path / "straight")
     straight = Adapter.load(tmp_path / "straight" / "adapter").tensors
     writers = sorted(profile.writing)
     assert {"begin", "save", "save_checkpoint", "write_metrics"} <= set(writers), writers
