@@ -37,7 +37,8 @@ def load_text_to_video(
     if unet_class == IMAGE_UNET:
         raise SmaError(
             f"{source} is an image model ({IMAGE_UNET}): set `motion_adapter` (an AnimateDiff MotionAdapter, "
-            "e.g. guoyww/animatediff-motion-adapter-v1-5-3) to run it as AnimateDiff"
+            "e.g. guoyww/animatediff-motion-adapter-v1-5-3) to run it as AnimateDiff, or use a method built "
+            "on image models (tuneavideo, controlvideo)"
         )
     if unet_library.startswith("showone"):
         if index.get("_class_name") != PIPELINE:
