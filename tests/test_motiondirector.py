@@ -4,7 +4,6 @@ import torch
 from peft.tuners.lora import LoraLayer
 from real_scale import lora_parameter_count, meta_text_to_video, motiondirector_official, zeroscope_unet
 
-from sma.backbones.text_to_video import lora_targets
 from sma.methods import build_method
 from sma.methods.motiondirector import MotionDirector
 from sma.recipes import load_config
@@ -15,7 +14,7 @@ SIZE = 16
 def test_lora_targets_are_the_official_ones_at_real_scale():
     unet = zeroscope_unet()
     official = motiondirector_official(unet)
-    ours = lora_targets(unet)
+    ours = meta_text_to_video(unet).lora_targets()
     assert set(ours["spatial"]) == official["spatial"] and len(official["spatial"]) == 96
     assert set(ours["temporal"]) == official["temporal"] and len(official["temporal"]) == 170
     expected = {adapter: lora_parameter_count(unet, official[adapter]) for adapter in official}

@@ -16,7 +16,7 @@ import torch
 from diffusers import DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 
 from sma.backbones.hub import load_component
-from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns, matching_linears
+from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns
 from sma.errors import SmaError
 
 # The scheduler AnimateDiff's own code trains and samples with (`DDIMScheduler(**noise_scheduler_kwargs)`,
@@ -24,12 +24,6 @@ from sma.errors import SmaError
 # scaled-linear schedule; DDIMScheduler's defaults otherwise.
 NOISE_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "linear", "steps_offset": 1}
 NOISE_SCHEDULE |= {"clip_sample": False}
-
-# q/k/v of both self-attentions across frames (attn1, attn2) of every motion module: VMC's set, in the
-# attentions AnimateDiff's MotionLoRA adapts.
-TEMPORAL_ATTENTION_PROJECTIONS = re.compile(r"(.*\.)?motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]\.to_[qkv]")
-# The temporal transformers are the motion modules.
-LORA_TARGETS = lora_target_patterns(r"motion_modules\.\d+")
 
 
 def animatediff_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> UNetMotionModel:
@@ -43,6 +37,11 @@ def animatediff_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> UNet
 @dataclass
 class AnimateDiffModel(LatentVideoModel):
     unet: UNetMotionModel
+    # q/k/v of both self-attentions across frames (attn1, attn2) of every motion module: VMC's set, in the
+    # attentions AnimateDiff's MotionLoRA adapts.
+    temporal_attention_pattern = re.compile(r"(.*\.)?motion_modules\.\d+\.transformer_blocks\.\d+\.attn[12]\.to_[qkv]")
+    # The temporal transformers are the motion modules.
+    lora_patterns = lora_target_patterns(r"motion_modules\.\d+")
 
     @classmethod
     def from_pretrained(
@@ -80,12 +79,3 @@ class AnimateDiffModel(LatentVideoModel):
     def enable_gradient_checkpointing(self) -> None:
         """diffusers' own checkpointing of the motion UNet's blocks."""
         self.unet.enable_gradient_checkpointing()
-
-    def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
-        """q/k/v of attn1 and attn2 of every motion module."""
-        return {
-            name: module for name, module in self.unet.named_modules() if TEMPORAL_ATTENTION_PROJECTIONS.fullmatch(name)
-        }
-
-    def lora_targets(self) -> dict[str, list[str]]:
-        return matching_linears(self.unet, LORA_TARGETS)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
@@ -59,6 +60,10 @@ class LatentVideoModel:
     tokenizer: CLIPTokenizer
     scheduler: DDIMScheduler
     source: str
+    # Backbones with layers across frames name them (full module names of the UNet): the q/k/v VMC trains,
+    # and MotionDirector's "spatial" and "temporal" LoRA layers (see `lora_target_patterns`).
+    temporal_attention_pattern: ClassVar[re.Pattern | None] = None
+    lora_patterns: ClassVar[dict[str, re.Pattern] | None] = None
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
         """The networks that predict the noise, by name: those the methods train."""
@@ -158,16 +163,18 @@ class LatentVideoModel:
         raise NotImplementedError
 
     def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
-        """The q/k/v projections of the attentions across frames, by name (VMC trains them).
-
-        Backbones with temporal layers name them; the others have none to give.
-        """
-        raise SmaError(f"{type(self).__name__} declares no temporal attention layers")
+        """The q/k/v projections of the attentions across frames, by name (VMC trains them)."""
+        if self.temporal_attention_pattern is None:
+            raise SmaError(f"{type(self).__name__} declares no temporal attention layers")
+        pattern = self.temporal_attention_pattern
+        return {name: module for name, module in self.unet.named_modules() if pattern.fullmatch(name)}
 
     def lora_targets(self) -> dict[str, list[str]]:
         """Names of the Linear layers that get MotionDirector's "spatial" and "temporal" LoRA: attention
         projections and feed-forward of the transformers within frames and of those across frames."""
-        raise SmaError(f"{type(self).__name__} declares no spatial and temporal transformer layers")
+        if self.lora_patterns is None:
+            raise SmaError(f"{type(self).__name__} declares no spatial and temporal transformer layers")
+        return matching_linears(self.unet, self.lora_patterns)
 
     @contextmanager
     def capture_features(self, module_names: list[str]) -> Iterator[dict[str, torch.Tensor]]:

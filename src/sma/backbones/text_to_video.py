@@ -16,18 +16,7 @@ from diffusers import UNet3DConditionModel
 from torch.utils.checkpoint import checkpoint
 
 from sma.backbones.hub import load_component
-from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns, matching_linears
-
-# VMC's rule (official code): modules whose name contains "temp_attentions" and ends in to_q, to_k or to_v;
-# `transformer_in` is not among them.
-TEMPORAL_ATTENTION_PROJECTIONS = re.compile(r".*temp_attentions.*(to_q|to_k|to_v)")
-# The temporal transformers are `temp_attentions.M` and `transformer_in`.
-LORA_TARGETS = lora_target_patterns(r"temp_attentions\.\d+|transformer_in")
-
-
-def lora_targets(unet: UNet3DConditionModel) -> dict[str, list[str]]:
-    """MotionDirector's spatial and temporal LoRA layers in a diffusers UNet3DConditionModel, by name."""
-    return matching_linears(unet, LORA_TARGETS)
+from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns
 
 
 class _FeaturesRecorded(Exception):
@@ -37,6 +26,11 @@ class _FeaturesRecorded(Exception):
 @dataclass
 class TextToVideoModel(LatentVideoModel):
     unet: UNet3DConditionModel
+    # VMC's rule (official code): modules whose name contains "temp_attentions" and ends in to_q, to_k or to_v;
+    # `transformer_in` is not among them.
+    temporal_attention_pattern = re.compile(r".*temp_attentions.*(to_q|to_k|to_v)")
+    # The temporal transformers are `temp_attentions.M` and `transformer_in`.
+    lora_patterns = lora_target_patterns(r"temp_attentions\.\d+|transformer_in")
 
     @classmethod
     def from_pretrained(
@@ -57,15 +51,6 @@ class TextToVideoModel(LatentVideoModel):
         """
         for block in [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]:
             block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
-
-    def temporal_attention_projections(self) -> dict[str, torch.nn.Linear]:
-        """q/k/v of attn1 and attn2 of every temporal transformer (`temp_attentions`)."""
-        return {
-            name: module for name, module in self.unet.named_modules() if TEMPORAL_ATTENTION_PROJECTIONS.fullmatch(name)
-        }
-
-    def lora_targets(self) -> dict[str, list[str]]:
-        return lora_targets(self.unet)
 
     def features(
         self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor, module_names: list[str]
