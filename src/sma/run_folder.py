@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sma.errors import SmaError
+from sma.video.atomic import can_write_in
 
 CONFIG_FILE = "config.yaml"  # what makes a folder a run folder
 RUN_FILE = "run.json"  # the reference's path and hash, for an honest resume
@@ -163,7 +164,7 @@ class RunFolder:
         try:
             self._recover()
             check_run_dir(self.out, self.overwrite, self.resume)  # under the lock: no one else writes it now
-            if self.out.exists() and not os.access(self.out, os.W_OK):
+            if self.out.exists() and not can_write_in(self.out):
                 raise SmaError(f"cannot write in {self.out}: permission denied")
         except BaseException:
             self._lock.release()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import warnings
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from sma.run_folder import (
 )
 from sma.training import train as train_loop
 from sma.video import read_video, read_video_tensor, write_video
-from sma.video.atomic import atomic_output, check_writable
+from sma.video.atomic import atomic_output, can_write_in, check_writable
 from sma.video.errors import TooFewFramesError
 
 
@@ -246,7 +245,7 @@ def check_outputs(out: Path, targets: list[str], overwrite: bool) -> None:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise SmaError(f"cannot create {out}: {error.strerror}") from error
-    if not os.access(out, os.W_OK):
+    if not can_write_in(out):
         raise SmaError(f"cannot write in {out}: permission denied")
 
 

@@ -161,17 +161,14 @@ def _check_numbers(arguments: argparse.Namespace) -> None:
 
 def _check_folder_writable(folder: Path) -> None:
     """Fail before any scoring when the JSON could not be written (its nearest existing folder is read-only)."""
-    import tempfile
-
     from sma.errors import SmaError
+    from sma.video.atomic import can_write_in
 
     existing = folder.resolve()
     while not existing.exists():
         existing = existing.parent
-    try:  # a probe file: permission bits say nothing for root or read-only file systems
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError:
-        raise SmaError(f"cannot write the JSON into {folder}: {existing} is not writable") from None
+    if not can_write_in(existing):
+        raise SmaError(f"cannot write the JSON into {folder}: {existing} is not writable")
 
 
 def _check_box_inside(box, width: int, height: int) -> None:

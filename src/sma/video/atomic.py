@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,16 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path} exists; set `overwrite` to replace it")
     return path
+
+
+def can_write_in(folder: str | os.PathLike) -> bool:
+    """Whether a file can be created in `folder`, by creating one: permission bits say nothing for root or
+    on a read-only file system."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
