@@ -14,15 +14,21 @@ METRICS_FILE = "metrics.json"
 def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None) -> None:
     """Side-by-side video of the reference and the outputs, and metrics.json (per output: the robust motion
     fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings)."""
+    from sma.metrics import video_flow
     from sma.video import read_video
 
     reference = read_video(run_dir / "reference.mp4")
+    reference_flow = video_flow(reference)  # once for every output
     outputs = [read_video(path) for path in paths]
     write_grid(run_dir / "comparison.mp4", [reference, *outputs], ["reference", *targets], overwrite=True)
     metrics = {
         "reference": "reference.mp4",
         "outputs": [
-            {"target": target, "video": str(path.relative_to(run_dir)), **motion_scores(reference, frames)}
+            {
+                "target": target,
+                "video": str(path.relative_to(run_dir)),
+                **motion_scores(reference, reference_flow, frames),
+            }
             for target, path, frames in zip(targets, paths, outputs, strict=True)
         ],
         **(extra or {}),
@@ -30,10 +36,10 @@ def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: di
     write_metrics(run_dir, metrics)
 
 
-def motion_scores(reference, frames) -> dict:
+def motion_scores(reference, reference_flow, frames) -> dict:
     from sma.metrics import motion_fidelity, robust_motion_fidelity
 
-    robust = robust_motion_fidelity(reference, frames)
+    robust = robust_motion_fidelity(reference_flow, frames)
     return {
         "robust_motion_fidelity": robust.motion_fidelity,
         "robust_two_sided": robust.two_sided,
