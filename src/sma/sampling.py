@@ -85,6 +85,13 @@ def ddim_invert(
     return [latent for _, latent in ddim_inversion(denoise, latents, config, steps, progress)]
 
 
+def gaussian_like(latents: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard normal noise shaped like `latents`, drawn on the generator's device (a CUDA generator cannot
+    draw on the CPU, nor a CPU one on CUDA), then moved to the latents' device and dtype."""
+    noise = torch.randn(latents.shape, generator=generator, device=generator.device, dtype=torch.float32)
+    return noise.to(latents.device, latents.dtype)
+
+
 def noise_prior(inverted: torch.Tensor, noise: torch.Tensor, strength: float) -> torch.Tensor:
     """MotionDirector's initial latent: sqrt(p) z_inv + sqrt(1 - p) eps, p in [0, 1]."""
     if not 0.0 <= strength <= 1.0:

@@ -17,7 +17,7 @@ from sma.errors import SmaError
 from sma.motion import predict_x0
 from sma.objectives import with_sma
 from sma.phases import Phases
-from sma.sampling import ddim_invert, guided, make_scheduler, noise_prior, sample
+from sma.sampling import ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
 
 
 class Method:
@@ -64,8 +64,7 @@ class Method:
 
     def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
         """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
-        generator = torch.Generator(device=like.device).manual_seed(seed)
-        return torch.randn(like.shape, generator=generator, device=like.device).to(like.dtype)
+        return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
 
 
 class TrainedMethod(Method):
@@ -157,7 +156,7 @@ class TrainedMethod(Method):
         """
         scheduler = self.model.scheduler
         device = generator.device
-        noise = torch.randn(latents.shape, generator=generator, device=device).to(latents.device, latents.dtype)
+        noise = gaussian_like(latents, generator)
         timesteps = torch.randint(
             0, scheduler.config.num_train_timesteps, (latents.shape[0],), generator=generator, device=device
         ).to(latents.device)

@@ -28,7 +28,7 @@ from sma.config import PRECISIONS, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
 from sma.objectives import dmt_feature_loss, with_sma
-from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler
+from sma.sampling import ddim_inversion, gaussian_like, guided, low_frequency_prior, make_scheduler
 
 # The official taps (up_res_dict {1: [1]}): the upsampler output, resnets[1]'s conv2 output before
 # the shortcut is added (a forward hook on conv2 reads exactly that), temp_convs[1]'s output.
@@ -277,12 +277,6 @@ def unclipped_inversion(
     `clip_sample` the model's scheduler config says (diffusers' inverse scheduler would clip it)."""
     config = DDIMInverseScheduler.from_config(scheduler_config, clip_sample=False).config
     return ddim_inversion(denoise, clean, config, steps, progress)
-
-
-def gaussian_like(latents: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal noise shaped like `latents`, drawn on the generator's device, then moved to theirs."""
-    noise = torch.randn(latents.shape, generator=generator, device=generator.device, dtype=torch.float32)
-    return noise.to(latents.device, latents.dtype)
 
 
 def start_latent(
