@@ -55,17 +55,6 @@ class Method:
         """Latents of one new video of `target` that moves like the reference."""
         raise NotImplementedError
 
-    def invert(self, reference_latents: torch.Tensor, prompt: str = "") -> torch.Tensor:
-        """DDIM inversion of the reference latents with `prompt`: the noise DDIM maps back to them."""
-        model = self.model
-        text = model.encode_prompts([prompt])
-        steps = self.config.generate.inversion_steps
-        return ddim_invert(guided(model.predict, text, text, 1.0), reference_latents, model.scheduler.config, steps)[-1]
-
-    def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
-        """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
-        return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
-
 
 class TrainedMethod(Method):
     """A method that trains some parameters with its base loss (+ SMA), then generates from the
@@ -124,6 +113,17 @@ class TrainedMethod(Method):
 
     def prepare_generation(self) -> None:
         """Switch the trained model to how the method generates new appearances."""
+
+    def invert(self, reference_latents: torch.Tensor, prompt: str = "") -> torch.Tensor:
+        """DDIM inversion of the reference latents with `prompt`: the noise DDIM maps back to them."""
+        model = self.model
+        text = model.encode_prompts([prompt])
+        steps = self.config.generate.inversion_steps
+        return ddim_invert(guided(model.predict, text, text, 1.0), reference_latents, model.scheduler.config, steps)[-1]
+
+    def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
+        """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
+        return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
 
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
