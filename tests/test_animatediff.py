@@ -8,7 +8,6 @@ import json
 
 import pytest
 import torch
-from accelerate import Accelerator
 from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, UNet2DConditionModel, UNetMotionModel
 from real_scale import (
     animatediff_unet,
@@ -28,7 +27,7 @@ from sma.methods import build_method
 from sma.methods.motiondirector import MotionDirector
 from sma.methods.vmc import VMC
 from sma.recipes import load_config
-from sma.runs import generate
+from sma.runs import generate, make_accelerator
 from sma.sampling import guided, make_scheduler, sample
 from sma.training import train as train_loop
 from sma.video import read_video
@@ -154,7 +153,7 @@ def test_training_changes_only_the_intended_parameters_then_generates(sd_dir, mo
     before = state(model.unet)
     latents = model.encode_video(torch.rand(1, 3, FRAMES, SIZE, SIZE) * 2 - 1)
     text = model.encode_prompts([config.prompt])
-    train_loop(Accelerator(), method, latents, text, config.train, 0, tmp_path)
+    train_loop(make_accelerator(config), method, latents, text, config.train, 0, tmp_path)
     after = state(model.unet)
     if method_name == "vmc":
         trained = vmc_animatediff(model.unet)

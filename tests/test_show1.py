@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from accelerate import Accelerator
 from diffusers import DPMSolverMultistepScheduler
 from safetensors.torch import load_file, save_file
 from transformers import T5EncoderModel
@@ -20,7 +19,7 @@ from sma.backbones.tiny_show1 import build_show1_base
 from sma.errors import SmaError
 from sma.methods import build_method
 from sma.recipes import load_config
-from sma.runs import generate, train
+from sma.runs import generate, make_accelerator, train
 from sma.training import train as train_loop
 from sma.video import read_video
 
@@ -148,7 +147,15 @@ def test_vmc_trains_exactly_the_temporal_attention_projections(model_dir, tmp_pa
     assert isinstance(model, Show1Model)
     before = {name: tensor.clone() for name, tensor in model.unet.state_dict().items()}
     pixels = model.encode_video(torch.rand(1, 3, 8, SIZE, SIZE) * 2 - 1)
-    train_loop(Accelerator(), method, pixels, model.encode_prompts([PROMPT]), method.config.train, 0, tmp_path)
+    train_loop(
+        make_accelerator(method.config),
+        method,
+        pixels,
+        model.encode_prompts([PROMPT]),
+        method.config.train,
+        0,
+        tmp_path,
+    )
     trained = set(method.adapter_state())
     qkv = ("to_q", "to_k", "to_v")
     projections = {name for name in before if "temp_attentions" in name and name.split(".")[-2] in qkv}

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from accelerate import Accelerator
 from diffusers import ControlNetModel, UNet2DConditionModel
 from diffusers.models.attention import BasicTransformerBlock
 from diffusers.models.attention_processor import Attention
@@ -22,7 +21,7 @@ from sma.methods import build_method
 from sma.methods.controlvideo import ControlVideo
 from sma.methods.tuneavideo import TuneAVideo
 from sma.recipes import load_config
-from sma.runs import Adapter, generate, train
+from sma.runs import Adapter, generate, make_accelerator, train
 from sma.training import train as train_loop
 from sma.video import read_video, write_video
 
@@ -283,7 +282,9 @@ def test_only_the_intended_parameters_change(sd_dir, controlnet_dir, depth_video
     method.set_conditions(method.condition_on(torch.zeros(1, 3, 8, SIZE, SIZE)))
     before = snapshot(model)
     latents = model.encode_video(torch.rand(1, 3, 8, SIZE, SIZE) * 2 - 1)
-    train_loop(Accelerator(), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path)
+    train_loop(
+        make_accelerator(config), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path
+    )
     after = snapshot(model)
     trained = set(method.adapter_state())
     assert trained == {name for name in before if any(part in name for part in OFFICIALLY_TRAINED[method_name])}

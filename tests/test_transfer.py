@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-from accelerate import Accelerator
 from diffusers import AutoencoderKL, UNet3DConditionModel
 from safetensors.torch import load_file
 from transformers import CLIPTextModel
@@ -20,7 +19,7 @@ from sma.errors import SmaError
 from sma.methods import build_method
 from sma.methods.vmc import VMC
 from sma.recipes import load_config
-from sma.runs import Adapter, generate, train
+from sma.runs import Adapter, generate, make_accelerator, train
 from sma.training import TrainingDiverged, TrainingInterrupted
 from sma.training import train as train_loop
 from sma.video import read_video
@@ -88,7 +87,9 @@ def test_only_the_intended_parameters_change(model_dir, method_name, tmp_path):
     model = method.model
     before = parameters(model.unet)
     latents = model.encode_video(torch.rand(1, 3, 8, SIZE, SIZE) * 2 - 1)
-    train_loop(Accelerator(), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path)
+    train_loop(
+        make_accelerator(config), method, latents, model.encode_prompts([config.prompt]), config.train, 0, tmp_path
+    )
     after = parameters(model.unet)
     trained = set(method.adapter_state())
     if method_name == "vmc":

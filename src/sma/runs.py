@@ -137,7 +137,8 @@ def start_run(
     return method, clip
 
 
-def _accelerator(config: TransferConfig) -> Accelerator:
+def make_accelerator(config: TransferConfig) -> Accelerator:
+    """An accelerator with the run's precision and accumulation, whatever an earlier run in this process set."""
     AcceleratorState._reset_state()  # a process may train several runs, each with its own precision
     return Accelerator(
         cpu=not torch.cuda.is_available(),  # lets `accelerate launch` / torchrun run data-parallel on CPU processes
@@ -159,7 +160,7 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
         raise SmaError(f"{config.method} trains nothing: transfer guides generation directly")
     pin_sources(config)
     reference_hash = _check_reference(reference)
-    accelerator = _accelerator(config)
+    accelerator = make_accelerator(config)
     with RunFolder(out, overwrite=overwrite, resume=resume, main=accelerator.is_main_process) as run:
         _train(accelerator, config, reference, reference_hash, run)
     return Path(out)
@@ -295,7 +296,7 @@ def transfer(
         raise SmaError(f"{config.method} trains nothing, so there is nothing to resume: set `overwrite` instead")
     pin_sources(config)
     reference_hash = _check_reference(reference)
-    accelerator = _accelerator(config) if trains else None
+    accelerator = make_accelerator(config) if trains else None
     main = accelerator is None or accelerator.is_main_process
     phases = Phases()
     with RunFolder(out, overwrite=overwrite, resume=resume, main=main) as run:
