@@ -1,7 +1,7 @@
 """Every method end to end at real size, random weights: seconds per step and peak GPU memory per phase,
 through the same code path as `sma transfer` (`sma.runs.transfer`).
 
-    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...]
+    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--json FILE]
 
 `--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16
 safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
@@ -12,7 +12,9 @@ v1-5-3-sized AnimateDiff motion adapter for VMC and MotionDirector on AnimateDif
 512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B
 encoder) for VMC on Show-1 (8 frames 40x64, pixels). Each method runs its recipe with a few steps
 of each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs
-the same on tiny models on the CPU, to check the script. Any error stops the run with a non-zero exit.
+the same on tiny models on the CPU, to check the script. A method that fails is reported with its
+traceback and the others still run (one GPU session is short); any failure makes the exit non-zero.
+`--json` rewrites FILE after each method, so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -39,7 +42,7 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
 }
-SHORT_RUN = {"train.steps": 4, "train.checkpoint_every": 4, "generate.steps": 4, "generate.inversion_steps": 4}
+SHORT_RUN = {"train.steps": 8, "train.checkpoint_every": 8, "generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
 # (on the CPU, DMT's fp16 guidance falls back to fp32 by itself)
 
@@ -143,19 +146,36 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     return {"method": name, "frames": config.video.frames, "wall_s": wall, "phases": phases}
 
 
-def table(results: list[dict]) -> str:
-    phases = ("train", "invert", "sample", "generate", "decode")
-    header = f"{'method':<28}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in phases)
-    lines = [header + f"{'generate s':>12}{'wall s':>9}"]
-    for result in results:
-        record = result["phases"]
-        train = record.get("train", {}).get("seconds_per_step")
-        cells = "".join(f"{record.get(p, {}).get('peak_memory_gib', float('nan')):>14.2f}" for p in phases)
-        lines.append(
-            f"{result['method']:<28}{result['frames']:>7}{(f'{train:.3f}' if train else '-'):>14}{cells}"
-            f"{record.get('generate', {}).get('seconds', float('nan')):>12.1f}{result['wall_s']:>9.1f}"
-        )
-    return "\n".join(lines)
+PHASES = ("train", "invert", "sample", "generate", "decode")
+HEADER = f"{'method':<28}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in PHASES)
+HEADER += f"{'generate s':>12}{'wall s':>9}"
+
+
+def row(result: dict) -> str:
+    if "error" in result:
+        return f"{result['method']:<28}FAILED: {result['error']}"
+    record = result["phases"]
+    train = record.get("train", {}).get("seconds_per_step")
+    cells = "".join(f"{record.get(p, {}).get('peak_memory_gib', float('nan')):>14.2f}" for p in PHASES)
+    return (
+        f"{result['method']:<28}{result['frames']:>7}{(f'{train:.3f}' if train else '-'):>14}{cells}"
+        f"{record.get('generate', {}).get('seconds', float('nan')):>12.1f}{result['wall_s']:>9.1f}"
+    )
+
+
+def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str) -> dict:
+    """Builds the method's backbone and reference clip on first use, then runs the method."""
+    from sma.video import MovingObject, synthetic_video, write_video
+
+    _, backbone, _, (height, width) = RECIPES[method]
+    if backbone not in models:
+        began = time.perf_counter()
+        models[backbone] = build(backbone, work / backbone)
+        print(f"{backbone} written in {time.perf_counter() - began:.0f} s", flush=True)
+        side = (height, width) if size == "real" else (32, 32)
+        clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=24, height=side[0], width=side[1])
+        references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
+    return run_method(method, models[backbone], references[backbone], work / "runs", size)
 
 
 def main() -> int:
@@ -163,32 +183,35 @@ def main() -> int:
     parser.add_argument("--size", choices=("real", "tiny"), default="real")
     parser.add_argument("--methods", nargs="+", choices=list(RECIPES), default=list(RECIPES))
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--json", type=Path, help="results file, rewritten after each method")
     arguments = parser.parse_args()
     if arguments.size == "real" and not torch.cuda.is_available():
         print("gpu_smoke: --size real needs a CUDA GPU (use --size tiny to check the script on the CPU)")
         return 2
-    from sma.video import MovingObject, synthetic_video, write_video
-
     work = arguments.out or Path(tempfile.mkdtemp(prefix="sma-gpu-smoke-"))
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    import diffusers
+    import transformers
+
+    print(device, *(f"{module.__name__} {module.__version__}" for module in (torch, diffusers, transformers)), sep="; ")
     start = time.perf_counter()
     build = build_real if arguments.size == "real" else build_tiny
     results, models, references = [], {}, {}
     for method in arguments.methods:
-        _, backbone, _, (height, width) = RECIPES[method]
-        if backbone not in models:
-            began = time.perf_counter()
-            models[backbone] = build(backbone, work / backbone)
-            print(f"{backbone} written in {time.perf_counter() - began:.0f} s")
-            size = (height, width) if arguments.size == "real" else (32, 32)
-            clip = synthetic_video(
-                MovingObject("circle", "red", "zigzag"), num_frames=24, height=size[0], width=size[1]
-            )
-            references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
-        results.append(run_method(method, models[backbone], references[backbone], work / "runs", arguments.size))
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+        try:
+            result = run_on_backbone(method, models, references, build, work, arguments.size)
+        except Exception as error:
+            traceback.print_exc()
+            result = {"method": method, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
+        results.append(result)
+        print(HEADER if len(results) == 1 else "", row(result), sep="\n", flush=True)
+        if arguments.json:
+            arguments.json.write_text(json.dumps({"device": device, "size": arguments.size, "results": results}))
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     print(f"\n{device}, {arguments.size} size, {time.perf_counter() - start:.0f} s in all")
-    print(table(results))
-    return 0
+    print(HEADER, *map(row, results), sep="\n")
+    return 1 if any("error" in result for result in results) else 0
 
 
 if __name__ == "__main__":
