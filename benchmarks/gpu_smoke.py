@@ -1,7 +1,7 @@
 """Every method end to end at real size, random weights: seconds per step and peak GPU memory per phase,
 through the same code path as `sma transfer` (`sma.runs.transfer`).
 
-    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--json FILE]
+    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--train-steps N] [--json FILE]
 
 `--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16
 safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
@@ -42,7 +42,7 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
 }
-SHORT_RUN = {"train.steps": 8, "train.checkpoint_every": 8, "generate.steps": 4, "generate.inversion_steps": 4}
+SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
 # (on the CPU, DMT's fp16 guidance falls back to fp32 by itself)
 
@@ -121,14 +121,14 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     return {"model": build_text_to_image(folder / "model"), "controlnet": build_controlnet(folder / "controlnet")}
 
 
-def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, size: str) -> dict:
+def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, size: str, steps: int) -> dict:
     from sma.recipes import load_config
     from sma.runs import transfer
 
     recipe, _, frames, (height, width) = RECIPES[name]
     overrides = {"model": str(models["model"]), "prompt": "a red circle", "targets": ["a blue square"]}
     overrides |= {"video.frames": frames, "video.stride": 1}
-    overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN
+    overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN | {"train.steps": steps, "train.checkpoint_every": steps}
     if "motion_adapter" in models:
         overrides["motion_adapter"] = str(models["motion_adapter"])
     if name == "controlvideo":
@@ -163,7 +163,7 @@ def row(result: dict) -> str:
     )
 
 
-def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str) -> dict:
+def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str, steps: int) -> dict:
     """Builds the method's backbone and reference clip on first use, then runs the method."""
     from sma.video import MovingObject, synthetic_video, write_video
 
@@ -175,13 +175,14 @@ def run_on_backbone(method: str, models: dict, references: dict, build, work: Pa
         side = (height, width) if size == "real" else (32, 32)
         clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=24, height=side[0], width=side[1])
         references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
-    return run_method(method, models[backbone], references[backbone], work / "runs", size)
+    return run_method(method, models[backbone], references[backbone], work / "runs", size, steps)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("real", "tiny"), default="real")
     parser.add_argument("--methods", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    parser.add_argument("--train-steps", type=int, default=8, help="training steps of each trained method")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="results file, rewritten after each method")
     arguments = parser.parse_args()
@@ -199,7 +200,7 @@ def main() -> int:
     results, models, references = [], {}, {}
     for method in arguments.methods:
         try:
-            result = run_on_backbone(method, models, references, build, work, arguments.size)
+            result = run_on_backbone(method, models, references, build, work, arguments.size, arguments.train_steps)
         except Exception as error:
             traceback.print_exc()
             result = {"method": method, "error": f"{type(error).__name__}: {error}".splitlines()[0]}

@@ -75,7 +75,3 @@ class AnimateDiffModel(LatentVideoModel):
             raise SmaError(f"this motion adapter takes at most {self.max_frames} frames, got {frames} (`video.frames`)")
         text = text_embeddings.to(latents.dtype).repeat_interleave(frames, dim=0)  # one copy per frame
         return self.unet(latents, timesteps, encoder_hidden_states=text).sample
-
-    def enable_gradient_checkpointing(self) -> None:
-        """diffusers' own checkpointing of the motion UNet's blocks."""
-        self.unet.enable_gradient_checkpointing()

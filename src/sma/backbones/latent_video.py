@@ -6,6 +6,7 @@ differ only in how they load and run the UNet; everything here works on either.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from typing import ClassVar
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler
+from torch.utils.checkpoint import checkpoint
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from sma.backbones.hub import load_component
@@ -39,6 +41,25 @@ def matching_linears(network: torch.nn.Module, patterns: dict[str, re.Pattern]) 
     """Names of the Linear layers of `network` whose full name each pattern matches, per pattern."""
     names = [name for name, module in network.named_modules() if isinstance(module, torch.nn.Linear)]
     return {key: [name for name in names if pattern.fullmatch(name)] for key, pattern in patterns.items()}
+
+
+# The layer lists of a UNet block, in diffusers' UNet3D blocks, Show-1's blocks and UNetMotionModel's blocks.
+BLOCK_LAYERS = ("resnets", "temp_convs", "attentions", "temp_attentions", "motion_modules")
+
+
+def checkpoint_each_layer(unet: torch.nn.Module) -> None:
+    """Recompute each layer of each UNet block during backward instead of keeping its activations.
+
+    Per layer rather than per block: backward then holds one layer's activations at a time, not a
+    whole block's. It also covers what diffusers' own checkpointing leaves out: UNet3DConditionModel
+    supports none, and UNetMotionModel never checkpoints its motion modules (the layers VMC trains).
+    """
+    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
+    layers = [layer for block in blocks for name in BLOCK_LAYERS for layer in getattr(block, name, ())]
+    if getattr(unet, "transformer_in", None) is not None:
+        layers.append(unet.transformer_in)
+    for layer in layers:
+        layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
 
 
 def load_text_and_vae(source: str, revision: str | None = None) -> dict:
@@ -72,6 +93,17 @@ class LatentVideoModel:
     def networks(self) -> list[torch.nn.Module]:
         """The modules with weights; frozen and in eval mode after loading."""
         return [*self.denoisers().values(), self.vae, self.text_encoder]
+
+    def enable_gradient_checkpointing(self) -> None:
+        checkpoint_each_layer(self.unet)
+
+    def move_encoders(self, device: str | torch.device) -> None:
+        """Move the networks that are not denoisers (VAE, text encoder): training needs only what they
+        computed before it starts, so they can wait on the CPU and leave the accelerator's memory free."""
+        denoisers = list(self.denoisers().values())
+        for network in self.networks():
+            if not any(network is denoiser for denoiser in denoisers):
+                network.to(device)
 
     def cast_frozen(self, dtype: torch.dtype) -> None:
         """Frozen weights of the denoisers in `dtype` (half precision while training saves half their

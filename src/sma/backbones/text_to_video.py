@@ -7,13 +7,11 @@ temporal layers.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
 import torch
 from diffusers import UNet3DConditionModel
-from torch.utils.checkpoint import checkpoint
 
 from sma.backbones.hub import load_component
 from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns
@@ -42,15 +40,6 @@ class TextToVideoModel(LatentVideoModel):
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timesteps, encoder_hidden_states=text_embeddings.to(latents.dtype)).sample
-
-    def enable_gradient_checkpointing(self) -> None:
-        """Recompute each UNet block during backward instead of keeping its activations.
-
-        diffusers' UNet3DConditionModel does not support `enable_gradient_checkpointing`
-        (its 3D blocks never checkpoint), so each down, mid and up block is wrapped here.
-        """
-        for block in [*self.unet.down_blocks, self.unet.mid_block, *self.unet.up_blocks]:
-            block.forward = functools.partial(checkpoint, block.forward, use_reentrant=False)
 
     def features(
         self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor, module_names: list[str]
