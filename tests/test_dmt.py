@@ -396,6 +396,18 @@ def test_outputs_are_reproducible_and_sma_changes_them(model_dir, method, refere
     assert torch.equal(first, on_disk.generate(reference_latents, "a blue square", seed=5))
 
 
+@pytest.mark.parametrize("layers", [list(OFFICIAL_LAYERS), ["up_blocks.1.resnets.1.conv2"]])
+def test_gradient_checkpointing_gives_the_same_video(model_dir, reference_latents, layers):
+    """Also when the UNet stops inside a recomputed layer (a tap on a resnet's conv2, the last one)."""
+    outputs = []
+    for checkpointed in (True, False):
+        config = dmt_config(model_dir, **{"dmt.layers": layers, "dmt.gradient_checkpointing": checkpointed})
+        method = build_method(config)
+        outputs.append(method.generate(reference_latents, "a blue square", seed=5))
+        assert method.guidance_log[-1]["dmt"] > 0
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
 def test_no_guidance_and_no_restart_is_plain_ddim_from_the_start_latent(model_dir, reference_latents):
     """With guidance and restart off, DMT is exactly the shared sampler from its initial latent."""
     config = dmt_config(

@@ -48,6 +48,9 @@ class DMTOptions:
     low_pass_factor: int = 4  # initial latent: low frequencies (frames shrunk this much) of the re-noised reference
     keep_on_disk: bool = False  # inverted reference latents as safetensors files instead of in memory
     precision: str = "fp16"  # autocast of every UNet pass: fp16 (gradient scaler; fp32 without CUDA) | bf16 | fp32
+    # recompute each UNet layer in the guidance's backward: the same gradients in less memory (not in the official
+    # code, which keeps every activation up to up_blocks.1: over 24 GB at 24 frames of 320x576)
+    gradient_checkpointing: bool = True
     sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
     sma_local_weight: float = 0.2
 
@@ -110,6 +113,8 @@ class DMT(ZeroShotMethod):
         if missing:
             raise SmaError(f"dmt.layers: the UNet has no module named {', '.join(missing)}")
         self.check_timesteps()
+        if options.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
         self._inversion: tuple[torch.Tensor, ReferenceLatents] | None = None
 
     def check_timesteps(self) -> None:
