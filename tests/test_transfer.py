@@ -257,3 +257,24 @@ def test_memory_and_precision_options_train_the_same_model(model_dir, reference,
             torch.testing.assert_close(first[name], second[name], rtol=1e-5, atol=1e-6)
         else:  # bf16 autocast: the same direction of travel, not the same bits
             assert not torch.equal(first[name], second[name]) or first[name].abs().sum() == 0
+
+
+@pytest.mark.parametrize("method_name", ["vmc", "motiondirector"])
+def test_the_reference_is_inverted_once_while_nothing_it_depends_on_changes(model_dir, method_name, monkeypatch):
+    method = build_method(tiny_config(model_dir, method=method_name))
+    method.prepare()
+    calls = []
+    original = method.invert
+    monkeypatch.setattr(method, "invert", lambda *a, **k: calls.append(1) or original(*a, **k))
+    reference = torch.randn(1, 4, 8, 16, 16, generator=torch.Generator().manual_seed(0))
+    first = method.generate(reference, "a blue square", seed=1)
+    method.generate(reference, "a green star", seed=2)
+    assert len(calls) == 1
+    assert torch.equal(first, method.generate(reference, "a blue square", seed=1))
+    assert method.phases.summary()["invert"]["steps"] == 3  # counted once
+    with torch.no_grad():  # as an optimizer step changes the trained weights
+        for parameter in method.trainable.values():
+            parameter.add_(0.1)
+    changed = method.generate(reference, "a blue square", seed=1)
+    method.generate(reference.clone(), "a blue square", seed=1)  # another reference tensor
+    assert len(calls) == 3 and not torch.equal(first, changed)

@@ -69,6 +69,7 @@ class TrainedMethod(Method):
         super().__init__(model, config)
         self.sma = config.sma.build()
         self.trainable: dict[str, torch.nn.Parameter] = {}
+        self._inversion: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         """Make the method's parameters trainable (adding adapters if it has any); return them by name."""
@@ -130,16 +131,26 @@ class TrainedMethod(Method):
         """One new appearance: DDIM inversion of the reference, the method's start, guided sampling."""
         model, settings = self.model, self.config.generate
         self.prepare_generation()
-        reference_latents = reference_latents.to(model.device, model.dtype)
-        with self.phases("invert", steps=settings.inversion_steps):
-            inverted = self.invert(reference_latents, self.inversion_prompt())
-        start = self.initial_latents(inverted, self.fresh_noise(reference_latents, seed))
+        inverted = self.inverted_reference(reference_latents)
+        start = self.initial_latents(inverted, self.fresh_noise(inverted, seed))
         condition = model.encode_prompts([target])
         negative = model.encode_prompts([settings.negative_prompt])
         denoise = guided(model.predict, condition, negative, settings.guidance_scale)
         scheduler = make_scheduler(settings.sampler, model.scheduler.config)
         with self.phases("sample", steps=settings.steps):
             return sample(denoise, start, scheduler, settings.steps)
+
+    def inverted_reference(self, reference: torch.Tensor) -> torch.Tensor:
+        """The DDIM inversion of `reference`, computed once for all targets: again only when the reference
+        tensor, the model's device or precision, the inversion settings or the trained weights have changed."""
+        model, steps = self.model, self.config.generate.inversion_steps
+        state = (model.device, model.dtype, self.inversion_prompt(), steps, reference._version)
+        state += tuple(parameter._version for parameter in self.trainable.values())
+        if self._inversion is None or self._inversion[0] is not reference or self._inversion[1] != state:
+            with self.phases("invert", steps=steps):
+                inverted = self.invert(reference.to(model.device, model.dtype), self.inversion_prompt())
+            self._inversion = (reference, state, inverted)
+        return self._inversion[2]
 
     def inversion_prompt(self) -> str:
         """The prompt the reference is DDIM-inverted with: empty, unless the method inverts with the source prompt."""
