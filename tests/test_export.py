@@ -132,13 +132,11 @@ def test_zeroscope_lora_folded_into_diffusers_text_to_video_pipeline_samples_wha
     export_adapter(run, "diffusers", path)
     pipeline = TextToVideoSDPipeline.from_pretrained(model_dir)
     without = pipeline_video(pipeline, config, start)
-    lora = load_file(path)
-    modules = dict(pipeline.unet.named_modules())
-    with torch.no_grad():
-        for key, down in lora.items():
-            if key.endswith(".lora_A.weight"):
-                layer = modules[key.removeprefix("unet.").removesuffix(".lora_A.weight")]
-                layer.weight += lora[key.replace(".lora_A.", ".lora_B.")] @ down
+    lora, layers = load_file(path), dict(pipeline.unet.named_modules())  # the README's lines
+    for key, down in lora.items():
+        if key.endswith(".lora_A.weight"):
+            layer = layers[key.removeprefix("unet.").removesuffix(".lora_A.weight")]
+            layer.weight.data += (lora[key.replace(".lora_A.", ".lora_B.")] @ down).to(layer.weight)
     theirs = pipeline_video(pipeline, config, start)
     torch.testing.assert_close(theirs, ours, **TOLERANCE)
     assert (without - ours).abs().max() > 1e-2

@@ -154,15 +154,16 @@ LORA_SOURCES = {"vmc": VMCLora, "motiondirector": MotionDirectorLora}
 
 
 def low_rank(change: torch.Tensor, rank: int | None = None) -> LoraFactors:
-    """`change` (out, in) as up (out, r) @ down (r, in) from its SVD, the singular values split evenly
-    between the factors; r = `rank`, at most (and by default) min(out, in)."""
+    """`change` (out, in) as float32 up (out, r) @ down (r, in) from its SVD, the singular values split evenly
+    between the factors; r = `rank`, at most (and by default) min(out, in). The error is that of the float32
+    factors."""
     u, singular, vh = torch.linalg.svd(change, full_matrices=False)
     kept = len(singular) if rank is None else min(rank, len(singular))
     root = singular[:kept].sqrt()
-    up, down = u[:, :kept] * root, root[:, None] * vh[:kept]
+    up, down = (u[:, :kept] * root).float(), (root[:, None] * vh[:kept]).float()  # as written to the file
     size = torch.linalg.matrix_norm(change)
-    error = torch.linalg.matrix_norm(change - up @ down) / size if size > 0 else torch.zeros(())
-    return LoraFactors(down=down.float(), up=up.float(), relative_error=float(error))
+    error = torch.linalg.matrix_norm(change - up.to(change) @ down.to(change)) / size if size > 0 else torch.zeros(())
+    return LoraFactors(down=down, up=up, relative_error=float(error))
 
 
 def describe(config: TransferConfig, format: str, layers: dict[str, LoraFactors], rank: int | None) -> dict[str, str]:
