@@ -26,6 +26,36 @@ NOISE_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "li
 NOISE_SCHEDULE |= {"clip_sample": False}
 
 
+# A Linear layer of a motion module in diffusers' names: the module's place, then the layer inside it.
+MOTION_LAYER = re.compile(r"((?:down_blocks|up_blocks)\.\d+|mid_block)\.motion_modules\.(\d+)\.(.+)")
+ATTENTION_LAYER = re.compile(r"(transformer_blocks\.\d+)\.attn([12])\.(to_q|to_k|to_v|to_out\.0)")
+
+
+def motion_lora_keys(layer: str) -> tuple[str, str]:
+    """(down, up) keys of a LoRA on a motion-module Linear `layer` (diffusers' name) in AnimateDiff's MotionLoRA
+    layout (guoyww/AnimateDiff's v2_lora_*.ckpt; ComfyUI-AnimateDiff-Evolved loads it).
+
+    AnimateDiff names a motion module's transformer `temporal_transformer` and its two attentions
+    `attention_blocks.0` and `.1` (diffusers: `attn1`, `attn2`); MotionLoRA keys an attention's LoRA as its
+    processor's `to_q_lora` ... `to_out_lora` with `down`/`up` weights. The loaders turn a key into the
+    layer's weight name by deleting "processor.", "_lora", "down." and "up." (and reading `to_out` as
+    `to_out.0`), so a Linear outside the attentions (the feed-forward) is keyed `<layer>_lora.down.weight`.
+    """
+    match = MOTION_LAYER.fullmatch(layer)
+    if match is None:
+        raise SmaError(f"{layer} is not in a motion module: AnimateDiff's MotionLoRA holds only motion-module layers")
+    place, index, inner = match.groups()
+    module = f"{place}.motion_modules.{index}.temporal_transformer"
+    attention = ATTENTION_LAYER.fullmatch(inner)
+    if attention is not None:
+        block, number, projection = attention.groups()
+        projection = projection.removesuffix(".0")
+        name = f"{module}.{block}.attention_blocks.{int(number) - 1}.processor.{projection}_lora"
+    else:
+        name = f"{module}.{inner}_lora"
+    return f"{name}.down.weight", f"{name}.up.weight"
+
+
 def animatediff_unet(unet: UNet2DConditionModel, adapter: MotionAdapter) -> UNetMotionModel:
     """The image UNet with the adapter's motion modules, as diffusers' AnimateDiffPipeline builds it."""
     try:
@@ -63,6 +93,16 @@ class AnimateDiffModel(LatentVideoModel):
         components["scheduler"] = DDIMScheduler(**NOISE_SCHEDULE)
         model = cls(unet=animatediff_unet(image_unet, adapter), **components)
         return model.freeze().to(device)
+
+    @classmethod
+    def pretrained_weights(cls, source: str, revision: str | None = None, **sources: str) -> dict[str, torch.Tensor]:
+        """The motion modules' weights, read from the motion adapter alone: they have the same names in the
+        adapter as in the UNetMotionModel built from it."""
+        return load_component(MotionAdapter, sources["motion_adapter"], "").state_dict()
+
+    @classmethod
+    def comfyui_lora_keys(cls, layer: str) -> tuple[str, str]:
+        return motion_lora_keys(layer)
 
     @property
     def max_frames(self) -> int:

@@ -22,6 +22,17 @@ def load_text_to_video(
     """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`) or a
     diffusers UNet3D model (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
+
+    backbone = text_to_video_class(source, revision, motion_adapter)
+    if backbone is AnimateDiffModel:
+        return backbone.from_pretrained(source, motion_adapter, device=device, revision=revision)
+    return backbone.from_pretrained(source, device=device, revision=revision)
+
+
+def text_to_video_class(source: str, revision: str | None = None, motion_adapter: str | None = None) -> type:
+    """The backbone class `load_text_to_video` builds for these sources, read from the model's
+    model_index.json without loading any weights."""
+    from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.show1 import PIPELINE, Show1Model
     from sma.backbones.text_to_video import TextToVideoModel
 
@@ -33,7 +44,7 @@ def load_text_to_video(
                 f"`motion_adapter` turns a Stable Diffusion 1.x model into AnimateDiff, but {source} has a "
                 f"{unet_class}: leave `motion_adapter` empty or choose an SD-1.x model"
             )
-        return AnimateDiffModel.from_pretrained(source, motion_adapter, device=device, revision=revision)
+        return AnimateDiffModel
     if unet_class == IMAGE_UNET:
         raise SmaError(
             f"{source} is an image model ({IMAGE_UNET}): set `motion_adapter` (an AnimateDiff MotionAdapter, "
@@ -46,8 +57,8 @@ def load_text_to_video(
                 f"{source} is a Show-1 {index.get('_class_name')}: only the base stage ({PIPELINE}, "
                 "e.g. showlab/show-1-base) is supported"
             )
-        return Show1Model.from_pretrained(source, device=device, revision=revision)
-    return TextToVideoModel.from_pretrained(source, device=device, revision=revision)
+        return Show1Model
+    return TextToVideoModel
 
 
 def model_index(source: str, revision: str | None = None) -> dict:

@@ -85,6 +85,27 @@ class LatentVideoModel:
     # and MotionDirector's "spatial" and "temporal" LoRA layers (see `lora_target_patterns`).
     temporal_attention_pattern: ClassVar[re.Pattern | None] = None
     lora_patterns: ClassVar[dict[str, re.Pattern] | None] = None
+    # The pipeline component diffusers' `load_lora_weights` puts a LoRA in; its keys start with this name.
+    diffusers_component: ClassVar[str] = "unet"
+
+    @classmethod
+    def pretrained_weights(cls, source: str, revision: str | None = None, **sources: str) -> dict[str, torch.Tensor]:
+        """The pretrained weights of the denoiser by parameter name, without the rest of the model: what
+        an export measures trained layers against."""
+        raise SmaError(f"{cls.__name__} does not name its pretrained denoiser weights")
+
+    @classmethod
+    def diffusers_lora_keys(cls, layer: str) -> tuple[str, str]:
+        """(down, up) keys of a LoRA on the denoiser's Linear `layer` as diffusers' `load_lora_weights` reads
+        them: peft's `lora_A`/`lora_B`, behind the pipeline component's name."""
+        prefix = f"{cls.diffusers_component}.{layer}"
+        return f"{prefix}.lora_A.weight", f"{prefix}.lora_B.weight"
+
+    @classmethod
+    def comfyui_lora_keys(cls, layer: str) -> tuple[str, str]:
+        """(down, up) keys of a LoRA on the denoiser's Linear `layer` as ComfyUI loads them, in the original
+        model's names (ComfyUI does not load diffusers names); a backbone ComfyUI cannot load says why."""
+        raise SmaError(f"ComfyUI has no LoRA loader for {cls.__name__} models")
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
         """The networks that predict the noise, by name: those the methods train."""

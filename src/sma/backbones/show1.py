@@ -57,6 +57,12 @@ class Show1Model(TextToVideoModel):
         )
         return model.freeze().to(device)
 
+    @classmethod
+    def diffusers_lora_keys(cls, layer: str) -> tuple[str, str]:
+        raise SmaError("Show-1 LoRAs load nowhere outside sma: the authors' pipeline (showone) has no LoRA loader")
+
+    comfyui_lora_keys = diffusers_lora_keys
+
     def networks(self) -> list[torch.nn.Module]:
         return [self.unet] if self.text_encoder is None else [self.unet, self.text_encoder]
 

@@ -15,6 +15,7 @@ from diffusers import UNet3DConditionModel
 
 from sma.backbones.hub import load_component
 from sma.backbones.latent_video import LatentVideoModel, load_text_and_vae, lora_target_patterns
+from sma.errors import SmaError
 
 
 class _FeaturesRecorded(Exception):
@@ -37,6 +38,16 @@ class TextToVideoModel(LatentVideoModel):
         """Load every component in float32 from a Hub id (at `revision`) or a local folder in diffusers layout."""
         unet = load_component(UNet3DConditionModel, source, "unet", revision)
         return cls(unet=unet, **load_text_and_vae(source, revision)).freeze().to(device)
+
+    @classmethod
+    def pretrained_weights(cls, source: str, revision: str | None = None, **sources: str) -> dict[str, torch.Tensor]:
+        return load_component(UNet3DConditionModel, source, "unet", revision).state_dict()
+
+    @classmethod
+    def comfyui_lora_keys(cls, layer: str) -> tuple[str, str]:
+        raise SmaError(
+            "ComfyUI has no loader for ZeroScope or ModelScope (diffusers UNet3D) LoRAs: export for diffusers instead"
+        )
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         return self.unet(latents, timesteps, encoder_hidden_states=text_embeddings.to(latents.dtype)).sample

@@ -53,6 +53,7 @@ TRAINING_FLAGS = (
 TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
 # keyword arguments of the Python API that the command line sets with a flag of the same name
 RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target"}
+RUN_OPTIONS |= {"format": "--format", "rank": "--rank"}  # sma export
 
 
 def shared_default(key: str) -> Any:

@@ -1,0 +1,42 @@
+"""`sma export`: a trained adapter as a LoRA file for diffusers' `load_lora_weights` or ComfyUI."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "export",
+        help="write a trained adapter as a LoRA that diffusers or ComfyUI loads",
+        description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; VMC's trained "
+        "q/k/v as an SVD of their change) as one .safetensors file, with rank, alpha, base model and SMA "
+        "settings in its metadata.",
+    )
+    parser.add_argument("adapter", type=Path, metavar="ADAPTER_OR_RUN", help="adapter folder, or a run folder")
+    parser.add_argument(
+        "--format",
+        choices=("diffusers", "comfyui"),
+        required=True,
+        help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved)",
+    )
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors", help="file to write")
+    parser.add_argument("--rank", type=int, help="vmc only: SVD rank of each layer's change (default: full, exact)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    parser.set_defaults(run=run)
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.export import export_adapter
+
+    export = export_adapter(
+        arguments.adapter, arguments.format, arguments.out, overwrite=arguments.overwrite, rank=arguments.rank
+    )
+    about = export.metadata
+    line = f"{export.path}: {about['lora_format']} LoRA of {about['method']}, {about['layers']} layers"
+    line += f", rank {about['rank']}"
+    if "svd_rank" in about:
+        line += f"; SVD relative error max {about['svd_relative_error_max']}, mean {about['svd_relative_error_mean']}"
+    print(line)
+    return 0

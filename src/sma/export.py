@@ -1,0 +1,192 @@
+"""Export a trained adapter as a LoRA file that other tools load: diffusers' `load_lora_weights`, ComfyUI.
+
+What is exported is what `sma generate` runs: MotionDirector's temporal LoRA (its spatial
+LoRA is off when generating), VMC's trained q/k/v as a low-rank factorisation of their
+change from the pretrained weights. Every scale is folded into the `up` factors, so each
+loader adds exactly `up @ down` to a layer's weight at strength 1. The backbone names the
+keys (`diffusers_lora_keys`, `comfyui_lora_keys`); docs/export.md has the layouts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import sma
+from sma.adapter import ABOUT_FILE, TENSORS_FILE, Adapter
+from sma.backbones.dispatch import text_to_video_class
+from sma.config import TransferConfig
+from sma.errors import SmaError
+from sma.run_folder import CONFIG_FILE, is_run_folder
+from sma.video.atomic import atomic_output, check_writable
+
+FORMATS = ("diffusers", "comfyui")
+RUN_ADAPTER = "adapter"  # where a run folder keeps its final adapter
+
+
+@dataclass
+class LoraFactors:
+    """One layer's LoRA: `up @ down` is the change of its weight, at strength 1."""
+
+    down: torch.Tensor  # (rank, in_features)
+    up: torch.Tensor  # (out_features, rank)
+    relative_error: float = 0.0  # of `up @ down` against the change it stands for (Frobenius norms)
+
+    @property
+    def rank(self) -> int:
+        return self.down.shape[0]
+
+
+@dataclass
+class Export:
+    """What `export_adapter` wrote: the file, its layers and the metadata stored in it."""
+
+    path: Path
+    layers: dict[str, LoraFactors]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def export_adapter(
+    source: str | Path, format: str, out: str | Path, *, overwrite: bool = False, rank: int | None = None
+) -> Export:
+    """Write the LoRA of an adapter folder (or of a run folder's final adapter) to `out` in `format`.
+
+    `rank` truncates VMC's factorisation (default: full rank, exact); MotionDirector keeps its trained rank.
+    """
+    out = Path(out)
+    if format not in FORMATS:
+        raise SmaError(f"unknown export `format` {format!r}: expected one of {', '.join(FORMATS)}")
+    if out.suffix != ".safetensors":
+        raise SmaError(f"the export goes to a .safetensors file, not {out.name}")
+    check_writable(out, overwrite)
+    adapter = Adapter.load(adapter_folder(Path(source)))
+    config = adapter.config
+    if config.method not in LORA_SOURCES:
+        raise SmaError(
+            f"only vmc and motiondirector adapters export as a LoRA; this one is {config.method}, whose trained "
+            "layers the pretrained model lacks or a LoRA cannot hold"
+        )
+    if rank is not None and (config.method != "vmc" or rank < 1):
+        raise SmaError(f"`rank` >= 1 truncates a vmc adapter's factorisation; got {rank} for {config.method}")
+    backbone = text_to_video_class(config.model, config.revision or None, config.motion_adapter or None)
+    keys_of = getattr(backbone, f"{format}_lora_keys")
+    trained = LORA_SOURCES[config.method].layers(adapter.tensors, backbone)
+    keys = {layer: keys_of(layer) for layer in trained}  # before any weight is read: an unloadable format fails fast
+    layers = LORA_SOURCES[config.method].factors(adapter.tensors, trained, backbone, config, rank)
+    tensors = {}
+    for layer, factors in layers.items():
+        down_key, up_key = keys[layer]
+        tensors[down_key] = factors.down.float().contiguous()
+        tensors[up_key] = factors.up.float().contiguous()
+    metadata = describe(config, format, layers, rank)
+    with atomic_output(out, overwrite) as temporary:
+        save_file(tensors, temporary, metadata=metadata)
+    return Export(out, layers, metadata)
+
+
+def adapter_folder(path: Path) -> Path:
+    """The adapter folder `path` names: an adapter folder, a file in one, or a run folder (its final adapter)."""
+    if path.is_file() and path.name in (ABOUT_FILE, TENSORS_FILE):
+        path = path.parent
+    if (path / ABOUT_FILE).is_file():
+        return path
+    if is_run_folder(path):
+        if not (path / RUN_ADAPTER / ABOUT_FILE).is_file():
+            raise SmaError(f"the run in {path} has no adapter yet: finish its training (`resume`) first")
+        return path / RUN_ADAPTER
+    if not path.exists():
+        raise SmaError(f"{path} does not exist: name an adapter folder or a run folder")
+    raise SmaError(f"{path} is neither an adapter folder ({ABOUT_FILE}) nor a run folder ({CONFIG_FILE})")
+
+
+class MotionDirectorLora:
+    """The temporal LoRA, the one MotionDirector generates with; lora_alpha = rank, so its scale is 1."""
+
+    @staticmethod
+    def layers(tensors: dict[str, torch.Tensor], backbone: type) -> list[str]:
+        temporal = backbone.lora_patterns["temporal"]
+        names = {name.partition(".lora_")[0] for name in tensors}
+        return sorted(name for name in names if temporal.fullmatch(name))
+
+    @staticmethod
+    def factors(tensors, layers, backbone, config, rank) -> dict[str, LoraFactors]:
+        return {
+            layer: LoraFactors(down=tensors[f"{layer}.lora_A.weight"], up=tensors[f"{layer}.lora_B.weight"])
+            for layer in layers
+        }
+
+
+class VMCLora:
+    """VMC trains whole q/k/v weights: the change from the pretrained weights, factorised by SVD.
+
+    At full rank (min of the layer's sizes) the factors reproduce the change up to float32
+    rounding; a lower `rank` keeps the largest singular values (the best approximation of that
+    rank in Frobenius norm), and each layer's relative error is measured and stored.
+    """
+
+    @staticmethod
+    def layers(tensors: dict[str, torch.Tensor], backbone: type) -> list[str]:
+        biases = [name for name in tensors if not name.endswith(".weight")]
+        if biases:
+            raise SmaError(f"the adapter trains {biases[0]}: a LoRA holds weight changes only")
+        return sorted(name.removesuffix(".weight") for name in tensors)
+
+    @staticmethod
+    def factors(tensors, layers, backbone, config, rank) -> dict[str, LoraFactors]:
+        pretrained = backbone.pretrained_weights(
+            config.model, config.revision or None, motion_adapter=config.motion_adapter
+        )
+        factors = {}
+        for layer in layers:
+            name = f"{layer}.weight"
+            if name not in pretrained or pretrained[name].shape != tensors[name].shape:
+                raise SmaError(f"the pretrained model has no {name} of the adapter's shape: is it the adapter's base?")
+            factors[layer] = low_rank(tensors[name].double() - pretrained[name].double(), rank)
+        return factors
+
+
+LORA_SOURCES = {"vmc": VMCLora, "motiondirector": MotionDirectorLora}
+
+
+def low_rank(change: torch.Tensor, rank: int | None = None) -> LoraFactors:
+    """`change` (out, in) as float32 up (out, r) @ down (r, in) from its SVD, the singular values split evenly
+    between the factors; r = `rank`, at most (and by default) min(out, in). The error is that of the float32
+    factors."""
+    u, singular, vh = torch.linalg.svd(change, full_matrices=False)
+    kept = len(singular) if rank is None else min(rank, len(singular))
+    root = singular[:kept].sqrt()
+    up, down = (u[:, :kept] * root).float(), (root[:, None] * vh[:kept]).float()  # as written to the file
+    size = torch.linalg.matrix_norm(change)
+    error = torch.linalg.matrix_norm(change - up.to(change) @ down.to(change)) / size if size > 0 else torch.zeros(())
+    return LoraFactors(down=down, up=up, relative_error=float(error))
+
+
+def describe(config: TransferConfig, format: str, layers: dict[str, LoraFactors], rank: int | None) -> dict[str, str]:
+    """The file's metadata (safetensors metadata holds strings): what it is, what it was trained on, and how."""
+    ranks = sorted({factors.rank for factors in layers.values()})
+    uniform = str(ranks[0]) if len(ranks) == 1 else f"{ranks[0]}-{ranks[-1]} (per layer)"
+    metadata = {
+        "format": "pt",
+        "lora_format": format,
+        "rank": uniform,
+        "alpha": uniform,  # alpha = rank: scale 1, every scale is in the up factors
+        "layers": str(len(layers)),
+        "method": config.method,
+        "base_model": config.model,
+        "base_model_revision": config.revision,
+        "motion_adapter": config.motion_adapter,
+        "sma": json.dumps(dataclasses.asdict(config.sma)),
+        "method_options": json.dumps(dataclasses.asdict(config.options)) if config.options is not None else "{}",
+        "sma_version": sma.__version__,
+    }
+    if config.method == "vmc":
+        errors = [factors.relative_error for factors in layers.values()]
+        metadata["svd_rank"] = "full" if rank is None else str(rank)
+        metadata["svd_relative_error_max"] = f"{max(errors):.3e}"
+        metadata["svd_relative_error_mean"] = f"{sum(errors) / len(errors):.3e}"
+    return metadata
