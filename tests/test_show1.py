@@ -120,7 +120,7 @@ def test_only_the_base_stage_is_supported(model_dir, tmp_path):
     interpolation = shutil.copytree(model_dir, tmp_path / "interpolation")
     index = json.loads((interpolation / "model_index.json").read_text())
     (interpolation / "model_index.json").write_text(json.dumps(index | {"_class_name": "TextToVideoIFInterpPipeline"}))
-    with pytest.raises(SmaError, match="Show-1 TextToVideoIFInterpPipeline: only the base stage"):
+    with pytest.raises(SmaError, match="Show-1 TextToVideoIFInterpPipeline: the model is the base stage"):
         load_text_to_video(str(interpolation))
 
 
