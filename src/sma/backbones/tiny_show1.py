@@ -157,11 +157,18 @@ def save_pixel_stage(folder: Path, unet, pipeline: str, noising: bool) -> Path:
     return folder
 
 
-def build_show1_interpolation(folder: str | Path, seed: int = 1, text_width: int = 48, unet_config: dict | None = None):
-    """Show-1's interpolation stage: the base UNet taking 7 channels (noisy frames, blended frames, mask)."""
+def build_show1_interpolation(
+    folder: str | Path,
+    seed: int = 1,
+    text_width: int = 48,
+    unet_config: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Show-1's interpolation stage: the base UNet taking 7 channels (noisy frames, blended frames, mask);
+    `unet_config` (default: the small `UNET`) gives another size, weights saved in `dtype`."""
     torch.manual_seed(seed)
     config = {**(unet_config or UNET), "encoder_hid_dim": text_width, "in_channels": 7}
-    unet = Show1UNet3DConditionModel(**config)
+    unet = Show1UNet3DConditionModel(**config).to(dtype)
     return save_pixel_stage(Path(folder), unet, "TextToVideoIFInterpPipeline", False)
 
 
