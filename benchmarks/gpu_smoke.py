@@ -10,8 +10,10 @@ and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and
 (0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets), and with a
 v1-5-3-sized AnimateDiff motion adapter for VMC and MotionDirector on AnimateDiff (16 frames
 512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B
-encoder) for VMC on Show-1 (8 frames 40x64, pixels). Each method runs its recipe with a few steps
-of each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs
+encoder) for VMC on Show-1 (8 frames 40x64, pixels); not run unless named, `vmc-show1-interp` adds
+Show-1's interpolation stage at the base's size (7 input channels) to generation, 8 -> 29 frames
+(phase "cascade"). Each method runs its recipe with a few steps of each phase on a synthetic clip
+(its own frames as ControlVideo's depth maps). `--size tiny` runs
 the same on tiny models on the CPU, to check the script. A method that fails is reported with its
 traceback and the others still run (one GPU session is short); any failure makes the exit non-zero.
 `--json` rewrites FILE after each method, so a run cut short keeps what it measured.
@@ -41,7 +43,10 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc-show1": ("vmc-show1", "show1", 8, (40, 64)),
     "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
+    "vmc-show1-interp": ("vmc-show1", "show1-cascade", 8, (40, 64)),
 }
+OPTIONAL = ("vmc-show1-interp",)  # run only when named in --methods
+CASCADE_SHORT_RUN = {"show1.stages": "interp", "show1.interp_steps": 4}
 SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
 # (on the CPU, DMT's fp16 guidance falls back to fp32 by itself)
@@ -73,13 +78,18 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     from real_scale import ANIMATEDIFF_V153_ADAPTER, SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
 
     from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
-    from sma.backbones.tiny_show1 import build_show1_base
+    from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
 
-    if backbone == "show1":  # the real base UNet (1.73 B); a 2-layer T5 with T5-XXL's width stands in for T5-XXL
+    if backbone.startswith("show1"):  # the real base UNet (1.73 B); a 2-layer T5 of T5-XXL's width stands in for T5-XXL
         config = json.loads((ROOT / "tests" / "data" / "show1_base_unet_state.json").read_text())["config"]
         unet_config = {key: value for key, value in config.items() if not key.startswith("_")}
-        model = build_show1_base(folder / "model", text_width=4096, unet_config=unet_config, dtype=torch.float16)
-        return {"model": model}
+        paths = {
+            "model": build_show1_base(folder / "model", text_width=4096, unet_config=unet_config, dtype=torch.float16)
+        }
+        if backbone == "show1-cascade":  # the interpolation UNet: the base's with 7 input channels
+            options = {"text_width": 4096, "unet_config": unet_config, "dtype": torch.float16}
+            paths["interpolation"] = build_show1_interpolation(folder / "interpolation", **options)
+        return paths
     torch.manual_seed(0)
     tokenizer = write_clip_tokenizer(folder / "model" / "tokenizer", max_length=77)
     if backbone == "zeroscope":  # OpenCLIP ViT-H/14's text tower
@@ -107,10 +117,15 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
         build_text_to_image,
         build_text_to_video,
     )
-    from sma.backbones.tiny_show1 import build_show1_base
+    from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
 
     if backbone == "show1":
         return {"model": build_show1_base(folder / "model")}
+    if backbone == "show1-cascade":
+        return {
+            "model": build_show1_base(folder / "model"),
+            "interpolation": build_show1_interpolation(folder / "interp"),
+        }
     if backbone == "animatediff":
         return {
             "model": build_text_to_image(folder / "model"),
@@ -131,10 +146,12 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN | {"train.steps": steps, "train.checkpoint_every": steps}
     if "motion_adapter" in models:
         overrides["motion_adapter"] = str(models["motion_adapter"])
+    if "interpolation" in models:
+        overrides |= CASCADE_SHORT_RUN | {"show1.interpolation": str(models["interpolation"])}
     if name == "controlvideo":
         overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
     if size == "tiny":
-        side = 16 if name == "vmc-show1" else 32
+        side = 16 if name.startswith("vmc-show1") else 32
         overrides |= {"video.height": side, "video.width": side, "train.mixed_precision": "no"}
     else:
         overrides |= {"video.height": height, "video.width": width}
@@ -146,7 +163,7 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     return {"method": name, "frames": config.video.frames, "wall_s": wall, "phases": phases}
 
 
-PHASES = ("train", "invert", "sample", "generate", "decode")
+PHASES = ("train", "invert", "sample", "generate", "decode", "cascade")
 HEADER = f"{'method':<28}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in PHASES)
 HEADER += f"{'generate s':>12}{'wall s':>9}"
 
@@ -181,7 +198,9 @@ def run_on_backbone(method: str, models: dict, references: dict, build, work: Pa
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=("real", "tiny"), default="real")
-    parser.add_argument("--methods", nargs="+", choices=list(RECIPES), default=list(RECIPES))
+    parser.add_argument(
+        "--methods", nargs="+", choices=list(RECIPES), default=[name for name in RECIPES if name not in OPTIONAL]
+    )
     parser.add_argument("--train-steps", type=int, default=8, help="training steps of each trained method")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="results file, rewritten after each method")

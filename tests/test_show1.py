@@ -65,7 +65,8 @@ def test_unet_output_equals_the_authors_class_at_a_small_config():
     ("change", "message"),
     [
         ({"transfromer_in_opt": True}, "transfromer_in_opt=True"),
-        ({"class_embed_type": "timestep"}, "class_embed_type='timestep'"),
+        ({"class_embed_type": "projection"}, "class_embed_type='projection'"),
+        ({"layers_per_block": (1, 1, 1)}, "3 layers_per_block for 2 down blocks"),
         ({"down_block_types": ("CrossAttnDownBlock3D", "SimpleCrossAttnDownBlock3D")}, "CrossAttnDownBlock3D"),
     ],
 )
@@ -73,7 +74,7 @@ def test_unet_refuses_settings_it_cannot_build(change, message):
     settings = {"block_out_channels": (32, 64), "attention_head_dim": 8, "layers_per_block": 1}
     settings |= {"down_block_types": ("ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D")}
     settings |= {"up_block_types": ("SimpleCrossAttnUpBlock3D", "ResnetUpsampleBlock3D")}
-    with pytest.raises(ValueError, match=f"not a Show-1 base UNet config.*{message}"):
+    with pytest.raises(ValueError, match=f"not a Show-1 UNet config.*{message}"):
         Show1UNet3DConditionModel(**settings | change)
 
 
@@ -119,7 +120,7 @@ def test_only_the_base_stage_is_supported(model_dir, tmp_path):
     interpolation = shutil.copytree(model_dir, tmp_path / "interpolation")
     index = json.loads((interpolation / "model_index.json").read_text())
     (interpolation / "model_index.json").write_text(json.dumps(index | {"_class_name": "TextToVideoIFInterpPipeline"}))
-    with pytest.raises(SmaError, match="Show-1 TextToVideoIFInterpPipeline: only the base stage"):
+    with pytest.raises(SmaError, match="Show-1 TextToVideoIFInterpPipeline: the model is the base stage"):
         load_text_to_video(str(interpolation))
 
 

@@ -87,6 +87,35 @@ class GenerateConfig:
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 weights and latents while generating
 
 
+SHOW1_STAGES = (
+    "base",
+    "interp",
+    "sr1",
+    "sr2",
+)  # Show-1's cascade in order: keyframes, then 29 frames, 160x256, 320x576
+SHOW1_STAGE_MODELS = {"interp": ("interpolation",), "sr1": ("image_sr", "sr1"), "sr2": ("sr2",)}  # keys of `show1`
+SHOW1_MODEL_KEYS = tuple(key for keys in SHOW1_STAGE_MODELS.values() for key in keys)
+
+
+@dataclass
+class Show1Config:
+    """Generation through Show-1's cascade after the base stage (a Show-1 `model` only); the stage models are
+    Hub ids or folders, the step counts the authors'."""
+
+    stages: str = "base"  # base | interp | sr1 | sr2: the last stage run
+    interpolation: str = "showlab/show-1-interpolation"
+    image_sr: str = "DeepFloyd/IF-II-L-v1.0"  # the first frame of sr1
+    sr1: str = "showlab/show-1-sr1"
+    sr2: str = "showlab/show-1-sr2"
+    interp_steps: int = 75
+    image_sr_steps: int = 70
+    sr1_steps: int = 125
+    sr2_steps: int = 50  # of which strength 0.8 runs: 40
+    sr2_height: int = 320
+    sr2_width: int = 576
+    sr2_negative_prompt: str = "low resolution, blur"
+
+
 @dataclass
 class TransferConfig:
     method: str = "vmc"
@@ -100,6 +129,7 @@ class TransferConfig:
     sma: SmaConfig = field(default_factory=SmaConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    show1: Show1Config = field(default_factory=Show1Config)
     options: Any = None  # the method's own section, an instance of its `Options` (None if it has none)
 
     def to_dict(self) -> dict[str, Any]:

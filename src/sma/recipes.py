@@ -140,6 +140,7 @@ def validate(config: TransferConfig) -> TransferConfig:
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
     check_generation(config.generate)
+    check_show1(config.show1)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
     if config.sma.enabled:
@@ -162,6 +163,15 @@ def check_generation(generate: GenerateConfig) -> None:
         raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
     if generate.sampler not in SAMPLERS:
         raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {generate.sampler!r}")
+
+
+def check_show1(settings) -> None:
+    from sma.backbones.show1_cascade import stages_after_base
+
+    stages_after_base(settings.stages)
+    for name in ("interp_steps", "image_sr_steps", "sr1_steps", "sr2_steps", "sr2_height", "sr2_width"):
+        if getattr(settings, name) < 1:
+            raise SmaError(f"`show1.{name}` must be >= 1, got {getattr(settings, name)}")
 
 
 def check_nothing_trained(config: TransferConfig) -> None:

@@ -33,6 +33,7 @@ RESUMABLE = {
     "train.steps": "more or fewer steps, not below the latest checkpoint",
     "train.checkpoint_every": "how often checkpoints are written",
     "targets": "the prompts generated after training",
+    "show1.stages": "how far Show-1's cascade generates",
 }
 
 
@@ -229,6 +230,8 @@ def slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "video"
 
 
-def video_path(out: Path, index: int, target: str) -> Path:
-    """Where the video of the `index`-th target goes: out/videos/NN-target.mp4."""
-    return Path(out) / "videos" / f"{index:02d}-{slug(target)}.mp4"
+def video_path(out: Path, index: int, target: str, stage: str = "base") -> Path:
+    """Where the video of the `index`-th target goes: out/videos/NN-target.mp4; a later stage of Show-1's
+    cascade next to it, out/videos/NN-target.STAGE.mp4."""
+    suffix = "" if stage == "base" else f".{stage}"
+    return Path(out) / "videos" / f"{index:02d}-{slug(target)}{suffix}.mp4"

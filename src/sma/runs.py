@@ -19,8 +19,9 @@ from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
 from sma.adapter import Adapter
+from sma.backbones.show1_cascade import check_sources, run_cascade, stages_after_base
 from sma.checkpoints import checkpoint_step, latest_checkpoint
-from sma.config import GENERATION_PRECISIONS, TransferConfig, generation_dtype
+from sma.config import GENERATION_PRECISIONS, SHOW1_MODEL_KEYS, TransferConfig, generation_dtype
 from sma.errors import SmaError
 from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
@@ -159,6 +160,7 @@ def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool
     if not method_class(config.method).trains:
         raise SmaError(f"{config.method} trains nothing: transfer guides generation directly")
     pin_sources(config)
+    check_cascade(config)
     reference_hash = _check_reference(reference)
     accelerator = make_accelerator(config)
     with RunFolder(out, overwrite=overwrite, resume=resume, main=accelerator.is_main_process) as run:
@@ -196,11 +198,25 @@ def _train(
 
 
 def load_trained(
-    adapter_dir: Path, device: str | torch.device = "cpu", precision: str | None = None, model: str | None = None
+    adapter_dir: Path,
+    device: str | torch.device = "cpu",
+    precision: str | None = None,
+    model: str | None = None,
+    stages: str | None = None,
+    stage_models: dict[str, str] | None = None,
 ) -> tuple[TrainedMethod, Adapter]:
     """The base model (the adapter's, or `model`) with the adapter applied, in the adapter's (or the given)
-    generation precision."""
+    generation precision; `stages` and `stage_models` ({"sr1": folder, ...}) replace the adapter's `show1`
+    settings."""
     adapter = Adapter.load(adapter_dir)
+    if stages is not None:
+        stages_after_base(stages)
+        adapter.config.show1.stages = stages
+    for key, source in (stage_models or {}).items():
+        if key not in SHOW1_MODEL_KEYS:
+            raise SmaError(f"no Show-1 stage model `show1.{key}`: there are {', '.join(SHOW1_MODEL_KEYS)}")
+        setattr(adapter.config.show1, key, source)
+    check_cascade(adapter.config)
     if precision is not None:
         if precision not in GENERATION_PRECISIONS:
             raise SmaError(f"precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {precision!r}")
@@ -227,22 +243,30 @@ def generate(
     precision: str | None = None,
     overwrite: bool = False,
     model: str | None = None,
+    stages: str | None = None,
+    stage_models: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Videos for each target prompt from a trained adapter (on its base model, or `model`); returns the mp4 paths."""
+    """Videos for each target prompt from a trained adapter (on its base model, or `model`); returns the mp4 paths
+    of the last stage run (`stages`, default the adapter's `show1.stages`: base but for Show-1's cascade)."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
-    check_outputs(Path(out), targets, overwrite)
-    method, adapter = load_trained(adapter_dir, default_device(), precision, model)
+    check_outputs(Path(out), targets, overwrite, stages or "base")
+    method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models)
+    check_outputs(Path(out), targets, overwrite, adapter.config.show1.stages)
     seed = adapter.config.seed if seed is None else seed
-    return write_videos(method, adapter.reference_latents, targets, Path(out), seed, overwrite, Phases())
+    write_videos(method, adapter.reference_latents, targets, Path(out), seed, overwrite, Phases())
+    last = adapter.config.show1.stages
+    return [video_path(Path(out), index, target, last) for index, target in enumerate(targets)]
 
 
-def check_outputs(out: Path, targets: list[str], overwrite: bool) -> None:
+def check_outputs(out: Path, targets: list[str], overwrite: bool, last_stage: str = "base") -> None:
     """Fail before any work when a video exists (and `overwrite` is not set) or `out` cannot be written."""
+    stages = ["base", *stages_after_base(last_stage)]
     for index, target in enumerate(targets):
-        path = video_path(out, index, target)
-        check_writable(path, overwrite)
-        check_writable(path.with_suffix(".gif"), overwrite)
+        for stage in stages:
+            path = video_path(out, index, target, stage)
+            check_writable(path, overwrite)
+            check_writable(path.with_suffix(".gif"), overwrite)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -262,9 +286,10 @@ def write_videos(
 ) -> list[Path]:
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
-    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target.
+    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. With
+    `show1.stages` beyond base, Show-1's cascade then takes every video further (see `write_cascade`).
     """
-    paths, guidance = [], []
+    paths, guidance, videos = [], [], []
     for index, target in enumerate(targets):
         tqdm.write(f"generating {index + 1}/{len(targets)}: {target}")
         with phases("generate"):
@@ -277,10 +302,55 @@ def write_videos(
         write_video(path, video, overwrite=overwrite)
         write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
         paths.append(path)
+        videos.append(video)
     if guidance:
         with atomic_output(out / "guidance_log.json", overwrite=True) as temporary:
             temporary.write_text(json.dumps(guidance, indent=1))
+    if method.config.show1.stages != "base":
+        write_cascade(method, videos, targets, out, seed, overwrite, phases)
     return paths
+
+
+def check_cascade(config: TransferConfig) -> None:
+    """Stages after base need a Show-1 model and their own models; checked before anything is generated."""
+    if config.show1.stages == "base":
+        return
+    from sma.backbones.dispatch import model_index
+    from sma.backbones.show1 import PIPELINE
+
+    if model_index(config.model, config.revision or None).get("_class_name") != PIPELINE:
+        raise SmaError(
+            f"`show1.stages` {config.show1.stages} takes Show-1's keyframes further, but {config.model} is not "
+            f"Show-1's base stage ({PIPELINE}): set `show1.stages` to base"
+        )
+    check_sources(config.show1)
+
+
+def write_cascade(
+    method: Method, keyframes: list[torch.Tensor], targets: list[str], out: Path, seed: int, overwrite, phases
+) -> None:
+    """Show-1's stages after base on every keyframe video, each stage's videos written as NN-target.STAGE.mp4.
+
+    T5 encodes the prompts first and is freed, and the base UNet leaves the accelerator: each stage then
+    has it to itself.
+    """
+    model, settings = method.model, method.config.show1
+    texts = [model.encode_prompts([target]).cpu() for target in targets]
+    negative = model.encode_prompts([method.config.generate.negative_prompt]).cpu()
+    model.release_text_encoder()
+    device, dtype = model.device, model.dtype
+    model.to("cpu")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    try:
+        with phases("cascade"):
+            for stage, videos in run_cascade(keyframes, targets, texts, negative, settings, device, dtype, seed):
+                for index, (target, video) in enumerate(zip(targets, videos, strict=True)):
+                    path = video_path(out, index, target, stage)
+                    write_video(path, video, overwrite=overwrite)
+                    write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
+    finally:
+        model.to(device, dtype)
 
 
 def transfer(
@@ -296,6 +366,7 @@ def transfer(
     if resume and not trains:
         raise SmaError(f"{config.method} trains nothing, so there is nothing to resume: set `overwrite` instead")
     pin_sources(config)
+    check_cascade(config)
     reference_hash = _check_reference(reference)
     accelerator = make_accelerator(config) if trains else None
     main = accelerator is None or accelerator.is_main_process

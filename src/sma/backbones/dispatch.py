@@ -54,8 +54,8 @@ def text_to_video_class(source: str, revision: str | None = None, motion_adapter
     if unet_library.startswith("showone"):
         if index.get("_class_name") != PIPELINE:
             raise SmaError(
-                f"{source} is a Show-1 {index.get('_class_name')}: only the base stage ({PIPELINE}, "
-                "e.g. showlab/show-1-base) is supported"
+                f"{source} is a Show-1 {index.get('_class_name')}: the model is the base stage ({PIPELINE}, "
+                "e.g. showlab/show-1-base); later stages are set in `show1` (interpolation, image_sr, sr1, sr2)"
             )
         return Show1Model
     return TextToVideoModel

@@ -1,8 +1,8 @@
 """Show-1's base stage (showlab/show-1-base): 8 keyframes at 40x64 pixels from T5 text.
 
 A pixel-space model of the DeepFloyd IF family, so there is no VAE: "latents" are the
-pixels themselves in [-1, 1]. Only the base stage is here; Show-1's interpolation and
-super-resolution stages are not.
+pixels themselves in [-1, 1]. The later stages of Show-1's cascade are in
+`sma.backbones.show1_cascade`; training is on the keyframes only.
 
 - Text: T5 (`T5EncoderModel`, XXL on the Hub: ~4.7 B parameters), prompts lower-cased and
   padded to 77 tokens with their attention mask, as the authors' pipeline does. Embeddings
@@ -144,6 +144,5 @@ def check_strict(report: dict[str, list], source: str) -> None:
     if problems:
         kind, names = next(iter(problems.items()))
         raise SmaError(
-            f"the unet/ of {source} is not a Show-1 base UNet: {len(names)} {kind.replace('_', ' ')} "
-            f"(e.g. {names[0]!r})"
+            f"the unet/ of {source} is not a Show-1 UNet: {len(names)} {kind.replace('_', ' ')} (e.g. {names[0]!r})"
         )

@@ -1,4 +1,4 @@
-"""The UNet of the Show-1 base stage (showlab/show-1-base), written for `sma`.
+"""The UNet of Show-1's pixel stages (base, interpolation, first super-resolution), written for `sma`.
 
 Show-1's keyframe model is DeepFloyd IF's pixel UNet inflated to video: IF's resnet and
 "simple" cross-attention blocks (self-attention whose keys and values also take the
@@ -7,6 +7,11 @@ transformer, an attention-pooled T5 embedding added to the timestep embedding, a
 learned-variance output (6 channels for 3). Its parameter names and shapes are those of the
 authors' class (`showone.models.unet_3d_condition.UNet3DConditionModel`), so the Hub
 checkpoint loads strictly; `tests/data/show1_base_unet_state.json` records them.
+
+The interpolation and super-resolution stages are the same class with other configs: more
+input channels (the conditioning frames, and for interpolation a mask, are concatenated to
+the noisy frames) and, for super-resolution, the noise level of the upscaled frames embedded
+like a timestep and added to the timestep embedding (`class_embed_type` "timestep").
 
 Frames are folded into the batch, (b, c, f, h, w) -> (b * f, c, h, w), as in diffusers'
 UNet3DConditionModel; the temporal layers unfold them.
@@ -34,13 +39,11 @@ FIXED_SETTINGS = {
     "encoder_hid_dim_type": "text_proj",
     "addition_embed_type": "text",
     "center_input_sample": False,
-    "class_embed_type": None,
     "class_embeddings_concat": False,
     "num_class_embeds": None,
     "projection_class_embeddings_input_dim": None,
     "time_embedding_type": "positional",
     "time_embedding_dim": None,
-    "time_embedding_act_fn": None,
     "timestep_post_act": None,
     "time_cond_proj_dim": None,
     "addition_time_embed_dim": None,
@@ -177,10 +180,10 @@ def temporal_attention(settings: dict, channels: int) -> TransformerTemporalMode
 
 
 class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
-    """Show-1's keyframe UNet: (b, 3, f, h, w) pixels, timesteps and T5 states -> (b, 6, f, h, w).
+    """Show-1's pixel UNet: (b, in_channels, f, h, w) pixels, timesteps and T5 states -> (b, 6, f, h, w).
 
     The config is the Hub's `unet/config.json`; every setting is accepted by name, and those
-    that Show-1 base does not use must keep its values (see FIXED_SETTINGS).
+    that Show-1's stages do not use must keep their values (see FIXED_SETTINGS).
     """
 
     @register_to_config
@@ -203,7 +206,7 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             "ResnetUpsampleBlock3D",
         ),
         block_out_channels: tuple[int, ...] = (320, 640, 960, 1280),
-        layers_per_block: int = 3,
+        layers_per_block: int | tuple[int, ...] = 3,
         attention_head_dim: int = 64,
         cross_attention_dim: int = 1280,
         cross_attention_norm: str | None = "group_norm",
@@ -260,9 +263,13 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             "cross_attention_dim": cross_attention_dim,
             "cross_attention_norm": cross_attention_norm,
         }
+        layers = [layers_per_block] * len(widths) if isinstance(layers_per_block, int) else list(layers_per_block)
         self.conv_in = nn.Conv2d(in_channels, widths[0], conv_in_kernel, padding=(conv_in_kernel - 1) // 2)
         self.time_proj = Timesteps(widths[0], flip_sin_to_cos, freq_shift)
         self.time_embedding = TimestepEmbedding(widths[0], time_channels, act_fn=act_fn)
+        # super-resolution: the noise level of the conditioning frames, embedded as a timestep
+        self.class_embedding = TimestepEmbedding(widths[0], time_channels, act_fn=act_fn) if class_embed_type else None
+        self.time_embed_act = get_activation(time_embedding_act_fn) if time_embedding_act_fn else None
         self.encoder_hid_proj = nn.Linear(encoder_hid_dim, cross_attention_dim)
         self.add_embedding = TextTimeEmbedding(encoder_hid_dim, time_channels, num_heads=addition_embed_type_num_heads)
 
@@ -272,16 +279,16 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
             last = index == len(widths) - 1
             previous = widths[max(index - 1, 0)]
             block = Show1DownBlock(
-                settings, previous, widths[index], layers_per_block, block_type == DOWN_BLOCKS[1], not last
+                settings, previous, widths[index], layers[index], block_type == DOWN_BLOCKS[1], not last
             )
             self.down_blocks.append(block)
-            skip_channels += [widths[index]] * (layers_per_block + (not last))
+            skip_channels += [widths[index]] * (layers[index] + (not last))
         self.mid_block = Show1MidBlock(settings, widths[-1])
         self.up_blocks = nn.ModuleList()
         previous = widths[-1]
         for index, block_type in enumerate(up_block_types):
             channels = widths[-1 - index]
-            skips = [skip_channels.pop() for _ in range(layers_per_block + 1)]
+            skips = [skip_channels.pop() for _ in range(layers[-1 - index] + 1)]
             last = index == len(widths) - 1
             block = Show1UpBlock(settings, skips, previous, channels, block_type == UP_BLOCKS[1], upsample=not last)
             self.up_blocks.append(block)
@@ -295,14 +302,24 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         sample: torch.Tensor,
         timestep: torch.Tensor | float | int,
         encoder_hidden_states: torch.Tensor,
+        class_labels: torch.Tensor | None = None,
         return_dict: bool = True,
     ) -> UNet3DConditionOutput | tuple[torch.Tensor]:
-        """`sample` (b, c, f, h, w), one timestep or one per sample, T5 states (b, tokens, encoder_hid_dim)."""
+        """`sample` (b, c, f, h, w), one timestep or one per sample, T5 states (b, tokens, encoder_hid_dim);
+        `class_labels` (b,) the noise levels of a super-resolution stage's conditioning frames."""
         batch, _, frames, height, width = sample.shape
         timesteps = torch.as_tensor(timestep, device=sample.device).reshape(-1).expand(batch)
         embedding = self.time_embedding(self.time_proj(timesteps).to(sample.dtype))
+        if self.class_embedding is not None:
+            if class_labels is None:
+                raise ValueError("this UNet embeds a noise level: pass `class_labels`")
+            levels = torch.as_tensor(class_labels, device=sample.device).reshape(-1).expand(batch)
+            embedding = embedding + self.class_embedding(self.time_proj(levels).to(sample.dtype))
         # the pooled T5 states join the timestep embedding; the projected ones are what attention sees
-        embedding = (embedding + self.add_embedding(encoder_hidden_states)).repeat_interleave(frames, dim=0)
+        embedding = embedding + self.add_embedding(encoder_hidden_states)
+        if self.time_embed_act is not None:
+            embedding = self.time_embed_act(embedding)
+        embedding = embedding.repeat_interleave(frames, dim=0)
         text = self.encoder_hid_proj(encoder_hidden_states).repeat_interleave(frames, dim=0)
 
         hidden = self.conv_in(sample.transpose(1, 2).reshape(batch * frames, -1, height, width))
@@ -321,13 +338,18 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
 
 
 def check_supported(config: dict) -> None:
-    """The class builds Show-1 base only: refuse, by name, settings that would need another network."""
+    """The class builds Show-1's pixel UNets only: refuse, by name, settings that would need another network."""
     changed = {name: config[name] for name, value in FIXED_SETTINGS.items() if config[name] != value}
     problems = [f"{name}={value!r} (needs {FIXED_SETTINGS[name]!r})" for name, value in changed.items()]
+    if config["class_embed_type"] not in (None, "timestep"):
+        problems.append(f"class_embed_type={config['class_embed_type']!r} (needs None or 'timestep')")
+    layers = config["layers_per_block"]
+    if not isinstance(layers, int) and len(layers) != len(config["down_block_types"]):
+        problems.append(f"{len(layers)} layers_per_block for {len(config['down_block_types'])} down blocks")
     down, up, widths = config["down_block_types"], config["up_block_types"], config["block_out_channels"]
     problems += [f"down block {name!r}" for name in down if name not in DOWN_BLOCKS]
     problems += [f"up block {name!r}" for name in up if name not in UP_BLOCKS]
     if not len(down) == len(up) == len(widths):
         problems.append(f"{len(down)} down blocks, {len(up)} up blocks, {len(widths)} widths")
     if problems:
-        raise ValueError(f"not a Show-1 base UNet config: unsupported {'; '.join(problems)}")
+        raise ValueError(f"not a Show-1 UNet config: unsupported {'; '.join(problems)}")

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sma.config import SHOW1_STAGES
 from sma.methods import methods_help
 
 
@@ -45,6 +46,12 @@ TRAINING_FLAGS = (
         "train.gradient_checkpointing",
         "trade compute for memory",
         {"action": "store_true", "default": None},
+    ),
+    Flag(
+        "--stages",
+        "show1.stages",
+        "Show-1 only: generate through its cascade up to this stage",
+        {"choices": SHOW1_STAGES},
     ),
     Flag("--controlnet", "controlvideo.controlnet", "controlvideo: ControlNet-Depth, Hub id or local folder"),
     Flag("--control-video", "controlvideo.video", "controlvideo: depth maps of the reference (video or frame folder)"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sma.config import SHOW1_MODEL_KEYS, SHOW1_STAGES
+
 
 def add_parser(subcommands) -> None:
     parser = subcommands.add_parser("generate", help="generate videos from a trained adapter")
@@ -21,7 +23,34 @@ def add_parser(subcommands) -> None:
     parser.add_argument(
         "--model", help="base model, Hub id or local folder (default: the one the adapter was trained on)"
     )
+    parser.add_argument(
+        "--stages",
+        choices=SHOW1_STAGES,
+        help="Show-1 only: generate through its cascade up to this stage (default: the adapter's show1.stages)",
+    )
+    parser.add_argument(
+        "--stage-model",
+        action="append",
+        metavar="NAME=SOURCE",
+        help=f"Show-1 cascade: a stage's model, Hub id or folder; NAME is one of {', '.join(SHOW1_MODEL_KEYS)} "
+        "(repeatable; default: the adapter's show1 settings)",
+    )
     parser.set_defaults(run=run)
+
+
+def stage_models(pairs: list[str] | None) -> dict[str, str]:
+    """`--stage-model NAME=SOURCE` values -> {NAME: SOURCE}; the names are checked where they are used."""
+    from sma.errors import SmaError
+
+    models = {}
+    for pair in pairs or []:
+        name, _, source = pair.partition("=")
+        if not name or not source:
+            raise SmaError(
+                f"--stage-model takes NAME=SOURCE with NAME one of {', '.join(SHOW1_MODEL_KEYS)}, got {pair!r}"
+            )
+        models[name] = source
+    return models
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -35,6 +64,8 @@ def run(arguments: argparse.Namespace) -> int:
         precision=arguments.precision,
         overwrite=arguments.overwrite,
         model=arguments.model,
+        stages=arguments.stages,
+        stage_models=stage_models(arguments.stage_model),
     )
     for path in paths:
         print(path)
