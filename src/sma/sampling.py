@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMInverseScheduler, DDIMScheduler, DPMSolverMultistepScheduler
+
 from sma.errors import SmaError
 from sma.progress import track
 
