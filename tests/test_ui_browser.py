@@ -69,6 +69,11 @@ def fill(page, label: str, value) -> None:
     page.get_by_label(label, exact=True).fill(str(value))
 
 
+def screenshot(page, name: str, full_page: bool = False) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+
+
 def status(page) -> str:
     return page.locator("#status").inner_text()
 
@@ -88,7 +93,7 @@ def wait_status(page, prefixes: tuple[str, ...], timeout_s: float) -> str:
     raise AssertionError(f"status never began with {prefixes}: {status(page)!r}")
 
 
-def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run(server, tmp_path):
+def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_waits(server, tmp_path):
     from sma.video import MovingObject, synthetic_video, write_video
 
     address, out = server
@@ -108,8 +113,8 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run(server, tmp_pa
 
         page.locator("#run").click()
         done = wait_status(page, ("Done", "Error", "Cancelled"), 60)
-        page.screenshot(path=str(SCREENSHOTS / "done-1280x800.png"))
-        page.screenshot(path=str(SCREENSHOTS / "done-1280-full.png"), full_page=True)
+        screenshot(page, "done-1280x800.png")
+        screenshot(page, "done-1280-full.png", full_page=True)
         assert done.startswith("Done"), done
         assert page.locator("#comparison video").get_attribute("src")
         assert table_rows(page, "#metrics") == 2
@@ -127,25 +132,31 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run(server, tmp_pa
         error = wait_status(page, ("Error",), 30)
         assert "no-such-model" in error and "\n" not in error.strip()
         assert table_rows(page, "#metrics") == 2  # the earlier results stay
-        page.screenshot(path=str(SCREENSHOTS / "error-1280x800.png"))
+        screenshot(page, "error-1280x800.png")
 
         fill(page, "Model", "")
         fill(page, "Training steps", 2000)
         page.locator("#run").click()
         page.locator("#progress").get_by_text("training").wait_for(timeout=30_000)
+        visitor = browser.new_page(viewport={"width": 1280, "height": 800})  # a second visitor, while it trains
+        visitor.goto(address)
+        visitor.locator("#run").click()
+        visitor.locator("#status").get_by_text("Queued: another job").wait_for(timeout=15_000)
+        visitor.locator("#cancel").click()
         page.locator("#cancel").click()
         cancelled = wait_status(page, ("Cancelled", "Error", "Done"), 30)
+        visitor.locator("#status").get_by_text("Cancelled before it started").wait_for(timeout=30_000)
         assert cancelled.startswith("Cancelled: stopped at step"), cancelled
         assert "continue with 'Resume'" in cancelled
         name = page.get_by_label("Run name", exact=True).input_value()
         assert list((out / name / "sma" / "checkpoints").glob("step-*")), "the cancelled run keeps its checkpoint"
         assert table_rows(page, "#metrics") == 2
-        page.screenshot(path=str(SCREENSHOTS / "cancelled-1280x800.png"))
+        screenshot(page, "cancelled-1280x800.png")
 
         page.locator("#previous").get_by_text("Previous runs").click()
         runs = page.locator("#runs").inner_text()
         assert job.name in runs and name in runs and "stopped at step-" in runs
 
         page.set_viewport_size({"width": 420, "height": 900})
-        page.screenshot(path=str(SCREENSHOTS / "narrow-420.png"), full_page=True)
+        screenshot(page, "narrow-420.png", full_page=True)
         browser.close()

@@ -53,7 +53,7 @@ FIELDS = {
 }
 CSS = """
 #status {min-height: 1.5em}
-.phase-row {display: grid; grid-template-columns: 11em 1fr 5.5em; gap: .6em; align-items: center; margin: .15em 0}
+.phase-row {display: grid; grid-template-columns: 14em 1fr 6em; gap: .6em; align-items: center; margin: .15em 0}
 .phase-row progress {width: 100%; height: .9em}
 """
 
@@ -273,6 +273,7 @@ class Progress:
         self.bars: dict[tuple[str, str], tuple[int, int]] = {}
         self.video: dict[str, int] = {}
         self.losses: list[tuple[int, float, str]] = []
+        self._plotted, self._drawn = 0, 0.0
 
     def add(self, variant: str, step: Step) -> None:
         if step.phase in ("invert", "dmt") and step.done == 1:
@@ -293,12 +294,17 @@ class Progress:
             )
         return "".join(rows) or "<div class='phase-row'><span>loading the model…</span></div>"
 
-    def frame(self):
-        """The total loss of each step, by variant, for the live plot."""
-        import pandas
+    def plot(self, path: Path, final: bool = False):
+        """The total loss of each training step so far, one panel per variant (as the run's loss_curves.png),
+        redrawn at most every two seconds (and at the end); left as it is when nothing changed."""
+        stale = len(self.losses) != self._plotted
+        if not self.losses or not stale or (time.monotonic() - self._drawn < 2 and not final):
+            return gr.update()
+        from sma.report import plot_losses
 
-        frame = pandas.DataFrame(self.losses, columns=["step", "loss", "run"])
-        return frame.astype({"step": int, "loss": float, "run": str})
+        plot_losses([{"step": step - 1, f"loss, {label}": value} for step, value, label in self.losses], path)
+        self._plotted, self._drawn = len(self.losses), time.monotonic()
+        return str(path)
 
 
 class App:
@@ -364,6 +370,8 @@ class App:
             return
         events: queue.Queue = queue.Queue()
         outcome: dict[str, BaseException] = {}
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        live = self.downloads / f"{job.folder.name}-live-loss.png"
         worker = threading.Thread(target=self._work, args=(job, events, stop, outcome), daemon=True)
         targets = len(next(iter(job.configs.values())).targets)
         progress = Progress({variant: VARIANTS[variant] for variant in job.configs}, targets)
@@ -379,7 +387,7 @@ class App:
                         progress.add(*events.get_nowait())
                 except queue.Empty:
                     pass
-                yield (status, progress.html(), progress.frame(), *keep)
+                yield (status, progress.html(), progress.plot(live), *keep)
         finally:
             with self.lock:
                 self.running = None
@@ -389,13 +397,20 @@ class App:
             again = (gr.update(value=job.folder.name), gr.update(value=True)) if (job.folder / "sma").exists() else ()
             again = again or (gr.update(), gr.update())
             prefix = "**Cancelled:**" if stop.is_set() else "**Error:**"
-            yield (f"{prefix} {for_page(str(error))}", progress.html(), progress.frame(), *keep[:5], runs, *again)
+            yield (
+                f"{prefix} {for_page(str(error))}",
+                progress.html(),
+                progress.plot(live, final=True),
+                *keep[:5],
+                runs,
+                *again,
+            )
             return
         found = results(job.folder, self.downloads)
         yield (
             f"**Done:** {job.folder.name} (in {job.folder})",
             progress.html(),
-            progress.frame(),
+            progress.plot(live, final=True),
             *self.shown(found),
             runs,
             gr.update(value=""),
@@ -497,14 +512,14 @@ def build(out: Path):
                             label=FIELDS["name"], placeholder="new: date and target", elem_id="name"
                         )
                         fields["resume"] = gr.Checkbox(False, label=FIELDS["resume"] + " (after a Cancel)")
+            with gr.Column(scale=3, min_width=320):
                 with gr.Row():
                     start = gr.Button("Run", variant="primary", elem_id="run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-            with gr.Column(scale=3, min_width=320):
                 status = gr.Markdown("Ready.", elem_id="status")
                 bars = gr.HTML(elem_id="progress")
-                live = gr.LinePlot(
-                    x="step", y="loss", color="run", label="Loss while training", height=220, elem_id="live-loss"
+                live = gr.Image(
+                    label="Loss while training", type="filepath", interactive=False, height=240, elem_id="live-loss"
                 )
                 comparison = gr.Video(
                     label="Comparison", interactive=False, autoplay=True, loop=True, elem_id="comparison"
