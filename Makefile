@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean browser ui
 
 demo: $(VENV)/.installed
 	$(BIN)/sma demo --out sma-demo --overwrite
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q
@@ -17,6 +17,18 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+ui: $(VENV)/.installed
+	$(BIN)/sma ui
+
+# The browser test (tests/test_ui_browser.py) drives Debian's Chromium through Playwright; Playwright's own
+# browser download is not used. Installed with apt-get as root or with passwordless sudo; otherwise the test is
+# skipped and says why.
+browser:
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+	  { if [ "$$(id -u)" = 0 ]; then S=; else S="sudo -n"; fi; \
+	    $$S apt-get update -qq && $$S env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium could not be installed: the browser test will be skipped"
+
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/sma_loss.py
 
@@ -24,7 +36,7 @@ bench: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/pip install --quiet -e '.[dev,bench,ui]'
 	touch $@
 
 clean:

@@ -60,13 +60,11 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     """One panel per logged loss term against the step (a term may be missing on some steps: MotionDirector's
     spatial loss on the steps that drop the spatial LoRA)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global state, so a page may draw while a run does
 
     names = [name for name in dict.fromkeys(key for record in history for key in record) if name != "step"]
-    figure, axes = plt.subplots(len(names) or 1, 1, figsize=(6, 1.8 * max(1, len(names))), sharex=True, squeeze=False)
+    figure = Figure(figsize=(6, 1.8 * max(1, len(names))))
+    axes = figure.subplots(len(names) or 1, 1, sharex=True, squeeze=False)
     for axis, name in zip(axes[:, 0], names, strict=False):
         steps, values = zip(*[(record["step"] + 1, record[name]) for record in history if name in record], strict=True)
         axis.plot(steps, values, linewidth=1)
@@ -75,4 +73,3 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     figure.tight_layout()
     with atomic_output(path, overwrite=True) as temporary:
         figure.savefig(temporary, dpi=100, format="png")
-    plt.close(figure)

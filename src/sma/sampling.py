@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from diffusers import DDIMInverseScheduler, DDIMScheduler, DPMSolverMultistepScheduler
-from tqdm.auto import tqdm
 
 from sma.errors import SmaError
+from sma.progress import track
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -51,7 +51,7 @@ def sample(
 ) -> torch.Tensor:
     """Run the scheduler from `latents` (noise at its first timestep) to a clean latent."""
     scheduler.set_timesteps(steps, device=latents.device)
-    for t in tqdm(scheduler.timesteps, desc=description, disable=not progress, leave=False):
+    for t in track(scheduler.timesteps, description, len(scheduler.timesteps), show=progress):
         model_input = scheduler.scale_model_input(latents, t)
         latents = scheduler.step(denoise(model_input, t), t, latents).prev_sample
     return latents
@@ -69,7 +69,7 @@ def ddim_inversion(
     """
     scheduler = DDIMInverseScheduler.from_config(config)
     scheduler.set_timesteps(steps, device=latents.device)
-    for t in tqdm(scheduler.timesteps, desc="invert", disable=not progress, leave=False):
+    for t in track(scheduler.timesteps, "invert", len(scheduler.timesteps), show=progress):
         latents = scheduler.step(denoise(latents, t), t, latents).prev_sample
         yield int(t), latents
 

@@ -22,6 +22,7 @@ from sma.config import TrainConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
+from sma.progress import report, stop_requested
 from sma.video.atomic import atomic_output
 
 HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -68,11 +69,16 @@ def step_seed(seed: int, step: int, micro_step: int, accumulation: int, process:
 
 
 class _StopRequests:
-    """Turns the first Ctrl-C or SIGTERM into a flag the loop checks between steps."""
+    """Turns the first Ctrl-C or SIGTERM, or a stop asked through `sma.progress.watch`, into a flag the loop
+    checks between steps."""
 
     def __init__(self) -> None:
-        self.requested = False
+        self._signalled = False
         self._previous = {}
+
+    @property
+    def requested(self) -> bool:
+        return self._signalled or stop_requested()
 
     def __enter__(self):
         for kind in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +87,7 @@ class _StopRequests:
         return self
 
     def _handle(self, kind, _frame) -> None:
-        self.requested = True
+        self._signalled = True
         signal.signal(kind, self._previous.get(kind, signal.SIG_DFL))  # a second one acts at once
 
     def __exit__(self, *_exc) -> None:
@@ -175,6 +181,7 @@ def train(
             bar.update(1)
             bar.set_postfix({name: f"{value:.4f}" for name, value in record.items() if name != "step"})
             done = step + 1
+            report("train", done, config.steps, {name: value for name, value in record.items() if name != "step"})
             if accelerator.is_main_process:
                 with loss_log.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")

@@ -17,7 +17,7 @@ from sma.errors import SmaError
 
 _PYTHON_FORMAT = warnings.formatwarning
 
-COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "export", "evaluate", "benchmark", "demo")
+COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "export", "evaluate", "benchmark", "demo", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:

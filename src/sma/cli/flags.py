@@ -4,11 +4,11 @@ arguments into config overrides, and phrases library messages (which name config
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from sma.config import SHOW1_STAGES
+from sma.errors import phrase_keys
 from sma.methods import methods_help
 
 
@@ -93,10 +93,4 @@ def overrides(arguments: argparse.Namespace, flags: tuple[Flag, ...]) -> dict[st
 
 def for_command_line(message: str) -> str:
     """A library message with its `config.key` names replaced by the flags that set them, where there are."""
-    names = {flag.key: flag.flag for flag in (*TRAINING_FLAGS, TARGET_FLAG)} | RUN_OPTIONS
-
-    def phrase(match: re.Match) -> str:
-        key = match.group(1)
-        return names.get(key, f"recipe key {key}")
-
-    return re.sub(r"`([a-z_][a-z0-9_.]*)`", phrase, message)
+    return phrase_keys(message, {flag.key: flag.flag for flag in (*TRAINING_FLAGS, TARGET_FLAG)} | RUN_OPTIONS)

@@ -21,13 +21,13 @@ from pathlib import Path
 import torch
 from diffusers import DDIMInverseScheduler
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import PRECISIONS, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
 from sma.objectives import dmt_feature_loss, with_sma
+from sma.progress import track
 from sma.sampling import ddim_inversion, gaussian_like, guided, low_frequency_prior, make_scheduler
 
 # The official taps (up_res_dict {1: [1]}): the upsampler output, resnets[1]'s conv2 output before
@@ -213,7 +213,7 @@ class DMT(ZeroShotMethod):
         timesteps = scheduler.timesteps
         guided_steps = round(options.guidance_fraction * settings.steps)
         learning_rates = torch.linspace(options.lr_start, options.lr_end, guided_steps).tolist()
-        for index, t in enumerate(tqdm(timesteps, desc="dmt", leave=False)):
+        for index, t in enumerate(track(timesteps, "dmt", len(timesteps))):
             if index < guided_steps:
                 reference_latent = reference.get(int(t), latents.device)
                 latents = self.guide(latents, t, reference_latent, source, condition, learning_rates[index])

@@ -1,0 +1,609 @@
+"""`sma ui`: a web page (Gradio) over `sma.runs.transfer`, with the command line's checks and messages.
+
+A job is one `transfer` per variant (with SMA, and without it when asked) into OUT/JOB/sma and
+OUT/JOB/nosma. It runs in a worker thread under `sma.progress.watch`, which feeds the page its
+progress bars and loss curves and carries Cancel to the loops. One job runs at a time; the
+page reads every result back from the job's folder, so the runs made before show the same way.
+Imported only by `sma ui`, which checks first that gradio is installed (the `ui` extra).
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sma.config import TransferConfig
+from sma.errors import SmaError, phrase_keys
+from sma.progress import Step, watch
+from sma.report import read_metrics
+from sma.run_folder import is_run_folder, slug
+
+TOY_WORLD = "toy world (embedded model)"  # the recipe choice that sets up runs as `sma demo` does
+VARIANTS = {"sma": "with SMA", "nosma": "without SMA"}
+PHASES = {"train": "training", "invert": "inversion", "sample": "sampling", "dmt": "sampling (DMT)"}
+# the page's fields by the config key they set, in the order the run handler takes them
+FIELDS = {
+    "recipe": "Recipe",
+    "method": "Method",
+    "model": "Model",
+    "prompt": "Reference prompt",
+    "targets": "Target prompts",
+    "sma.enabled": "SMA",
+    "compare": "Also without SMA",
+    "sma.global_weight": "SMA global weight",
+    "sma.local_weight": "SMA local weight",
+    "train.steps": "Training steps",
+    "video.frames": "Frames",
+    "video.height": "Height",
+    "video.width": "Width",
+    "generate.steps": "Sampling steps",
+    "generate.inversion_steps": "Inversion steps",
+    "seed": "Seed",
+    "name": "Run name",
+    "resume": "Resume",
+}
+CSS = """
+#status {min-height: 1.5em}
+.phase-row {display: grid; grid-template-columns: 14em 1fr 6em; gap: .6em; align-items: center; margin: .15em 0}
+.phase-row progress {width: 100%; height: .9em}
+"""
+
+
+def for_page(message: str) -> str:
+    """A library message with its config keys named by the page's fields."""
+    return phrase_keys(message, {key: f"'{label}'" for key, label in FIELDS.items()} | {"overwrite": "a new Run name"})
+
+
+def config_from(form: dict[str, Any]) -> TransferConfig:
+    """The run's configuration from the page's fields, as `sma transfer` builds it from flags and a recipe."""
+    from sma.embedded import embedded_model
+    from sma.embedded.world import run_config
+    from sma.recipes import load_config
+
+    targets = [line.strip() for line in (form["targets"] or "").splitlines() if line.strip()]
+    keys = ("sma.global_weight", "sma.local_weight", "video.frames", "video.height", "video.width")
+    keys += ("generate.inversion_steps",)
+    overrides = {key: _number(form[key]) for key in keys}
+    if form["recipe"] == TOY_WORLD:
+        return run_config(
+            form["model"].strip() or embedded_model(),
+            form["prompt"],
+            targets,
+            method=form["method"],
+            steps=int(form["train.steps"]),
+            seed=int(form["seed"]),
+            sma=form["sma.enabled"],
+            sampling_steps=int(form["generate.steps"]),
+            guidance_scale=7.5,
+            overrides=overrides,
+        )
+    overrides |= {
+        "method": form["method"],
+        "model": form["model"].strip() or embedded_model(),
+        "prompt": form["prompt"],
+        "targets": targets,
+        "seed": int(form["seed"]),
+        "sma.enabled": form["sma.enabled"],
+        "train.steps": int(form["train.steps"]),
+        "generate.steps": int(form["generate.steps"]),
+    }
+    return load_config(form["recipe"], overrides)
+
+
+def _number(value: float) -> int | float:
+    """Gradio's numbers are floats; a whole one is the integer the recipe key takes."""
+    return int(value) if float(value).is_integer() and not isinstance(value, bool) else value
+
+
+def recipe_defaults(recipe: str, method: str) -> TransferConfig:
+    """What the fields show for a recipe (the toy world's: the demo's settings for `method`)."""
+    from sma.embedded import embedded_model
+    from sma.embedded.world import run_config
+    from sma.recipes import load_config
+
+    if recipe == TOY_WORLD:
+        return run_config(
+            embedded_model(), "", [], method=method, steps=150, seed=0, sampling_steps=20, guidance_scale=7.5
+        )
+    return load_config(recipe)
+
+
+@dataclass
+class Job:
+    """One press of Run: the configuration of each variant and where they go."""
+
+    folder: Path
+    reference: Path
+    configs: dict[str, TransferConfig]
+    resume: bool
+
+
+def make_job(form: dict[str, Any], reference: str | None, out: Path) -> Job:
+    import copy
+
+    if not reference:
+        raise SmaError("give a reference video: upload one or pick an example")
+    config = config_from(form)
+    configs = {"sma" if config.sma.enabled else "nosma": config}
+    if config.sma.enabled and form["compare"]:
+        without = copy.deepcopy(config)
+        without.sma.enabled = False
+        configs["nosma"] = without
+    name = slug(form["name"].strip(), 60) if form["name"].strip() else None
+    if form["resume"] and not name:
+        raise SmaError("give the Run name of the run to resume")
+    name = name or time.strftime("%Y%m%d-%H%M%S-") + slug(config.targets[0] if config.targets else "run", 30)
+    folder = out / name
+    if not form["resume"] and folder.exists():
+        raise SmaError(f"{folder} already exists: choose another Run name, or tick Resume to continue it")
+    return Job(folder, Path(reference), configs, bool(form["resume"]))
+
+
+def run_folders(job: Path) -> list[Path]:
+    """The run folders of a job (a folder made by `sma transfer` is its own single run)."""
+    if is_run_folder(job):
+        return [job]
+    return [job / variant for variant in VARIANTS if is_run_folder(job / variant)]
+
+
+@dataclass
+class Results:
+    comparison: str | None = None
+    videos: list[tuple[str, str]] = field(default_factory=list)
+    metrics: list[list[Any]] = field(default_factory=list)
+    losses: str | None = None
+    downloads: list[str] = field(default_factory=list)
+
+
+METRIC_COLUMNS = ["run", "target", "motion fidelity (robust)", "two-sided (robust)", "motion fidelity (LK)"]
+
+
+def results(job: Path, downloads: Path) -> Results:
+    """What a job's folder holds, as the page shows it; the comparison of both variants is written once."""
+    from sma.video import read_video, write_grid
+
+    found = Results()
+    runs = run_folders(job)
+    for run in runs:
+        label = VARIANTS.get(run.name, run.name)
+        for output in read_metrics(run).get("outputs", []):
+            found.videos.append((str(run / output["video"]), f"{label}: {output['target']}"))
+            found.metrics.append(
+                [
+                    label,
+                    output["target"],
+                    round(output["robust_motion_fidelity"], 3),
+                    round(output["robust_two_sided"], 3),
+                    round(output["motion_fidelity"], 3),
+                ]
+            )
+        if found.losses is None and (run / "loss_curves.png").is_file():
+            found.losses = str(run / "loss_curves.png")
+    finished = [run for run in runs if (run / "comparison.mp4").is_file()]
+    if len(finished) == 1:
+        found.comparison = str(finished[0] / "comparison.mp4")
+    elif len(finished) > 1:
+        path = job / "comparison.mp4"
+        if not path.is_file():
+            outputs = [read_metrics(run)["outputs"] for run in finished]
+            cells, captions = [], []
+            for row in zip(*outputs, strict=False):
+                cells.append(read_video(finished[0] / "reference.mp4"))
+                captions.append("reference")
+                for run, output in zip(finished, row, strict=True):
+                    cells.append(read_video(run / output["video"]))
+                    captions.append(f"{VARIANTS.get(run.name, run.name)}: {output['target']}")
+            write_grid(path, cells, captions, columns=1 + len(finished), overwrite=True)
+        found.comparison = str(path)
+    if runs:
+        found.downloads = archives(job, runs, downloads)
+    return found
+
+
+def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
+    """Zips of the adapters and of the whole job folder, beside the runs (not in them)."""
+    import zipfile
+
+    downloads.mkdir(parents=True, exist_ok=True)
+    made = []
+    adapters = [run / "adapter" for run in runs if (run / "adapter").is_dir()]
+    if adapters:
+        path = downloads / f"{job.name}-adapter.zip"
+        with zipfile.ZipFile(path, "w") as archive:
+            for adapter in adapters:
+                for file in sorted(adapter.rglob("*")):
+                    archive.write(file, file.relative_to(job.parent))
+        made.append(str(path))
+    made.append(shutil.make_archive(str(downloads / job.name), "zip", job.parent, job.name))
+    return made
+
+
+def previous_runs(out: Path) -> list[list[Any]]:
+    """One row per run folder under `out` (newest first): job, variant, method, SMA, steps, targets, fidelity."""
+    from sma.recipes import load_config
+
+    rows = []
+    if not out.is_dir():
+        return rows
+    jobs = sorted((path for path in out.iterdir() if path.is_dir() and not path.name.startswith(".")), reverse=True)
+    for job in jobs:
+        for run in run_folders(job):
+            try:
+                config = load_config(run / "config.yaml")
+            except SmaError:
+                continue
+            outputs = read_metrics(run).get("outputs", [])
+            scores = [output["robust_motion_fidelity"] for output in outputs]
+            checkpoints = sorted((run / "checkpoints").glob("step-*"))
+            state = (
+                f"{len(outputs)} videos" if outputs else f"stopped at {checkpoints[-1].name}" if checkpoints else "-"
+            )
+            rows.append(
+                [
+                    job.name,
+                    VARIANTS.get(run.name, "") if run != job else "",
+                    config.method,
+                    "on" if config.sma.enabled else "off",
+                    config.train.steps,
+                    " | ".join(config.targets),
+                    round(sum(scores) / len(scores), 3) if scores else None,
+                    state,
+                ]
+            )
+    return rows
+
+
+PREVIOUS_COLUMNS = ["run", "variant", "method", "SMA", "steps", "targets", "motion fidelity (robust)", "state"]
+
+
+class Progress:
+    """The bars of the running job (one per variant and phase), which video each variant is at, and its losses."""
+
+    def __init__(self, labels: dict[str, str], videos: int) -> None:
+        self.labels, self.total_videos = labels, videos
+        self.bars: dict[tuple[str, str], tuple[int, int]] = {}
+        self.video: dict[str, int] = {}
+        self.losses: list[tuple[int, float, str]] = []
+        self._plotted, self._drawn = 0, 0.0
+
+    def add(self, variant: str, step: Step) -> None:
+        if step.phase in ("invert", "dmt") and step.done == 1:
+            self.video[variant] = self.video.get(variant, 0) + 1
+        self.bars[variant, step.phase] = (step.done, step.total)
+        if "loss" in step.values:
+            self.losses.append((step.done, step.values["loss"], self.labels[variant]))
+
+    def html(self) -> str:
+        rows = []
+        for (variant, phase), (done, total) in self.bars.items():
+            name = f"{self.labels[variant]} · {PHASES.get(phase, phase)}"
+            if phase != "train" and self.total_videos > 1:
+                name += f" (video {self.video.get(variant, 1)} of {self.total_videos})"
+            rows.append(
+                f'<div class="phase-row"><span>{name}</span><progress value="{done}" max="{total}"></progress>'
+                f"<span>{done} / {total}</span></div>"
+            )
+        return "".join(rows) or "<div class='phase-row'><span>loading the model…</span></div>"
+
+    def plot(self, path: Path, final: bool = False):
+        """The total loss of each training step so far, one panel per variant (as the run's loss_curves.png),
+        redrawn at most every two seconds (and at the end); left as it is when nothing changed."""
+        stale = len(self.losses) != self._plotted
+        if not self.losses or not stale or (time.monotonic() - self._drawn < 2 and not final):
+            return gr.update()
+        from sma.report import plot_losses
+
+        plot_losses([{"step": step - 1, f"loss, {label}": value} for step, value, label in self.losses], path)
+        self._plotted, self._drawn = len(self.losses), time.monotonic()
+        return str(path)
+
+
+class App:
+    """The page's state shared by every visitor: the output folder, the running job, each visitor's stop."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = Path(out).resolve()
+        self.downloads = self.out / ".downloads"
+        self.running: str | None = None
+        self.stops: dict[str, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.names: dict[Any, str] = {}  # the page's input components: field name by component
+
+    def examples(self) -> dict[str, tuple[str, str, str]]:
+        """The demo's and the toy ablation's synthetic references as clips: (path, its prompt, a target), by name."""
+        from sma.embedded.world import appearance_prompt, reference_clip
+        from sma.video import MovingObject, write_video
+
+        references = {
+            "zigzag": MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0),
+            "circle": MovingObject(
+                "circle", "red", "circular", start=(0.5, 0.25), end=(0.5, 0.5), size=0.35, turns=0.75
+            ),
+            "diagonal": MovingObject("circle", "red", "linear", start=(0.25, 0.25), end=(0.75, 0.75), size=0.35),
+        }
+        examples = {}
+        for name, reference in references.items():
+            clip = reference_clip(reference)
+            path = self.out / ".examples" / f"{name}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.is_file():
+                write_video(path, clip.frames, overwrite=True)
+            examples[name] = (str(path), clip.prompt, appearance_prompt("blue", "square", "white"))
+        return examples
+
+    def enqueue(self, request: gr.Request) -> str:
+        """A fresh stop for this visitor's next job, and whether it waits for another."""
+        self.stops[request.session_hash] = threading.Event()
+        if self.running:
+            return f"**Queued:** another job ({self.running}) is running; yours starts when it ends."
+        return "Starting…"
+
+    def cancel(self, request: gr.Request) -> str:
+        stop = self.stops.get(request.session_hash)
+        if stop is None:
+            return "Nothing to cancel."
+        stop.set()
+        return "**Stopping** at the next step (training saves a checkpoint first)…"
+
+    def run(self, values: dict, request: gr.Request) -> Iterator[tuple]:
+        """Run a job from the page's values (by component), yielding (status, progress, live losses, results…,
+        previous runs, run name, resume)."""
+        keep = (gr.update(),) * 8  # results (5), runs table, run name, resume: left as they are
+        stop = self.stops.get(request.session_hash, threading.Event())
+        if stop.is_set():
+            yield ("Cancelled before it started.", "", gr.update(), *keep)
+            return
+        form = {self.names[component]: value for component, value in values.items()}
+        try:
+            job = make_job(form, form.pop("reference"), self.out)
+        except SmaError as error:
+            yield (f"**Error:** {for_page(str(error))}", "", gr.update(), *keep)
+            return
+        events: queue.Queue = queue.Queue()
+        outcome: dict[str, BaseException] = {}
+        self.downloads.mkdir(parents=True, exist_ok=True)
+        live = self.downloads / f"{job.folder.name}-live-loss.png"
+        worker = threading.Thread(target=self._work, args=(job, events, stop, outcome), daemon=True)
+        targets = len(next(iter(job.configs.values())).targets)
+        progress = Progress({variant: VARIANTS[variant] for variant in job.configs}, targets)
+        with self.lock:
+            self.running = job.folder.name
+        try:
+            worker.start()
+            status = f"Running **{job.folder.name}**…"
+            while worker.is_alive() or not events.empty():
+                try:
+                    progress.add(*events.get(timeout=0.5))
+                    while not events.empty():
+                        progress.add(*events.get_nowait())
+                except queue.Empty:
+                    pass
+                yield (status, progress.html(), progress.plot(live), *keep)
+        finally:
+            with self.lock:
+                self.running = None
+        error = outcome.get("error")
+        runs = gr.update(value=previous_runs(self.out))
+        if error is not None:
+            again = (gr.update(value=job.folder.name), gr.update(value=True)) if (job.folder / "sma").exists() else ()
+            again = again or (gr.update(), gr.update())
+            prefix = "**Cancelled:**" if stop.is_set() else "**Error:**"
+            yield (
+                f"{prefix} {for_page(str(error))}",
+                progress.html(),
+                progress.plot(live, final=True),
+                *keep[:5],
+                runs,
+                *again,
+            )
+            return
+        found = results(job.folder, self.downloads)
+        yield (
+            f"**Done:** {job.folder.name} (in {job.folder})",
+            progress.html(),
+            progress.plot(live, final=True),
+            *self.shown(found),
+            runs,
+            gr.update(value=""),
+            gr.update(value=False),
+        )
+
+    def _work(self, job: Job, events: queue.Queue, stop: threading.Event, outcome: dict) -> None:
+        """Every variant's transfer, reporting its steps; an error is kept for the page, with its traceback only
+        on the terminal when it is not the user's to fix."""
+        from sma.runs import transfer
+
+        try:
+            for variant, config in job.configs.items():
+                with watch(lambda step, variant=variant: events.put((variant, step)), stop):
+                    transfer(config, job.reference, job.folder / variant, resume=job.resume)
+        except SmaError as error:
+            outcome["error"] = error
+        except Exception as error:  # the page stays up and says what happened
+            traceback.print_exc()
+            outcome["error"] = SmaError(f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")
+
+    @staticmethod
+    def shown(found: Results) -> tuple:
+        return (found.comparison, found.videos, found.metrics, found.losses, found.downloads or None)
+
+    def show(self, name: str) -> tuple:
+        """A previous job's results."""
+        if not name or not (self.out / name).is_dir():
+            return ("Pick a run from the table first.", *(None,) * 5)
+        found = results(self.out / name, self.downloads)
+        return (f"Showing **{name}** (in {self.out / name})", *self.shown(found))
+
+
+def build(out: Path):
+    """The page."""
+    from sma.methods import METHODS
+    from sma.recipes import shipped_recipes
+
+    app = App(out)
+    defaults = recipe_defaults(TOY_WORLD, "vmc")
+    with gr.Blocks(title="sma: motion transfer") as page:
+        gr.Markdown(
+            "## sma · motion transfer with Spectral Motion Alignment\n"
+            "Give a reference video and what it shows; each target prompt becomes a new video that moves the same "
+            "way. The toy world runs on a laptop CPU in a minute or two."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                reference = gr.Video(label="Reference video", sources=["upload"], height=240, elem_id="reference")
+                fields = {
+                    "recipe": gr.Dropdown([TOY_WORLD, *shipped_recipes()], value=TOY_WORLD, label=FIELDS["recipe"]),
+                    "method": gr.Dropdown(list(METHODS), value=defaults.method, label=FIELDS["method"]),
+                    "model": gr.Textbox(label=FIELDS["model"], placeholder="the embedded model (Hub id or folder)"),
+                    "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
+                    "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
+                }
+                examples = app.examples()
+                example = gr.Radio(list(examples), label="Or an example (synthetic references)", elem_id="example")
+                with gr.Row():
+                    fields["sma.enabled"] = gr.Checkbox(defaults.sma.enabled, label=FIELDS["sma.enabled"])
+                    fields["compare"] = gr.Checkbox(True, label=FIELDS["compare"], elem_id="compare")
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
+                    with gr.Row():
+                        fields["sma.global_weight"] = gr.Number(
+                            defaults.sma.global_weight, label=FIELDS["sma.global_weight"]
+                        )
+                        fields["sma.local_weight"] = gr.Number(
+                            defaults.sma.local_weight, label=FIELDS["sma.local_weight"]
+                        )
+                    with gr.Row():
+                        fields["train.steps"] = gr.Number(
+                            defaults.train.steps, label=FIELDS["train.steps"], precision=0, elem_id="steps"
+                        )
+                        fields["video.frames"] = gr.Number(
+                            defaults.video.frames, label=FIELDS["video.frames"], precision=0
+                        )
+                        fields["video.height"] = gr.Number(
+                            defaults.video.height, label=FIELDS["video.height"], precision=0
+                        )
+                        fields["video.width"] = gr.Number(
+                            defaults.video.width, label=FIELDS["video.width"], precision=0
+                        )
+                    with gr.Row():
+                        fields["generate.steps"] = gr.Number(
+                            defaults.generate.steps,
+                            label=FIELDS["generate.steps"],
+                            precision=0,
+                            elem_id="sampling-steps",
+                        )
+                        fields["generate.inversion_steps"] = gr.Number(
+                            defaults.generate.inversion_steps,
+                            label=FIELDS["generate.inversion_steps"],
+                            precision=0,
+                            elem_id="inversion-steps",
+                        )
+                        fields["seed"] = gr.Number(defaults.seed, label=FIELDS["seed"], precision=0)
+                    with gr.Row():
+                        fields["name"] = gr.Textbox(
+                            label=FIELDS["name"], placeholder="new: date and target", elem_id="name"
+                        )
+                        fields["resume"] = gr.Checkbox(False, label=FIELDS["resume"] + " (after a Cancel)")
+            with gr.Column(scale=3, min_width=320):
+                with gr.Row():
+                    start = gr.Button("Run", variant="primary", elem_id="run")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+                status = gr.Markdown("Ready.", elem_id="status")
+                bars = gr.HTML(elem_id="progress")
+                live = gr.Image(
+                    label="Loss while training", type="filepath", interactive=False, height=240, elem_id="live-loss"
+                )
+                comparison = gr.Video(
+                    label="Comparison", interactive=False, autoplay=True, loop=True, elem_id="comparison"
+                )
+                metrics = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics", interactive=False, elem_id="metrics")
+                with gr.Accordion("Each video, the loss curves, downloads", open=True):
+                    videos = gr.Gallery(label="Generated videos", columns=4, height="auto", elem_id="videos")
+                    losses = gr.Image(label="Loss curves", type="filepath", interactive=False, height=420)
+                    downloads = gr.File(
+                        label="Downloads: adapter, run folder", file_count="multiple", elem_id="downloads"
+                    )
+        with gr.Accordion("Previous runs", open=False, elem_id="previous"):
+            runs = gr.Dataframe(
+                previous_runs(app.out), headers=PREVIOUS_COLUMNS, interactive=False, wrap=True, elem_id="runs"
+            )
+            with gr.Row():
+                chosen = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=3)
+                show = gr.Button("Show its results", scale=1)
+                refresh = gr.Button("Refresh", scale=1)
+
+        results_out = [comparison, videos, metrics, losses, downloads]
+        app.names = {component: name for name, component in fields.items()} | {reference: "reference"}
+        start.click(app.enqueue, None, status, concurrency_limit=None).then(
+            app.run,
+            set(app.names),
+            [status, bars, live, *results_out, runs, fields["name"], fields["resume"]],
+            concurrency_limit=1,
+            concurrency_id="job",
+        )
+        cancel.click(app.cancel, None, status, concurrency_limit=None)
+        example.change(
+            lambda name: examples[name] if name else (gr.update(),) * 3,
+            example,
+            [reference, fields["prompt"], fields["targets"]],
+        )
+
+        def fill(recipe: str, method: str) -> tuple:
+            try:
+                config = recipe_defaults(recipe, method)
+            except SmaError as error:
+                return (f"**Error:** {for_page(str(error))}", *(gr.update(),) * 9)
+            model = "" if recipe == TOY_WORLD else config.model
+            return (
+                "Ready.",
+                gr.update(value=config.method),
+                model,
+                config.sma.enabled,
+                config.train.steps,
+                config.video.frames,
+                config.video.height,
+                config.video.width,
+                config.generate.steps,
+                config.generate.inversion_steps,
+            )
+
+        fields["recipe"].change(
+            fill,
+            [fields["recipe"], fields["method"]],
+            [status, fields["method"], fields["model"], fields["sma.enabled"], fields["train.steps"]]
+            + [fields[key] for key in ("video.frames", "video.height", "video.width")]
+            + [fields["generate.steps"], fields["generate.inversion_steps"]],
+        )
+
+        def listed() -> tuple:
+            rows = previous_runs(app.out)
+            return rows, gr.update(choices=list(dict.fromkeys(row[0] for row in rows)))
+
+        refresh.click(listed, None, [runs, chosen])
+        page.load(listed, None, [runs, chosen])
+        runs.change(lambda rows: gr.update(choices=list(dict.fromkeys(rows.iloc[:, 0]))), runs, chosen)
+        show.click(app.show, chosen, [status, *results_out])
+    return page, app
+
+
+def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
+    """Serve the page until interrupted; prints its address."""
+    page, app = build(out)
+    app.out.mkdir(parents=True, exist_ok=True)
+    page.queue(default_concurrency_limit=1).launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        allowed_paths=[str(app.out)],
+        css=CSS,
+        theme=gr.themes.Soft(),
+        footer_links=[],
+    )

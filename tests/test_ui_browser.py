@@ -1,0 +1,162 @@
+"""`sma ui` driven as a person would, in headless Chromium: run, results, a bad input, a cancelled run.
+
+Needs the `ui` extra (gradio, playwright) and a Chromium (Debian's `chromium` package; `SMA_CHROMIUM`
+names another). Screenshots at 1280x800 and in a narrow window go to build/ui-screenshots/.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
+sync_api = pytest.importorskip("playwright.sync_api", reason="the ui extra is not installed: pip install -e '.[ui]'")
+
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOTS = ROOT / "build" / "ui-screenshots"
+
+
+def chromium() -> str | None:
+    for candidate in (os.environ.get("SMA_CHROMIUM"), "/usr/lib/chromium/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`sma ui` on a free port, as a user starts it; yields (address, output folder)."""
+    if chromium() is None:
+        pytest.skip("no Chromium: apt-get install chromium (or set SMA_CHROMIUM to a Chromium binary)")
+    out, port = tmp_path_factory.mktemp("ui") / "runs", free_port()
+    env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [sys.executable, "-m", "sma", "ui", "--port", str(port), "--out", str(out)]
+    log = tmp_path_factory.mktemp("ui-log") / "server.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    address = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            if process.poll() is not None:
+                pytest.fail(f"sma ui exited: {log.read_text()[-2000:]}")
+            try:
+                urllib.request.urlopen(address, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        assert address in log.read_text()  # the address is printed
+        yield address, out
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def fill(page, label: str, value) -> None:
+    page.get_by_label(label, exact=True).fill(str(value))
+
+
+def screenshot(page, name: str, full_page: bool = False) -> None:
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
+
+
+def status(page) -> str:
+    return page.locator("#status").inner_text()
+
+
+def table_rows(page, table: str) -> int:
+    """Rows of a Gradio table, header left out (its rows are drawn lazily; the grid counts them all)."""
+    return int(page.locator(f"{table} [role=grid]").get_attribute("aria-rowcount")) - 1
+
+
+def wait_status(page, prefixes: tuple[str, ...], timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = status(page)
+        if text.startswith(prefixes):
+            return text
+        page.wait_for_timeout(250)
+    raise AssertionError(f"status never began with {prefixes}: {status(page)!r}")
+
+
+def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_waits(server, tmp_path):
+    from sma.video import MovingObject, synthetic_video, write_video
+
+    address, out = server
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=64, width=64)
+    video = write_video(tmp_path / "circle.mp4", clip.frames)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(address)
+        page.locator("#reference input[type=file]").set_input_files(str(video))
+        fill(page, "Reference prompt", "a red circle moving right")
+        fill(page, "Target prompts (one per line)", "a blue square on a plain white background")
+        page.locator("#settings").get_by_text("Settings").click()
+        for label, value in (("Training steps", 4), ("Sampling steps", 3), ("Inversion steps", 3)):
+            fill(page, label, value)
+
+        page.locator("#run").click()
+        done = wait_status(page, ("Done", "Error", "Cancelled"), 60)
+        screenshot(page, "done-1280x800.png")
+        screenshot(page, "done-1280-full.png", full_page=True)
+        assert done.startswith("Done"), done
+        assert page.locator("#comparison video").get_attribute("src")
+        assert table_rows(page, "#metrics") == 2
+        table = page.locator("#metrics").inner_text()
+        assert "with SMA" in table and "without SMA" in table
+        job = out / done.split()[1]
+        metrics = json.loads((job / "sma" / "metrics.json").read_text())
+        fidelity = f"{metrics['outputs'][0]['robust_motion_fidelity']:.3f}".rstrip("0")
+        assert fidelity in table  # the page shows the run folder's numbers
+        downloads = page.locator("#downloads").inner_text()
+        assert "adapter" in downloads and ".zip" in downloads, downloads
+
+        fill(page, "Model", str(tmp_path / "no-such-model"))
+        page.locator("#run").click()
+        error = wait_status(page, ("Error",), 30)
+        assert "no-such-model" in error and "\n" not in error.strip()
+        assert table_rows(page, "#metrics") == 2  # the earlier results stay
+        screenshot(page, "error-1280x800.png")
+
+        fill(page, "Model", "")
+        fill(page, "Training steps", 2000)
+        page.locator("#run").click()
+        page.locator("#progress").get_by_text("training").wait_for(timeout=30_000)
+        visitor = browser.new_page(viewport={"width": 1280, "height": 800})  # a second visitor, while it trains
+        visitor.goto(address)
+        visitor.locator("#run").click()
+        visitor.locator("#status").get_by_text("Queued: another job").wait_for(timeout=15_000)
+        visitor.locator("#cancel").click()
+        page.locator("#cancel").click()
+        cancelled = wait_status(page, ("Cancelled", "Error", "Done"), 30)
+        visitor.locator("#status").get_by_text("Cancelled before it started").wait_for(timeout=30_000)
+        assert cancelled.startswith("Cancelled: stopped at step"), cancelled
+        assert "continue with 'Resume'" in cancelled
+        name = page.get_by_label("Run name", exact=True).input_value()
+        assert list((out / name / "sma" / "checkpoints").glob("step-*")), "the cancelled run keeps its checkpoint"
+        assert table_rows(page, "#metrics") == 2
+        screenshot(page, "cancelled-1280x800.png")
+
+        page.locator("#previous").get_by_text("Previous runs").click()
+        runs = page.locator("#runs").inner_text()
+        assert job.name in runs and name in runs and "stopped at step-" in runs
+
+        page.set_viewport_size({"width": 420, "height": 900})
+        screenshot(page, "narrow-420.png", full_page=True)
+        browser.close()
