@@ -94,6 +94,10 @@ def test_dataset_mistakes_are_one_line_errors(dataset, tmp_path):
     with pytest.raises(SmaError, match=r"c-orphan\.txt is a caption with no video of its name beside it"):
         resolve([str(dataset)])
     (dataset / "c-orphan.txt").unlink()
+    clip(dataset / "a-circle.gif")
+    with pytest.raises(SmaError, match=r"holds a-circle\.gif and a-circle\.mp4: one video per name"):
+        resolve([str(dataset)])
+    (dataset / "a-circle.gif").unlink()
     with pytest.raises(SmaError, match=r"b-star.gif has no caption \(b-star.txt\) and `prompt` is empty"):
         captioned(resolve([str(dataset)]), "")
     with pytest.raises(SmaError, match="no reference video at"):
@@ -153,6 +157,7 @@ def test_two_references_train_with_their_own_captions_in_a_seeded_order(model_di
         torch.testing.assert_close(text, model.encode_prompts([caption]), rtol=0, atol=0)
     adapter = Adapter.load(out / "adapter")  # generation inverts the first reference
     assert torch.equal(adapter.reference_latents, latents[0].cpu())
+    assert adapter.config.prompt == "a red circle sliding right"  # its caption: the source prompt of inversion
 
 
 def test_resume_refuses_a_changed_dataset(model_dir, dataset, tmp_path, capsys):

@@ -8,6 +8,7 @@ checked before any model loads.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,9 +98,9 @@ def _dataset(folder: Path) -> list[tuple[Path, str]]:
     videos = [path for path in files if path.suffix.lower() in VIDEO_SUFFIXES]
     if not videos:
         raise SmaError(f"{folder} holds no videos ({', '.join(VIDEO_SUFFIXES)}): put the reference videos in it")
-    stems = {video.stem for video in videos}
-    if len(stems) < len(videos):
-        twins = sorted(video.name for video in videos if [v.stem for v in videos].count(video.stem) > 1)
+    stems = Counter(video.stem for video in videos)
+    twins = [video.name for video in videos if stems[video.stem] > 1]
+    if twins:
         raise SmaError(f"{folder} holds {' and '.join(twins)}: one video per name, so that each caption has one")
     orphans = [path for path in files if path.suffix.lower() == CAPTION_SUFFIX and path.stem not in stems]
     if orphans:

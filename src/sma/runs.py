@@ -239,7 +239,9 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
     if accelerator.is_main_process:
         pinned = copy.deepcopy(config)
         pinned.revision = hub_revision(config)
-        # generation starts from the first reference: its latents and conditions go with the adapter
+        # generation starts from the first reference: its latents, conditions and caption (the source prompt of
+        # the methods that invert with it) go with the adapter
+        pinned.prompt = references[0].prompt
         Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / "adapter")
         plot_losses(history, run.path / "loss_curves.png")
         write_metrics(run.path, {"phases": phases.summary()})
@@ -368,6 +370,7 @@ def transfer(
             paths = write_videos(method, adapter.reference_latents, config.targets, run.path, config.seed, True, phases)
         else:
             device = default_device()
+            config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one
             method, clips = start_run(config, references, run, device)
             latents = method.model.encode_video(clips[0])
             method.model.to(device, generation_dtype(config.generate.precision, device))
