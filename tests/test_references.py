@@ -199,3 +199,28 @@ def test_transfer_from_a_recipe_list_reports_against_every_reference(model_dir, 
     comparison = read_video(out / "comparison.mp4")
     assert comparison.shape[2] > 3 * SIZE  # two references and the output side by side
     assert np.array_equal(read_video(out / "reference.mp4"), read_video(out / "references" / "00-a-circle.mp4"))
+
+
+def test_controlvideo_conditions_each_step_on_the_depth_of_its_reference(
+    sd_dir, controlnet_dir, depth_model_dir, tmp_path, monkeypatch
+):
+    from sma.methods.controlvideo import ControlVideo
+
+    controls = []
+    original = ControlVideo.loss
+
+    def recording_loss(self, latents, text, generator):
+        controls.append(self.model.control)
+        return original(self, latents, text, generator)
+
+    monkeypatch.setattr(ControlVideo, "loss", recording_loss)
+    first = clip(tmp_path / "circle.mp4")
+    second = clip(tmp_path / "star.mp4", shape="star", motion="zigzag")
+    values = settings(sd_dir, method="controlvideo", seed=1, **{"train.steps": 2, "train.checkpoint_every": 2})
+    values |= {"controlvideo.controlnet": str(controlnet_dir), "controlvideo.depth_model": str(depth_model_dir)}
+    out = train(load_config(overrides=values), [first, second], tmp_path / "run")
+    drawn = [json.loads(line)["references"][0] for line in (out / "losses.jsonl").read_text().splitlines()]
+    assert sorted(drawn) == [0, 1]
+    by_reference = dict(zip(drawn, controls, strict=True))
+    assert not torch.equal(by_reference[0], by_reference[1])  # each reference's own depth maps
+    torch.testing.assert_close(Adapter.load(out / "adapter").conditions["depth"], by_reference[0].cpu())
