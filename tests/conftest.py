@@ -43,3 +43,33 @@ def controlnet_dir(tmp_path_factory):
     from sma.backbones.tiny import build_controlnet
 
     return build_controlnet(tmp_path_factory.mktemp("controlnet-tiny"))
+
+
+@pytest.fixture(scope="session")
+def depth_model_dir(tmp_path_factory):
+    """A tiny Depth Anything (DINOv2 backbone) with its image processor, as on the Hub."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTImageProcessor
+
+    folder = tmp_path_factory.mktemp("depth-anything-tiny")
+    torch.manual_seed(0)
+    backbone = Dinov2Config(
+        hidden_size=16,
+        num_hidden_layers=4,
+        num_attention_heads=2,
+        intermediate_size=32,
+        image_size=28,
+        patch_size=14,
+        out_indices=[1, 2, 3, 4],
+        reshape_hidden_states=False,
+    )
+    config = DepthAnythingConfig(
+        backbone_config=backbone,
+        reassemble_hidden_size=16,
+        neck_hidden_sizes=[8, 8, 16, 16],
+        fusion_hidden_size=8,
+        head_hidden_size=8,
+    )
+    DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+    processor = DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False, do_pad=False)
+    processor.save_pretrained(folder)
+    return folder

@@ -149,7 +149,7 @@ def test_resume_refuses_changed_settings_and_reference(model_dir, reference, tmp
         synthetic_video(MovingObject("square", "blue", "linear"), num_frames=4, height=SIZE, width=SIZE).frames,
     )
     assert main(command("train", other, out, model_dir, "--resume")) == 2
-    assert "the reference video (its sha256)" in one_line_error(capsys)
+    assert "the reference videos (1 stored, 1 now; their sha256, captions or order)" in one_line_error(capsys)
 
     assert main(command("train", reference, out, model_dir, "--resume", "--steps", "1")) == 2
     error = one_line_error(capsys)

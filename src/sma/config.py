@@ -122,7 +122,8 @@ class TransferConfig:
     model: str = "cerspense/zeroscope_v2_576w"
     revision: str = ""  # branch, tag or commit of a Hub model; "" for the default branch
     motion_adapter: str = ""  # AnimateDiff MotionAdapter (Hub id or folder) for an SD-1.x `model`; "" for none
-    prompt: str = ""
+    prompt: str = ""  # what the reference shows; the caption of every reference that has none of its own
+    references: list[Any] = field(default_factory=list)  # videos or folders: paths, or {path, prompt} (sma.references)
     targets: list[str] = field(default_factory=list)
     seed: int = 0
     video: VideoConfig = field(default_factory=VideoConfig)

@@ -16,6 +16,7 @@ import yaml
 from sma.config import GENERATION_PRECISIONS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
+from sma.references import check_entries
 
 
 def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:
@@ -141,6 +142,7 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
     check_generation(config.generate)
     check_show1(config.show1)
+    check_entries(config.references)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
     if config.sma.enabled:

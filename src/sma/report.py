@@ -9,31 +9,38 @@ from sma.video import write_grid
 from sma.video.atomic import atomic_output
 
 METRICS_FILE = "metrics.json"
+NOT_PLOTTED = ("step", "references")  # keys of a loss record that are not losses
+REFERENCES_DIR = "references"  # every reference of a run trained on several, as NN-name.mp4
 
 
 def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None) -> None:
-    """Side-by-side video of the reference and the outputs, and metrics.json (per output: the robust motion
-    fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings)."""
+    """Side-by-side video of the references and the outputs, and metrics.json (per output: the robust motion
+    fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings).
+
+    The scores of an output are against reference.mp4, the first reference, the one generation inverts (so the
+    output follows it frame by frame); with several references (references/), `per_reference` adds the scores
+    against each, in order, the first included.
+    """
     from sma.metrics import video_flow
     from sma.video import read_video
 
-    reference = read_video(run_dir / "reference.mp4")
-    reference_flow = video_flow(reference)  # once for every output
+    files = sorted((run_dir / REFERENCES_DIR).glob("*.mp4")) or [run_dir / "reference.mp4"]
+    references = [read_video(run_dir / "reference.mp4")] + [read_video(path) for path in files[1:]]
+    flows = [video_flow(reference) for reference in references]  # once for every output
     outputs = [read_video(path) for path in paths]
-    write_grid(run_dir / "comparison.mp4", [reference, *outputs], ["reference", *targets], overwrite=True)
-    metrics = {
-        "reference": "reference.mp4",
-        "outputs": [
-            {
-                "target": target,
-                "video": str(path.relative_to(run_dir)),
-                **motion_scores(reference, reference_flow, frames),
-            }
-            for target, path, frames in zip(targets, paths, outputs, strict=True)
-        ],
-        **(extra or {}),
-    }
-    write_metrics(run_dir, metrics)
+    captions = ["reference", *(f"reference {index + 1}" for index in range(1, len(references))), *targets]
+    write_grid(run_dir / "comparison.mp4", [*references, *outputs], captions, overwrite=True)
+    records = []
+    for target, path, frames in zip(targets, paths, outputs, strict=True):
+        scores = [motion_scores(reference, flow, frames) for reference, flow in zip(references, flows, strict=True)]
+        record = {"target": target, "video": str(path.relative_to(run_dir)), **scores[0]}
+        if len(references) > 1:
+            record["per_reference"] = [
+                {"reference": str(file.relative_to(run_dir)), **score}
+                for file, score in zip(files, scores, strict=True)
+            ]
+        records.append(record)
+    write_metrics(run_dir, {"reference": "reference.mp4", "outputs": records, **(extra or {})})
 
 
 def motion_scores(reference, reference_flow, frames) -> dict:
@@ -62,7 +69,7 @@ def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     spatial loss on the steps that drop the spatial LoRA)."""
     from matplotlib.figure import Figure  # not pyplot: no global state, so a page may draw while a run does
 
-    names = [name for name in dict.fromkeys(key for record in history for key in record) if name != "step"]
+    names = [name for name in dict.fromkeys(key for record in history for key in record) if name not in NOT_PLOTTED]
     figure = Figure(figsize=(6, 1.8 * max(1, len(names))))
     axes = figure.subplots(len(names) or 1, 1, sharex=True, squeeze=False)
     for axis, name in zip(axes[:, 0], names, strict=False):

@@ -1,8 +1,9 @@
 """`train`, `generate` and `transfer` as Python functions; the command line is a thin layer over these.
 
-A run folder holds the resolved config, the reference clip, the adapter, checkpoints, the
-loss log and curves, one video per target, a side-by-side comparison and metrics.json
-(motion fidelity of each output, seconds and peak memory of each phase).
+A run folder holds the resolved config, the reference clip (and, with several references,
+every one of them in references/), the adapter, checkpoints, the loss log and curves, one
+video per target, a side-by-side comparison and metrics.json (motion fidelity of each
+output, seconds and peak memory of each phase).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -27,14 +30,15 @@ from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
 from sma.phases import Phases
 from sma.recipes import flatten, load_config
-from sma.report import plot_losses, read_metrics, write_metrics, write_report
+from sma.references import Reference, captioned, entry_path, resolve
+from sma.report import REFERENCES_DIR, plot_losses, read_metrics, write_metrics, write_report
 from sma.run_folder import (
     CONFIG_FILE,
     RUN_FILE,
     RunFolder,
-    file_hash,
     resumable_settings,
     resume_differences,
+    slug,
     video_path,
 )
 from sma.training import train as train_loop
@@ -65,10 +69,40 @@ def pin_sources(config: TransferConfig) -> None:
     from any directory (a Hub id stays as it is)."""
     if Path(config.model).expanduser().exists():
         config.model = str(Path(config.model).expanduser().resolve())
+    config.references = [_pinned_entry(entry) for entry in config.references]
     for field in dataclasses.fields(config.options) if config.options is not None else ():
         value = getattr(config.options, field.name)
         if isinstance(value, str) and value and Path(value).expanduser().exists():
             setattr(config.options, field.name, str(Path(value).expanduser().resolve()))
+
+
+def _pinned_entry(entry: str | dict) -> str | dict:
+    path = Path(entry_path(entry)).expanduser()
+    if not path.exists():
+        return entry
+    return {**entry, "path": str(path.resolve())} if isinstance(entry, dict) else str(path.resolve())
+
+
+ReferenceArgument = str | os.PathLike | Sequence[str | os.PathLike] | None
+ORDER = "sma.training.reference_draw: a permutation of the references per epoch of draws, from (seed, epoch)"
+
+
+def with_references(config: TransferConfig, reference: ReferenceArgument) -> TransferConfig:
+    """A copy of `config` whose `references` are the given ones (when given) and whose local paths are absolute;
+    the caller's config stays as it was."""
+    config = dataclasses.replace(config)
+    given = [reference] if isinstance(reference, (str, os.PathLike)) else list(reference or ())
+    if given:
+        config.references = [str(path) for path in given]
+    pin_sources(config)
+    return config
+
+
+def resolve_references(config: TransferConfig) -> list[Reference]:
+    """The reference videos with their captions and hashes; one-line errors before anything loads."""
+    references = captioned(resolve(config.references), config.prompt)
+    method_class(config.method).check_references(config, len(references))
+    return references
 
 
 def hub_revision(config: TransferConfig) -> str:
@@ -82,16 +116,24 @@ def hub_revision(config: TransferConfig) -> str:
     return snapshot.name if snapshot is not None else ""
 
 
-def check_resume(run: RunFolder, config: TransferConfig, reference_hash: str) -> None:
-    """A resumed run continues the stored one: the same settings but those in RESUMABLE, the same reference,
-    and no fewer steps than its latest checkpoint. Checked before any model loads."""
+def check_resume(run: RunFolder, config: TransferConfig, references: list[Reference]) -> None:
+    """A resumed run continues the stored one: the same settings but those in RESUMABLE, the same references
+    (contents and captions, in the same order: where they are may change), and no fewer steps than its latest
+    checkpoint. Checked before any model loads."""
     if not run.resuming:
         return
-    stored = load_config(run.out / CONFIG_FILE)
-    differences = resume_differences(flatten(stored.to_dict()), flatten(config.to_dict()))
+    stored = flatten(load_config(run.out / CONFIG_FILE).to_dict())
+    new = flatten(config.to_dict())
+    del stored["references"], new["references"]  # compared by content below
+    differences = resume_differences(stored, new)
     about_file = run.out / RUN_FILE
-    stored_hash = json.loads(about_file.read_text()).get("reference_sha256") if about_file.is_file() else None
-    if stored_hash not in (None, reference_hash):
+    about = json.loads(about_file.read_text()) if about_file.is_file() else {}
+    if "references" in about:
+        kept = [(entry["sha256"], entry["prompt"]) for entry in about["references"]]
+        if kept != [(ref.sha256, ref.prompt) for ref in references]:
+            stored_now = f"{len(kept)} stored, {len(references)} now"
+            differences.insert(0, f"the reference videos ({stored_now}; their sha256, captions or order)")
+    elif about.get("reference_sha256") not in (None, references[0].sha256) or len(references) > 1:
         differences.insert(0, "the reference video (its sha256)")
     if differences:
         raise SmaError(
@@ -111,31 +153,40 @@ class EmptyPromptWarning(UserWarning):
 
 
 def start_run(
-    config: TransferConfig, reference: Path, reference_hash: str, run: RunFolder, device
-) -> tuple[Method, torch.Tensor]:
-    """The method on its backbone and the reference clip; the run folder gets config.yaml, run.json and
-    reference.mp4, all at once.
+    config: TransferConfig, references: list[Reference], run: RunFolder, device
+) -> tuple[Method, list[torch.Tensor]]:
+    """The method on its backbone and the reference clips; the run folder gets config.yaml, run.json (every
+    reference's path, caption and sha256, and where the training order comes from), reference.mp4 (the first
+    reference, the one generation starts from) and, with several, references/NN-name.mp4, all at once.
 
-    Everything that can fail on a user's input (the clip, the model, the size) fails before the folder is touched.
+    Everything that can fail on a user's input (the clips, the model, the size) fails before the folder is touched.
     """
-    if not config.prompt.strip():
+    if not references[0].prompt.strip():
         warnings.warn(
             "`prompt` is empty: describe what the reference shows; training and inversion condition on it",
             EmptyPromptWarning,
             stacklevel=2,
         )
-    clip = load_reference(reference, config)
+    clips = [load_reference(reference.path, config) for reference in references]
     method = build_method(config, device)
     method.model.check_size(config.video.height, config.video.width)
 
     def write(folder: Path) -> None:
-        write_video(folder / "reference.mp4", clip, overwrite=True)
-        about = {"reference": str(Path(reference).resolve()), "reference_sha256": reference_hash}
+        write_video(folder / "reference.mp4", clips[0], overwrite=True)
+        if len(clips) > 1:
+            for index, (reference, clip) in enumerate(zip(references, clips, strict=True)):
+                write_video(folder / REFERENCES_DIR / f"{index:02d}-{slug(reference.path.stem)}.mp4", clip)
+        about = {
+            "reference": str(references[0].path),
+            "reference_sha256": references[0].sha256,
+            "references": [reference.describe() for reference in references],
+            "reference_order": {"rule": ORDER, "seed": config.seed},
+        }
         (folder / RUN_FILE).write_text(json.dumps(about, indent=1))
         config.save(folder / CONFIG_FILE)
 
     run.begin(write)
-    return method, clip
+    return method, clips
 
 
 def make_accelerator(config: TransferConfig) -> Accelerator:
@@ -148,48 +199,53 @@ def make_accelerator(config: TransferConfig) -> Accelerator:
     )
 
 
-def _check_reference(reference: Path) -> str:
-    """The reference's hash; a one-line error when there is none, before anything loads."""
-    if not Path(reference).exists():
-        raise SmaError(f"no reference video at {reference}")
-    return file_hash(reference)
+def train(
+    config: TransferConfig,
+    reference: ReferenceArgument,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+) -> Path:
+    """Distill the motion of the reference into an adapter; returns the run folder.
 
-
-def train(config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False) -> Path:
-    """Distill the motion of `reference` into an adapter; returns the run folder."""
+    `reference`: a video, a folder of captioned videos, or a list of them; None (or empty) takes
+    `config.references`. With several, each training step draws one (`sma.training.reference_draw`).
+    """
     if not method_class(config.method).trains:
         raise SmaError(f"{config.method} trains nothing: transfer guides generation directly")
-    pin_sources(config)
+    config = with_references(config, reference)
     check_cascade(config)
-    reference_hash = _check_reference(reference)
+    references = resolve_references(config)
     accelerator = make_accelerator(config)
     with RunFolder(out, overwrite=overwrite, resume=resume, main=accelerator.is_main_process) as run:
-        _train(accelerator, config, reference, reference_hash, run)
+        _train(accelerator, config, references, run)
     return Path(out)
 
 
-def _train(
-    accelerator: Accelerator, config: TransferConfig, reference: Path, reference_hash: str, run: RunFolder
-) -> None:
-    check_resume(run, config, reference_hash)
+def _train(accelerator: Accelerator, config: TransferConfig, references: list[Reference], run: RunFolder) -> None:
+    check_resume(run, config, references)
     resuming = run.resuming
-    method, clip = start_run(config, reference, reference_hash, run, accelerator.device)
+    method, clips = start_run(config, references, run, accelerator.device)
     accelerator.wait_for_everyone()
-    conditions = method.condition_on(clip)
-    method.set_conditions(conditions)
-    model = method.model
-    latents = model.encode_video(clip).repeat(config.train.batch_size, 1, 1, 1, 1)
-    text = model.encode_prompts([config.prompt] * config.train.batch_size)
+    model, batch = method.model, config.train.batch_size
+    conditions = [method.condition_on(clip) for clip in clips]
+    latents = [model.encode_video(clip).repeat(batch, 1, 1, 1, 1) for clip in clips]  # once per reference
+    captions = {caption: model.encode_prompts([caption] * batch) for caption in {ref.prompt for ref in references}}
+    text = [captions[reference.prompt] for reference in references]
     model.move_encoders("cpu")
     phases = Phases()
     kept = not run.overwrite  # a replacement that fails is discarded
     history = train_loop(
-        accelerator, method, latents, text, config.train, config.seed, run.path, resuming, phases, kept
+        accelerator, method, latents, text, config.train, config.seed, run.path, resuming, phases, kept, conditions
     )
     if accelerator.is_main_process:
         pinned = copy.deepcopy(config)
         pinned.revision = hub_revision(config)
-        Adapter(method.adapter_state(), latents[:1].cpu(), pinned, conditions).save(run.path / "adapter")
+        # generation starts from the first reference: its latents, conditions and caption (the source prompt of
+        # the methods that invert with it) go with the adapter
+        pinned.prompt = references[0].prompt
+        Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / "adapter")
         plot_losses(history, run.path / "loss_curves.png")
         write_metrics(run.path, {"phases": phases.summary()})
         if resuming:  # the settings it ended with (only RESUMABLE ones can differ)
@@ -354,9 +410,15 @@ def write_cascade(
 
 
 def transfer(
-    config: TransferConfig, reference: Path, out: Path, *, overwrite: bool = False, resume: bool = False
+    config: TransferConfig,
+    reference: ReferenceArgument,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> Path:
-    """Train on the reference (zero-shot methods skip this), generate every target, compare and measure.
+    """Train on the reference or references (zero-shot methods skip this), generate every target from the
+    first reference, compare and measure (against every reference: `write_report`).
 
     Returns the run folder; with `overwrite`, the run it replaces stays until this one has succeeded.
     """
@@ -365,23 +427,24 @@ def transfer(
     trains = method_class(config.method).trains
     if resume and not trains:
         raise SmaError(f"{config.method} trains nothing, so there is nothing to resume: set `overwrite` instead")
-    pin_sources(config)
+    config = with_references(config, reference)
     check_cascade(config)
-    reference_hash = _check_reference(reference)
+    references = resolve_references(config)
     accelerator = make_accelerator(config) if trains else None
     main = accelerator is None or accelerator.is_main_process
     phases = Phases()
     with RunFolder(out, overwrite=overwrite, resume=resume, main=main) as run:
         if trains:
-            _train(accelerator, config, reference, reference_hash, run)
+            _train(accelerator, config, references, run)
             if not PartialState().is_main_process:  # data-parallel training: one process generates
                 return Path(out)
             method, adapter = load_trained(run.path / "adapter", default_device())
             paths = write_videos(method, adapter.reference_latents, config.targets, run.path, config.seed, True, phases)
         else:
             device = default_device()
-            method, clip = start_run(config, reference, reference_hash, run, device)
-            latents = method.model.encode_video(clip)
+            config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one
+            method, clips = start_run(config, references, run, device)
+            latents = method.model.encode_video(clips[0])
             method.model.to(device, generation_dtype(config.generate.precision, device))
             paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
         trained = read_metrics(run.path).get("phases", {})

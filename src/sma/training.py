@@ -1,8 +1,9 @@
 """The training loop, on accelerate: mixed precision, accumulation, data parallel, resumable.
 
 Every micro-step draws its noise and timesteps from a generator seeded by (seed, step,
-micro-step, process), so a run resumed from a checkpoint continues exactly as if it had
-never stopped.
+micro-step, process), and, with several references, which reference it trains on from
+`reference_draw`, so a run resumed from a checkpoint continues exactly as if it had never
+stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import signal
 from pathlib import Path
 
+import numpy as np
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
@@ -64,8 +66,27 @@ def average_gradients(accelerator: Accelerator, parameters: list[torch.nn.Parame
         parameter.grad.copy_(grad.view_as(parameter))
 
 
+def draw_index(step: int, micro_step: int, accumulation: int, process: int, processes: int) -> int:
+    """The number of a micro-step's draw over the whole run, all processes together."""
+    return (step * accumulation + micro_step) * processes + process
+
+
 def step_seed(seed: int, step: int, micro_step: int, accumulation: int, process: int, processes: int) -> int:
-    return seed * 1_000_003 + ((step * accumulation + micro_step) * processes + process)
+    return seed * 1_000_003 + draw_index(step, micro_step, accumulation, process, processes)
+
+
+def reference_draw(seed: int, draw: int, count: int) -> int:
+    """Which of `count` references the `draw`-th micro-step trains on.
+
+    Draws come in epochs of `count`: each epoch is a permutation of the references from numpy's
+    generator seeded with (seed, epoch), so every reference is seen once per epoch (as the
+    official MotionDirector's unshuffled loader does), in an order the seed reproduces, and a
+    resumed run needs no state to continue it.
+    """
+    if count == 1:
+        return 0
+    epoch, position = divmod(draw, count)
+    return int(np.random.default_rng((seed % 2**63, epoch)).permutation(count)[position])
 
 
 class _StopRequests:
@@ -109,19 +130,27 @@ def _read_losses(path: Path, before_step: int) -> list[dict[str, float]]:
 def train(
     accelerator: Accelerator,
     method: TrainedMethod,
-    latents: torch.Tensor,
-    text: torch.Tensor,
+    latents: torch.Tensor | list[torch.Tensor],
+    text: torch.Tensor | list[torch.Tensor],
     config: TrainConfig,
     seed: int,
     run_dir: Path,
     resume: bool = False,
     phases: Phases | None = None,
     kept: bool = True,
+    conditions: list[dict[str, torch.Tensor]] | None = None,
 ) -> list[dict[str, float]]:
     """Train the method's parameters; returns one record of loss terms per step.
 
+    `latents` and `text` are those of one reference, or lists with one entry per reference (and
+    `conditions`, what `condition_on` gave for each): each micro-step trains on one of them,
+    chosen by `reference_draw`, and the record of a step lists the references it drew.
     `kept` False: the run folder is discarded on failure (it replaces another run), so messages offer no checkpoint.
     """
+    latents = latents if isinstance(latents, list) else [latents]
+    text = text if isinstance(text, list) else [text]
+    if len(text) != len(latents) or (conditions is not None and len(conditions) != len(latents)):
+        raise ValueError(f"{len(latents)} latents need as many texts and conditions, got {len(text)}")
     parameters = list(method.prepare().values())
     if accelerator.mixed_precision in HALF_PRECISIONS:
         method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
@@ -145,20 +174,18 @@ def train(
     )
     with progress as bar, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
-            terms = {}
+            terms, drawn = {}, []
             for micro_step in range(config.gradient_accumulation):
-                seed_here = step_seed(
-                    seed,
-                    step,
-                    micro_step,
-                    config.gradient_accumulation,
-                    accelerator.process_index,
-                    accelerator.num_processes,
-                )
-                generator = torch.Generator(device=latents.device).manual_seed(seed_here)
+                where = (step, micro_step, config.gradient_accumulation, accelerator.process_index)
+                seed_here = step_seed(seed, *where, accelerator.num_processes)
+                index = reference_draw(seed, draw_index(*where, accelerator.num_processes), len(latents))
+                drawn.append(index)
+                if conditions is not None:
+                    method.set_conditions(conditions[index])
+                generator = torch.Generator(device=latents[index].device).manual_seed(seed_here)
                 torch.manual_seed(seed_here)  # dropout layers draw from the global generator
                 with accelerator.accumulate(unet), accelerator.autocast():
-                    terms = method.loss(latents, text, generator)
+                    terms = method.loss(latents[index], text[index], generator)
                     loss = terms["loss"]
                     if not math.isfinite(loss.item()):
                         kept_here = _kept(kept, last_saved, run_dir)
@@ -176,10 +203,11 @@ def train(
                             accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
-            record = {"step": step, **{name: round(value.item(), 6) for name, value in terms.items()}}
+            losses = {name: round(value.item(), 6) for name, value in terms.items()}
+            record = {"step": step, **losses, **({"references": drawn} if len(latents) > 1 else {})}
             history.append(record)
             bar.update(1)
-            bar.set_postfix({name: f"{value:.4f}" for name, value in record.items() if name != "step"})
+            bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()})
             done = step + 1
             report("train", done, config.steps, {name: value for name, value in record.items() if name != "step"})
             if accelerator.is_main_process:

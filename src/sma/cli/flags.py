@@ -29,7 +29,7 @@ TRAINING_FLAGS = (
         "motion_adapter",
         "AnimateDiff MotionAdapter (Hub id or folder) for a Stable Diffusion 1.x --model (vmc, motiondirector)",
     ),
-    Flag("--prompt", "prompt", "what the reference video shows"),
+    Flag("--prompt", "prompt", "what the reference video shows (the caption of every reference without a .txt)"),
     Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
     Flag("--sma-levels", "sma.levels", "wavelet levels of the global SMA term", {"type": int}),
     Flag("--steps", "train.steps", "training steps", {"type": int}),
@@ -58,8 +58,8 @@ TRAINING_FLAGS = (
     Flag("--depth-model", "controlvideo.depth_model", "controlvideo: transformers depth model, Hub id or folder"),
 )
 TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
-# keyword arguments of the Python API that the command line sets with a flag of the same name
-RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target"}
+# keyword arguments and recipe keys of the Python API that the command line sets with a flag or an argument
+RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target", "references": "REFERENCE"}
 RUN_OPTIONS |= {"format": "--format", "rank": "--rank"}  # sma export
 
 

@@ -10,7 +10,14 @@ from sma.cli.flags import TARGET_FLAG, TRAINING_FLAGS, add_flags, overrides
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments shared by `transfer` and `train`; flags override the recipe."""
-    parser.add_argument("reference", type=Path, help="reference video (mp4, gif, ... or a folder of frames)")
+    parser.add_argument(
+        "reference",
+        type=Path,
+        nargs="*",
+        help="reference video (mp4, gif, ... or a folder of frames); several videos of one motion, or a folder of "
+        "videos with same-name .txt captions (clip.mp4 + clip.txt), train on all of them (default: the recipe's "
+        "references)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="run folder to create")
     parser.add_argument("--config", help="YAML recipe: a file, or a shipped recipe's name (vmc-zeroscope, ...)")
     add_flags(parser, TRAINING_FLAGS)

@@ -37,6 +37,11 @@ class Method:
         """Raise SmaError for settings this method cannot run with."""
 
     @classmethod
+    def check_references(cls, config: TransferConfig, count: int) -> None:
+        """Raise SmaError when this method cannot take `count` reference videos (a trained one takes any number:
+        each training step draws one)."""
+
+    @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
         """The backbone this method runs on, loaded from `config.model`: a diffusers UNet3D model,
         Show-1's base stage when its model_index.json says so, or AnimateDiff when `config.motion_adapter` is set."""
@@ -217,6 +222,11 @@ class ZeroShotMethod(Method):
     """
 
     trains = False
+
+    @classmethod
+    def check_references(cls, config: TransferConfig, count: int) -> None:
+        if count > 1:
+            raise SmaError(f"{cls.name} guides generation with one reference video, got {count}: give one")
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         super().__init__(model, config)

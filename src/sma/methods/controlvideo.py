@@ -51,6 +51,14 @@ class ControlVideo(TuneAVideo):
             )
 
     @classmethod
+    def check_references(cls, config: TransferConfig, count: int) -> None:
+        if count > 1 and config.options.video:
+            raise SmaError(
+                f"`controlvideo.video` holds the depth of one reference, but there are {count}: set "
+                "`controlvideo.depth_model` instead, to estimate the depth of each"
+            )
+
+    @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> TextToImageModel:
         options = config.options
         model = TextToImageModel.from_pretrained(
