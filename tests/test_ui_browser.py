@@ -126,6 +126,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         assert fidelity in table  # the page shows the run folder's numbers
         downloads = page.locator("#downloads").inner_text()
         assert "adapter" in downloads and ".zip" in downloads, downloads
+        assert "sma-lora-diffusers" in downloads, downloads  # `sma export` of the VMC adapter
 
         fill(page, "Model", str(tmp_path / "no-such-model"))
         page.locator("#run").click()

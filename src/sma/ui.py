@@ -210,8 +210,11 @@ def results(job: Path, downloads: Path) -> Results:
 
 
 def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
-    """Zips of the adapters and of the whole job folder, beside the runs (not in them)."""
+    """Zips of the adapters and of the whole job folder, and each adapter as a diffusers LoRA where it exports
+    as one (`sma export`), beside the runs (not in them)."""
     import zipfile
+
+    from sma.export import export_adapter
 
     downloads.mkdir(parents=True, exist_ok=True)
     made = []
@@ -223,6 +226,12 @@ def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
                 for file in sorted(adapter.rglob("*")):
                     archive.write(file, file.relative_to(job.parent))
         made.append(str(path))
+    for adapter in adapters:
+        lora = downloads / f"{job.name}-{adapter.parent.name}-lora-diffusers.safetensors"
+        try:
+            made.append(str(export_adapter(adapter, "diffusers", lora, overwrite=True).path))
+        except SmaError:  # a method whose trained layers a LoRA cannot hold
+            continue
     made.append(shutil.make_archive(str(downloads / job.name), "zip", job.parent, job.name))
     return made
 
@@ -529,7 +538,9 @@ def build(out: Path):
                     videos = gr.Gallery(label="Generated videos", columns=4, height="auto", elem_id="videos")
                     losses = gr.Image(label="Loss curves", type="filepath", interactive=False, height=420)
                     downloads = gr.File(
-                        label="Downloads: adapter, run folder", file_count="multiple", elem_id="downloads"
+                        label="Downloads: adapter, LoRA for diffusers, run folder",
+                        file_count="multiple",
+                        elem_id="downloads",
                     )
         with gr.Accordion("Previous runs", open=False, elem_id="previous"):
             runs = gr.Dataframe(
