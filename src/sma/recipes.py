@@ -139,7 +139,7 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError("`train.steps` and `train.checkpoint_every` must be >= 1")
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
-    check_generation(config.generate)
+    check_generation(config.generate, method_class(config.method).samplers)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
     if config.sma.enabled:
@@ -152,16 +152,16 @@ def validate(config: TransferConfig) -> TransferConfig:
     return config
 
 
-def check_generation(generate: GenerateConfig) -> None:
-    """Generation settings, checked before training rather than after it."""
-    from sma.sampling import SAMPLERS
+def check_generation(generate: GenerateConfig, samplers: tuple[str, ...]) -> None:
+    """Generation settings, checked before training rather than after it; `samplers` are those the method's
+    models take."""
 
     if generate.steps < 1 or generate.inversion_steps < 1:
         raise SmaError("`generate.steps` and `generate.inversion_steps` must be >= 1")
     if not 0.0 <= generate.noise_prior <= 1.0:
         raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
-    if generate.sampler not in SAMPLERS:
-        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {generate.sampler!r}")
+    if generate.sampler not in samplers:
+        raise SmaError(f"`generate.sampler` must be one of {', '.join(samplers)}, got {generate.sampler!r}")
 
 
 def check_nothing_trained(config: TransferConfig) -> None:
@@ -182,10 +182,11 @@ def check_sma(config: TransferConfig) -> None:
         config.sma.build()
     except ValueError as error:
         raise SmaError(f"sma settings: {error}") from error
-    most = max_levels(config.video.frames - 1, config.sma.wavelet, config.sma.boundary)
+    frames, unit = method_class(config.method).motion_frames(config)
+    most = max_levels(frames - 1, config.sma.wavelet, config.sma.boundary)
     if config.sma.levels > most:
         raise SmaError(
-            f"`sma.levels` {config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
+            f"`sma.levels` {config.sma.levels} is too many for {frames} {unit}: at most {most} "
             "(lower `sma.levels` or take more `video.frames`)"
         )
 

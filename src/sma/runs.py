@@ -178,6 +178,7 @@ def _train(
     model = method.model
     latents = model.encode_video(clip).repeat(config.train.batch_size, 1, 1, 1, 1)
     text = model.encode_prompts([config.prompt] * config.train.batch_size)
+    model.release_text_encoder()  # training needs no other prompt; generation loads the model again
     phases = Phases()
     kept = not run.overwrite  # a replacement that fails is discarded
     history = train_loop(

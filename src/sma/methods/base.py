@@ -17,7 +17,7 @@ from sma.errors import SmaError
 from sma.motion import predict_x0
 from sma.objectives import with_sma
 from sma.phases import Phases
-from sma.sampling import ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
+from sma.sampling import DIFFUSION_SAMPLERS, ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
 
 
 class Method:
@@ -31,10 +31,16 @@ class Method:
     trains: ClassVar[bool] = True
     Options: ClassVar[type | None] = None
     takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
+    samplers: ClassVar[tuple[str, ...]] = DIFFUSION_SAMPLERS  # `generate.sampler` values its models take
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
         """Raise SmaError for settings this method cannot run with."""
+
+    @classmethod
+    def motion_frames(cls, config: TransferConfig) -> tuple[int, str]:
+        """How many frames SMA compares, and what they are (a latent frame may stand for several video frames)."""
+        return config.video.frames, "frames"
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
