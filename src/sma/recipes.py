@@ -36,6 +36,7 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     config.method = method
     options = method_class(method).Options
     config.options = options() if options is not None else None
+    config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
     merge(config, values)
     return validate(config)
 
@@ -50,7 +51,9 @@ def shipped_recipes() -> list[str]:
 def read_recipe(recipe: Path | str) -> dict[str, Any]:
     """A recipe file, or a shipped recipe by name (`vmc-zeroscope`)."""
     recipe = Path(recipe)
-    if not recipe.is_file() and recipe.suffix == "" and len(recipe.parts) == 1:
+    if (
+        not recipe.is_file() and recipe.suffix not in (".yaml", ".yml") and len(recipe.parts) == 1
+    ):  # a name (may hold dots)
         if not (RECIPES / f"{recipe}.yaml").is_file():
             raise SmaError(
                 f"no recipe file or shipped recipe {str(recipe)!r}: shipped are {', '.join(shipped_recipes())}"
