@@ -35,9 +35,9 @@ FLOW_SAMPLERS = ("unipc", "dpmsolver++", "flow-euler")  # for flow-matching mode
 
 
 def is_flow_matching(config) -> bool:
-    """Whether a scheduler config describes a flow-matching model: UniPC / DPM-Solver with flow sigmas, or
-    FlowMatchEulerDiscreteScheduler (whose config has `use_dynamic_shifting`)."""
-    return config.get("prediction_type") == "flow_prediction" or "use_dynamic_shifting" in config
+    """Whether a scheduler config describes a flow-matching model: UniPC / DPM-Solver predicting flow, or a
+    scheduler without a beta schedule (FlowMatchEulerDiscreteScheduler)."""
+    return config.get("prediction_type") == "flow_prediction" or "beta_start" not in config
 
 
 def make_scheduler(name: str, config, flow_shift: float | None = None):

@@ -11,7 +11,7 @@
 - Text: UMT5 (`UMT5EncoderModel`, the XXL encoder on the Hub: 5.7 B parameters), prompts cleaned
   as WanPipeline does, up to 512 tokens; the states past each prompt's length are zeroed.
   Embeddings are cached per prompt; UMT5 waits on the CPU and visits the transformer's device
-  only to encode (in bfloat16 on a GPU, as Wan's own code runs it); `release_text_encoder`
+  only to encode (in bfloat16 when that is a GPU, as Wan's own code runs it); `release_text_encoder`
   frees it.
 """
 
@@ -60,8 +60,8 @@ class WanModel(LatentVideoModel):
     def from_pretrained(
         cls, source: str, scheduler: str, device: str | torch.device = "cpu", revision: str | None = None
     ) -> WanModel:
-        """Every component in float32 from a Hub id (at `revision`) or a folder; `scheduler` is the class
-        model_index.json names."""
+        """Every component in float32 (UMT5 in bfloat16 for a GPU) from a Hub id (at `revision`) or a folder;
+        `scheduler` is the class model_index.json names."""
         if scheduler not in SCHEDULERS:
             raise SmaError(f"the scheduler/ of {source} is a {scheduler}: sma samples Wan with {', '.join(SCHEDULERS)}")
         model = cls(
@@ -72,6 +72,8 @@ class WanModel(LatentVideoModel):
             scheduler=load_component(SCHEDULERS[scheduler], source, "scheduler", revision),
             source=source,
         )
+        if torch.device(device).type == "cuda":  # Wan's own code runs UMT5 in bf16; it also halves its CPU memory
+            model.text_encoder.to(torch.bfloat16)
         return model.freeze().to(device)
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
@@ -174,13 +176,12 @@ class WanModel(LatentVideoModel):
             return_tensors="pt",
         )
         device = self.device
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        self.text_encoder.to(device, dtype)
+        self.text_encoder.to(device)
         try:
             mask = tokens.attention_mask.to(device)
             states = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
         finally:
-            self.text_encoder.to("cpu", torch.float32)
+            self.text_encoder.to("cpu")
         return (states.float() * mask[..., None]).cpu()
 
     def release_text_encoder(self) -> None:
