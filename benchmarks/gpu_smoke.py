@@ -10,11 +10,13 @@ and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and
 (0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets), and with a
 v1-5-3-sized AnimateDiff motion adapter for VMC and MotionDirector on AnimateDiff (16 frames
 512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B
-encoder) for VMC on Show-1 (8 frames 40x64, pixels); not run unless named, `vmc-show1-interp` adds
-Show-1's interpolation stage at the base's size (7 input channels) to generation, 8 -> 29 frames
-(phase "cascade"). Each method runs its recipe with a few steps of each phase on a synthetic clip
-(its own frames as ControlVideo's depth maps). `--size tiny` runs
-the same on tiny models on the CPU, to check the script. A method that fails is reported with its
+encoder) for VMC on Show-1 (8 frames 40x64, pixels); Wan 2.1 T2V 1.3B's transformer (1.42 B) and
+VAE in bf16 (a 2-layer UMT5 of umt5-xxl's width stands in for the 5.7 B encoder) for motionlora (33
+frames 480x832). Not run unless named, `vmc-show1-interp` adds Show-1's interpolation stage at the
+base's size (7 input channels) to generation, 8 -> 29 frames (phase "cascade"). Each method runs its
+recipe with a few steps of each phase on a synthetic clip (its own frames as ControlVideo's depth
+maps). `--size tiny` runs the same on tiny models on the CPU, to check the script. A method that
+fails is reported with its
 traceback and the others still run (one GPU session is short); any failure makes the exit non-zero.
 `--json` rewrites FILE after each method, so a run cut short keeps what it measured.
 """
@@ -43,6 +45,7 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc-show1": ("vmc-show1", "show1", 8, (40, 64)),
     "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
+    "motionlora-wan": ("motionlora-wan-1.3b", "wan", 33, (480, 832)),
     "vmc-show1-interp": ("vmc-show1", "show1-cascade", 8, (40, 64)),
 }
 OPTIONAL = ("vmc-show1-interp",)  # run only when named in --methods
@@ -80,6 +83,8 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
     from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
 
+    if backbone == "wan":
+        return {"model": build_real_wan(folder / "model")}
     if backbone.startswith("show1"):  # the real base UNet (1.73 B); a 2-layer T5 of T5-XXL's width stands in for T5-XXL
         config = json.loads((ROOT / "tests" / "data" / "show1_base_unet_state.json").read_text())["config"]
         unet_config = {key: value for key, value in config.items() if not key.startswith("_")}
@@ -109,6 +114,26 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     return paths
 
 
+def build_real_wan(folder: Path) -> Path:
+    """Wan 2.1 T2V 1.3B's transformer (1.42 B parameters) and VAE (diffusers' defaults are Wan 2.1's) in bf16, the
+    dtype Wan is released in; a 2-layer UMT5 of umt5-xxl's width (4096, 64 heads, feed-forward 10240) stands in for
+    the 5.7 B encoder, with a small written vocabulary."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from real_scale import WAN_T2V_1_3B
+    from transformers import UMT5EncoderModel
+
+    from sma.backbones.tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
+
+    tokenizer = write_umt5_tokenizer(folder / "tokenizer", words=("a", "red", "circle", "blue", "square"))
+    torch.manual_seed(0)
+    networks = (
+        WanTransformer3DModel.from_config(WAN_T2V_1_3B),
+        AutoencoderKLWan(),
+        UMT5EncoderModel(umt5_config(tokenizer, width=4096, layers=2, heads=64, feed_forward=10240)),
+    )
+    return save_wan_folder(folder, *(network.to(torch.bfloat16) for network in networks))
+
+
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     from sma.backbones.tiny import (
         TinySizes,
@@ -118,6 +143,7 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
         build_text_to_video,
     )
     from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
+    from sma.backbones.tiny_wan import build_wan
 
     if backbone == "show1":
         return {"model": build_show1_base(folder / "model")}
@@ -126,6 +152,8 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
             "model": build_show1_base(folder / "model"),
             "interpolation": build_show1_interpolation(folder / "interp"),
         }
+    if backbone == "wan":
+        return {"model": build_wan(folder / "model")}
     if backbone == "animatediff":
         return {
             "model": build_text_to_image(folder / "model"),
@@ -184,13 +212,14 @@ def run_on_backbone(method: str, models: dict, references: dict, build, work: Pa
     """Builds the method's backbone and reference clip on first use, then runs the method."""
     from sma.video import MovingObject, synthetic_video, write_video
 
-    _, backbone, _, (height, width) = RECIPES[method]
+    _, backbone, frames, (height, width) = RECIPES[method]
     if backbone not in models:
         began = time.perf_counter()
         models[backbone] = build(backbone, work / backbone)
         print(f"{backbone} written in {time.perf_counter() - began:.0f} s", flush=True)
         side = (height, width) if size == "real" else (32, 32)
-        clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=24, height=side[0], width=side[1])
+        shape = {"num_frames": max(24, frames), "height": side[0], "width": side[1]}
+        clip = synthetic_video(MovingObject("circle", "red", "zigzag"), **shape)
         references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
     return run_method(method, models[backbone], references[backbone], work / "runs", size, steps)
 

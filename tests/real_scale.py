@@ -312,3 +312,56 @@ def meta_text_to_video(unet: UNet3DConditionModel):
 
     unet.requires_grad_(False)
     return TextToVideoModel(unet=unet, vae=None, text_encoder=None, tokenizer=None, scheduler=None, source="meta")
+
+
+# --- Wan 2.1 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers and -14B-Diffusers, transformer/config.json; the
+# sizes of Wan's own configs, wan/configs/wan_t2v_1_3B.py and wan_t2v_14B.py: dim 1536 / 5120, ffn 8960 / 13824,
+# 12 / 40 heads, 30 / 40 layers, text_dim 4096 (umt5-xxl), patch (1, 2, 2), 16 latent channels) ---
+
+WAN_T2V_1_3B = {
+    "added_kv_proj_dim": None,
+    "attention_head_dim": 128,
+    "cross_attn_norm": True,
+    "eps": 1e-06,
+    "ffn_dim": 8960,
+    "freq_dim": 256,
+    "image_dim": None,
+    "in_channels": 16,
+    "num_attention_heads": 12,
+    "num_layers": 30,
+    "out_channels": 16,
+    "patch_size": [1, 2, 2],
+    "qk_norm": "rms_norm_across_heads",
+    "rope_max_seq_len": 1024,
+    "text_dim": 4096,
+}
+WAN_T2V_14B = WAN_T2V_1_3B | {"ffn_dim": 13824, "num_attention_heads": 40, "num_layers": 40}
+
+
+def wan_transformer(config: dict):
+    from diffusers import WanTransformer3DModel
+
+    return on_meta(WanTransformer3DModel, config)
+
+
+def motionlora_official(transformer: torch.nn.Module, feed_forward: bool) -> set[str]:
+    """Layers musubi-tuner's Wan LoRA adapts (networks/lora_wan.py: every Linear under a `WanAttentionBlock`,
+    diffusers' `WanTransformerBlock`; embeddings, norms and the head excluded), kept to the two attentions
+    (self_attn / cross_attn, diffusers' attn1 / attn2) unless the feed-forward is asked for too."""
+    targets = set()
+    for block_name, block in transformer.named_modules():
+        if type(block).__name__ != "WanTransformerBlock":
+            continue
+        for relative, module in block.named_modules():
+            part = relative.split(".")[0]
+            if isinstance(module, torch.nn.Linear) and (part in ("attn1", "attn2") or (feed_forward and part == "ffn")):
+                targets.add(f"{block_name}.{relative}")
+    return targets
+
+
+def meta_wan(transformer: torch.nn.Module):
+    """A real-size Wan transformer, frozen as loading leaves it, in `sma`'s Wan model (no VAE, UMT5, scheduler)."""
+    from sma.backbones.wan import WanModel
+
+    transformer.requires_grad_(False)
+    return WanModel(unet=transformer, vae=None, text_encoder=None, tokenizer=None, scheduler=None, source="meta")

@@ -78,7 +78,7 @@ class TrainConfig:
 
 @dataclass
 class GenerateConfig:
-    sampler: str = "ddim"  # ddim | dpmsolver++
+    sampler: str = "ddim"  # ddim | dpmsolver++; on flow-matching models (Wan) unipc | dpmsolver++ | flow-euler
     steps: int = 30
     guidance_scale: float = 12.0
     negative_prompt: str = ""

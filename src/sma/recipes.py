@@ -37,6 +37,7 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     config.method = method
     options = method_class(method).Options
     config.options = options() if options is not None else None
+    config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
     merge(config, values)
     return validate(config)
 
@@ -51,7 +52,9 @@ def shipped_recipes() -> list[str]:
 def read_recipe(recipe: Path | str) -> dict[str, Any]:
     """A recipe file, or a shipped recipe by name (`vmc-zeroscope`)."""
     recipe = Path(recipe)
-    if not recipe.is_file() and recipe.suffix == "" and len(recipe.parts) == 1:
+    if (
+        not recipe.is_file() and recipe.suffix not in (".yaml", ".yml") and len(recipe.parts) == 1
+    ):  # a name (may hold dots)
         if not (RECIPES / f"{recipe}.yaml").is_file():
             raise SmaError(
                 f"no recipe file or shipped recipe {str(recipe)!r}: shipped are {', '.join(shipped_recipes())}"
@@ -140,7 +143,7 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError("`train.steps` and `train.checkpoint_every` must be >= 1")
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
-    check_generation(config.generate)
+    check_generation(config.generate, method_class(config.method).samplers)
     check_show1(config.show1)
     check_entries(config.references)
     if not method_class(config.method).trains:
@@ -155,16 +158,16 @@ def validate(config: TransferConfig) -> TransferConfig:
     return config
 
 
-def check_generation(generate: GenerateConfig) -> None:
-    """Generation settings, checked before training rather than after it."""
-    from sma.sampling import SAMPLERS
+def check_generation(generate: GenerateConfig, samplers: tuple[str, ...]) -> None:
+    """Generation settings, checked before training rather than after it; `samplers` are those the method's
+    models take."""
 
     if generate.steps < 1 or generate.inversion_steps < 1:
         raise SmaError("`generate.steps` and `generate.inversion_steps` must be >= 1")
     if not 0.0 <= generate.noise_prior <= 1.0:
         raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
-    if generate.sampler not in SAMPLERS:
-        raise SmaError(f"`generate.sampler` must be one of {', '.join(SAMPLERS)}, got {generate.sampler!r}")
+    if generate.sampler not in samplers:
+        raise SmaError(f"`generate.sampler` must be one of {', '.join(samplers)}, got {generate.sampler!r}")
 
 
 def check_show1(settings) -> None:
@@ -194,10 +197,11 @@ def check_sma(config: TransferConfig) -> None:
         config.sma.build()
     except ValueError as error:
         raise SmaError(f"sma settings: {error}") from error
-    most = max_levels(config.video.frames - 1, config.sma.wavelet, config.sma.boundary)
+    frames, unit = method_class(config.method).motion_frames(config)
+    most = max_levels(frames - 1, config.sma.wavelet, config.sma.boundary)
     if config.sma.levels > most:
         raise SmaError(
-            f"`sma.levels` {config.sma.levels} is too many for {config.video.frames} frames: at most {most} "
+            f"`sma.levels` {config.sma.levels} is too many for {frames} {unit}: at most {most} "
             "(lower `sma.levels` or take more `video.frames`)"
         )
 

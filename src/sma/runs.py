@@ -233,6 +233,7 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
     latents = [model.encode_video(clip).repeat(batch, 1, 1, 1, 1) for clip in clips]  # once per reference
     captions = {caption: model.encode_prompts([caption] * batch) for caption in {ref.prompt for ref in references}}
     text = [captions[reference.prompt] for reference in references]
+    model.release_text_encoder()  # training needs no other prompt; generation loads the model again
     model.move_encoders("cpu")
     phases = Phases()
     kept = not run.overwrite  # a replacement that fails is discarded

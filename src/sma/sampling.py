@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMInverseScheduler, DDIMScheduler, DPMSolverMultistepScheduler
+from diffusers import (
+    DDIMInverseScheduler,
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    UniPCMultistepScheduler,
+)
 
 from sma.errors import SmaError
 from sma.progress import track
@@ -18,14 +24,42 @@ from sma.progress import track
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Predictor = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-SAMPLERS = {"ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler}
+SAMPLERS = {
+    "ddim": DDIMScheduler,
+    "dpmsolver++": DPMSolverMultistepScheduler,
+    "unipc": UniPCMultistepScheduler,
+    "flow-euler": FlowMatchEulerDiscreteScheduler,
+}
+DIFFUSION_SAMPLERS = ("ddim", "dpmsolver++")  # for models trained on a noise schedule (betas)
+FLOW_SAMPLERS = ("unipc", "dpmsolver++", "flow-euler")  # for flow-matching models (Wan)
 
 
-def make_scheduler(name: str, config) -> DDIMScheduler | DPMSolverMultistepScheduler:
-    """A fresh sampling scheduler of the named kind with the model's noise schedule."""
-    if name not in SAMPLERS:
-        raise SmaError(f"unknown sampler {name!r}: expected one of {', '.join(SAMPLERS)}")
-    options = {"algorithm_type": "dpmsolver++"} if name == "dpmsolver++" else {}
+def is_flow_matching(config) -> bool:
+    """Whether a scheduler config describes a flow-matching model: UniPC / DPM-Solver predicting flow, or a
+    scheduler without a beta schedule (FlowMatchEulerDiscreteScheduler)."""
+    return config.get("prediction_type") == "flow_prediction" or "beta_start" not in config
+
+
+def make_scheduler(name: str, config, flow_shift: float | None = None):
+    """A fresh sampling scheduler of the named kind with the model's noise schedule.
+
+    Flow-matching models get flow sigmas shifted by `flow_shift` (the model's own shift when None), as
+    WanPipeline's UniPC does.
+    """
+    flow = is_flow_matching(config)
+    allowed = FLOW_SAMPLERS if flow else DIFFUSION_SAMPLERS
+    if name not in allowed:
+        kind = "flow-matching" if flow else "diffusion"
+        raise SmaError(f"sampler {name!r} does not sample this {kind} model: expected one of {', '.join(allowed)}")
+    if not flow:
+        options = {"algorithm_type": "dpmsolver++"} if name == "dpmsolver++" else {}
+        return SAMPLERS[name].from_config(config, **options)
+    shift = flow_shift if flow_shift is not None else config.get("flow_shift", config.get("shift", 1.0))
+    if name == "flow-euler":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=config["num_train_timesteps"], shift=shift)
+    options = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": shift}
+    if name == "dpmsolver++":
+        options["algorithm_type"] = "dpmsolver++"
     return SAMPLERS[name].from_config(config, **options)
 
 
@@ -51,8 +85,11 @@ def sample(
 ) -> torch.Tensor:
     """Run the scheduler from `latents` (noise at its first timestep) to a clean latent."""
     scheduler.set_timesteps(steps, device=latents.device)
+    if hasattr(scheduler, "set_begin_index"):  # steps by position, not by looking the timestep up (as diffusers does)
+        scheduler.set_begin_index(0)
+    scale = getattr(scheduler, "scale_model_input", lambda sample, _t: sample)  # flow matching scales nothing
     for t in track(scheduler.timesteps, description, len(scheduler.timesteps), show=progress):
-        model_input = scheduler.scale_model_input(latents, t)
+        model_input = scale(latents, t)
         latents = scheduler.step(denoise(model_input, t), t, latents).prev_sample
     return latents
 

@@ -11,6 +11,7 @@ from sma.backbones.hub import ModelNotFoundError, local_folder
 from sma.errors import SmaError
 
 IMAGE_UNET = "UNet2DConditionModel"  # Stable Diffusion 1.x
+WAN_TRANSFORMER = "WanTransformer3DModel"
 
 
 def load_text_to_video(
@@ -18,18 +19,26 @@ def load_text_to_video(
     device: str | torch.device = "cpu",
     revision: str | None = None,
     motion_adapter: str | None = None,
+    wan: bool = False,
 ):
-    """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`) or a
-    diffusers UNet3D model (ZeroScope, ModelScope)."""
+    """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan 2.1
+    text-to-video (`WanPipeline`; only when `wan`, the methods built for it) or a diffusers UNet3D model
+    (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
+    from sma.backbones.wan import WanModel
 
-    backbone = text_to_video_class(source, revision, motion_adapter)
+    backbone = text_to_video_class(source, revision, motion_adapter, wan)
     if backbone is AnimateDiffModel:
         return backbone.from_pretrained(source, motion_adapter, device=device, revision=revision)
+    if backbone is WanModel:  # no index: loading says what is missing
+        scheduler = (model_index(source, revision).get("scheduler") or ["", "UniPCMultistepScheduler"])[1]
+        return backbone.from_pretrained(source, scheduler, device=device, revision=revision)
     return backbone.from_pretrained(source, device=device, revision=revision)
 
 
-def text_to_video_class(source: str, revision: str | None = None, motion_adapter: str | None = None) -> type:
+def text_to_video_class(
+    source: str, revision: str | None = None, motion_adapter: str | None = None, wan: bool = False
+) -> type:
     """The backbone class `load_text_to_video` builds for these sources, read from the model's
     model_index.json without loading any weights."""
     from sma.backbones.animatediff import AnimateDiffModel
@@ -37,6 +46,8 @@ def text_to_video_class(source: str, revision: str | None = None, motion_adapter
     from sma.backbones.text_to_video import TextToVideoModel
 
     index = model_index(source, revision)
+    if wan or is_wan(index):
+        return _wan_class(source, index, wan)
     unet_library, unet_class = (index.get("unet") or ["", ""])[:2]
     if motion_adapter is not None:
         if unet_class not in ("", IMAGE_UNET):
@@ -59,6 +70,27 @@ def text_to_video_class(source: str, revision: str | None = None, motion_adapter
             )
         return Show1Model
     return TextToVideoModel
+
+
+def is_wan(index: dict) -> bool:
+    transformer = (index.get("transformer") or ["", ""])[1]
+    return transformer == WAN_TRANSFORMER or index.get("_class_name", "").startswith("Wan")
+
+
+def _wan_class(source: str, index: dict, wan: bool) -> type:
+    """Wan 2.1 text-to-video, checked from model_index.json before anything loads."""
+    from sma.backbones.wan import PIPELINE, WanModel
+
+    if not wan:
+        raise SmaError(f"{source} is a Wan model: the method that trains on it is motionlora (`method`)")
+    if index and index.get("_class_name") != PIPELINE:
+        raise SmaError(
+            f"{source} is a {index.get('_class_name')}, not a Wan 2.1 text-to-video model ({PIPELINE}, e.g. "
+            "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)"
+        )
+    if (index.get("transformer_2") or [None, None])[1] is not None or index.get("boundary_ratio") is not None:
+        raise SmaError(f"{source} has two transformers (Wan 2.2 A14B): sma trains Wan 2.1, with one")
+    return WanModel
 
 
 def model_index(source: str, revision: str | None = None) -> dict:

@@ -211,6 +211,9 @@ class LatentVideoModel:
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         return self.text_encoder(self.tokenize(prompts)).last_hidden_state
 
+    def release_text_encoder(self) -> None:
+        """Free the text encoder once every prompt a run needs is encoded; a CLIP text encoder is small and stays."""
+
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """Model output for latents (b, c, f, h, w) at `timesteps` with text embeddings (b, tokens, d)."""
         raise NotImplementedError

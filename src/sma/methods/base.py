@@ -17,7 +17,7 @@ from sma.errors import SmaError
 from sma.motion import predict_x0
 from sma.objectives import with_sma
 from sma.phases import Phases
-from sma.sampling import ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
+from sma.sampling import DIFFUSION_SAMPLERS, ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
 
 
 class Method:
@@ -31,6 +31,7 @@ class Method:
     trains: ClassVar[bool] = True
     Options: ClassVar[type | None] = None
     takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
+    samplers: ClassVar[tuple[str, ...]] = DIFFUSION_SAMPLERS  # `generate.sampler` values its models take
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
@@ -40,6 +41,11 @@ class Method:
     def check_references(cls, config: TransferConfig, count: int) -> None:
         """Raise SmaError when this method cannot take `count` reference videos (a trained one takes any number:
         each training step draws one)."""
+
+    @classmethod
+    def motion_frames(cls, config: TransferConfig) -> tuple[int, str]:
+        """How many frames SMA compares, and what they are (a latent frame may stand for several video frames)."""
+        return config.video.frames, "frames"
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:

@@ -1,0 +1,202 @@
+"""Wan 2.1 text-to-video (Wan-AI/Wan2.1-T2V-1.3B-Diffusers, -14B-Diffusers), as diffusers' WanPipeline runs it.
+
+- Denoiser: `WanTransformer3DModel`, a diffusion transformer over patches of (1, 2, 2) latent
+  voxels; flow matching: `x_t = (1 - s) x0 + s eps`, the model predicts `eps - x0` at timestep
+  `1000 s`. It is held in the `unet` field, the name the training loop and the methods use
+  for "the network that denoises".
+- VAE: `AutoencoderKLWan`, causal in time: `4k + 1` frames become `k + 1` latent frames; latent
+  frame 0 encodes the first frame alone, every later one the next 4 frames. Latents are
+  normalised per channel with the VAE config's `latents_mean` and `latents_std`, as WanPipeline
+  does. It stays in float32 (diffusers' advice for Wan's decoding quality).
+- Text: UMT5 (`UMT5EncoderModel`, the XXL encoder on the Hub: 5.7 B parameters), prompts cleaned
+  as WanPipeline does, up to 512 tokens; the states past each prompt's length are zeroed.
+  Embeddings are cached per prompt; UMT5 waits on the CPU and visits the transformer's device
+  only to encode (in bfloat16 when that is a GPU, as Wan's own code runs it); `release_text_encoder`
+  frees it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+import torch
+from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, WanTransformer3DModel
+from transformers import AutoTokenizer, UMT5EncoderModel
+
+from sma.backbones.hub import load_component
+from sma.backbones.latent_video import LatentVideoModel
+from sma.errors import SmaError
+
+PIPELINE = "WanPipeline"
+MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length
+SCHEDULERS = {cls.__name__: cls for cls in (UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler)}
+TEMPORAL_FACTOR = 4  # Wan 2.1's VAE: 4k + 1 frames -> k + 1 latent frames
+
+
+def check_frame_count(frames: int, factor: int = TEMPORAL_FACTOR) -> None:
+    """Wan's causal VAE takes 4k + 1 frames (the first alone, then groups of 4)."""
+    if frames % factor != 1:
+        below = max(1, (frames - 1) // factor * factor + 1)
+        raise SmaError(f"Wan takes {factor}k+1 frames, got {frames} (`video.frames`): try {below} or {below + factor}")
+
+
+def clean_prompt(prompt: str) -> str:
+    """WanPipeline's prompt cleaning without ftfy: HTML entities unescaped, runs of white space made one."""
+    text = html.unescape(html.unescape(prompt)).strip()
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@dataclass
+class WanModel(LatentVideoModel):
+    unet: WanTransformer3DModel
+    vae: AutoencoderKLWan
+    text_encoder: UMT5EncoderModel | None
+    scheduler: UniPCMultistepScheduler | FlowMatchEulerDiscreteScheduler
+    prompt_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def from_pretrained(
+        cls, source: str, scheduler: str, device: str | torch.device = "cpu", revision: str | None = None
+    ) -> WanModel:
+        """Every component in float32 (UMT5 in bfloat16 for a GPU) from a Hub id (at `revision`) or a folder;
+        `scheduler` is the class model_index.json names."""
+        if scheduler not in SCHEDULERS:
+            raise SmaError(f"the scheduler/ of {source} is a {scheduler}: sma samples Wan with {', '.join(SCHEDULERS)}")
+        model = cls(
+            unet=load_component(WanTransformer3DModel, source, "transformer", revision),
+            vae=load_component(AutoencoderKLWan, source, "vae", revision),
+            text_encoder=load_component(UMT5EncoderModel, source, "text_encoder", revision),
+            tokenizer=load_component(AutoTokenizer, source, "tokenizer", revision),
+            scheduler=load_component(SCHEDULERS[scheduler], source, "scheduler", revision),
+            source=source,
+        )
+        if torch.device(device).type == "cuda":  # Wan's own code runs UMT5 in bf16; it also halves its CPU memory
+            model.text_encoder.to(torch.bfloat16)
+        return model.freeze().to(device)
+
+    def denoisers(self) -> dict[str, torch.nn.Module]:
+        return {"transformer": self.unet}
+
+    def networks(self) -> list[torch.nn.Module]:
+        networks = [self.unet, self.vae]
+        return networks if self.text_encoder is None else [*networks, self.text_encoder]
+
+    def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> WanModel:
+        """The transformer to `device` and `dtype` (its float32 modules stay float32, as diffusers keeps them);
+        the VAE to `device` in float32; UMT5 stays on the CPU between encodings."""
+        self.unet.to(device)
+        if dtype is not None:
+            self.cast_frozen(dtype, trained_too=True)
+        self.vae.to(device)
+        return self
+
+    def cast_frozen(self, dtype: torch.dtype, trained_too: bool = False) -> None:
+        """Frozen transformer weights in `dtype`, except those diffusers keeps in float32 (`_keep_in_fp32_modules`:
+        norms, time embedding, modulation tables), which the forward reads in float32."""
+        keep = tuple(self.unet._keep_in_fp32_modules)
+        for name, parameter in self.unet.named_parameters():
+            if (trained_too or not parameter.requires_grad) and not any(part in keep for part in name.split(".")):
+                parameter.data = parameter.data.to(dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.patch_embedding.weight.dtype
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return self.vae.config.scale_factor_spatial
+
+    @property
+    def temporal_scale_factor(self) -> int:
+        return self.vae.config.scale_factor_temporal
+
+    @property
+    def size_multiple(self) -> int:
+        return self.vae_scale_factor * self.unet.config.patch_size[1]
+
+    def latent_frames(self, frames: int) -> int:
+        return (frames - 1) // self.temporal_scale_factor + 1
+
+    def latent_shape(self, frames: int, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
+        scale = self.vae_scale_factor
+        return (batch, self.unet.config.in_channels, self.latent_frames(frames), height // scale, width // scale)
+
+    def _normalisation(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        config = self.vae.config
+        shape = (1, config.z_dim, 1, 1, 1)
+        mean = torch.tensor(config.latents_mean).view(shape).to(like.device, like.dtype)
+        std = torch.tensor(config.latents_std).view(shape).to(like.device, like.dtype)
+        return mean, std
+
+    @torch.no_grad()
+    def encode_video(self, video: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
+        """Pixels (b, 3, 4k+1, h, w) in [-1, 1] -> normalised latents (b, c, k+1, h/8, w/8), VAE mean, float32.
+
+        The whole clip goes through the causal VAE at once (it processes time in chunks itself);
+        a single frame encodes as an image (one latent frame). `slice_size` is not used.
+        """
+        check_frame_count(video.shape[2], self.temporal_scale_factor)
+        latents = self.vae.encode(video.to(self.vae.device, self.vae.dtype)).latent_dist.mode().float()
+        mean, std = self._normalisation(latents)
+        return (latents - mean) / std
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, slice_size: int = 8) -> torch.Tensor:
+        """Normalised latents (b, c, k+1, h, w) -> pixels (b, 3, 4k+1, H, W) in [-1, 1], float32 on the CPU."""
+        latents = latents.to(self.vae.device, self.vae.dtype)
+        mean, std = self._normalisation(latents)
+        pixels = self.vae.decode(latents * std + mean).sample
+        return pixels.float().clamp(-1, 1).cpu()
+
+    @torch.no_grad()
+    def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        """UMT5 states (b, 512, d) on the transformer's device, float32, each prompt encoded once."""
+        missing = list(dict.fromkeys(prompt for prompt in prompts if prompt not in self.prompt_embeddings))
+        if missing and self.text_encoder is None:
+            raise SmaError(
+                f"the UMT5 text encoder was released before {missing[0]!r} was encoded: "
+                "encode every prompt before `release_text_encoder`"
+            )
+        if missing:
+            self.prompt_embeddings.update(zip(missing, self.run_text_encoder(missing), strict=True))
+        return torch.stack([self.prompt_embeddings[prompt] for prompt in prompts]).to(self.device)
+
+    def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
+        """UMT5 on the transformer's device for one call, then back to the CPU; states past each prompt's
+        tokens set to zero, as WanPipeline does. Returned on the CPU in float32."""
+        tokens = self.tokenizer(
+            [clean_prompt(prompt) for prompt in prompts],
+            padding="max_length",
+            max_length=MAX_PROMPT_TOKENS,
+            truncation=True,
+            add_special_tokens=True,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        device = self.device
+        self.text_encoder.to(device)
+        try:
+            mask = tokens.attention_mask.to(device)
+            states = self.text_encoder(tokens.input_ids.to(device), mask).last_hidden_state
+        finally:
+            self.text_encoder.to("cpu")
+        return (states.float() * mask[..., None]).cpu()
+
+    def release_text_encoder(self) -> None:
+        """Free UMT5; prompts encoded so far stay available."""
+        self.text_encoder = None
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """Velocity `eps - x0` for latents (b, c, f, h, w) at timesteps (`1000 s`; one, or one per sample), in the
+        transformer's dtype, from inputs cast to it as WanPipeline does."""
+        dtype = self.dtype
+        timesteps = torch.as_tensor(timesteps, device=latents.device).expand(latents.shape[0])
+        return self.unet(
+            hidden_states=latents.to(dtype), timestep=timesteps, encoder_hidden_states=text_embeddings.to(dtype)
+        ).sample
+
+    def enable_gradient_checkpointing(self) -> None:
+        """diffusers' own checkpointing: each transformer block is recomputed in backward."""
+        self.unet.enable_gradient_checkpointing()

@@ -1,0 +1,206 @@
+"""MotionLoRA on Wan 2.1: a LoRA on the transformer's attention, trained with flow matching (+ SMA).
+
+As LoRA trainers for Wan train motion LoRAs (musubi-tuner, docs/methods.md): peft LoRA on the
+q/k/v/out projections of the self- and cross-attention of every transformer block (and, with
+`feed_forward`, the two feed-forward layers: musubi-tuner's whole block set); flow-matching
+loss `|v_hat - (eps - x0)|^2` at `x_t = (1 - s) x0 + s eps`, timestep `1000 s`, with s drawn as
+musubi-tuner's "shift" sampling: `u = sigmoid(n)`, n standard normal, `s = k u / (1 + (k - 1) u)`.
+SMA compares the reference latents with `x0_hat = x_t - s v_hat` along the latent frames.
+
+Appearance debiasing (`appearance_debiasing`), MotionDirector's idea on a transformer that has no
+spatial and temporal layers: two LoRA sets on the same layers. The "appearance" set learns
+single frames (each reference frame encoded alone, as the VAE encodes an image: one latent
+frame), with the "motion" set off; the "motion" set learns the clip (appearance set on, dropped
+with probability `appearance_dropout`) with MotionDirector's debiased term added. Each set is
+updated only by its own loss; generation uses the motion set alone.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
+
+from sma.backbones.dispatch import load_text_to_video
+from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count
+from sma.config import TransferConfig
+from sma.errors import SmaError
+from sma.methods.base import TrainedMethod
+from sma.objectives import diffusion_mse, motiondirector_temporal_loss, with_sma
+from sma.sampling import FLOW_SAMPLERS, gaussian_like, guided, make_scheduler, sample
+
+ATTENTION = re.compile(r"blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)")
+FEED_FORWARD = re.compile(r"blocks\.\d+\.ffn\.net\.(0\.proj|2)")
+
+
+@dataclass
+class MotionLoRAOptions:
+    lora_rank: int = 32
+    lora_alpha: float = 32.0  # LoRA scale alpha / rank
+    feed_forward: bool = False  # LoRA on the feed-forward layers too
+    timestep_shift: float = 3.0  # k of the training sigmas (musubi-tuner's discrete_flow_shift)
+    sample_shift: float = 3.0  # flow shift of the sampler (diffusers: 3.0 for 480P, 5.0 for 720P)
+    sma_first_latent_frame: bool = False  # SMA on latent frame 0 (the first video frame alone) too
+    appearance_debiasing: bool = False
+    appearance_dropout: float = 0.2  # chance per step to drop the appearance set (MotionDirector's spatial dropout)
+
+
+def shifted_sigmas(count: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """`count` noise levels in (0, 1): u = sigmoid(n), n standard normal, then shift * u / (1 + (shift - 1) u)."""
+    u = torch.randn(count, generator=generator, device=generator.device).sigmoid()
+    return shift * u / (1 + (shift - 1) * u)
+
+
+class MotionLoRA(TrainedMethod):
+    """A motion LoRA on Wan 2.1 (text-to-video), flow matching + SMA; generation as diffusers' WanPipeline."""
+
+    name = "motionlora"
+    Options = MotionLoRAOptions
+    samplers = FLOW_SAMPLERS
+    adapters: ClassVar[tuple[str, ...]] = ("motion", "appearance")
+    frame_latents: torch.Tensor | None = None  # reference frames encoded one by one (appearance debiasing)
+
+    @classmethod
+    def validate(cls, config: TransferConfig) -> None:
+        options, frames = config.options, config.video.frames
+        if options.lora_rank < 1:
+            raise SmaError(f"motionlora.lora_rank must be >= 1, got {options.lora_rank}")
+        for name in ("lora_alpha", "timestep_shift", "sample_shift"):
+            if getattr(options, name) <= 0:
+                raise SmaError(f"motionlora.{name} must be above 0, got {getattr(options, name)}")
+        if not 0.0 <= options.appearance_dropout < 1.0:
+            raise SmaError(f"motionlora.appearance_dropout must be in [0, 1), got {options.appearance_dropout}")
+        check_frame_count(frames)
+        least = 2 * TEMPORAL_FACTOR + 1 if not options.sma_first_latent_frame else TEMPORAL_FACTOR + 1
+        if frames < least:
+            raise SmaError(f"motionlora needs at least {least} frames (two latent frames of motion), got {frames}")
+
+    @classmethod
+    def motion_frames(cls, config: TransferConfig) -> tuple[int, str]:
+        latent = (config.video.frames - 1) // TEMPORAL_FACTOR + 1
+        return latent - (0 if config.options.sma_first_latent_frame else 1), "latent frames"
+
+    @classmethod
+    def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> WanModel:
+        return load_text_to_video(config.model, device, config.revision or None, wan=True)
+
+    @property
+    def debiasing(self) -> bool:
+        return self.options.appearance_debiasing
+
+    def lora_targets(self) -> list[str]:
+        """Full names of the transformer's Linear layers that get the LoRA."""
+        patterns = [ATTENTION, FEED_FORWARD] if self.options.feed_forward else [ATTENTION]
+        return [
+            name
+            for name, module in self.model.unet.named_modules()
+            if isinstance(module, torch.nn.Linear) and any(pattern.fullmatch(name) for pattern in patterns)
+        ]
+
+    def prepare(self) -> dict[str, torch.nn.Parameter]:
+        transformer, options = self.model.unet, self.options
+        targets = self.lora_targets()
+        with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
+            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+            for adapter in self.adapters[: 2 if self.debiasing else 1]:
+                config = LoraConfig(r=options.lora_rank, lora_alpha=options.lora_alpha, target_modules=targets)
+                inject_adapter_in_model(config, transformer, adapter_name=adapter)
+        for module in transformer.modules():
+            if isinstance(module, LoraLayer):
+                module.set_adapter(list(module.lora_A))  # both sets active; `use` switches them by scale
+        transformer.train(transformer.training)  # new LoRA modules start in training mode whatever the model's
+        return self.train_only({name: p for name, p in transformer.named_parameters() if "lora_" in name})
+
+    def adapter_parameters(self, adapter: str) -> list[torch.nn.Parameter]:
+        return [parameter for name, parameter in self.trainable.items() if f".{adapter}." in name]
+
+    def use(self, appearance: bool, motion: bool) -> None:
+        """Switch each LoRA set on (its scale alpha / rank) or off (scale 0)."""
+        if not self.debiasing:
+            return
+        for module in self.model.unet.modules():
+            if isinstance(module, LoraLayer):
+                for adapter, enabled in (("appearance", appearance), ("motion", motion)):
+                    module.set_scale(adapter, 1.0 if enabled else 0.0)
+
+    def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """With appearance debiasing, every reference frame encoded alone (as an image: one latent frame each)."""
+        if not self.debiasing:
+            return {}
+        frames = clip.permute(2, 0, 1, 3, 4).unsqueeze(3)  # (f, b, 3, 1, h, w): one single-frame video per frame
+        return {"frame_latents": torch.cat([self.model.encode_video(frame) for frame in frames])}
+
+    def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
+        latents = conditions.get("frame_latents")
+        self.frame_latents = None if latents is None else latents.to(self.model.device)
+
+    def flow_step(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator):
+        """One flow-matching prediction: (predicted velocity, its target eps - x0, noisy latents, sigmas), float32."""
+        noise = gaussian_like(latents, generator)
+        sigmas = shifted_sigmas(latents.shape[0], self.options.timestep_shift, generator).to(latents.device)
+        scale = sigmas.view(-1, *([1] * (latents.ndim - 1)))
+        noisy = (1 - scale) * latents + scale * noise
+        timesteps = sigmas * self.model.scheduler.config.num_train_timesteps
+        velocity = self.model.predict(noisy, timesteps, text).float()
+        return velocity, noise - latents, noisy, scale
+
+    def sma_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """The latent frames SMA compares: all but the first (the first video frame alone), unless asked."""
+        return video if self.options.sma_first_latent_frame else video[:, :, 1:]
+
+    def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        device = generator.device
+        terms = {}
+        keep_appearance = self.debiasing
+        if self.debiasing:
+            draws = torch.rand(2, generator=generator, device=device).tolist()
+            keep_appearance = draws[0] >= self.options.appearance_dropout
+            first = 0 if self.options.sma_first_latent_frame else 1
+            anchor = first + int(draws[1] * (latents.shape[2] - first))
+            if keep_appearance:
+                frame = int(torch.randint(0, len(self.frame_latents), (1,), generator=generator, device=device))
+                single = self.frame_latents[frame : frame + 1].expand(latents.shape[0], -1, -1, -1, -1)
+                self.use(appearance=True, motion=False)
+                velocity, target, _, _ = self.flow_step(single, text, generator)
+                terms["appearance"] = diffusion_mse(velocity, target)
+        self.use(appearance=keep_appearance, motion=True)
+        velocity, target, noisy, scale = self.flow_step(latents, text, generator)
+        if self.debiasing:
+            terms["motion"] = motiondirector_temporal_loss(velocity, target, anchor)
+        else:
+            terms["flow"] = diffusion_mse(velocity, target)
+        self.use(appearance=True, motion=True)
+        sma = []
+        if self.sma is not None:
+            predicted = noisy - scale * velocity  # x0_hat = x_t - s v_hat
+            sma = [self.sma.terms(self.sma_frames(latents), self.sma_frames(predicted))]
+        return with_sma(terms, sma)
+
+    def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
+        if not self.debiasing:
+            return super().loss_groups(terms)
+        motion = terms["motion"] + terms["sma"] if "sma" in terms else terms["motion"]
+        groups = [(terms["appearance"], self.adapter_parameters("appearance"))] if "appearance" in terms else []
+        return [*groups, (motion, self.adapter_parameters("motion"))]
+
+    def prepare_generation(self) -> None:
+        self.use(appearance=False, motion=True)
+
+    @torch.no_grad()
+    def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
+        """WanPipeline's sampling from fresh noise shaped like the reference latents (float32 latents, the
+        transformer in its dtype), the motion LoRA on; the reference itself is not used."""
+        model, settings = self.model, self.config.generate
+        self.prepare_generation()
+        start = self.fresh_noise(reference_latents.to(model.device, torch.float32), seed)
+        condition = model.encode_prompts([target])
+        negative = model.encode_prompts([settings.negative_prompt])
+        denoise = guided(model.predict, condition, negative, settings.guidance_scale)
+        scheduler = make_scheduler(settings.sampler, model.scheduler.config, self.options.sample_shift)
+        with self.phases("sample", steps=settings.steps):
+            return sample(denoise, start, scheduler, settings.steps)
