@@ -6,11 +6,22 @@ samples from; ComfyUI's keys are checked against AnimateDiff's original motion-m
 written here from guoyww/AnimateDiff's animatediff/models/motion_module.py and unet.py.
 """
 
+import json
 import re
 
 import pytest
 import torch
-from diffusers import AnimateDiffPipeline, DDIMScheduler, MotionAdapter, TextToVideoSDPipeline, UNetMotionModel
+from diffusers import (
+    AnimateDiffPipeline,
+    DDIMScheduler,
+    MotionAdapter,
+    TextToVideoSDPipeline,
+    UNetMotionModel,
+    WanPipeline,
+    WanTransformer3DModel,
+)
+from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_wan_lora_to_diffusers
+from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 from real_scale import ANIMATEDIFF_V153_ADAPTER, sd15_unet
 from safetensors import safe_open
 from safetensors.torch import load_file
@@ -18,11 +29,14 @@ from safetensors.torch import load_file
 from sma.backbones.animatediff import AnimateDiffModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import build_motion_adapter
+from sma.backbones.tiny_wan import build_wan
+from sma.backbones.wan import WanModel
 from sma.cli import main
 from sma.errors import SmaError
 from sma.export import export_adapter, low_rank
 from sma.recipes import load_config
 from sma.runs import load_trained, train
+from sma.video import MovingObject, synthetic_video, write_video
 
 FRAMES, SIZE, SEED, TARGET = 8, 16, 3, "a blue square"
 # Equality of the sampled latents: float32 sums in another order (a LoRA beside the weight instead of
@@ -340,3 +354,154 @@ def test_backbones_name_their_keys():
         AnimateDiffModel.comfyui_lora_keys("down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q")
     with pytest.raises(SmaError, match="ComfyUI has no loader"):
         TextToVideoModel.comfyui_lora_keys("down_blocks.0.temp_attentions.0.transformer_blocks.0.attn1.to_q")
+
+
+# --- Wan 2.1 (motionlora): WanPipeline's own LoRA loader; ComfyUI's Wan layout, the original model's names ---
+
+WAN_WORDS = ("a", "red", "blue", "circle", "square")
+WAN_NEGATIVE = "static, blurred"
+WAN_SIZE, WAN_FRAMES = 32, 9
+WAN_RANK, WAN_ALPHA = 2, 8.0  # scale alpha / rank = 4: the export must fold it in
+
+
+@pytest.fixture(scope="module")
+def wan_folder(tmp_path_factory):
+    return build_wan(tmp_path_factory.mktemp("wan") / "model", words=WAN_WORDS)
+
+
+@pytest.fixture(scope="module")
+def wan_run(tmp_path_factory, wan_folder):
+    """motionlora with appearance debiasing and feed-forward LoRA, two steps at a large learning rate."""
+    folder = tmp_path_factory.mktemp("motionlora-run")
+    clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=12, height=WAN_SIZE, width=WAN_SIZE)
+    reference = write_video(folder / "reference.mp4", clip.frames)
+    values = {"method": "motionlora", "model": str(wan_folder), "prompt": "a red circle", "sma.levels": 1}
+    values |= {"video.frames": WAN_FRAMES, "video.height": WAN_SIZE, "video.width": WAN_SIZE}
+    values |= {"train.steps": 2, "train.learning_rate": 5e-2}
+    values |= {"generate.sampler": "unipc", "generate.steps": 4, "generate.negative_prompt": WAN_NEGATIVE}
+    values |= {"motionlora.lora_rank": WAN_RANK, "motionlora.lora_alpha": WAN_ALPHA, "motionlora.feed_forward": True}
+    values |= {"motionlora.appearance_debiasing": True, "motionlora.appearance_dropout": 0.0}
+    return train(load_config(overrides=values), reference, folder / "run")
+
+
+def wan_pipeline_video(pipeline, config, start, output_type="latent") -> torch.Tensor:
+    pipeline.set_progress_bar_config(disable=True)
+    settings = config.generate
+    return pipeline(
+        TARGET,
+        negative_prompt=settings.negative_prompt,
+        num_frames=WAN_FRAMES,
+        height=WAN_SIZE,
+        width=WAN_SIZE,
+        num_inference_steps=settings.steps,
+        guidance_scale=settings.guidance_scale,
+        latents=start.clone(),
+        output_type=output_type,
+    ).frames
+
+
+def test_diffusers_wan_pipeline_with_the_lora_samples_what_sma_generates(wan_run, wan_folder, tmp_path):
+    """WanPipeline.load_lora_weights(FILE), the same initial noise: the latents and the frames `sma generate` makes
+    (1e-4 absolute: sma batches the guided passes and runs the LoRA beside each weight in another order)."""
+    method, adapter = load_trained(wan_run / "adapter")
+    ours = method.generate(adapter.reference_latents, TARGET, SEED)
+    start = method.fresh_noise(adapter.reference_latents, SEED)  # what `generate` starts from
+    path = tmp_path / "wan.safetensors"
+    assert main(["export", str(wan_run), "--format", "diffusers", "--out", str(path)]) == 0
+    pipeline = WanPipeline.from_pretrained(wan_folder)  # UniPC with flow shift 3.0: motionlora.sample_shift
+    without = wan_pipeline_video(pipeline, adapter.config, start)
+    pipeline.load_lora_weights(str(path))
+    theirs = wan_pipeline_video(pipeline, adapter.config, start)
+    torch.testing.assert_close(theirs, ours, atol=1e-4, rtol=0)
+    assert (without - ours).abs().max() > 1e-2  # the LoRA is what makes them equal
+    frames = wan_pipeline_video(pipeline, adapter.config, start, output_type="pt")  # (b, f, 3, h, w) in [0, 1]
+    decoded = (method.model.decode_latents(ours).permute(0, 2, 1, 3, 4) + 1) / 2
+    torch.testing.assert_close(frames, decoded, atol=1e-4, rtol=0)
+
+
+def original_wan_lora_layers(blocks: int) -> set[str]:
+    """The Linear layers of Wan 2.1's original transformer blocks that motionlora trains (with feed_forward), as
+    Wan-Video/Wan2.1 wan/modules/model.py names them: WanAttentionBlock's `self_attn` and `cross_attn`
+    (WanSelfAttention, WanT2VCrossAttention: Linear q, k, v, o) and `ffn` = Sequential(Linear, GELU, Linear)."""
+    attention = [f"{kind}.{projection}" for kind in ("self_attn", "cross_attn") for projection in "qkvo"]
+    return {f"blocks.{block}.{name}" for block in range(blocks) for name in [*attention, "ffn.0", "ffn.2"]}
+
+
+def test_comfyui_wan_keys_are_the_original_model_names_diffusers_converts_back(wan_run, tmp_path):
+    """The ComfyUI file names every trained layer once, in the original model's names behind `diffusion_model.`
+    (ComfyUI's own keys for a Wan checkpoint); diffusers' converter for such LoRAs, independent of the exporter,
+    turns it into exactly the diffusers export: the same keys and tensors (no alpha keys: scale 1 in both)."""
+    comfy = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
+    diffusers = export_adapter(wan_run, "diffusers", tmp_path / "diffusers.safetensors").path
+    lora = load_file(comfy)
+    downs = [key for key in lora if key.endswith(".lora_down.weight")]
+    assert len(downs) * 2 == len(lora) and all(key.replace(".lora_down.", ".lora_up.") in lora for key in downs)
+    layers = [key.removeprefix("diffusion_model.").removesuffix(".lora_down.weight") for key in downs]
+    assert all(key.startswith("diffusion_model.") for key in lora)
+    assert len(set(layers)) == len(layers) and set(layers) == original_wan_lora_layers(blocks=2)
+    converted = _convert_non_diffusers_wan_lora_to_diffusers(dict(lora))
+    expected = load_file(diffusers)
+    assert set(converted) == set(expected)
+    for key, tensor in expected.items():
+        assert torch.equal(converted[key], tensor), key
+
+
+def test_comfyui_wan_patches_give_the_transformer_sma_generates_with(wan_run, wan_folder, tmp_path):
+    """ComfyUI's rule for this layout: `{name}.lora_up.weight @ {name}.lora_down.weight` (strength 1, no alpha) is
+    added to the original model's `{name}.weight`. The original names go back to diffusers' through diffusers'
+    single-file converter for Wan checkpoints; the patched pretrained transformer predicts what sma's does."""
+    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
+    lora = load_file(path)
+    patches = {
+        key.removesuffix(".lora_down.weight") + ".weight": lora[key.replace(".lora_down.", ".lora_up.")] @ down
+        for key, down in lora.items()
+        if key.endswith(".lora_down.weight")
+    }
+    diffusers_patches = convert_wan_transformer_to_diffusers(
+        {key.removeprefix("diffusion_model."): change for key, change in patches.items()}
+    )
+    method, _ = load_trained(wan_run / "adapter")
+    method.prepare_generation()
+    latents = torch.randn(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    text = method.model.encode_prompts([TARGET])
+    timestep = torch.tensor([500.0])
+    with torch.no_grad():
+        ours = method.model.predict(latents, timestep, text)
+        transformer = WanTransformer3DModel.from_pretrained(wan_folder / "transformer")
+        without = transformer(latents, timestep, text).sample
+        weights = transformer.state_dict()
+        for name, change in diffusers_patches.items():
+            weights[name] += change
+        transformer.load_state_dict(weights)
+        theirs = transformer(latents, timestep, text).sample
+    assert len(diffusers_patches) == 20  # 2 blocks x (8 attention + 2 feed-forward layers)
+    torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-5)
+    assert (without - ours).abs().max() > 1e-2
+
+
+def test_wan_metadata_names_what_the_lora_is(wan_run, wan_folder, tmp_path):
+    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
+    with safe_open(path, "pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["rank"] == metadata["alpha"] == str(WAN_RANK)  # alpha / rank = 4 is in the up factors
+    assert metadata["method"] == "motionlora" and metadata["lora_format"] == "comfyui"
+    assert metadata["base_model"] == str(wan_folder) and metadata["layers"] == "20"
+    options = json.loads(metadata["method_options"])
+    assert options["lora_alpha"] == WAN_ALPHA and options["appearance_debiasing"] is True
+    assert json.loads(metadata["sma"])["enabled"] is True and metadata["sma_version"]
+    tensors = load_file(path)
+    assert {tensor.shape[0] for key, tensor in tensors.items() if key.endswith(".lora_down.weight")} == {WAN_RANK}
+
+
+def test_wan_keys_name_the_original_layers():
+    assert WanModel.diffusers_lora_keys("blocks.7.attn2.to_out.0") == (
+        "transformer.blocks.7.attn2.to_out.0.lora_A.weight",
+        "transformer.blocks.7.attn2.to_out.0.lora_B.weight",
+    )
+    assert WanModel.comfyui_lora_keys("blocks.7.attn1.to_k") == (
+        "diffusion_model.blocks.7.self_attn.k.lora_down.weight",
+        "diffusion_model.blocks.7.self_attn.k.lora_up.weight",
+    )
+    assert WanModel.comfyui_lora_keys("blocks.0.ffn.net.0.proj")[0] == "diffusion_model.blocks.0.ffn.0.lora_down.weight"
+    with pytest.raises(SmaError, match="not an attention or feed-forward layer"):
+        WanModel.comfyui_lora_keys("condition_embedder.time_proj")

@@ -1,8 +1,9 @@
 """Export a trained adapter as a LoRA file that other tools load: diffusers' `load_lora_weights`, ComfyUI.
 
 What is exported is what `sma generate` runs: MotionDirector's temporal LoRA (its spatial
-LoRA is off when generating), VMC's trained q/k/v as a low-rank factorisation of their
-change from the pretrained weights. Every scale is folded into the `up` factors, so each
+LoRA is off when generating), motionlora's motion set on Wan 2.1 (its appearance set is off
+when generating), VMC's trained q/k/v as a low-rank factorisation of their change from the
+pretrained weights. Every scale is folded into the `up` factors, so each
 loader adds exactly `up @ down` to a layer's weight at strength 1. The backbone names the
 keys (`diffusers_lora_keys`, `comfyui_lora_keys`); docs/export.md has the layouts.
 """
@@ -13,6 +14,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from safetensors.torch import save_file
@@ -68,16 +70,17 @@ def export_adapter(
     config = adapter.config
     if config.method not in LORA_SOURCES:
         raise SmaError(
-            f"only vmc and motiondirector adapters export as a LoRA; this one is {config.method}, whose trained "
+            f"only {', '.join(LORA_SOURCES)} adapters export as a LoRA; this one is {config.method}, whose trained "
             "layers the pretrained model lacks or a LoRA cannot hold"
         )
     if rank is not None and (config.method != "vmc" or rank < 1):
         raise SmaError(f"`rank` >= 1 truncates a vmc adapter's factorisation; got {rank} for {config.method}")
-    backbone = text_to_video_class(config.model, config.revision or None, config.motion_adapter or None)
+    source = LORA_SOURCES[config.method]
+    backbone = text_to_video_class(config.model, config.revision or None, config.motion_adapter or None, wan=source.wan)
     keys_of = getattr(backbone, f"{format}_lora_keys")
-    trained = LORA_SOURCES[config.method].layers(adapter.tensors, backbone)
+    trained = source.layers(adapter.tensors, backbone)
     keys = {layer: keys_of(layer) for layer in trained}  # before any weight is read: an unloadable format fails fast
-    layers = LORA_SOURCES[config.method].factors(adapter.tensors, trained, backbone, config, rank)
+    layers = source.factors(adapter.tensors, trained, backbone, config, rank)
     tensors = {}
     for layer, factors in layers.items():
         down_key, up_key = keys[layer]
@@ -107,6 +110,8 @@ def adapter_folder(path: Path) -> Path:
 class MotionDirectorLora:
     """The temporal LoRA, the one MotionDirector generates with; lora_alpha = rank, so its scale is 1."""
 
+    wan: ClassVar[bool] = False  # whether the method runs on Wan 2.1 (the backbone dispatch takes Wan only when told)
+
     @staticmethod
     def layers(tensors: dict[str, torch.Tensor], backbone: type) -> list[str]:
         temporal = backbone.lora_patterns["temporal"]
@@ -129,6 +134,8 @@ class VMCLora:
     rank in Frobenius norm), and each layer's relative error is measured and stored.
     """
 
+    wan: ClassVar[bool] = False
+
     @staticmethod
     def layers(tensors: dict[str, torch.Tensor], backbone: type) -> list[str]:
         biases = [name for name in tensors if not name.endswith(".weight")]
@@ -150,7 +157,31 @@ class VMCLora:
         return factors
 
 
-LORA_SOURCES = {"vmc": VMCLora, "motiondirector": MotionDirectorLora}
+class MotionLoRALora:
+    """motionlora's "motion" set, the one `sma generate` runs on Wan 2.1 (appearance debiasing's "appearance" set
+    learns single frames and is off when generating), with peft's scale alpha / rank folded into the up factor."""
+
+    wan: ClassVar[bool] = True
+    adapter: ClassVar[str] = "motion"
+
+    @classmethod
+    def layers(cls, tensors: dict[str, torch.Tensor], backbone: type) -> list[str]:
+        down = f".lora_A.{cls.adapter}.weight"
+        return sorted(name.removesuffix(down) for name in tensors if name.endswith(down))
+
+    @classmethod
+    def factors(cls, tensors, layers, backbone, config, rank) -> dict[str, LoraFactors]:
+        scale = config.options.lora_alpha / config.options.lora_rank
+        return {
+            layer: LoraFactors(
+                down=tensors[f"{layer}.lora_A.{cls.adapter}.weight"],
+                up=tensors[f"{layer}.lora_B.{cls.adapter}.weight"] * scale,
+            )
+            for layer in layers
+        }
+
+
+LORA_SOURCES = {"vmc": VMCLora, "motiondirector": MotionDirectorLora, "motionlora": MotionLoRALora}
 
 
 def low_rank(change: torch.Tensor, rank: int | None = None) -> LoraFactors:

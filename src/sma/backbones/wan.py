@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, WanTransformer3DModel
@@ -34,12 +35,32 @@ MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length
 SCHEDULERS = {cls.__name__: cls for cls in (UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler)}
 TEMPORAL_FACTOR = 4  # Wan 2.1's VAE: 4k + 1 frames -> k + 1 latent frames
 
+# A LoRA layer's diffusers name -> its name in the original Wan 2.1 code (Wan-Video/Wan2.1 wan/modules/model.py:
+# WanAttentionBlock's `self_attn` and `cross_attn` with Linear q, k, v, o; `ffn` = Sequential(Linear, GELU, Linear)),
+# the names the original checkpoints and ComfyUI's Wan model use.
+DIFFUSERS_LAYER = re.compile(r"blocks\.(\d+)\.(?:(attn1|attn2)\.(to_q|to_k|to_v|to_out\.0)|ffn\.net\.(0\.proj|2))")
+ORIGINAL_ATTENTION = {"attn1": "self_attn", "attn2": "cross_attn"}
+ORIGINAL_PROJECTION = {"to_q": "q", "to_k": "k", "to_v": "v", "to_out.0": "o"}
+ORIGINAL_FEED_FORWARD = {"0.proj": "ffn.0", "2": "ffn.2"}
+
 
 def check_frame_count(frames: int, factor: int = TEMPORAL_FACTOR) -> None:
     """Wan's causal VAE takes 4k + 1 frames (the first alone, then groups of 4)."""
     if frames % factor != 1:
         below = max(1, (frames - 1) // factor * factor + 1)
         raise SmaError(f"Wan takes {factor}k+1 frames, got {frames} (`video.frames`): try {below} or {below + factor}")
+
+
+def original_layer_name(layer: str) -> str:
+    """The original Wan 2.1 name of a transformer block's attention or feed-forward Linear `layer` (diffusers name):
+    `blocks.3.attn2.to_out.0` -> `blocks.3.cross_attn.o`, `blocks.3.ffn.net.0.proj` -> `blocks.3.ffn.0`."""
+    match = DIFFUSERS_LAYER.fullmatch(layer)
+    if match is None:
+        raise SmaError(f"{layer} is not an attention or feed-forward layer of a Wan transformer block")
+    block, attention, projection, feed_forward = match.groups()
+    if feed_forward is not None:
+        return f"blocks.{block}.{ORIGINAL_FEED_FORWARD[feed_forward]}"
+    return f"blocks.{block}.{ORIGINAL_ATTENTION[attention]}.{ORIGINAL_PROJECTION[projection]}"
 
 
 def clean_prompt(prompt: str) -> str:
@@ -55,6 +76,14 @@ class WanModel(LatentVideoModel):
     text_encoder: UMT5EncoderModel | None
     scheduler: UniPCMultistepScheduler | FlowMatchEulerDiscreteScheduler
     prompt_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+    diffusers_component: ClassVar[str] = "transformer"
+
+    @classmethod
+    def comfyui_lora_keys(cls, layer: str) -> tuple[str, str]:
+        """The original checkpoint's name behind `diffusion_model.`, `lora_down`/`lora_up`: the LoRA layout ComfyUI
+        loads onto its Wan model (any weight name of the original model, no alpha: scale 1)."""
+        prefix = f"diffusion_model.{original_layer_name(layer)}"
+        return f"{prefix}.lora_down.weight", f"{prefix}.lora_up.weight"
 
     @classmethod
     def from_pretrained(

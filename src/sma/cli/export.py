@@ -10,16 +10,17 @@ def add_parser(subcommands) -> None:
     parser = subcommands.add_parser(
         "export",
         help="write a trained adapter as a LoRA that diffusers or ComfyUI loads",
-        description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; VMC's trained "
-        "q/k/v as an SVD of their change) as one .safetensors file, with rank, alpha, base model and SMA "
-        "settings in its metadata.",
+        description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; motionlora's "
+        "motion set on Wan 2.1; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
+        "rank, alpha, base model and SMA settings in its metadata.",
     )
     parser.add_argument("adapter", type=Path, metavar="ADAPTER_OR_RUN", help="adapter folder, or a run folder")
     parser.add_argument(
         "--format",
         choices=("diffusers", "comfyui"),
         required=True,
-        help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved)",
+        help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved), "
+        "or Wan LoRA in the original model's names (LoraLoaderModelOnly)",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors", help="file to write")
     parser.add_argument("--rank", type=int, help="vmc only: SVD rank of each layer's change (default: full, exact)")
