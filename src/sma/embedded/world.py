@@ -83,9 +83,13 @@ def random_clip(rng: np.random.Generator, motion_phrase_probability: float = 0.7
     return clip, prompt
 
 
-@functools.lru_cache(maxsize=4)
 def vocabulary(samples: int = 2000, seed: int = 0, world: str = "simple") -> list[str]:
     """Every word the prompts of a world use, found by sampling them (once per process: it renders the clips)."""
+    return list(_vocabulary(samples, seed, world))
+
+
+@functools.lru_cache(maxsize=4)
+def _vocabulary(samples: int, seed: int, world: str) -> tuple[str, ...]:
     rng = np.random.default_rng(seed)
     words = set()
     for _ in range(samples):
@@ -96,7 +100,7 @@ def vocabulary(samples: int = 2000, seed: int = 0, world: str = "simple") -> lis
             words.update(appearance_prompt(colour, shape, "white").split())
     for background in WORLDS[world].backgrounds:
         words.update(ground_phrase(background, ("white", "gray")).split())
-    return sorted(words)
+    return tuple(sorted(words))
 
 
 @dataclass(frozen=True)
