@@ -32,6 +32,7 @@ def write_suite(folder, model_dir, **changes):
         ],
         **changes,
     }
+    suite = {key: value for key, value in suite.items() if value is not None}
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
     return path
@@ -54,7 +55,9 @@ class Counting:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seed": [1]}, "unknown key seed in the suite: valid keys are name, model, seeds"),
+        ({"seed": [1]}, "unknown key seed in the suite: valid keys are name, model, world, seeds"),
+        ({"world": "harder"}, "world must be one of simple, hard, got 'harder'"),
+        ({"references": [{"synthetic": {"objects": [{}], "shape": "star"}, "targets": ["y"]}]}, "inside objects"),
         ({"variants": ["sma", "half"]}, "unknown variant 'half': use one of sma, nosma, global-only, local-only"),
         ({"variants": ["nosma", {"name": "off", "sma": {"enabled": False}}]}, "at most one variant may turn SMA off"),
         ({"methods": ["vmc", "sora"]}, "unknown method 'sora' in the suite"),
@@ -101,8 +104,15 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     for record in records:
         assert record["target"] == "a blue square on a plain white background"
         assert (out / record["video"]).is_file()
-        for key in ("robust_motion_fidelity", "robust_two_sided", "flow_cosine", "trajectory_error_px"):
+        for key in (
+            "robust_motion_fidelity",
+            "robust_two_sided",
+            "flow_cosine",
+            "trajectory_error_px",
+            "object_error_px",
+        ):
             assert isinstance(record[key], float)
+        assert 0.0 <= record["colour_leakage"] <= 1.0 and "camera_error_px" not in record  # a plain background
         assert 0.0 <= record["appearance_accuracy"] <= 1.0
     assert [json.loads(line)["cell"] for line in (out / "results.jsonl").read_text().splitlines()] == [
         "linear-vmc-sma-seed0",
@@ -189,3 +199,145 @@ def test_cell_configs_layer_recipe_suite_method_and_variant(tmp_path, model_dir)
     for config in configs.values():
         assert config.train.learning_rate == 1e-3 and config.train.steps == 2 and config.video.height == 32
         assert config.model == "some/model" and config.targets == ["a blue square on a plain white background"]
+
+
+HARD_REFERENCE = {
+    "name": "two-objects-pan",
+    "synthetic": {
+        "objects": [
+            {"shape": "star", "colour": "red", "motion": "linear", "start": [0.25, 0.3], "end": [0.7, 0.3]},
+            {"shape": "circle", "colour": "blue", "motion": "static", "start": [0.5, 0.7], "body": "waving"},
+        ],
+        "background": "checkered",
+        "background_colours": ["white", "black"],
+        "pan": [0.15, 0.0],
+        "camera_timing": "stop-and-go",
+        "seed": 3,
+    },
+    "targets": [
+        {
+            "objects": [{"colour": "yellow", "shape": "square"}, {"colour": "green", "shape": "triangle"}],
+            "texture": "spotted",
+            "background_colours": ["gray", "white"],
+        }
+    ],
+}
+
+
+def test_hard_suites_read_their_scenes_and_targets(tmp_path, model_dir):
+    suite = read_suite(
+        write_suite(tmp_path, model_dir, world="hard", frames=None, size=None, references=[HARD_REFERENCE])
+    )
+    (reference,) = suite.references
+    assert suite.overrides["video.frames"] == 16 and suite.overrides["video.height"] == 64  # the hard world's
+    assert [obj.body for obj in reference.synthetic["objects"]] == ["rigid", "waving"]
+    assert reference.synthetic["pan"] == (0.15, 0.0) and reference.name == "two-objects-pan"
+    assert reference.prompt.endswith("the camera panning from left to right, stopping halfway")
+    (target,) = reference.targets
+    assert target.prompt == "a yellow square and a green triangle on a spotted gray and white background"
+    assert target.objects == (("yellow", "square"), ("green", "triangle")) and target.background == "spotted"
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ({"objects": [{"colour": "red", "shape": "star"}], "colour": "red"}, "inside objects, not beside it"),
+        ({"colour": "red", "shape": "star", "texture": "wavy"}, "texture must be one of plain, textured"),
+        ({"colour": "red", "shape": "star", "texture": "striped", "background": "white"}, "takes background_colours"),
+        ({"objects": [{"colour": "red", "shape": "star"}, {"colour": "red", "shape": "circle"}]}, "its own colour"),
+    ],
+)
+def test_bad_targets_are_one_line_errors(tmp_path, model_dir, target, message):
+    references = [{"synthetic": {"shape": "circle"}, "targets": [target]}]
+    with pytest.raises(SmaError, match=message):
+        read_suite(write_suite(tmp_path, model_dir, references=references))
+
+
+def test_ground_truth_scores_of_a_perfect_transfer_and_of_a_copy(tmp_path, model_dir):
+    from types import SimpleNamespace
+
+    from sma.benchmark import ground_truth_scores, reference_clip
+    from sma.video import MovingObject, synthetic_video
+
+    suite = read_suite(
+        write_suite(tmp_path, model_dir, world="hard", frames=None, size=None, references=[HARD_REFERENCE])
+    )
+    cell = suite.cells()[0]
+    video = SimpleNamespace(start=0, stride=1, frames=16, height=64, width=64)
+    _, clip = reference_clip(cell, SimpleNamespace(video=video), tmp_path)
+    scene, target = cell.reference.synthetic, cell.reference.targets[0]
+    looks = [("yellow", "square"), ("green", "triangle")]
+    objects = [
+        MovingObject(**{**obj.__dict__, "colour": c, "shape": s})
+        for obj, (c, s) in zip(scene["objects"], looks, strict=True)
+    ]
+    new_look = {
+        **scene,
+        "objects": objects,
+        "background": "spotted",
+        "background_colours": ("gray", "white"),
+        "seed": 8,
+    }
+    perfect = synthetic_video(**new_look, num_frames=16).frames  # the same motion, the target's appearance
+    scores = ground_truth_scores(clip, scene, target, clip.frames, perfect, video)
+    assert scores["object_error_px"] < 0.6 and scores["objects_found"] == 1.0 and len(scores["object_errors_px"]) == 2
+    assert scores["camera_error_px"] < 0.5 and scores["texture_leakage"] < 0.2
+    assert scores["colour_leakage"] == 0.0 and scores["appearance_accuracy"] > 0.9
+    copy = ground_truth_scores(clip, scene, target, clip.frames, clip.frames, video)  # the reference itself
+    assert copy["texture_leakage"] == pytest.approx(1.0) and copy["colour_leakage"] > 0.02
+    assert copy["appearance_accuracy"] == 0.0 and copy["object_error_px"] > 3  # the target's colours are nowhere
+    assert "camera_error_px" in copy  # the reference's texture shows its camera
+    still = ground_truth_scores(
+        clip,
+        scene,
+        target,
+        clip.frames,
+        synthetic_video(**{**new_look, "pan": (0.0, 0.0)}, num_frames=16).frames,
+        video,
+    )
+    assert still["camera_error_px"] > 3 * scores["camera_error_px"] + 2
+
+
+def test_summary_has_paired_differences_per_reference():
+    from sma.benchmark import summary_text
+
+    records = [
+        record("vmc", variant, reference, seed, fidelity)
+        for reference, gain in (("pan", 0.2), ("zoom", -0.1))
+        for seed in (0, 1)
+        for variant, fidelity in (("nosma", 0.5), ("sma", 0.5 + gain))
+    ]
+    text = summary_text(records, "t")
+    assert "Paired differences per reference (kind of motion):" in text
+    pan, zoom = text.split("**pan**")[1].split("**zoom**")
+    assert "| vmc | sma minus nosma | 2 | 0.200 [0.200, 0.200] |" in pan
+    assert "| vmc | sma minus nosma | 2 | -0.100 [-0.100, -0.100] |" in zoom
+
+
+def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
+    """Every reference of benchmarks/suites/hard.yaml keeps its objects in view, and the ground-truth metrics
+    score a reference against itself as a perfect transfer of its motion, with all of its texture left."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from sma.benchmark import ground_truth_scores, reference_clip
+
+    suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
+    assert len(suite.cells()) == 6 * 5 * 2 * 6 and suite.overrides["sma.levels"] == 3
+    video = SimpleNamespace(start=0, stride=1, frames=16, height=64, width=64)
+    kinds = set()
+    for reference in suite.references:
+        cell = next(cell for cell in suite.cells() if cell.reference is reference)
+        _, clip = reference_clip(cell, SimpleNamespace(video=video), tmp_path)
+        assert clip.frames.shape == (16, 64, 64, 3)
+        assert clip.trajectories.min() > 0.1 * 64 and clip.trajectories.max() < 0.9 * 64
+        colours = [(obj.colour, obj.shape) for obj in clip.objects]
+        itself = reference.targets[0].__class__(reference.prompt, tuple(colours), reference.synthetic["background"])
+        scores = ground_truth_scores(clip, reference.synthetic, itself, clip.frames, clip.frames, video)
+        assert scores["object_error_px"] < 0.6 and scores["camera_error_px"] < 0.5
+        assert scores["texture_leakage"] == pytest.approx(1.0) and scores["colour_leakage"] == 0.0  # colours asked for
+        for target in reference.targets:  # new looks: other colours and another texture
+            assert {c for c, _ in target.objects}.isdisjoint({c for c, _ in colours})
+            assert target.background != reference.synthetic["background"]
+        kinds.add(reference.name)
+    assert kinds == {"camera-pan", "camera-zoom", "two-objects", "non-rigid", "speed-change"}

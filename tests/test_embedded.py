@@ -9,18 +9,52 @@ import pytest
 import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.embedded.train import cosine_decay, foreground, latent_foreground, main
-from sma.embedded.world import FRAMES, SIZE, measure, random_clip, reference_clip, vocabulary
+from sma.embedded.train import as_pixels, cosine_decay, latent_foreground, main, make_dataset, model_sizes
+from sma.embedded.world import FRAMES, HARD, SIZE, measure, random_clip, reference_clip, scene_prompt, vocabulary
+from sma.errors import SmaError
 from sma.video.frames import frames_to_tensor
 from sma.video.synthetic import MovingObject
 
 
-def test_every_prompt_word_is_in_the_vocabulary():
-    words = set(vocabulary())
+@pytest.mark.parametrize("world", ["simple", "hard"])
+def test_every_prompt_word_is_in_the_vocabulary_and_prompts_fit(world):
+    words = set(vocabulary(world=world))
+    draw = random_clip if world == "simple" else HARD.random_clip
     rng = np.random.default_rng(123)  # other clips than the ones the vocabulary was read from
-    for _ in range(500):
-        _, prompt = random_clip(rng)
+    for _ in range(300):
+        _, prompt = draw(rng)
         assert set(prompt.replace(",", " ").split()) <= words, prompt
+        tokens = len(prompt.replace(",", " , ").split()) + 2  # words and commas are one token each, with BOS and EOS
+        assert tokens <= model_sizes(world).max_prompt_tokens, prompt
+
+
+def test_the_simple_world_keeps_the_shipped_models_words():
+    """The shipped tokenizer holds these words: the simple world's prompts must not change."""
+    import json as json_module
+
+    from sma.embedded import MODEL_DIR
+
+    shipped = json_module.loads((MODEL_DIR / "tokenizer" / "vocab.json").read_text())
+    assert {f"{word}</w>" for word in vocabulary()} <= set(shipped)
+    assert scene_prompt([("red", "circle")], "plain", ("white", "white")) == "a red circle on a plain white background"
+
+
+def test_hard_clips_hold_what_the_world_promises():
+    rng = np.random.default_rng(0)
+    clips = [HARD.random_clip(rng, motion_phrase_probability=1.0)[0] for _ in range(60)]
+    assert all(clip.frames.shape == (16, 64, 64, 3) for clip in clips)
+    inside = np.concatenate([clip.trajectories.reshape(-1, 2) for clip in clips]) / 64
+    assert inside.min() >= HARD.margin and inside.max() <= 1 - HARD.margin
+    counts = [len(clip.objects) for clip in clips]
+    moving_camera = [not np.allclose(clip.camera[-1], clip.camera[0]) for clip in clips]
+    bodies = {obj.body for clip in clips for obj in clip.objects}
+    timings = {obj.timing for clip in clips for obj in clip.objects}
+    assert 15 <= counts.count(2) <= 45 and 25 <= sum(moving_camera) <= 55
+    assert bodies == {"rigid", "pulsing", "squashing", "waving"} and timings == {"constant", "ease", "stop-and-go"}
+    for clip in clips:
+        if len(clip.objects) == 2:  # two objects in their own bands move differently
+            assert not np.allclose(np.diff(clip.trajectories[0], axis=0), np.diff(clip.trajectories[1], axis=0))
+            assert clip.objects[0].colour != clip.objects[1].colour
 
 
 def test_clips_are_reproducible_from_the_generator():
@@ -70,35 +104,45 @@ def test_cosine_decay_warms_up_then_never_rises():
     assert values[-1] == pytest.approx(0.1)
 
 
-def test_foreground_is_where_the_frame_differs_from_its_background():
-    clip, _ = random_clip(np.random.default_rng(3))
-    frames = clip.frames.astype(int)
-    expected = (np.abs(frames - frames[:, :1, :1]).max(-1) > 0.1 * 127.5).astype(np.float32)
-    masks = foreground(frames_to_tensor(clip.frames)[0].transpose(0, 1))
-    assert 0 < expected.mean() < 0.5
-    assert np.array_equal(masks[:, 0].numpy(), expected)
+def test_the_dataset_is_uint8_frames_with_the_renderers_masks():
+    videos, masks, prompts = make_dataset(3, np.random.default_rng(4), "hard")
+    assert videos.dtype == torch.uint8 and videos.shape == (3, 16, 64, 64, 3) and masks.shape == (3, 16, 64, 64)
+    again = [HARD.random_clip(np.random.default_rng(4))]  # the first clip comes from the same draws
+    assert np.array_equal(videos[0].numpy(), again[0][0].frames) and prompts[0] == again[0][1]
+    assert np.array_equal(masks[0].numpy(), again[0][0].masks)
+    pixels = as_pixels(videos[0])
+    assert torch.equal(pixels.transpose(0, 1)[None], frames_to_tensor(videos[0].numpy()))
 
 
-def test_latent_foreground_marks_every_block_that_holds_the_object():
+def test_latent_foreground_marks_every_block_that_holds_an_object():
     clips = [random_clip(np.random.default_rng(seed))[0] for seed in (1, 2)]
-    videos = torch.cat([frames_to_tensor(clip.frames) for clip in clips])
-    masks = latent_foreground(videos, 4)
-    assert masks.shape == (2, 1, FRAMES, SIZE // 4, SIZE // 4)
-    pixels = foreground(videos.permute(0, 2, 1, 3, 4).flatten(0, 1)).numpy()
-    blocks = pixels.reshape(2, FRAMES, SIZE // 4, 4, SIZE // 4, 4).max(axis=(3, 5))
-    assert np.array_equal(masks[:, 0].numpy(), blocks)
+    masks = torch.stack([torch.from_numpy(clip.masks) for clip in clips])
+    latent = latent_foreground(masks, 4)
+    assert latent.shape == (2, 1, FRAMES, SIZE // 4, SIZE // 4)
+    blocks = masks.numpy().reshape(2, FRAMES, SIZE // 4, 4, SIZE // 4, 4).max(axis=(3, 5))
+    assert np.array_equal(latent[:, 0].numpy(), blocks) and 0 < blocks.mean() < 0.5
+
+
+def test_model_sizes_check_the_widths():
+    assert model_sizes("hard", "48,96,96").unet_channels == (48, 96, 96)
+    assert model_sizes("simple").max_prompt_tokens == 24
+    for bad in ("32,sixty", "32,60"):
+        with pytest.raises(SmaError, match="UNet widths"):
+            model_sizes("hard", bad)
 
 
 def test_training_script_writes_a_loadable_model_and_its_card(tmp_path):
     out = tmp_path / "model"
     tiny_run = ["--videos", "4", "--vae-steps", "2", "--steps", "2", "--batch", "2", "--check-samples", "2"]
-    main(["--out", str(out), *tiny_run])
+    main(["--out", str(out), "--world", "hard", "--sample-steps", "2", "--unet-channels", "16,32", *tiny_run])
     model = TextToVideoModel.from_pretrained(str(out))
     assert model.vae.config.scaling_factor != 1.0
     assert (out / "samples.gif").stat().st_size > 0
     card = (out / "README.md").read_text()
     recipe = json.loads(card.split("```json\n")[1].split("```")[0])
     assert recipe["denoiser_steps"] == 2 and recipe["vae_steps"] == 2
-    assert "python -m sma.embedded.train --out DIR --seed 0" in card
+    assert "python -m sma.embedded.train --out DIR --world hard --seed 0" in card
+    assert recipe["sizes"]["unet_channels"] == [16, 32] and "16-frame 64x64 clips of the hard world" in card
+    assert len(model.tokenizer("a", padding="max_length").input_ids) == 64
     appearance = json.loads(card.split("## Appearance check")[1].split("`")[-2])
     assert appearance["samples"] == 2 and 0 <= appearance["all"] <= 1

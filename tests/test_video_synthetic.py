@@ -1,5 +1,6 @@
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -83,7 +84,7 @@ def test_deterministic_from_the_seed():
     assert np.array_equal(a.frames, b.frames) and a.prompt == b.prompt
 
 
-@pytest.mark.parametrize("background", ["plain", "gradient", "textured"])
+@pytest.mark.parametrize("background", ["plain", "gradient", "textured", "striped", "checkered", "spotted"])
 def test_backgrounds_use_their_colours(background):
     video = synthetic_video((), background=background, background_colours=("blue", "yellow"), num_frames=2)
     frame = video.frames[0].astype(int)
@@ -134,3 +135,88 @@ def test_bad_arguments():
         MovingObject(colour="octarine")
     with pytest.raises(ValueError, match="background"):
         synthetic_video(background="stars")
+    with pytest.raises(ValueError, match="timing must be one of constant, ease, stop-and-go"):
+        MovingObject(timing="jerky")
+    with pytest.raises(ValueError, match="body must be one of"):
+        MovingObject(body="melting")
+    with pytest.raises(ValueError, match="zoom factors must be positive"):
+        synthetic_video(zoom=(1.0, 0.0))
+
+
+def test_camera_ground_truth_carries_still_points_and_the_picture():
+    still = MovingObject("circle", "red", "static", start=(0.3, 0.6), size=0.15)
+    video = synthetic_video(
+        still, background="checkered", pan=(0.2, -0.1), zoom=(1.0, 1.25), num_frames=6, height=64, width=80, seed=2
+    )
+    first = np.append(video.trajectories[0, 0], 1.0)
+    for k in range(6):  # a still object goes where the camera map sends its first position
+        np.testing.assert_allclose(video.camera[k] @ first, video.trajectories[0, k], atol=1e-9)
+    np.testing.assert_allclose(video.sizes[0], 0.15 * 64 * video.camera[:, 0, 0])  # and grows with the zoom
+    np.testing.assert_allclose(video.camera[0], [[1, 0, 0], [0, 1, 0]], atol=1e-12)
+    np.testing.assert_allclose(video.camera[-1, 0, 0], 1.25)
+    # the last frame is the first warped by the camera map, away from the object and the borders
+    warped = cv2.warpAffine(video.frames[0], video.camera[-1], (80, 64), flags=cv2.INTER_LINEAR).astype(int)
+    keep = ~cv2.dilate(video.masks[-1].astype(np.uint8), np.ones((7, 7))).astype(bool)
+    keep[:8], keep[-8:], keep[:, :8], keep[:, -8:] = False, False, False, False
+    assert np.abs(warped - video.frames[-1])[keep].mean() < 6  # resampling a checkerboard twice
+
+
+def test_timings_change_the_speed_along_the_same_path():
+    paths = {
+        timing: synthetic_video(MovingObject(timing=timing), num_frames=16).trajectories[0]
+        for timing in ("constant", "ease", "stop-and-go")
+    }
+    for path in paths.values():
+        np.testing.assert_allclose(path[[0, -1]], paths["constant"][[0, -1]], atol=1e-9)
+    speed = {timing: np.linalg.norm(np.diff(path, axis=0), axis=1) for timing, path in paths.items()}
+    np.testing.assert_allclose(speed["constant"], 32 / 15)
+    assert speed["ease"][0] < speed["ease"][7] / 3
+    stops = speed["stop-and-go"] < 1e-9  # still between t = 0.4 and 0.6: frames 6 to 9
+    assert stops.tolist() == [False] * 6 + [True] * 3 + [False] * 6
+    assert speed["stop-and-go"][0] == pytest.approx(32 / 15 / 0.8 * 0.5 / 0.5)
+
+
+def test_non_rigid_bodies_ground_truth():
+    t = np.linspace(0, 1, 9)
+    wave = 0.3 * np.sin(2 * math.pi * 2 * t)
+    centre = dict(motion="static", start=(0.5, 0.5), size=0.4, body_amount=0.3, body_cycles=2)
+    pulsing = synthetic_video(MovingObject(body="pulsing", **centre), num_frames=9)
+    np.testing.assert_allclose(pulsing.sizes[0], 0.4 * 64 * (1 + wave))
+    squashing = synthetic_video(MovingObject("square", body="squashing", **centre), num_frames=9)
+    np.testing.assert_allclose(squashing.stretch[0], np.stack([1 + wave, 1 / (1 + wave)], axis=1))
+    widths = [np.ptp(np.nonzero(mask.any(axis=0))[0]) for mask in squashing.masks]
+    areas = squashing.masks.sum(axis=(1, 2))
+    assert widths[1] > 1.4 * widths[3] and np.ptp(areas) < 0.08 * areas.mean()  # wider or taller, same area
+    waving = synthetic_video(MovingObject(body="waving", **centre), num_frames=9)
+    tips = waving.arm_tips[0]
+    np.testing.assert_allclose(np.linalg.norm(tips - waving.trajectories[0], axis=1), 0.9 * 0.4 * 64)
+    angles = np.degrees(np.arctan2(*(tips - waving.trajectories[0]).T[::-1]))
+    np.testing.assert_allclose(angles, -90 + 180 * wave, atol=1e-9)
+    arm = np.array(COLOURS["red"]) * 0.55
+    for frame, tip, mask in zip(waving.frames, tips, waving.masks, strict=True):
+        x, y = np.round(tip).astype(int)
+        assert np.abs(frame[y, x].astype(float) - arm).max() < 3 and mask[y, x]  # the arm's knob is at the tip
+    assert np.isnan(pulsing.arm_tips).all() and (pulsing.stretch == 1).all()
+
+
+def test_masks_cover_the_objects():
+    objects = [MovingObject("star", "blue", "linear"), MovingObject("square", "red", "circular", end=(0.5, 0.5))]
+    video = synthetic_video(objects, num_frames=4, background_colours=("white", "white"))
+    painted = np.abs(video.frames.astype(int) - COLOURS["white"]).sum(axis=-1) > 100
+    assert (painted == video.masks).mean() > 0.99 and video.masks.mean() > 0.05
+
+
+def test_prompt_names_the_camera_speed_and_body():
+    obj = MovingObject("circle", "red", "zigzag", timing="stop-and-go", body="waving")
+    video = synthetic_video(
+        obj,
+        background="striped",
+        background_colours=("black", "white"),
+        pan=(0.2, 0),
+        zoom=(1, 0.8),
+        camera_timing="ease",
+    )
+    assert video.prompt == (
+        "a red circle zigzagging from left to right, stopping halfway, waving its arm on a striped black and "
+        "white background, the camera panning from left to right and zooming out, speeding up then slowing down"
+    )

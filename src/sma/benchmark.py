@@ -5,11 +5,14 @@ prompts and target prompts, methods, SMA variants and seeds. Every (reference, m
 variant, seed) is a cell: one `sma.runs.transfer` into OUT/cells/<cell>/, generating every
 target of its reference. Each output is scored against the reference (robust motion fidelity,
 one- and two-sided; the Lucas-Kanade motion fidelity of DMT's code for comparison; flow
-similarity; on synthetic references trajectory error, and appearance accuracy for targets
-given as colour and shape) and appended to OUT/results.jsonl as its cell finishes, so a rerun
-with `resume` skips finished cells and redoes an interrupted one. OUT/summary.md holds means
-with 95% bootstrap intervals per method and variant, and paired differences against the same
-method without SMA (same reference, target and seed); OUT/summary.png plots the means.
+similarity; on synthetic references the ground-truth metrics: trajectory error, and for
+targets given as colours and shapes each object's error found by colour, appearance accuracy
+and the reference's colours left; the camera's error and the reference's background texture
+left, where the backgrounds show them) and appended to OUT/results.jsonl as its cell
+finishes, so a rerun with `resume` skips finished cells and redoes an interrupted one.
+OUT/summary.md holds means with 95% bootstrap intervals per method and variant, and paired
+differences against the same method without SMA (same reference, target and seed), overall
+and per reference (kind of motion); OUT/summary.png plots the means.
 """
 
 from __future__ import annotations
@@ -31,9 +34,21 @@ import yaml
 
 from sma.errors import SmaError
 
-SUITE_KEYS = ("name", "model", "seeds", "steps", "size", "frames", "overrides", "methods", "variants", "references")
+SUITE_KEYS = (
+    "name",
+    "model",
+    "world",
+    "seeds",
+    "steps",
+    "size",
+    "frames",
+    "overrides",
+    "methods",
+    "variants",
+    "references",
+)
 REFERENCE_KEYS = ("name", "path", "synthetic", "prompt", "targets")
-SYNTHETIC_KEYS = (
+OBJECT_KEYS = (
     "shape",
     "colour",
     "motion",
@@ -44,10 +59,16 @@ SYNTHETIC_KEYS = (
     "amplitude",
     "scale",
     "rotation",
-    "background",
-    "background_colours",
+    "timing",
+    "body",
+    "body_amount",
+    "body_cycles",
 )
-TARGET_KEYS = ("colour", "shape", "background")
+SCENE_KEYS = ("objects", "background", "background_colours", "pan", "zoom", "camera_timing", "seed")
+SYNTHETIC_KEYS = OBJECT_KEYS + SCENE_KEYS
+TARGET_KEYS = ("colour", "shape", "objects", "background", "texture", "background_colours")
+MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that pin a camera's motion both ways
+TEXTURES = ("textured", "striped", "checkered", "spotted")
 METHOD_KEYS = ("recipe", "overrides")
 VARIANT_KEYS = ("name", "sma", "scale")
 BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
@@ -64,19 +85,24 @@ METRICS: tuple[tuple[str, str, bool], ...] = (
     ("flow_cosine", "flow cosine", True),
     ("flow_relative_endpoint_error", "flow EPE (relative)", False),
     ("trajectory_error_px", "trajectory error (px)", False),
+    ("object_error_px", "object error (px)", False),
+    ("camera_error_px", "camera error (px)", False),
     ("appearance_accuracy", "appearance", True),
+    ("colour_leakage", "colour leakage", False),
+    ("texture_leakage", "texture leakage", False),
 )
 RESULTS_FILE = "results.jsonl"
 
 
 @dataclass(frozen=True)
 class Target:
-    """A target prompt; `colour` and `shape` are set when the prompt asks for a synthetic shape, so the
-    output can be checked for it (`sma.metrics.appearance.appearance_accuracy`)."""
+    """A target prompt; `objects` ((colour, shape) pairs, in the reference's order) and `background` (a kind
+    of `sma.video.synthetic.BACKGROUNDS`) are set when it asks for synthetic shapes, so the output can be
+    checked for them (appearance, each object's path found by its colour)."""
 
     prompt: str
-    colour: str | None = None
-    shape: str | None = None
+    objects: tuple[tuple[str, str], ...] = ()
+    background: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +192,15 @@ def read_suite(path: Path) -> Suite:
     if "size" in values:
         height, width = _size(values["size"])
         overrides["video.height"], overrides["video.width"] = height, width
+    if "world" in values:  # the frames and size of an embedded model's world, unless the suite sets them
+        from sma.embedded.world import WORLDS
+
+        if values["world"] not in WORLDS:
+            raise SmaError(f"suite key world must be one of {', '.join(WORLDS)}, got {values['world']!r}")
+        world = WORLDS[values["world"]]
+        overrides.setdefault("video.frames", world.frames)
+        overrides.setdefault("video.height", world.size)
+        overrides.setdefault("video.width", world.size)
     seeds = values.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds:
         raise SmaError(f"suite key seeds must be a list of integers, got {seeds!r}")
@@ -241,7 +276,6 @@ def _overrides(values: Any, where: str) -> dict[str, Any]:
 
 
 def _reference(entry: Any, index: int, here: Path) -> Reference:
-    from sma.video.synthetic import MovingObject, describe
 
     where = f"references[{index}]"
     entry = _mapping(entry, REFERENCE_KEYS, where)
@@ -255,18 +289,9 @@ def _reference(entry: Any, index: int, here: Path) -> Reference:
             raise SmaError(f"{where} ({path.name}) needs a prompt that says what the video shows")
         name, synthetic, prompt = path.stem, None, _text(entry["prompt"], f"{where}.prompt")
     else:
-        synthetic = dict(_mapping(entry["synthetic"], SYNTHETIC_KEYS, f"{where}.synthetic"))
-        scene = {key: synthetic.pop(key) for key in ("background", "background_colours") if key in synthetic}
-        scene.setdefault("background", "plain")
-        scene["background_colours"] = tuple(scene.get("background_colours", ("white", "white")))
-        tuples = {key: tuple(value) for key, value in synthetic.items() if isinstance(value, list)}
-        try:
-            shape = MovingObject(**(synthetic | tuples))
-            default_prompt = describe((shape,), scene["background"], scene["background_colours"], (0.0, 0.0))
-        except (TypeError, ValueError) as error:
-            raise SmaError(f"{where}.synthetic: {error}") from error
-        synthetic = {"objects": shape, **scene}
-        name, path = shape.motion, None
+        synthetic, default_prompt = _synthetic(entry["synthetic"], f"{where}.synthetic")
+        objects = synthetic["objects"]
+        name, path = "+".join(dict.fromkeys(obj.motion for obj in objects)), None
         prompt = _text(entry.get("prompt", default_prompt), f"{where}.prompt")
     targets = entry.get("targets")
     if not isinstance(targets, list) or not targets:
@@ -280,24 +305,71 @@ def _reference(entry: Any, index: int, here: Path) -> Reference:
     )
 
 
+def _synthetic(values: Any, where: str) -> tuple[dict[str, Any], str]:
+    """`synthetic_video` arguments from one object's keys or a list of `objects`, with the scene's keys; and the
+    clip's describing prompt."""
+    from sma.video.synthetic import MovingObject, describe
+
+    values = dict(_mapping(values, SYNTHETIC_KEYS, where))
+    scene = {key: values.pop(key) for key in SCENE_KEYS if key in values}
+    listed = scene.pop("objects", None)
+    if listed is not None and values:
+        raise SmaError(f"{where}: give the objects' keys inside objects, not beside it ({', '.join(values)})")
+    if listed is not None and (not isinstance(listed, list) or not listed):
+        raise SmaError(f"{where}.objects must be a list of objects")
+    entries = [values] if listed is None else [_mapping(o, OBJECT_KEYS, f"{where}.objects[]") for o in listed]
+    scene.setdefault("background", "plain")
+    scene["background_colours"] = tuple(scene.get("background_colours", ("white", "white")))
+    for key in ("pan", "zoom"):
+        if key in scene:
+            scene[key] = tuple(scene[key])
+    try:
+        objects = tuple(
+            MovingObject(**{key: tuple(v) if isinstance(v, list) else v for key, v in entry.items()})
+            for entry in entries
+        )
+        camera = (scene.get("pan", (0.0, 0.0)), scene.get("zoom", (1.0, 1.0)), scene.get("camera_timing", "constant"))
+        prompt = describe(objects, scene["background"], scene["background_colours"], *camera)
+    except (TypeError, ValueError) as error:
+        raise SmaError(f"{where}: {error}") from error
+    return {"objects": objects, **scene}, prompt
+
+
 def _target(entry: Any, where: str) -> Target:
-    """A prompt, or {colour, shape, background} for "a <colour> <shape> on a plain <background> background"."""
-    from sma.embedded.world import appearance_prompt
+    """A prompt, or {colour, shape} / {objects: [{colour, shape}, ...]} with a plain `background` colour (or a
+    `texture` in two `background_colours`) for "a <colour> <shape> [and ...] on a ... background"."""
+    from sma.embedded.world import scene_prompt
     from sma.video.synthetic import COLOURS, SHAPES
 
     if isinstance(entry, str) and entry:
         return Target(entry)
     entry = _mapping(entry, TARGET_KEYS, where)
-    colour, shape = entry.get("colour"), entry.get("shape")
-    background = entry.get("background", "white")
-    for value, choices, name in (
-        (colour, COLOURS, "colour"),
-        (background, COLOURS, "background"),
-        (shape, SHAPES, "shape"),
-    ):
+    if "objects" in entry and ("colour" in entry or "shape" in entry):
+        raise SmaError(f"{where}: give colour and shape inside objects, not beside it")
+    listed = entry.get("objects", [{"colour": entry.get("colour"), "shape": entry.get("shape")}])
+    if not isinstance(listed, list) or not listed:
+        raise SmaError(f"{where}.objects must be a list of {{colour, shape}}")
+    objects = []
+    for number, item in enumerate(listed):
+        item = _mapping(item, ("colour", "shape"), f"{where}.objects[{number}]")
+        objects.append((item.get("colour"), item.get("shape")))
+    texture = entry.get("texture", "plain")
+    if texture != "plain" and "background" in entry:
+        raise SmaError(f"{where}: a {texture} background takes background_colours, not background")
+    colours = entry.get("background_colours", [entry.get("background", "white")] * 2)
+    checks = [(texture, ("plain", *TEXTURES), "texture")]
+    checks += [(colour, COLOURS, "colour") for colour, _ in objects] + [
+        (shape, SHAPES, "shape") for _, shape in objects
+    ]
+    checks += [(colour, COLOURS, "background colour") for colour in (colours if isinstance(colours, list) else [None])]
+    for value, choices, name in checks:
         if value not in choices:
             raise SmaError(f"{where}.{name} must be one of {', '.join(choices)}, got {value!r}")
-    return Target(appearance_prompt(colour, shape, background), colour, shape)
+    if len(colours) != 2:
+        raise SmaError(f"{where}.background_colours must be two colours, got {colours!r}")
+    if len({colour for colour, _ in objects}) < len(objects):
+        raise SmaError(f"{where}: each object needs its own colour, so that it can be found by it")
+    return Target(scene_prompt(objects, texture, tuple(colours)), tuple(objects), texture)
 
 
 def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
@@ -397,11 +469,9 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
 
 def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
     """One record per target: the motion metrics against the reference as the run read it (reference.mp4)."""
-    from sma.metrics import flow_similarity, motion_fidelity, robust_motion_fidelity, trajectory_error, video_flow
-    from sma.metrics.appearance import appearance_accuracy
+    from sma.metrics import flow_similarity, motion_fidelity, robust_motion_fidelity, video_flow
     from sma.run_folder import video_path
     from sma.video import read_video
-    from sma.video.synthetic import rgb
 
     reference = read_video(run_dir / "reference.mp4")
     reference_flow = video_flow(reference)
@@ -422,14 +492,51 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
             "flow_relative_endpoint_error": similarity.relative_endpoint_error,
         }
         if clip is not None:
-            taken = slice(config.video.start, None, config.video.stride)
-            truth, sizes = clip.trajectories[:, taken][:, : len(frames)], clip.sizes[:, taken][:, : len(frames)]
-            record["trajectory_error_px"] = trajectory_error(frames, truth, sizes).mean_error
-            if target.colour is not None:
-                avoid = rgb(cell.reference.synthetic["objects"].colour)
-                record["appearance_accuracy"] = appearance_accuracy(frames, rgb(target.colour), target.shape, avoid)
+            record |= ground_truth_scores(clip, cell.reference.synthetic, target, reference, frames, config.video)
         records.append(record)
     return records
+
+
+def ground_truth_scores(clip, scene: dict[str, Any], target: Target, reference, frames, video) -> dict[str, Any]:
+    """The metrics of an output `frames` that only a synthetic reference allows: its `clip` (rendered with
+    `scene`) holds the truth, taken at `video.start` every `video.stride` frames as the run read them
+    (`reference`).
+
+    trajectory_error_px: objects followed by tracking from their true start. Where the target names
+    every object's colour and shape: object_error_px (each found by its colour, matched to the
+    reference's in order), appearance_accuracy and colour_leakage (the reference's object colours
+    the target did not ask for). camera_error_px where both backgrounds show a camera's motion
+    (MOVING_CAMERA_SEEN_ON); texture_leakage where the reference's background is textured.
+    """
+    from sma.metrics import camera_error, colour_leakage, colour_trajectory_error, texture_leakage, trajectory_error
+    from sma.metrics.appearance import appearance_accuracy
+    from sma.video.synthetic import rgb
+
+    taken = slice(video.start, video.start + video.stride * len(frames), video.stride)
+    truth, sizes = clip.trajectories[:, taken], clip.sizes[:, taken]
+    scores: dict[str, Any] = {"trajectory_error_px": trajectory_error(frames, truth, sizes).mean_error}
+    reference_colours = [rgb(obj.colour) for obj in clip.objects]
+    if len(target.objects) == len(clip.objects):
+        colours = [rgb(colour) for colour, _ in target.objects]
+        objects = colour_trajectory_error(frames, truth, colours)
+        scores["object_error_px"] = objects.mean_error
+        scores["object_errors_px"] = objects.per_object
+        scores["objects_found"] = objects.found
+        scores["appearance_accuracy"] = float(
+            np.mean(
+                [
+                    appearance_accuracy(frames, colour, shape, avoid)
+                    for colour, (_, shape), avoid in zip(colours, target.objects, reference_colours, strict=True)
+                ]
+            )
+        )
+        scores["colour_leakage"] = colour_leakage(frames, reference_colours, allowed=colours)
+    if scene["background"] in MOVING_CAMERA_SEEN_ON and target.background in MOVING_CAMERA_SEEN_ON:
+        first = np.linalg.inv(np.vstack([clip.camera[video.start], [0, 0, 1]]))
+        scores["camera_error_px"] = camera_error(frames, clip.camera[taken] @ first).mean_error
+    if scene["background"] in TEXTURES:
+        scores["texture_leakage"] = texture_leakage(reference, frames, clip.masks[taken])
+    return scores
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:
@@ -644,6 +751,12 @@ def summary_text(records: list[dict], name: str) -> str:
             "",
             table(differences),
         ]
+    references = list(dict.fromkeys(record["reference"] for record in records))
+    by_reference = [(name, paired_differences([r for r in records if r["reference"] == name])) for name in references]
+    if len(references) > 1 and any(rows for _, rows in by_reference):
+        text += ["", "Paired differences per reference (kind of motion):"]
+        for name, rows in by_reference:
+            text += ["", f"**{name}**", "", table(rows)] if rows else []
     return "\n".join(text) + "\n"
 
 

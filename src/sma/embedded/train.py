@@ -1,12 +1,13 @@
 """Train the embedded text-to-video model on synthetic videos.
 
-    python -m sma.embedded.train --out DIR [--seed 0] [--max-minutes 60]
+    python -m sma.embedded.train --out DIR [--world simple|hard] [--seed 0] [--max-minutes 60]
 
 Same classes and layout as ZeroScope (AutoencoderKL, CLIPTextModel + CLIPTokenizer,
 UNet3DConditionModel, DDIMScheduler), built by `sma.backbones.tiny` and trained here in
 two stages: the VAE on single frames, then the UNet and the text encoder together on VAE
-latents of 8-frame 64x64 clips (epsilon prediction, 10% empty prompts for classifier-free
-guidance, EMA of the weights). Writes the model, a sample grid and a model card.
+latents of the world's clips (simple: 8 frames, hard: 16, both 64x64; epsilon prediction,
+10% empty prompts for classifier-free guidance, EMA of the weights). Writes the model, a
+sample grid and a model card.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +26,8 @@ from diffusers.training_utils import EMAModel
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import TinySizes, build_text_to_video
-from sma.embedded.world import (
-    BACKGROUNDS,
-    COLOURS,
-    SHAPES,
-    SIZE,
-    appearance_prompt,
-    random_clip,
-    sample_untuned,
-    vocabulary,
-)
-from sma.video.frames import frames_to_tensor
+from sma.embedded.world import BACKGROUNDS, COLOURS, SHAPES, WORLDS, appearance_prompt, sample_untuned, vocabulary
+from sma.errors import SmaError
 
 SIZES = TinySizes(
     unet_channels=(32, 64, 64),
@@ -45,47 +38,102 @@ SIZES = TinySizes(
     attention_head_dim=8,
     norm_groups=16,
 )
-SAMPLE_PROMPTS = (
-    "a red circle moving from left to right on a plain white background",
-    "a blue square moving from top to bottom on a plain black background",
-    "a yellow star circling clockwise on a plain gray background",
-    "a green triangle bouncing from right to left on a plain white background",
-)
+PROMPT_TOKENS = {"simple": 24, "hard": 64}  # the hard world's longest prompts run to about 55 tokens
+SAMPLE_PROMPTS = {
+    "simple": (
+        "a red circle moving from left to right on a plain white background",
+        "a blue square moving from top to bottom on a plain black background",
+        "a yellow star circling clockwise on a plain gray background",
+        "a green triangle bouncing from right to left on a plain white background",
+    ),
+    "hard": (
+        "a red circle moving from left to right on a striped white and black background, "
+        "the camera panning from left to right",
+        "a blue square zigzagging from right to left and a yellow star circling clockwise on a textured gray and "
+        "white background",
+        "a green triangle standing still, waving its arm on a checkered black and gray background, "
+        "the camera zooming in",
+        "a purple circle bouncing from left to right, stopping halfway, pulsing on a spotted white and gray background",
+    ),
+}
+DATA = {
+    "simple": (
+        "Synthetic 8-frame 64x64 clips from `sma.embedded.world`: one shape (circle, square, triangle,",
+        "star) in one of six colours on a plain white, black or gray background, moving linearly",
+        "(horizontal, vertical, diagonal), circling, zigzagging or bouncing. Prompts describe the",
+        "shape, colour, background and, 70% of the time, the motion; 10% are empty during training.",
+    ),
+    "hard": (
+        "Synthetic 16-frame 64x64 clips of the hard world (`sma.embedded.world.HardWorld`, whose",
+        "fields hold every share and range): one or two shapes (circle, square, triangle, star; six",
+        "colours), each moving in its own band (linearly, circling, zigzagging, bouncing; rigid, or",
+        "pulsing, squashing and stretching, or waving an arm, then also standing still), at constant",
+        "speed, easing in and out or stopping halfway; on textured, striped, checkered or spotted",
+        "backgrounds in two of white, black and gray (15% plain), under a camera that pans, zooms,",
+        "or both, in 65% of clips. Prompts describe the shapes, colours, background and, 70% of the",
+        "time, the motion and the camera; 10% are empty during training.",
+    ),
+}
+
+
+def model_sizes(world: str, unet_channels: str = "32,64,64") -> TinySizes:
+    """The shipped model's widths with the world's prompt length and the given UNet widths."""
+    try:
+        channels = tuple(int(width) for width in unet_channels.split(","))
+    except ValueError:
+        raise SmaError(f"UNet widths are comma-separated integers, not {unet_channels!r}") from None
+    if not channels or any(width <= 0 or width % SIZES.norm_groups for width in channels):
+        raise SmaError(f"UNet widths must be positive multiples of {SIZES.norm_groups}, not {unet_channels!r}")
+    return replace(SIZES, unet_channels=channels, max_prompt_tokens=PROMPT_TOKENS[world])
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def make_dataset(count: int, rng: np.random.Generator) -> tuple[torch.Tensor, list[str]]:
-    """`count` clips as a (n, 3, f, h, w) tensor in [-1, 1], and their prompts."""
-    clips, prompts = [], []
+def make_dataset(
+    count: int, rng: np.random.Generator, world: str = "simple"
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """`count` clips of a world: uint8 frames (n, f, h, w, 3), the masks of their objects (n, f, h, w), prompts.
+
+    Kept as uint8 (a quarter of float32's memory: 3000 hard clips take 0.6 GB) and made floats a batch at a time.
+    """
+    clips, masks, prompts = [], [], []
     for _ in range(count):
-        clip, prompt = random_clip(rng)
-        clips.append(frames_to_tensor(clip.frames))
+        clip, prompt = WORLDS[world].random_clip(rng)
+        clips.append(torch.from_numpy(clip.frames))
+        masks.append(torch.from_numpy(clip.masks))
         prompts.append(prompt)
-    return torch.cat(clips), prompts
+    return torch.stack(clips), torch.stack(masks), prompts
 
 
-def train_vae(model: TextToVideoModel, videos: torch.Tensor, steps: int, rng: np.random.Generator) -> None:
+def as_pixels(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., h, w, 3) -> float (..., 3, h, w) in [-1, 1]."""
+    return frames.movedim(-1, -3).float() / 127.5 - 1.0
+
+
+def train_vae(
+    model: TextToVideoModel, videos: torch.Tensor, masks: torch.Tensor, steps: int, rng: np.random.Generator
+) -> None:
     """Reconstruction of single frames from the posterior mean (the latents the denoiser will
     see), with a light KL term that keeps them bounded; sampling the posterior here instead
     blurred every object after hundreds of steps.
 
-    The object covers a few percent of a frame, so a plain MSE is content with a blurred,
-    brownish blob; pixels that differ from the plain background weigh ten times more.
+    The objects cover a few percent of a frame, so a plain MSE is content with blurred,
+    brownish blobs; the pixels they cover (`masks`, from the renderer) weigh ten times more.
     """
     vae = model.vae
     vae.requires_grad_(True)
     vae.train()
-    frames = videos.permute(0, 2, 1, 3, 4).flatten(0, 1)
+    frames, covered = videos.flatten(0, 1), masks.flatten(0, 1)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3)
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_decay(step / steps))
     for step in range(steps):
-        batch = frames[rng.choice(len(frames), 16, replace=False)]
+        chosen = torch.from_numpy(rng.choice(len(frames), 16, replace=False))
+        batch = as_pixels(frames[chosen])
         posterior = vae.encode(batch).latent_dist
         reconstruction = vae.decode(posterior.mode()).sample
-        weight = 1 + 9 * foreground(batch)
+        weight = 1 + 9 * covered[chosen, None].float()
         loss = ((reconstruction - batch) ** 2 * weight).mean() / weight.mean() + 1e-6 * posterior.kl().mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -98,11 +146,6 @@ def train_vae(model: TextToVideoModel, videos: torch.Tensor, steps: int, rng: np
     vae.eval()
 
 
-def foreground(frames: torch.Tensor) -> torch.Tensor:
-    """1 where a pixel differs from the frame's plain background (its corner colour), else 0."""
-    return ((frames - frames[:, :, :1, :1]).abs().amax(1, keepdim=True) > 0.1).float()
-
-
 def cosine_decay(progress: float, warmup: float = 0.03, floor: float = 0.1) -> float:
     """Learning-rate factor at `progress` in [0, 1] of a run: linear warm-up, then cosine to `floor`."""
     if progress < warmup:
@@ -112,9 +155,10 @@ def cosine_decay(progress: float, warmup: float = 0.03, floor: float = 0.1) -> f
 
 @torch.no_grad()
 def encode_dataset(model: TextToVideoModel, videos: torch.Tensor) -> torch.Tensor:
-    """VAE means of every clip, scaled to unit variance; the scale goes into the VAE config."""
+    """VAE means of every clip (uint8 frames (n, f, h, w, 3)), scaled to unit variance; the scale goes into the
+    VAE config."""
     model.vae.register_to_config(scaling_factor=1.0)
-    latents = torch.cat([model.encode_video(chunk) for chunk in videos.split(16)])
+    latents = torch.cat([model.encode_video(as_pixels(chunk).transpose(1, 2)) for chunk in videos.split(16)])
     scale = 1.0 / latents.std().item()
     model.vae.register_to_config(scaling_factor=scale)
     return latents * scale
@@ -124,11 +168,9 @@ def denoiser_parameters(model: TextToVideoModel) -> list[torch.nn.Parameter]:
     return [*model.unet.parameters(), *model.text_encoder.parameters()]
 
 
-def latent_foreground(videos: torch.Tensor, factor: int) -> torch.Tensor:
-    """Where the object is, at latent resolution: (n, 1, f, h/factor, w/factor) of 0 and 1."""
-    masks = foreground(videos.permute(0, 2, 1, 3, 4).flatten(0, 1))
-    masks = F.max_pool2d(masks, factor)
-    return masks.unflatten(0, videos.shape[:1] + videos.shape[2:3]).transpose(1, 2)
+def latent_foreground(masks: torch.Tensor, factor: int) -> torch.Tensor:
+    """Where the objects are (masks (n, f, h, w)), at latent resolution: (n, 1, f, h/factor, w/factor) of 0 and 1."""
+    return F.max_pool2d(masks.flatten(0, 1)[:, None].float(), factor).unflatten(0, masks.shape[:2]).transpose(1, 2)
 
 
 def train_denoiser(
@@ -209,18 +251,23 @@ def save(model: TextToVideoModel, folder: Path) -> None:
 
 
 @torch.no_grad()
-def sample_grid(folder: Path, seed: int) -> None:
+def sample_grid(folder: Path, seed: int, world: str, steps: int) -> None:
     """Sample the model card's prompts from the saved model, as a user would; write a grid."""
     from sma.video import write_grid
 
     model = TextToVideoModel.from_pretrained(str(folder))
-    videos = [sample_untuned(model, prompt, seed + index) for index, prompt in enumerate(SAMPLE_PROMPTS)]
-    captions = [prompt.split(" on a plain")[0] for prompt in SAMPLE_PROMPTS]
+    frames, size = WORLDS[world].frames, WORLDS[world].size
+    prompts = SAMPLE_PROMPTS[world]
+    videos = [
+        sample_untuned(model, prompt, seed + index, steps, frames=frames, size=size)
+        for index, prompt in enumerate(prompts)
+    ]
+    captions = [prompt.split(" on a ")[0] for prompt in prompts]
     write_grid(folder / "samples.gif", videos, captions, fps=4, overwrite=True)
 
 
 @torch.no_grad()
-def appearance_check(folder: Path, seed: int, count: int) -> dict[str, float]:
+def appearance_check(folder: Path, seed: int, count: int, world: str, steps: int) -> dict[str, float]:
     """Appearance accuracy of one sample for each of the first `count` colour x shape pairs
     (backgrounds in turn), overall and by shape."""
     from sma.metrics.appearance import appearance_accuracy
@@ -231,7 +278,8 @@ def appearance_check(folder: Path, seed: int, count: int) -> dict[str, float]:
     pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES][:count]
     for index, (colour, shape) in enumerate(pairs):
         prompt = appearance_prompt(colour, shape, BACKGROUNDS[index % len(BACKGROUNDS)])
-        scores[shape].append(appearance_accuracy(sample_untuned(model, prompt, seed + index), rgb(colour), shape))
+        video = sample_untuned(model, prompt, seed + index, steps, frames=WORLDS[world].frames, size=WORLDS[world].size)
+        scores[shape].append(appearance_accuracy(video, rgb(colour), shape))
     every = [score for values in scores.values() for score in values]
     by_shape = {shape: round(float(np.mean(values)), 3) for shape, values in scores.items() if values}
     return {"samples": len(every), "all": round(float(np.mean(every)), 3)} | by_shape
@@ -248,10 +296,7 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
         "DDIMScheduler (scaled-linear betas, epsilon prediction).",
         "",
         "## Data",
-        "Synthetic 8-frame 64x64 clips from `sma.embedded.world`: one shape (circle, square, triangle,",
-        "star) in one of six colours on a plain white, black or gray background, moving linearly",
-        "(horizontal, vertical, diagonal), circling, zigzagging or bouncing. Prompts describe the",
-        "shape, colour, background and, 70% of the time, the motion; 10% are empty during training.",
+        *DATA[record["world"]],
         "",
         "## Recipe",
         "```json",
@@ -259,13 +304,14 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
         "```",
         "",
         "## Reproduce",
-        f"`python -m sma.embedded.train --out DIR --seed {record['seed']} --max-minutes {record['max_minutes']}`",
+        f"`python -m sma.embedded.train --out DIR --world {record['world']} --seed {record['seed']} "
+        f"--max-minutes {record['max_minutes']}`",
         "(the denoiser stage stops at its step count or its time budget, whichever comes first,",
         "so a run on another machine may take a different number of steps).",
         "",
         "## Samples",
-        "`samples.gif`: DDIM 30 steps, guidance 5, from the prompts "
-        + "; ".join(f"'{p}'" for p in SAMPLE_PROMPTS)
+        f"`samples.gif`: DDIM {record['sample_steps']} steps, guidance 5, from the prompts "
+        + "; ".join(f"'{p}'" for p in SAMPLE_PROMPTS[record["world"]])
         + ".",
         "",
         "## Appearance check",
@@ -280,6 +326,10 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--world", choices=sorted(WORLDS), default="simple", help="the synthetic world to learn")
+    parser.add_argument(
+        "--unet-channels", default="32,64,64", help="UNet block widths (the model's size), comma-separated"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--videos", type=int, default=3000)
     parser.add_argument("--vae-steps", type=int, default=1500)
@@ -288,25 +338,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-minutes", type=float, default=70, help="time budget of the denoiser stage")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--check-samples", type=int, default=24, help="colour x shape prompts the card scores")
+    parser.add_argument("--sample-steps", type=int, default=30, help="DDIM steps of the card's samples")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
     torch.manual_seed(arguments.seed)
     rng = np.random.default_rng(arguments.seed)
     started = time.time()
-    build_text_to_video(arguments.out, SIZES, arguments.seed, words=vocabulary())
+    try:
+        sizes = model_sizes(arguments.world, arguments.unet_channels)
+    except SmaError as error:
+        parser.error(str(error))
+    build_text_to_video(arguments.out, sizes, arguments.seed, words=vocabulary(world=arguments.world))
     model = TextToVideoModel.from_pretrained(str(arguments.out))
-    log(f"making {arguments.videos} clips")
-    videos, prompts = make_dataset(arguments.videos, rng)
-    train_vae(model, videos, arguments.vae_steps, rng)
+    log(f"making {arguments.videos} clips of the {arguments.world} world")
+    videos, masks, prompts = make_dataset(arguments.videos, rng, arguments.world)
+    train_vae(model, videos, masks, arguments.vae_steps, rng)
     latents = encode_dataset(model, videos)
     log(f"latents {tuple(latents.shape)}, scaling factor {model.vae.config.scaling_factor:.4f}")
     save(model, arguments.out)
     deadline = time.time() + 60 * arguments.max_minutes
-    masks = latent_foreground(videos, SIZE // latents.shape[-1])
     steps = train_denoiser(
         model,
         latents,
-        masks,
+        latent_foreground(masks, videos.shape[2] // latents.shape[-2]),
         prompts,
         arguments.steps,
         arguments.batch,
@@ -318,6 +372,7 @@ def main(argv: list[str] | None = None) -> None:
     minutes = (time.time() - started) / 60
     log(f"trained {steps} denoiser steps in {minutes:.1f} minutes")
     record = {
+        "world": arguments.world,
         "seed": arguments.seed,
         "videos": arguments.videos,
         "vae_steps": arguments.vae_steps,
@@ -326,11 +381,14 @@ def main(argv: list[str] | None = None) -> None:
         "max_minutes": arguments.max_minutes,
         "minutes": round(minutes, 1),
         "threads": arguments.threads,
-        "sizes": SIZES.__dict__,
+        "sample_steps": arguments.sample_steps,
+        "sizes": sizes.__dict__,
         "example_prompt": appearance_prompt("red", "circle", "white"),
     }
-    sample_grid(arguments.out, arguments.seed)
-    appearance = appearance_check(arguments.out, arguments.seed, arguments.check_samples)
+    sample_grid(arguments.out, arguments.seed, arguments.world, arguments.sample_steps)
+    appearance = appearance_check(
+        arguments.out, arguments.seed, arguments.check_samples, arguments.world, arguments.sample_steps
+    )
     log(f"appearance accuracy of the samples: {appearance}")
     write_card(arguments.out, record, appearance)
     log("done")

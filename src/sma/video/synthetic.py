@@ -1,9 +1,11 @@
 """Synthetic motion videos with ground truth: shapes moving along known trajectories.
 
 Tests, the embedded model and the benchmarks use these clips because the true motion of
-every object is known exactly. Everything is deterministic from the arguments and `seed`.
-Positions are (x, y) fractions of the frame width and height; the ground truth is returned
-in pixels, with (0, 0) the centre of the top-left pixel (OpenCV's convention).
+every object is known exactly: centres, sizes, angles, non-rigid stretch, the tip of an
+articulated arm, the camera (pan and zoom) and which pixels objects cover. Everything is
+deterministic from the arguments and `seed`. Positions are (x, y) fractions of the frame
+width and height as the first frame's camera sees the world; the ground truth is returned in
+pixels, with (0, 0) the centre of the top-left pixel (OpenCV's convention).
 """
 
 from __future__ import annotations
@@ -31,7 +33,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon")
 MOTIONS = ("static", "linear", "ease", "circular", "zigzag", "bounce")
-BACKGROUNDS = ("plain", "gradient", "textured")
+TIMINGS = ("constant", "ease", "stop-and-go")
+BODIES = ("rigid", "pulsing", "squashing", "waving")
+BACKGROUNDS = ("plain", "gradient", "textured", "striped", "checkered", "spotted")
+ARM_SHADE = 0.55  # an arm is drawn in its body's colour times this: another colour to colour masks
 
 Colour = str | tuple[int, int, int]
 
@@ -66,6 +71,12 @@ class MovingObject:
     - static: stays at `start`.
     `size` is the diameter as a fraction of the shorter frame side, multiplied over time from
     `scale[0]` to `scale[1]`; `rotation` is the angle in degrees turned over the clip.
+
+    `timing` sets the speed along the path: constant, ease (slow-fast-slow) or stop-and-go
+    (still over the middle fifth of the clip). `body` makes the shape non-rigid, `body_cycles`
+    times over the clip by `body_amount`: pulsing (size times 1 + a sin), squashing (width
+    times 1 + a sin, height divided by it) or waving (an arm, in a darker shade, swinging
+    a * 180 degrees either side of upright).
     """
 
     shape: str = "circle"
@@ -78,18 +89,26 @@ class MovingObject:
     rotation: float = 0.0
     turns: float = 1.0
     amplitude: float = 0.15
+    timing: str = "constant"
+    body: str = "rigid"
+    body_amount: float = 0.25
+    body_cycles: float = 2.0
 
     def __post_init__(self):
-        if self.shape not in SHAPES:
-            raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {self.shape!r}")
-        if self.motion not in MOTIONS:
-            raise ValueError(f"motion must be one of {', '.join(MOTIONS)}, not {self.motion!r}")
+        for value, choices, name in (
+            (self.shape, SHAPES, "shape"),
+            (self.motion, MOTIONS, "motion"),
+            (self.timing, TIMINGS, "timing"),
+            (self.body, BODIES, "body"),
+        ):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
         rgb(self.colour)
 
     def position(self, t: np.ndarray) -> np.ndarray:
-        """(len(t), 2) positions as fractions of the frame, before any camera pan."""
+        """(len(t), 2) positions as fractions of the frame, as the first frame's camera sees the world."""
         start, end = np.array(self.start, float), np.array(self.end, float)
-        t = np.asarray(t, float)[:, None]
+        t = progress(self.timing, np.asarray(t, float))[:, None]
         if self.motion == "static":
             return np.repeat(start[None], len(t), axis=0)
         if self.motion == "linear":
@@ -108,13 +127,34 @@ class MovingObject:
         hop = self.amplitude * np.abs(np.sin(math.pi * self.turns * t[:, 0]))  # bounce
         return np.stack([start[0] + t[:, 0] * (end[0] - start[0]), start[1] - hop], axis=1)
 
+    def wobble(self, t: np.ndarray) -> np.ndarray:
+        """(len(t),) the body's oscillation a sin(2 pi cycles t); zero for a rigid body."""
+        if self.body == "rigid":
+            return np.zeros(len(t))
+        return self.body_amount * np.sin(2 * math.pi * self.body_cycles * np.asarray(t, float))
+
+
+def progress(timing: str, t: np.ndarray) -> np.ndarray:
+    """Share of the way travelled at clip time t in [0, 1] under a `timing` of TIMINGS."""
+    if timing == "constant":
+        return t
+    if timing == "ease":
+        return 3 * t**2 - 2 * t**3
+    if timing == "stop-and-go":  # half the way over [0, 0.4], still over [0.4, 0.6], the rest over [0.6, 1]
+        return np.where(t < 0.4, t / 0.8, np.where(t < 0.6, 0.5, 0.5 + (t - 0.6) / 0.8))
+    raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, not {timing!r}")
+
 
 @dataclass(frozen=True)
 class SyntheticVideo:
-    """Frames (f, h, w, 3) uint8 and the ground truth of every object, in pixels.
+    """Frames (f, h, w, 3) uint8 and the ground truth of every object and of the camera, in pixels.
 
-    trajectories: (objects, f, 2) centre (x, y); sizes: (objects, f) diameter; angles:
-    (objects, f) degrees; prompt: a sentence that describes the clip.
+    trajectories: (objects, f, 2) centre (x, y); sizes: (objects, f) diameter (before stretch);
+    angles: (objects, f) degrees; stretch: (objects, f, 2) width and height factors of a
+    squashing body (1 otherwise); arm_tips: (objects, f, 2) tip of a waving body's arm (NaN
+    without one); camera: (f, 2, 3) affine maps carrying a still point's position in the first
+    frame to its position in frame k; masks: (f, h, w) bool, pixels an object covers; prompt:
+    a sentence that describes the clip.
     """
 
     frames: np.ndarray
@@ -124,6 +164,10 @@ class SyntheticVideo:
     prompt: str
     fps: float
     objects: tuple[MovingObject, ...]
+    stretch: np.ndarray
+    arm_tips: np.ndarray
+    camera: np.ndarray
+    masks: np.ndarray
 
 
 def synthetic_video(
@@ -135,14 +179,19 @@ def synthetic_video(
     background: str = "plain",
     background_colours: tuple[Colour, Colour] = ("white", "gray"),
     pan: tuple[float, float] = (0.0, 0.0),
+    zoom: tuple[float, float] = (1.0, 1.0),
+    camera_timing: str = "constant",
     fps: float = 8,
     seed: int = 0,
 ) -> SyntheticVideo:
-    """Render `objects` (drawn in order, later on top) over a `background`: plain (the first colour),
-    gradient (first to second colour, diagonally) or textured (smooth noise between the two).
+    """Render `objects` (drawn in order, later on top) over a `background` of BACKGROUNDS: plain (the
+    first colour), gradient (first to second colour, diagonally), textured (smooth noise between
+    the two), striped, checkered or spotted (seeded stripes, checks or round spots).
 
-    `pan` = (dx, dy) moves the camera by that fraction of the frame over the clip: the
-    background and every object shift the opposite way, and the ground truth includes it.
+    The camera moves by `pan` = (dx, dy) fractions of the frame over the clip and zooms by
+    `zoom[0]` at the first frame to `zoom[1]` at the last (about the frame's centre, at a
+    constant rate), following `camera_timing` (TIMINGS); background and objects move with it,
+    and the ground truth includes it.
     """
     if isinstance(objects, MovingObject):
         objects = (objects,)
@@ -151,33 +200,65 @@ def synthetic_video(
         raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, not {background!r}")
     if num_frames < 2:
         raise ValueError(f"a video needs at least 2 frames, not {num_frames}")
+    if min(zoom) <= 0:
+        raise ValueError(f"zoom factors must be positive, not {zoom!r}")
     t = np.linspace(0.0, 1.0, num_frames)
-    camera = np.outer(t, pan) * (width, height)  # camera offset in pixels at each frame
-    canvas = _background_canvas(background, background_colours, height, width, pan, seed)
-    margin = np.array([canvas.shape[1] - width, canvas.shape[0] - height]) * (np.array(pan) < 0)
+    travelled = progress(camera_timing, t)
+    offsets = np.outer(travelled, pan) * (width, height)  # where the camera has moved, in world pixels
+    zooms = zoom[0] * (zoom[1] / zoom[0]) ** travelled
+    centre = np.array([(width - 1) / 2, (height - 1) / 2])
+
+    def view(points: np.ndarray) -> np.ndarray:
+        """World pixels (..., f, 2) to frame pixels: q = z (p - c - centre) + centre."""
+        return zooms[:, None] * (points - offsets - centre) + centre
 
     unit = min(height, width)
+    count = len(objects)
     trajectories = (
-        np.stack([o.position(t) * (width, height) - camera for o in objects])
-        if objects
-        else np.zeros((0, num_frames, 2))
+        np.stack([view(o.position(t) * (width, height)) for o in objects]) if objects else np.zeros((0, num_frames, 2))
     )
-    sizes = np.array([o.size * unit * np.linspace(*o.scale, num_frames) for o in objects]).reshape(
-        len(objects), num_frames
-    )
-    angles = np.array([o.rotation * t for o in objects]).reshape(len(objects), num_frames)
+    wobbles = np.array([o.wobble(t) for o in objects]).reshape(count, num_frames)
+    bodies = np.array([o.body for o in objects]).reshape(count, 1)
+    sizes = np.array([o.size * unit * np.linspace(*o.scale, num_frames) for o in objects]).reshape(count, num_frames)
+    sizes = sizes * zooms * np.where(bodies == "pulsing", 1 + wobbles, 1.0)
+    angles = np.array([o.rotation * t for o in objects]).reshape(count, num_frames)
+    squash = np.where(bodies == "squashing", 1 + wobbles, 1.0)
+    stretch = np.stack([squash, 1 / squash], axis=-1)
+    arm_angles = np.radians(angles - 90 + 180 * wobbles)
+    arm_tips = trajectories + 0.9 * sizes[..., None] * np.stack([np.cos(arm_angles), np.sin(arm_angles)], axis=-1)
+    arm_tips[np.broadcast_to(bodies != "waving", (count, num_frames))] = np.nan
 
+    scales = zooms / zooms[0]
+    shifts = centre - scales[:, None] * centre + zooms[:, None] * (offsets[0] - offsets)
+    camera = np.zeros((num_frames, 2, 3))
+    camera[:, 0, 0] = camera[:, 1, 1] = scales
+    camera[:, :, 2] = shifts
+
+    canvas, origin = _background_canvas(background, background_colours, height, width, offsets, zooms, seed)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
+    masks = np.zeros((num_frames, height, width), np.uint8)
     for index in range(num_frames):
-        shift = camera[index] + margin
-        window = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+        inverse = 1 / zooms[index]
+        corner = offsets[index] + centre - centre * inverse - origin  # canvas pixel under frame pixel (0, 0)
+        window = np.float32([[inverse, 0, corner[0]], [0, inverse, corner[1]]])
         frame = cv2.warpAffine(canvas, window, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         for number, obj in enumerate(objects):
-            outline = _outline(obj.shape, trajectories[number, index], sizes[number, index] / 2, angles[number, index])
-            cv2.fillPoly(frame, [np.round(outline * 16).astype(np.int32)], rgb(obj.colour), cv2.LINE_AA, shift=4)
+            parts = _parts(
+                obj,
+                trajectories[number, index],
+                sizes[number, index] / 2,
+                angles[number, index],
+                stretch[number, index],
+                arm_tips[number, index],
+            )
+            for outline, shade in parts:
+                colour = tuple(round(c * shade) for c in rgb(obj.colour))
+                _fill(frame, outline, colour)
+                _fill(masks[index], outline, 255)
         frames[index] = frame
+    prompt = describe(objects, background, background_colours, pan, zoom, camera_timing)
     return SyntheticVideo(
-        frames, trajectories, sizes, angles, describe(objects, background, background_colours, pan), fps, objects
+        frames, trajectories, sizes, angles, prompt, fps, objects, stretch, arm_tips, camera, masks > 127
     )
 
 
@@ -216,20 +297,34 @@ def random_synthetic_video(
 
 
 def describe(
-    objects: Sequence[MovingObject], background: str, colours: tuple[Colour, Colour], pan: tuple[float, float]
+    objects: Sequence[MovingObject],
+    background: str,
+    colours: tuple[Colour, Colour],
+    pan: tuple[float, float],
+    zoom: tuple[float, float] = (1.0, 1.0),
+    camera_timing: str = "constant",
 ) -> str:
     """A prompt in plain words: what moves, how, on what, and where the camera goes."""
     parts = [f"a {colour_name(o.colour)} {o.shape} {_motion_phrase(o)}" for o in objects] or ["an empty scene"]
-    first, second = colour_name(colours[0]), colour_name(colours[1])
-    ground = {
-        "plain": f"a plain {first} background",
-        "gradient": f"a {first} to {second} gradient background",
-        "textured": f"a textured {first} and {second} background",
-    }[background]
-    sentence = f"{' and '.join(parts)} on {ground}"
+    sentence = f"{' and '.join(parts)} on {ground_phrase(background, colours)}"
+    camera = []
     if any(pan):
-        sentence += f", the camera panning {_direction(np.array(pan))}"
+        camera.append(f"panning {_direction(np.array(pan))}")
+    if zoom[1] != zoom[0]:
+        camera.append("zooming in" if zoom[1] > zoom[0] else "zooming out")
+    if camera:
+        sentence += f", the camera {' and '.join(camera)}{_timing_phrase(camera_timing)}"
     return sentence
+
+
+def ground_phrase(background: str, colours: tuple[Colour, Colour]) -> str:
+    """How a prompt names a background of BACKGROUNDS in `colours`: "a plain white background"."""
+    first, second = colour_name(colours[0]), colour_name(colours[1])
+    if background == "plain":
+        return f"a plain {first} background"
+    if background == "gradient":
+        return f"a {first} to {second} gradient background"
+    return f"a {background} {first} and {second} background"
 
 
 def _motion_phrase(obj: MovingObject) -> str:
@@ -242,11 +337,23 @@ def _motion_phrase(obj: MovingObject) -> str:
         "zigzag": f"zigzagging {_direction(travel)}",
         "bounce": f"bouncing {_direction(travel * (1, 0))}",
     }[obj.motion]
+    if obj.motion != "static":
+        phrase += _timing_phrase(obj.timing)
     if obj.rotation:
         phrase += ", spinning"
     if obj.scale[1] != obj.scale[0]:
         phrase += ", growing" if obj.scale[1] > obj.scale[0] else ", shrinking"
+    phrase += {
+        "rigid": "",
+        "pulsing": ", pulsing",
+        "squashing": ", squashing and stretching",
+        "waving": ", waving its arm",
+    }[obj.body]
     return phrase
+
+
+def _timing_phrase(timing: str) -> str:
+    return {"constant": "", "ease": ", speeding up then slowing down", "stop-and-go": ", stopping halfway"}[timing]
 
 
 def _direction(travel: np.ndarray) -> str:
@@ -260,8 +367,9 @@ def _direction(travel: np.ndarray) -> str:
     return f"diagonally {vertical} {horizontal}"
 
 
-def _outline(shape: str, centre: np.ndarray, radius: float, degrees: float) -> np.ndarray:
-    """Polygon vertices (n, 2) of a shape of circumradius `radius`, turned by `degrees` (clockwise on screen)."""
+def _outline(shape: str, centre: np.ndarray, radius: float, degrees: float, stretch=(1.0, 1.0)) -> np.ndarray:
+    """Polygon vertices (n, 2) of a shape of circumradius `radius`, turned by `degrees` (clockwise on
+    screen), then stretched along the frame's axes by `stretch` (width, height factors)."""
     if shape == "circle":
         angles, radii = np.linspace(0, 2 * math.pi, 64, endpoint=False), np.ones(64)
     elif shape == "square":
@@ -275,24 +383,73 @@ def _outline(shape: str, centre: np.ndarray, radius: float, degrees: float) -> n
     else:  # star: five points, inner radius 0.45
         angles, radii = np.arange(10) * math.pi / 5 - math.pi / 2, np.tile([1.0, 0.45], 5)
     angles = angles + math.radians(degrees)
-    return centre + radius * radii[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return centre + radius * radii[:, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1) * stretch
+
+
+def _parts(obj: MovingObject, centre, radius, degrees, stretch, arm_tip) -> list[tuple[np.ndarray, float]]:
+    """(outline, colour shade) of what draws an object: its arm (a bar and a knob, darker) under its body."""
+    parts = []
+    if obj.body == "waving":
+        along = (arm_tip - centre) / max(float(np.linalg.norm(arm_tip - centre)), 1e-9)
+        across = np.array([-along[1], along[0]]) * 0.18 * radius
+        bar = np.stack([centre + across, arm_tip + across, arm_tip - across, centre - across])
+        parts += [(bar, ARM_SHADE), (_outline("circle", arm_tip, 0.3 * radius, 0.0), ARM_SHADE)]
+    return [*parts, (_outline(obj.shape, centre, radius, degrees, stretch), 1.0)]
+
+
+def _fill(image: np.ndarray, outline: np.ndarray, colour) -> None:
+    cv2.fillPoly(image, [np.round(outline * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
 
 
 def _background_canvas(
-    kind: str, colours: tuple[Colour, Colour], height: int, width: int, pan: tuple[float, float], seed: int
-) -> np.ndarray:
-    """The world behind the camera: the frame plus the ground the camera pans over."""
-    canvas_width = width + math.ceil(abs(pan[0]) * width) + 1
-    canvas_height = height + math.ceil(abs(pan[1]) * height) + 1
+    kind: str,
+    colours: tuple[Colour, Colour],
+    height: int,
+    width: int,
+    offsets: np.ndarray,
+    zooms: np.ndarray,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The world behind the camera: every pixel any frame sees, and the world position (x, y) of its
+    top-left pixel. Patterns are laid out in world pixels, scaled to the shorter frame side."""
+    centre = np.array([(width - 1) / 2, (height - 1) / 2])
+    corners = np.array([[-1, -1], [width, -1], [-1, height], [width, height]], np.float64)
+    seen = (corners[None] - centre) / zooms[:, None, None] + centre + offsets[:, None]  # (f, 4, 2) world pixels
+    origin = np.floor(seen.reshape(-1, 2).min(axis=0)) - 1
+    canvas_width, canvas_height = (np.ceil(seen.reshape(-1, 2).max(axis=0)) + 2 - origin).astype(int)
     first, second = np.array(rgb(colours[0]), np.float32), np.array(rgb(colours[1]), np.float32)
+    unit = min(height, width)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:canvas_height, 0:canvas_width].astype(np.float32)
+    x, y = x + origin[0], y + origin[1]
     if kind == "plain":
         mix = np.zeros((canvas_height, canvas_width), np.float32)
     elif kind == "gradient":
-        y, x = np.mgrid[0:canvas_height, 0:canvas_width].astype(np.float32)
-        mix = (x / canvas_width + y / canvas_height) / 2
-    else:
-        noise = np.random.default_rng(seed).random((canvas_height, canvas_width), dtype=np.float32)
-        smooth = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(1.0, min(height, width) / 40))
-        mix = (smooth - smooth.min()) / max(float(smooth.max() - smooth.min()), 1e-6)
+        mix = ((x - origin[0]) / canvas_width + (y - origin[1]) / canvas_height) / 2
+    elif kind == "textured":
+        noise = rng.random((canvas_height, canvas_width), dtype=np.float32)
+        mix = cv2.GaussianBlur(noise, (0, 0), sigmaX=max(1.0, unit / 40))
+    elif kind in ("striped", "checkered"):
+        angle, period, phase = rng.uniform(0, math.pi), unit * rng.uniform(0.15, 0.3), rng.uniform(0, 2 * math.pi)
+        along = (x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period + phase
+        wave = np.sin(along)
+        if kind == "checkered":
+            wave = wave * np.sin((-x * math.sin(angle) + y * math.cos(angle)) * 2 * math.pi / period + phase)
+        mix = np.tanh(3 * wave)
+    else:  # spotted: round spots of random size, about 12 per frame area, softened by a pixel
+        mix = np.zeros((canvas_height, canvas_width), np.float32)
+        for _ in range(max(1, round(12 * canvas_width * canvas_height / unit**2))):
+            spot = rng.uniform([0, 0], [canvas_width, canvas_height])
+            cv2.circle(
+                mix,
+                np.round(spot * 16).astype(int),
+                round(16 * unit * rng.uniform(0.04, 0.09)),
+                1.0,
+                -1,
+                cv2.LINE_AA,
+                4,
+            )
+        mix = cv2.GaussianBlur(mix, (0, 0), sigmaX=1.0)
+    mix = (mix - mix.min()) / max(float(mix.max() - mix.min()), 1e-6) if kind != "plain" else mix
     canvas = first + mix[..., None] * (second - first)
-    return np.round(canvas).astype(np.uint8)
+    return np.round(canvas).astype(np.uint8), origin
