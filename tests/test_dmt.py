@@ -25,6 +25,7 @@ from sma.methods.dmt import (
     unclipped_inversion,
 )
 from sma.recipes import load_config
+from sma.runs import untuned
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler, sample
 from sma.spectral import SpectralMotionAlignment
 from sma.video import read_video, read_video_tensor
@@ -510,3 +511,13 @@ def test_the_reference_is_inverted_once_for_all_targets(model_dir, reference_lat
     assert torch.equal(first, fresh.generate(reference_latents, "a blue square", seed=5))
     method.generate(reference_latents + 0.5, "a blue square", seed=5)  # another reference: inverted anew
     assert len(calls) == 3
+
+
+def test_the_untuned_baseline_of_dmt_is_plain_sampling(model_dir, reference, tmp_path):
+    """DMT trains nothing: its untuned baseline is its backbone sampling each target from fresh noise with the
+    same settings, as any method's on that backbone (VMC's here), with no guidance toward the reference."""
+    dmt = untuned(dmt_config(model_dir), reference, tmp_path / "dmt")
+    plain = {"method": "vmc", "model": str(model_dir), "targets": ["a blue square"], "generate.steps": 2}
+    plain |= {"video.frames": 8, "video.height": SIZE, "video.width": SIZE}
+    (vmc,) = untuned(load_config(overrides=plain), reference, tmp_path / "vmc")
+    assert (read_video(dmt[0]) == read_video(vmc)).all()

@@ -94,7 +94,7 @@ def wait_status(page, prefixes: tuple[str, ...], timeout_s: float) -> str:
 
 
 def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_waits(server, tmp_path):
-    from sma.video import MovingObject, synthetic_video, write_video
+    from sma.video import MovingObject, read_video, synthetic_video, write_video
 
     address, out = server
     clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=64, width=64)
@@ -107,6 +107,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         page.locator("#reference input[type=file]").set_input_files(str(video))
         fill(page, "Reference prompt", "a red circle moving right")
         fill(page, "Target prompts (one per line)", "a blue square on a plain white background")
+        assert page.get_by_label("Untuned baseline", exact=True).is_checked()  # on by default
         page.locator("#settings").get_by_text("Settings").click()
         for label, value in (("Training steps", 4), ("Sampling steps", 3), ("Inversion steps", 3)):
             fill(page, label, value)
@@ -117,13 +118,19 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         screenshot(page, "done-1280-full.png", full_page=True)
         assert done.startswith("Done"), done
         assert page.locator("#comparison video").get_attribute("src")
-        assert table_rows(page, "#metrics") == 2
+        assert table_rows(page, "#metrics") == 3
         table = page.locator("#metrics").inner_text()
-        assert "with SMA" in table and "without SMA" in table
+        assert "untuned" in table and "with SMA" in table and "without SMA" in table
+        assert "untuned · sampling" in page.locator("#progress").inner_text()
+        assert page.locator("#videos").get_by_text("untuned: a blue square").count()
         job = out / done.split()[1]
         metrics = json.loads((job / "sma" / "metrics.json").read_text())
-        fidelity = f"{metrics['outputs'][0]['robust_motion_fidelity']:.3f}".rstrip("0")
-        assert fidelity in table  # the page shows the run folder's numbers
+        for kind in ("outputs", "untuned"):
+            fidelity = f"{metrics[kind][0]['robust_motion_fidelity']:.3f}".rstrip("0")
+            assert fidelity in table  # the page shows the run folder's numbers
+        assert not (job / "nosma" / "untuned").exists()  # sampled once, for both variants
+        # the comparison: reference, untuned, with SMA, without SMA, 64 px each with 4 px between
+        assert read_video(job / "comparison.mp4").shape[2] == 4 * 64 + 3 * 4
         downloads = page.locator("#downloads").inner_text()
         assert "adapter" in downloads and ".zip" in downloads, downloads
         assert "sma-lora-diffusers" in downloads, downloads  # `sma export` of the VMC adapter
@@ -132,7 +139,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         page.locator("#run").click()
         error = wait_status(page, ("Error",), 30)
         assert "no-such-model" in error and "\n" not in error.strip()
-        assert table_rows(page, "#metrics") == 2  # the earlier results stay
+        assert table_rows(page, "#metrics") == 3  # the earlier results stay
         screenshot(page, "error-1280x800.png")
 
         fill(page, "Model", "")
@@ -151,7 +158,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         assert "continue with 'Resume'" in cancelled
         name = page.get_by_label("Run name", exact=True).input_value()
         assert list((out / name / "sma" / "checkpoints").glob("step-*")), "the cancelled run keeps its checkpoint"
-        assert table_rows(page, "#metrics") == 2
+        assert table_rows(page, "#metrics") == 3
         screenshot(page, "cancelled-1280x800.png")
 
         page.locator("#previous").get_by_text("Previous runs").click()

@@ -72,6 +72,8 @@ def test_generation_equals_diffusers_wan_pipeline(wan_folder, sampler):
     expected = pipeline(**options, output_type="latent").frames
     assert latents.abs().max() > 0.5
     torch.testing.assert_close(latents, expected, atol=1e-4, rtol=0)
+    # the untuned baseline (no LoRA yet) samples the same way, from noise shaped by `video.*`
+    torch.testing.assert_close(method.generate_untuned("a blue square", 3), expected, atol=1e-4, rtol=0)
     frames = pipeline(**options, output_type="pt").frames  # (b, f, 3, h, w) in [0, 1]
     decoded = method.model.decode_latents(latents)  # (b, 3, f, h, w) in [-1, 1]
     assert decoded.shape == (1, 3, 9, 32, 32)

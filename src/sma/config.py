@@ -85,6 +85,7 @@ class GenerateConfig:
     inversion_steps: int = 30
     noise_prior: float = 1.0  # weight p of the inverted latent: sqrt(p) z_inv + sqrt(1 - p) eps
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 weights and latents while generating
+    untuned: bool = False  # transfer also samples each target from the untuned model (untuned/), as a baseline
 
 
 SHOW1_STAGES = (

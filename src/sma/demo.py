@@ -11,15 +11,16 @@ reference's colour) are on screen.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
-from sma.backbones.text_to_video import TextToVideoModel
+from sma.config import TransferConfig
 from sma.embedded import embedded_model
-from sma.embedded.world import appearance_prompt, measure, reference_clip, run_config, sample_untuned
+from sma.embedded.world import appearance_prompt, measure, reference_clip, run_config
 from sma.run_folder import check_run_dir, create_run_dir, slug
-from sma.runs import generate, train
+from sma.runs import generate, train, untuned
 from sma.video import MovingObject, read_video, write_grid, write_video
 from sma.video.atomic import atomic_output
 
@@ -28,14 +29,14 @@ REFERENCE = MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75
 TARGETS = (("blue", "square", "white"), ("yellow", "star", "white"))  # same background as the reference
 
 
-def write_untuned(model_path: str, prompts: list[str], seed: int, steps: int, run_dir: Path) -> list[np.ndarray]:
-    """Each prompt sampled from the model before any tuning, written and read back as the others are."""
-    model = TextToVideoModel.from_pretrained(model_path)
+def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> list[np.ndarray]:
+    """Each target as the model samples it before any tuning (`sma.runs.untuned`: DDIM from fresh noise),
+    copied to untuned-TARGET.mp4 and read back as the others are."""
     videos = []
-    for index, prompt in enumerate(prompts):
-        path = run_dir / f"untuned-{slug(prompt)}.mp4"
-        write_video(path, sample_untuned(model, prompt, seed + index, steps, guidance_scale=7.5), overwrite=True)
-        videos.append(read_video(path))
+    for path, prompt in zip(untuned(config, reference, run_dir, overwrite=True), config.targets, strict=True):
+        final = run_dir / f"untuned-{slug(prompt)}.mp4"
+        shutil.copyfile(path, final)
+        videos.append(read_video(final))
     return videos
 
 
@@ -57,10 +58,8 @@ def run_demo(
     (run_dir / DEMO_FILE).write_text(json.dumps(settings, indent=1))  # first: marks the folder as a demo's
     write_video(run_dir / "reference-input.mp4", clip.frames, overwrite=True)
     prompts = [appearance_prompt(*target) for target in TARGETS]
-    untuned = write_untuned(model, prompts, seed, sampling_steps, run_dir)
-    videos: dict[str, list[np.ndarray]] = {"untuned": untuned, "sma": [], "nosma": []}
-    for label, use_sma in (("sma", True), ("nosma", False)):
-        config = run_config(
+    configs = {
+        label: run_config(
             model,
             clip.prompt,
             prompts,
@@ -70,6 +69,11 @@ def run_demo(
             sampling_steps=sampling_steps,
             guidance_scale=7.5,
         )
+        for label, use_sma in (("sma", True), ("nosma", False))
+    }
+    baseline = write_untuned(configs["sma"], run_dir / "reference-input.mp4", run_dir)  # SMA plays no part in it
+    videos: dict[str, list[np.ndarray]] = {"untuned": baseline, "sma": [], "nosma": []}
+    for label, config in configs.items():
         trained = train(config, run_dir / "reference-input.mp4", run_dir / f"train-{label}", overwrite=True)
         for index, path in enumerate(generate(trained / "adapter", prompts, trained, overwrite=True)):
             final = run_dir / f"{label}-{slug(prompts[index])}.mp4"

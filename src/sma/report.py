@@ -13,13 +13,16 @@ NOT_PLOTTED = ("step", "references")  # keys of a loss record that are not losse
 REFERENCES_DIR = "references"  # every reference of a run trained on several, as NN-name.mp4
 
 
-def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None) -> None:
+def write_report(
+    run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None, untuned: list[Path] = ()
+) -> None:
     """Side-by-side video of the references and the outputs, and metrics.json (per output: the robust motion
     fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings).
 
     The scores of an output are against reference.mp4, the first reference, the one generation inverts (so the
     output follows it frame by frame); with several references (references/), `per_reference` adds the scores
-    against each, in order, the first included.
+    against each, in order, the first included. `untuned`: the untuned model's video of each target, scored the
+    same way under "untuned"; the comparison then has one row per target: the references, untuned, output.
     """
     from sma.metrics import video_flow
     from sma.video import read_video
@@ -28,19 +31,34 @@ def write_report(run_dir: Path, targets: list[str], paths: list[Path], extra: di
     references = [read_video(run_dir / "reference.mp4")] + [read_video(path) for path in files[1:]]
     flows = [video_flow(reference) for reference in references]  # once for every output
     outputs = [read_video(path) for path in paths]
-    captions = ["reference", *(f"reference {index + 1}" for index in range(1, len(references))), *targets]
-    write_grid(run_dir / "comparison.mp4", [*references, *outputs], captions, overwrite=True)
-    records = []
-    for target, path, frames in zip(targets, paths, outputs, strict=True):
-        scores = [motion_scores(reference, flow, frames) for reference, flow in zip(references, flows, strict=True)]
-        record = {"target": target, "video": str(path.relative_to(run_dir)), **scores[0]}
-        if len(references) > 1:
-            record["per_reference"] = [
-                {"reference": str(file.relative_to(run_dir)), **score}
-                for file, score in zip(files, scores, strict=True)
-            ]
-        records.append(record)
-    write_metrics(run_dir, {"reference": "reference.mp4", "outputs": records, **(extra or {})})
+    baselines = [read_video(path) for path in untuned]
+    captions = ["reference", *(f"reference {index + 1}" for index in range(1, len(references)))]
+    if baselines:
+        cells, labels = [], []
+        for target, baseline, output in zip(targets, baselines, outputs, strict=True):
+            cells += [*references, baseline, output]
+            labels += [*captions, f"untuned: {target}", target]
+        write_grid(run_dir / "comparison.mp4", cells, labels, columns=len(references) + 2, overwrite=True)
+    else:
+        write_grid(run_dir / "comparison.mp4", [*references, *outputs], [*captions, *targets], overwrite=True)
+
+    def records(videos: list[Path], frames_of: list) -> list[dict]:
+        found = []
+        for target, path, frames in zip(targets, videos, frames_of, strict=True):
+            scores = [motion_scores(reference, flow, frames) for reference, flow in zip(references, flows, strict=True)]
+            record = {"target": target, "video": str(path.relative_to(run_dir)), **scores[0]}
+            if len(references) > 1:
+                record["per_reference"] = [
+                    {"reference": str(file.relative_to(run_dir)), **score}
+                    for file, score in zip(files, scores, strict=True)
+                ]
+            found.append(record)
+        return found
+
+    metrics = {"reference": "reference.mp4", "outputs": records(paths, outputs)}
+    if baselines:
+        metrics["untuned"] = records(list(untuned), baselines)
+    write_metrics(run_dir, metrics | (extra or {}))
 
 
 def motion_scores(reference, reference_flow, frames) -> dict:

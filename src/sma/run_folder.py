@@ -28,12 +28,14 @@ from sma.video.atomic import can_write_in
 
 CONFIG_FILE = "config.yaml"  # what makes a folder a run folder
 RUN_FILE = "run.json"  # the reference's path and hash, for an honest resume
+UNTUNED_DIR = "untuned"  # the untuned model's sample of each target, NN-target.mp4, beside videos/
 # the settings a resumed run may change; any other difference from the stored run is refused
 RESUMABLE = {
     "train.steps": "more or fewer steps, not below the latest checkpoint",
     "train.checkpoint_every": "how often checkpoints are written",
     "targets": "the prompts generated after training",
     "show1.stages": "how far Show-1's cascade generates",
+    "generate.untuned": "whether the untuned model's samples are written too",
 }
 
 
@@ -230,8 +232,8 @@ def slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "video"
 
 
-def video_path(out: Path, index: int, target: str, stage: str = "base") -> Path:
+def video_path(out: Path, index: int, target: str, stage: str = "base", folder: str = "videos") -> Path:
     """Where the video of the `index`-th target goes: out/videos/NN-target.mp4; a later stage of Show-1's
-    cascade next to it, out/videos/NN-target.STAGE.mp4."""
+    cascade next to it, out/videos/NN-target.STAGE.mp4; the untuned model's in out/untuned/ (`folder`: UNTUNED_DIR)."""
     suffix = "" if stage == "base" else f".{stage}"
-    return Path(out) / "videos" / f"{index:02d}-{slug(target)}{suffix}.mp4"
+    return Path(out) / folder / f"{index:02d}-{slug(target)}{suffix}.mp4"

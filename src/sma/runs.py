@@ -35,6 +35,7 @@ from sma.report import REFERENCES_DIR, plot_losses, read_metrics, write_metrics,
 from sma.run_folder import (
     CONFIG_FILE,
     RUN_FILE,
+    UNTUNED_DIR,
     RunFolder,
     resumable_settings,
     resume_differences,
@@ -316,12 +317,14 @@ def generate(
     return [video_path(Path(out), index, target, last) for index, target in enumerate(targets)]
 
 
-def check_outputs(out: Path, targets: list[str], overwrite: bool, last_stage: str = "base") -> None:
+def check_outputs(
+    out: Path, targets: list[str], overwrite: bool, last_stage: str = "base", folder: str = "videos"
+) -> None:
     """Fail before any work when a video exists (and `overwrite` is not set) or `out` cannot be written."""
     stages = ["base", *stages_after_base(last_stage)]
     for index, target in enumerate(targets):
         for stage in stages:
-            path = video_path(out, index, target, stage)
+            path = video_path(out, index, target, stage, folder)
             check_writable(path, overwrite)
             check_writable(path.with_suffix(".gif"), overwrite)
     try:
@@ -366,6 +369,54 @@ def write_videos(
     if method.config.show1.stages != "base":
         write_cascade(method, videos, targets, out, seed, overwrite, phases)
     return paths
+
+
+def untuned_method(
+    config: TransferConfig,
+    device: str | torch.device,
+    clip: torch.Tensor | None = None,
+    conditions: dict[str, torch.Tensor] | None = None,
+) -> Method:
+    """The method on its backbone as loaded (nothing prepared, nothing trained), in the generation precision,
+    conditioned as its generation is: on `conditions` (an adapter's), or on what `condition_on(clip)` gives
+    (ControlVideo: the depth of the reference)."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # what a trained model freed before this one loads
+    method = build_method(config, device)
+    method.model.check_size(config.video.height, config.video.width)
+    method.set_conditions(method.condition_on(clip) if conditions is None else conditions)
+    method.model.to(device, generation_dtype(config.generate.precision, device))
+    return method
+
+
+def write_untuned(method: Method, targets: list[str], out: Path, seed: int, overwrite: bool) -> list[Path]:
+    """Each target as `method`'s untuned backbone samples it (`Method.generate_untuned`, from fresh noise seeded
+    with seed + the target's index, as `write_videos` seeds), into out/untuned/ as mp4 and gif; returns the mp4
+    paths."""
+    paths = []
+    for index, target in enumerate(targets):
+        tqdm.write(f"sampling the untuned model {index + 1}/{len(targets)}: {target}")
+        video = method.model.decode_latents(method.generate_untuned(target, seed + index))
+        path = video_path(out, index, target, folder=UNTUNED_DIR)
+        write_video(path, video, overwrite=overwrite)
+        write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
+        paths.append(path)
+    return paths
+
+
+def untuned(config: TransferConfig, reference: ReferenceArgument, out: Path, *, overwrite: bool = False) -> list[Path]:
+    """The baseline of a transfer: each of `config.targets` as the method's backbone samples it before any
+    training, from fresh noise, with the method's sampler settings and conditions (ControlVideo: the depth of
+    the first reference; DMT, which trains nothing: plain sampling). Written as out/untuned/NN-target.mp4 (and
+    .gif); returns the mp4 paths. `reference` as for `transfer`."""
+    if not config.targets:
+        raise SmaError("give at least one target prompt (`targets`)")
+    config = with_references(config, reference)
+    references = resolve_references(config)
+    check_outputs(Path(out), config.targets, overwrite, folder=UNTUNED_DIR)
+    device = default_device()
+    method = untuned_method(config, device, clip=load_reference(references[0].path, config))
+    return write_untuned(method, config.targets, Path(out), config.seed, overwrite)
 
 
 def check_cascade(config: TransferConfig) -> None:
@@ -419,7 +470,8 @@ def transfer(
     resume: bool = False,
 ) -> Path:
     """Train on the reference or references (zero-shot methods skip this), generate every target from the
-    first reference, compare and measure (against every reference: `write_report`).
+    first reference, compare and measure (against every reference: `write_report`); with `generate.untuned`,
+    each target from the untuned model too (`untuned`), compared and measured beside the outputs.
 
     Returns the run folder; with `overwrite`, the run it replaces stays until this one has succeeded.
     """
@@ -435,23 +487,29 @@ def transfer(
     main = accelerator is None or accelerator.is_main_process
     phases = Phases()
     with RunFolder(out, overwrite=overwrite, resume=resume, main=main) as run:
+        device = default_device()
         if trains:
             _train(accelerator, config, references, run)
             if not PartialState().is_main_process:  # data-parallel training: one process generates
                 return Path(out)
-            method, adapter = load_trained(run.path / "adapter", default_device())
-            paths = write_videos(method, adapter.reference_latents, config.targets, run.path, config.seed, True, phases)
+            method, adapter = load_trained(run.path / "adapter", device)
+            latents = adapter.reference_latents
         else:
-            device = default_device()
             config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one
             method, clips = start_run(config, references, run, device)
             latents = method.model.encode_video(clips[0])
             method.model.to(device, generation_dtype(config.generate.precision, device))
-            paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
-        trained = read_metrics(run.path).get("phases", {})
-        summary = {"phases": trained | method.phases.summary() | phases.summary()}
-        write_report(run.path, config.targets, paths, summary)
+        paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
+        timings = read_metrics(run.path).get("phases", {}) | method.phases.summary()
+        baseline = []
+        if config.generate.untuned:
+            if trains:  # the backbone again, without the trained weights (the trained model is freed first)
+                del method
+                method = untuned_method(adapter.config, device, conditions=adapter.conditions)
+            baseline = write_untuned(method, config.targets, run.path, config.seed, True)
+            timings |= method.phases.summary()
+        write_report(run.path, config.targets, paths, {"phases": timings | phases.summary()}, baseline)
     return Path(out)
 
 
-__all__ = ["Adapter", "generate", "train", "transfer"]
+__all__ = ["Adapter", "generate", "train", "transfer", "untuned"]

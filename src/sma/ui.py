@@ -1,7 +1,8 @@
 """`sma ui`: a web page (Gradio) over `sma.runs.transfer`, with the command line's checks and messages.
 
 A job is one `transfer` per variant (with SMA, and without it when asked) into OUT/JOB/sma and
-OUT/JOB/nosma. It runs in a worker thread under `sma.progress.watch`, which feeds the page its
+OUT/JOB/nosma; the first variant also samples the untuned model (`generate.untuned`), the baseline of both.
+It runs in a worker thread under `sma.progress.watch`, which feeds the page its
 progress bars and loss curves and carries Cancel to the loops. One job runs at a time; the
 page reads every result back from the job's folder, so the runs made before show the same way.
 Imported only by `sma ui`, which checks first that gradio is installed (the `ui` extra).
@@ -29,7 +30,9 @@ from sma.run_folder import is_run_folder, slug
 
 TOY_WORLD = "toy world (embedded model)"  # the recipe choice that sets up runs as `sma demo` does
 VARIANTS = {"sma": "with SMA", "nosma": "without SMA"}
+UNTUNED = "untuned"  # the label of the untuned model's videos and scores
 PHASES = {"train": "training", "invert": "inversion", "sample": "sampling", "dmt": "sampling (DMT)"}
+PHASES |= {"untuned": "sampling"}  # shown as "untuned · sampling", whichever variant runs it
 # the page's fields by the config key they set, in the order the run handler takes them
 FIELDS = {
     "recipe": "Recipe",
@@ -39,6 +42,7 @@ FIELDS = {
     "targets": "Target prompts",
     "sma.enabled": "SMA",
     "compare": "Also without SMA",
+    "generate.untuned": "Untuned baseline",
     "sma.global_weight": "SMA global weight",
     "sma.local_weight": "SMA local weight",
     "train.steps": "Training steps",
@@ -72,7 +76,7 @@ def config_from(form: dict[str, Any]) -> TransferConfig:
     targets = [line.strip() for line in (form["targets"] or "").splitlines() if line.strip()]
     keys = ("sma.global_weight", "sma.local_weight", "video.frames", "video.height", "video.width")
     keys += ("generate.inversion_steps",)
-    overrides = {key: _number(form[key]) for key in keys}
+    overrides = {key: _number(form[key]) for key in keys} | {"generate.untuned": bool(form["generate.untuned"])}
     if form["recipe"] == TOY_WORLD:
         return run_config(
             form["model"].strip() or embedded_model(),
@@ -137,6 +141,7 @@ def make_job(form: dict[str, Any], reference: str | None, out: Path) -> Job:
     if config.sma.enabled and form["compare"]:
         without = copy.deepcopy(config)
         without.sma.enabled = False
+        without.generate.untuned = False  # the same samples as the first variant's: SMA plays no part in them
         configs["nosma"] = without
     name = slug(form["name"].strip(), 60) if form["name"].strip() else None
     if form["resume"] and not name:
@@ -168,14 +173,18 @@ METRIC_COLUMNS = ["run", "target", "motion fidelity (robust)", "two-sided (robus
 
 
 def results(job: Path, downloads: Path) -> Results:
-    """What a job's folder holds, as the page shows it; the comparison of both variants is written once."""
+    """What a job's folder holds, as the page shows it: the untuned model's videos and scores first, then each
+    variant's; the comparison of both variants (reference, untuned, with SMA, without SMA) is written once."""
     from sma.video import read_video, write_grid
 
     found = Results()
     runs = run_folders(job)
-    for run in runs:
-        label = VARIANTS.get(run.name, run.name)
-        for output in read_metrics(run).get("outputs", []):
+    metrics = {run: read_metrics(run) for run in runs}
+    baseline = next((run for run in runs if metrics[run].get("untuned")), None)
+    shown = [(baseline, "untuned", UNTUNED)] if baseline else []
+    shown += [(run, "outputs", VARIANTS.get(run.name, run.name)) for run in runs]
+    for run, kind, label in shown:
+        for output in metrics[run].get(kind, []):
             found.videos.append((str(run / output["video"]), f"{label}: {output['target']}"))
             found.metrics.append(
                 [
@@ -186,23 +195,24 @@ def results(job: Path, downloads: Path) -> Results:
                     round(output["motion_fidelity"], 3),
                 ]
             )
-        if found.losses is None and (run / "loss_curves.png").is_file():
-            found.losses = str(run / "loss_curves.png")
+    found.losses = next((str(run / "loss_curves.png") for run in runs if (run / "loss_curves.png").is_file()), None)
     finished = [run for run in runs if (run / "comparison.mp4").is_file()]
     if len(finished) == 1:
         found.comparison = str(finished[0] / "comparison.mp4")
     elif len(finished) > 1:
         path = job / "comparison.mp4"
         if not path.is_file():
-            outputs = [read_metrics(run)["outputs"] for run in finished]
+            columns = [(run, "outputs", VARIANTS.get(run.name, run.name)) for run in finished]
+            if baseline in finished:
+                columns.insert(0, (baseline, "untuned", UNTUNED))
             cells, captions = [], []
-            for row in zip(*outputs, strict=False):
+            for row in zip(*(metrics[run][kind] for run, kind, _ in columns), strict=False):
                 cells.append(read_video(finished[0] / "reference.mp4"))
                 captions.append("reference")
-                for run, output in zip(finished, row, strict=True):
+                for (run, _, label), output in zip(columns, row, strict=True):
                     cells.append(read_video(run / output["video"]))
-                    captions.append(f"{VARIANTS.get(run.name, run.name)}: {output['target']}")
-            write_grid(path, cells, captions, columns=1 + len(finished), overwrite=True)
+                    captions.append(f"{label}: {output['target']}")
+            write_grid(path, cells, captions, columns=1 + len(columns), overwrite=True)
         found.comparison = str(path)
     if runs:
         found.downloads = archives(job, runs, downloads)
@@ -280,13 +290,13 @@ class Progress:
     def __init__(self, labels: dict[str, str], videos: int) -> None:
         self.labels, self.total_videos = labels, videos
         self.bars: dict[tuple[str, str], tuple[int, int]] = {}
-        self.video: dict[str, int] = {}
+        self.video: dict[tuple[str, str], int] = {}  # the video each variant's phase is at
         self.losses: list[tuple[int, float, str]] = []
         self._plotted, self._drawn = 0, 0.0
 
     def add(self, variant: str, step: Step) -> None:
-        if step.phase in ("invert", "dmt") and step.done == 1:
-            self.video[variant] = self.video.get(variant, 0) + 1
+        if step.done == 1:
+            self.video[variant, step.phase] = self.video.get((variant, step.phase), 0) + 1
         self.bars[variant, step.phase] = (step.done, step.total)
         if "loss" in step.values:
             self.losses.append((step.done, step.values["loss"], self.labels[variant]))
@@ -294,9 +304,9 @@ class Progress:
     def html(self) -> str:
         rows = []
         for (variant, phase), (done, total) in self.bars.items():
-            name = f"{self.labels[variant]} · {PHASES.get(phase, phase)}"
-            if phase != "train" and self.total_videos > 1:
-                name += f" (video {self.video.get(variant, 1)} of {self.total_videos})"
+            name = f"{UNTUNED if phase == 'untuned' else self.labels[variant]} · {PHASES.get(phase, phase)}"
+            if phase not in ("train", "invert") and self.total_videos > 1:  # one inversion serves every video
+                name += f" (video {self.video.get((variant, phase), 1)} of {self.total_videos})"
             rows.append(
                 f'<div class="phase-row"><span>{name}</span><progress value="{done}" max="{total}"></progress>'
                 f"<span>{done} / {total}</span></div>"
@@ -481,6 +491,7 @@ def build(out: Path):
                 with gr.Row():
                     fields["sma.enabled"] = gr.Checkbox(defaults.sma.enabled, label=FIELDS["sma.enabled"])
                     fields["compare"] = gr.Checkbox(True, label=FIELDS["compare"], elem_id="compare")
+                    fields["generate.untuned"] = gr.Checkbox(True, label=FIELDS["generate.untuned"], elem_id="untuned")
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     with gr.Row():
                         fields["sma.global_weight"] = gr.Number(

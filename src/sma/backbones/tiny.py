@@ -136,8 +136,8 @@ def build_text_to_image(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
 def build_controlnet(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
     """A ControlNetModel for `build_text_to_image`'s model, saved like `lllyasviel/sd-controlnet-depth`.
 
-    diffusers starts its output convolutions at zero; they are drawn at random here so that
-    the control matters, as in a trained ControlNet.
+    diffusers starts its output convolutions (and the last one of the control image's embedding) at zero;
+    they are drawn at random here so that the control matters, as in a trained ControlNet.
     """
     torch.manual_seed(seed)
     options = _unet_2d_options(sizes)
@@ -146,7 +146,8 @@ def build_controlnet(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0
         **options,
         conditioning_embedding_out_channels=tuple(sizes.vae_channels),  # downsamples pixels like the VAE
     )
-    for convolution in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block]:
+    embedding = controlnet.controlnet_cond_embedding.conv_out
+    for convolution in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block, embedding]:
         torch.nn.init.normal_(convolution.weight, std=0.1)
     controlnet.save_pretrained(folder)
     return Path(folder)

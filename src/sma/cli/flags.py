@@ -58,6 +58,12 @@ TRAINING_FLAGS = (
     Flag("--depth-model", "controlvideo.depth_model", "controlvideo: transformers depth model, Hub id or folder"),
 )
 TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
+UNTUNED_FLAG = Flag(
+    "--untuned",
+    "generate.untuned",
+    "also sample each target from the untuned model (untuned/), in comparison.mp4 and metrics.json as a baseline",
+    {"action": "store_true", "default": None},
+)
 # keyword arguments and recipe keys of the Python API that the command line sets with a flag or an argument
 RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target", "references": "REFERENCE"}
 RUN_OPTIONS |= {"format": "--format", "rank": "--rank"}  # sma export
@@ -93,4 +99,5 @@ def overrides(arguments: argparse.Namespace, flags: tuple[Flag, ...]) -> dict[st
 
 def for_command_line(message: str) -> str:
     """A library message with its `config.key` names replaced by the flags that set them, where there are."""
-    return phrase_keys(message, {flag.key: flag.flag for flag in (*TRAINING_FLAGS, TARGET_FLAG)} | RUN_OPTIONS)
+    flags = (*TRAINING_FLAGS, TARGET_FLAG, UNTUNED_FLAG)
+    return phrase_keys(message, {flag.key: flag.flag for flag in flags} | RUN_OPTIONS)

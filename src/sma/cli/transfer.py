@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sma.cli.flags import TARGET_FLAG, TRAINING_FLAGS, add_flags, overrides
+from sma.cli.flags import TARGET_FLAG, TRAINING_FLAGS, UNTUNED_FLAG, add_flags, overrides
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from(arguments: argparse.Namespace):
     from sma.recipes import load_config
 
-    return load_config(arguments.config, overrides(arguments, (*TRAINING_FLAGS, TARGET_FLAG)))
+    return load_config(arguments.config, overrides(arguments, (*TRAINING_FLAGS, TARGET_FLAG, UNTUNED_FLAG)))
 
 
 def add_parser(subcommands) -> None:
@@ -36,7 +36,7 @@ def add_parser(subcommands) -> None:
         "transfer", help="train on a reference video, then generate new appearances that move the same way"
     )
     add_training_arguments(parser)
-    add_flags(parser, (TARGET_FLAG,))
+    add_flags(parser, (TARGET_FLAG, UNTUNED_FLAG))
     parser.set_defaults(run=run)
 
 
@@ -58,13 +58,15 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
 
 
 def summary(run_dir: Path) -> str:
-    """One line per generated video with its motion fidelity, from the run's metrics.json (empty if none)."""
+    """One line per generated video (and untuned baseline) with its motion fidelity, from the run's metrics.json
+    (empty if none)."""
     from sma.report import read_metrics
 
+    metrics = read_metrics(run_dir)
     lines = [
         f"{output['video']}: motion fidelity {output['robust_motion_fidelity']:.3f} (robust), "
         f"{output['motion_fidelity']:.3f} (Lucas-Kanade)\n"
-        for output in read_metrics(run_dir).get("outputs", [])
+        for output in metrics.get("outputs", []) + metrics.get("untuned", [])
     ]
     return "".join(lines)
 

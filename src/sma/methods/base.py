@@ -32,6 +32,7 @@ class Method:
     Options: ClassVar[type | None] = None
     takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
     samplers: ClassVar[tuple[str, ...]] = DIFFUSION_SAMPLERS  # `generate.sampler` values its models take
+    sample_dtype: ClassVar[torch.dtype | None] = None  # dtype of the latents while sampling; None: the model's
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:
@@ -65,6 +66,46 @@ class Method:
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
         """Latents of one new video of `target` that moves like the reference."""
         raise NotImplementedError
+
+    def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the model is conditioned on besides text, from the reference pixels (1, 3, f, h, w) in [-1, 1].
+        Most methods need nothing; ControlVideo returns the depth of each frame. Saved with the adapter.
+        """
+        return {}
+
+    def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
+        """Condition the model on what `condition_on` returned (when training, or loaded with the adapter)."""
+
+    def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """The model output that sampling steps with."""
+        return self.model.predict(latents, timesteps, text)
+
+    def scheduler(self):
+        """A fresh scheduler of `generate.sampler` with the model's noise schedule."""
+        return make_scheduler(self.config.generate.sampler, self.model.scheduler.config)
+
+    def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
+        """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
+        return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
+
+    def sample_from(self, start: torch.Tensor, target: str, phase: str = "sample") -> torch.Tensor:
+        """Guided sampling of `target` from `start` with the method's settings (`generate.sampler`, steps,
+        guidance, negative prompt), timed and reported as `phase`."""
+        model, settings = self.model, self.config.generate
+        condition = model.encode_prompts([target])
+        negative = model.encode_prompts([settings.negative_prompt])
+        denoise = guided(self.predict, condition, negative, settings.guidance_scale)
+        with self.phases(phase, steps=settings.steps):
+            return sample(denoise, start, self.scheduler(), settings.steps, description=phase)
+
+    @torch.no_grad()
+    def generate_untuned(self, target: str, seed: int) -> torch.Tensor:
+        """Latents of `target` as the backbone samples it by itself, from fresh noise: the baseline a transfer
+        is compared with. Meant for a method as loaded (before `prepare` and any training)."""
+        video, model = self.config.video, self.model
+        shape = model.latent_shape(video.frames, video.height, video.width)
+        like = torch.empty(shape, device=model.device, dtype=self.sample_dtype or model.dtype)
+        return self.sample_from(self.fresh_noise(like, seed), target, "untuned")
 
 
 class TrainedMethod(Method):
@@ -107,15 +148,6 @@ class TrainedMethod(Method):
             return []
         return [self.sma.terms(latents, predict_x0(output, noisy, timesteps, self.model.scheduler))]
 
-    def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """What the model is conditioned on besides text, from the reference pixels (1, 3, f, h, w) in [-1, 1].
-        Most methods need nothing; ControlVideo returns the depth of each frame. Saved with the adapter.
-        """
-        return {}
-
-    def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
-        """Condition the model on what `condition_on` returned (when training, or loaded with the adapter)."""
-
     def train_only(self, parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.nn.Parameter]:
         """Make exactly these parameters trainable (the backbone is frozen when loaded)."""
         self.trainable = parameters
@@ -133,23 +165,12 @@ class TrainedMethod(Method):
         steps = self.config.generate.inversion_steps
         return ddim_invert(guided(model.predict, text, text, 1.0), reference_latents, model.scheduler.config, steps)[-1]
 
-    def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
-        """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
-        return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
-
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
         """One new appearance: DDIM inversion of the reference, the method's start, guided sampling."""
-        model, settings = self.model, self.config.generate
         self.prepare_generation()
         inverted = self.inverted_reference(reference_latents)
-        start = self.initial_latents(inverted, self.fresh_noise(inverted, seed))
-        condition = model.encode_prompts([target])
-        negative = model.encode_prompts([settings.negative_prompt])
-        denoise = guided(model.predict, condition, negative, settings.guidance_scale)
-        scheduler = make_scheduler(settings.sampler, model.scheduler.config)
-        with self.phases("sample", steps=settings.steps):
-            return sample(denoise, start, scheduler, settings.steps)
+        return self.sample_from(self.initial_latents(inverted, self.fresh_noise(inverted, seed)), target)
 
     def inverted_reference(self, reference: torch.Tensor) -> torch.Tensor:
         """The DDIM inversion of `reference`, computed once for all targets: again only when the reference

@@ -88,6 +88,7 @@ class DMT(ZeroShotMethod):
 
     name = "dmt"
     Options = DMTOptions
+    sample_dtype = torch.float32  # every UNet pass casts to the model's dtype under `dmt.precision`'s autocast
 
     @classmethod
     def validate(cls, config: TransferConfig) -> None:

@@ -32,7 +32,7 @@ from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.objectives import diffusion_mse, motiondirector_temporal_loss, with_sma
-from sma.sampling import FLOW_SAMPLERS, gaussian_like, guided, make_scheduler, sample
+from sma.sampling import FLOW_SAMPLERS, gaussian_like, make_scheduler
 
 ATTENTION = re.compile(r"blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)")
 FEED_FORWARD = re.compile(r"blocks\.\d+\.ffn\.net\.(0\.proj|2)")
@@ -62,6 +62,7 @@ class MotionLoRA(TrainedMethod):
     name = "motionlora"
     Options = MotionLoRAOptions
     samplers = FLOW_SAMPLERS
+    sample_dtype = torch.float32  # as WanPipeline: the transformer casts its inputs to its own dtype
     adapters: ClassVar[tuple[str, ...]] = ("motion", "appearance")
     frame_latents: torch.Tensor | None = None  # reference frames encoded one by one (appearance debiasing)
 
@@ -191,16 +192,13 @@ class MotionLoRA(TrainedMethod):
     def prepare_generation(self) -> None:
         self.use(appearance=False, motion=True)
 
+    def scheduler(self):
+        """`generate.sampler` with the flow shift of `motionlora.sample_shift`."""
+        return make_scheduler(self.config.generate.sampler, self.model.scheduler.config, self.options.sample_shift)
+
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
         """WanPipeline's sampling from fresh noise shaped like the reference latents (float32 latents, the
         transformer in its dtype), the motion LoRA on; the reference itself is not used."""
-        model, settings = self.model, self.config.generate
         self.prepare_generation()
-        start = self.fresh_noise(reference_latents.to(model.device, torch.float32), seed)
-        condition = model.encode_prompts([target])
-        negative = model.encode_prompts([settings.negative_prompt])
-        denoise = guided(model.predict, condition, negative, settings.guidance_scale)
-        scheduler = make_scheduler(settings.sampler, model.scheduler.config, self.options.sample_shift)
-        with self.phases("sample", steps=settings.steps):
-            return sample(denoise, start, scheduler, settings.steps)
+        return self.sample_from(self.fresh_noise(reference_latents.to(self.model.device, torch.float32), seed), target)
