@@ -317,6 +317,13 @@ def generate(
     return [video_path(Path(out), index, target, last) for index, target in enumerate(targets)]
 
 
+def write_output(path: Path, video: torch.Tensor, overwrite: bool) -> Path:
+    """A generated video as `path` (mp4) and beside it as a gif; returns `path`."""
+    write_video(path, video, overwrite=overwrite)
+    write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
+    return path
+
+
 def check_outputs(
     out: Path, targets: list[str], overwrite: bool, last_stage: str = "base", folder: str = "videos"
 ) -> None:
@@ -358,10 +365,7 @@ def write_videos(
             guidance += [{"target": target, **record} for record in method.guidance_log]
         with phases("decode"):
             video = method.model.decode_latents(latents)
-        path = video_path(out, index, target)
-        write_video(path, video, overwrite=overwrite)
-        write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
-        paths.append(path)
+        paths.append(write_output(video_path(out, index, target), video, overwrite))
         videos.append(video)
     if guidance:
         with atomic_output(out / "guidance_log.json", overwrite=True) as temporary:
@@ -397,10 +401,7 @@ def write_untuned(method: Method, targets: list[str], out: Path, seed: int, over
     for index, target in enumerate(targets):
         tqdm.write(f"sampling the untuned model {index + 1}/{len(targets)}: {target}")
         video = method.model.decode_latents(method.generate_untuned(target, seed + index))
-        path = video_path(out, index, target, folder=UNTUNED_DIR)
-        write_video(path, video, overwrite=overwrite)
-        write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
-        paths.append(path)
+        paths.append(write_output(video_path(out, index, target, folder=UNTUNED_DIR), video, overwrite))
     return paths
 
 
@@ -454,9 +455,7 @@ def write_cascade(
         with phases("cascade"):
             for stage, videos in run_cascade(keyframes, targets, texts, negative, settings, device, dtype, seed):
                 for index, (target, video) in enumerate(zip(targets, videos, strict=True)):
-                    path = video_path(out, index, target, stage)
-                    write_video(path, video, overwrite=overwrite)
-                    write_video(path.with_suffix(".gif"), video, overwrite=overwrite)
+                    write_output(video_path(out, index, target, stage), video, overwrite)
     finally:
         model.to(device, dtype)
 
