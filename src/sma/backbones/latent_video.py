@@ -62,6 +62,20 @@ def checkpoint_each_layer(unet: torch.nn.Module) -> None:
         layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
 
 
+def encode_prompts_once(model, prompts: list[str], encoder: str) -> torch.Tensor:
+    """Each prompt through `model.run_text_encoder` once, kept in `model.prompt_embeddings`, so that a large
+    text encoder (T5, UMT5) can be released once every prompt a run needs is encoded; on the model's device."""
+    missing = list(dict.fromkeys(prompt for prompt in prompts if prompt not in model.prompt_embeddings))
+    if missing and model.text_encoder is None:
+        raise SmaError(
+            f"the {encoder} text encoder was released before {missing[0]!r} was encoded: "
+            "encode every prompt before `release_text_encoder`"
+        )
+    if missing:
+        model.prompt_embeddings.update(zip(missing, model.run_text_encoder(missing), strict=True))
+    return torch.stack([model.prompt_embeddings[prompt] for prompt in prompts]).to(model.device)
+
+
 def load_text_and_vae(source: str, revision: str | None = None) -> dict:
     """VAE, text encoder, tokenizer and scheduler of a diffusers-layout model, as keyword arguments."""
     return {

@@ -22,6 +22,7 @@ from diffusers import DPMSolverMultistepScheduler
 from transformers import T5EncoderModel, T5Tokenizer
 
 from sma.backbones.hub import load_component
+from sma.backbones.latent_video import encode_prompts_once
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.errors import SmaError
@@ -87,15 +88,7 @@ class Show1Model(TextToVideoModel):
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         """T5 states (b, 77, d) on the model's device, each prompt encoded once."""
-        missing = list(dict.fromkeys(prompt for prompt in prompts if prompt not in self.prompt_embeddings))
-        if missing and self.text_encoder is None:
-            raise SmaError(
-                f"the T5 text encoder was released before {missing[0]!r} was encoded: "
-                "encode every prompt before `release_text_encoder`"
-            )
-        if missing:
-            self.prompt_embeddings.update(zip(missing, self.run_text_encoder(missing), strict=True))
-        return torch.stack([self.prompt_embeddings[prompt] for prompt in prompts]).to(self.device)
+        return encode_prompts_once(self, prompts, "T5")
 
     def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
         """T5 on the UNet's device for one call, then back to the CPU; states returned on the CPU in float32."""

@@ -27,7 +27,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMu
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from sma.backbones.hub import load_component
-from sma.backbones.latent_video import LatentVideoModel
+from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once
 from sma.errors import SmaError
 
 PIPELINE = "WanPipeline"
@@ -182,15 +182,7 @@ class WanModel(LatentVideoModel):
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
         """UMT5 states (b, 512, d) on the transformer's device, float32, each prompt encoded once."""
-        missing = list(dict.fromkeys(prompt for prompt in prompts if prompt not in self.prompt_embeddings))
-        if missing and self.text_encoder is None:
-            raise SmaError(
-                f"the UMT5 text encoder was released before {missing[0]!r} was encoded: "
-                "encode every prompt before `release_text_encoder`"
-            )
-        if missing:
-            self.prompt_embeddings.update(zip(missing, self.run_text_encoder(missing), strict=True))
-        return torch.stack([self.prompt_embeddings[prompt] for prompt in prompts]).to(self.device)
+        return encode_prompts_once(self, prompts, "UMT5")
 
     def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
         """UMT5 on the transformer's device for one call, then back to the CPU; states past each prompt's
