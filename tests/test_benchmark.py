@@ -341,3 +341,19 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
             assert target.background != reference.synthetic["background"]
         kinds.add(reference.name)
     assert kinds == {"camera-pan", "camera-zoom", "two-objects", "non-rigid", "speed-change"}
+
+
+def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
+    from pathlib import Path
+
+    from sma.benchmark import select
+
+    suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
+    pilot = select(suite, seeds=[1, 0], variants=["sma", "nosma"])
+    assert len(pilot.cells()) == 2 * 5 * 2 * 2 and pilot.seeds == (0, 1) and pilot.world == "hard"
+    assert {cell.id for cell in pilot.cells()} <= {cell.id for cell in suite.cells()}
+    assert [method.name for method in select(suite, methods=["motiondirector"]).methods] == ["motiondirector"]
+    with pytest.raises(SmaError, match="the suite has no variants nope"):
+        select(suite, variants=["sma", "nope"])
+    with pytest.raises(SmaError, match=r"no seeds 9 \(it has 0, 1, 2, 3, 4, 5\)"):
+        select(suite, seeds=[9])

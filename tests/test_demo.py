@@ -6,7 +6,7 @@ import pytest
 
 from sma.backbones.tiny import build_text_to_video
 from sma.cli import main
-from sma.embedded import embedded_model
+from sma.embedded import MODEL_DIRS, embedded_model
 from sma.errors import SmaError
 
 
@@ -31,10 +31,29 @@ def test_demo_writes_every_video_and_metric(tmp_path, capsys):
     assert check_run_dir(out, overwrite=True, resume=False, marker=DEMO_FILE) == out  # --overwrite may replace it
 
 
-def test_missing_embedded_model_is_a_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setattr("sma.embedded.MODEL_DIR", tmp_path / "nothing")
-    with pytest.raises(SmaError, match="embedded model is missing"):
-        embedded_model()
+def test_the_hard_demo_scores_against_the_ground_truth(tmp_path, capsys):
+    """16 frames of a textured, panning scene; scored by the object's colour, the camera and the leakages."""
+    model = build_text_to_video(tmp_path / "model")
+    out = tmp_path / "demo"
+    arguments = ["--model", str(model), "--steps", "1", "--sampling-steps", "2", "--world", "hard"]
+    assert main(["demo", "--out", str(out), *arguments]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["world"] == "hard" and "textured white and black background" in metrics["reference"]
+    assert "camera panning" in metrics["reference"] and len(metrics["outputs"]) == 6
+    keys = ("object_error_px", "camera_error_px", "texture_leakage", "colour_leakage", "appearance_accuracy")
+    for entry in metrics["outputs"]:
+        assert all(isinstance(entry[key], float) for key in keys), entry
+    assert "on a checkered gray and white background" in metrics["outputs"][0]["target"]
+    printed = capsys.readouterr().out
+    assert "object error (px)" in printed and "texture leakage" in printed
+    assert len(json.loads((out / "demo.json").read_text())) == 5 and (out / "reference.mp4").is_file()
+
+
+@pytest.mark.parametrize("world", ["simple", "hard"])
+def test_missing_embedded_model_is_a_clear_error(monkeypatch, tmp_path, world):
+    monkeypatch.setitem(MODEL_DIRS, world, tmp_path / "nothing")
+    with pytest.raises(SmaError, match=f"embedded model is missing.*--world {world}"):
+        embedded_model(world)
 
 
 def test_the_demo_replaces_only_a_demo_folder(tmp_path, capsys):

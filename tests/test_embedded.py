@@ -146,3 +146,34 @@ def test_training_script_writes_a_loadable_model_and_its_card(tmp_path):
     assert len(model.tokenizer("a", padding="max_length").input_ids) == 64
     appearance = json.loads(card.split("## Appearance check")[1].split("`")[-2])
     assert appearance["samples"] == 2 and 0 <= appearance["all"] <= 1
+    assert json.loads((out / "training.json").read_text()) == recipe
+
+    again = tmp_path / "continued"
+    main(["--out", str(again), "--init", str(out), "--world", "hard", "--sample-steps", "2", *tiny_run])
+    continued = TextToVideoModel.from_pretrained(str(again))
+    for name, tensor in model.vae.state_dict().items():  # the VAE and its latent scale kept, the denoiser trained
+        assert torch.equal(tensor, continued.vae.state_dict()[name]), name
+    assert continued.vae.config.scaling_factor == model.vae.config.scaling_factor
+    assert any(
+        not torch.equal(tensor, continued.unet.state_dict()[name]) for name, tensor in model.unet.state_dict().items()
+    )
+    record = json.loads((again / "training.json").read_text())
+    assert record["continues"] == recipe and record["vae_steps"] == 0 and record["sizes"] == recipe["sizes"]
+    card = (again / "README.md").read_text()
+    assert "--out DIR0 --world hard --seed 0" in card and "--steps 2 --init DIR0`" in card
+
+
+def test_continuing_needs_another_folder_of_the_same_world(tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    for arguments, message in (
+        (["--out", str(tmp_path / "new"), "--init", str(model)], "no model written by `sma.embedded.train`"),
+        (["--out", str(model), "--init", str(model)], "must be different folders"),
+    ):
+        with pytest.raises(SystemExit):
+            main(arguments)
+        assert message in capsys.readouterr().err
+    (model / "training.json").write_text(json.dumps({"world": "simple"}))
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "new"), "--init", str(model), "--world", "hard"])
+    assert "learnt the simple world: pass `--world simple`" in capsys.readouterr().err

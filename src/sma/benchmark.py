@@ -25,7 +25,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +155,7 @@ class Suite:
     methods: tuple[MethodEntry, ...]
     variants: tuple[Variant, ...]
     overrides: dict[str, Any]
+    world: str = "simple"  # the embedded model run when neither the suite nor the command names one
 
     def cells(self) -> list[Cell]:
         """Seed outermost, so the pairs a paired difference needs finish early in a long suite."""
@@ -169,6 +170,29 @@ class Suite:
             for method in self.methods
             for variant in self.variants
         ]
+
+
+def select(
+    suite: Suite, *, seeds: list[int] | None = None, methods: list[str] | None = None, variants: list[str] | None = None
+) -> Suite:
+    """Part of a suite (a pilot): only the given seeds, methods and variants. Cells keep their ids and settings, so
+    the whole suite resumed into the same folder runs only the rest."""
+    chosen = {}
+    for key, wanted, present in (
+        ("seeds", seeds, suite.seeds),
+        ("methods", methods, [method.name for method in suite.methods]),
+        ("variants", variants, [variant.name for variant in suite.variants]),
+    ):
+        unknown = [str(item) for item in wanted or () if item not in present]
+        if unknown:
+            raise SmaError(f"the suite has no {key} {', '.join(unknown)} (it has {', '.join(map(str, present))})")
+        chosen[key] = wanted or present
+    return replace(
+        suite,
+        seeds=tuple(seed for seed in suite.seeds if seed in chosen["seeds"]),
+        methods=tuple(method for method in suite.methods if method.name in chosen["methods"]),
+        variants=tuple(variant for variant in suite.variants if variant.name in chosen["variants"]),
+    )
 
 
 def read_suite(path: Path) -> Suite:
@@ -226,6 +250,7 @@ def read_suite(path: Path) -> Suite:
         methods=methods,
         variants=variants,
         overrides=overrides,
+        world=values.get("world", "simple"),
     )
 
 
@@ -576,7 +601,7 @@ def run_suite(
 ) -> list[dict[str, Any]]:
     """Run every cell not yet in OUT/results.jsonl, score its outputs, and rewrite the summary after each.
 
-    `model` replaces the suite's (default: the embedded model). `transfer` is `sma.runs.transfer`
+    `model` replaces the suite's (default: the embedded model of the suite's world). `transfer` is `sma.runs.transfer`
     unless given. Returns every record.
     """
     from tqdm.auto import tqdm
@@ -588,7 +613,7 @@ def run_suite(
         raise SmaError(f"{out} is a file, not a benchmark folder")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise SmaError(f"{out} already holds a benchmark: set `resume` to continue it or `overwrite` to replace it")
-    model = model or suite.model or embedded_model()
+    model = model or suite.model or embedded_model(suite.world)
     cells = suite.cells()
     configs = {cell.id: cell_config(suite, cell, model) for cell in cells}  # every config checked before any work
     if overwrite and not resume and out.exists():

@@ -16,15 +16,31 @@ def add_parser(subcommands) -> None:
     parser.add_argument("suite", type=Path, help="suite YAML (references, methods, variants, seeds)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
     parser.add_argument("--model", help="Hub id or model folder for every cell (default: the suite's, else embedded)")
+    parser.add_argument("--seeds", type=_integers, help="run only these of the suite's seeds (a pilot): 0,1")
+    parser.add_argument("--methods", type=_names, help="run only these of the suite's methods: vmc,motiondirector")
+    parser.add_argument("--variants", type=_names, help="run only these of the suite's variants: sma,nosma")
     parser.add_argument("--resume", action="store_true", help="skip the cells already finished in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     parser.set_defaults(run=run)
 
 
-def run(arguments: argparse.Namespace) -> int:
-    from sma.benchmark import read_suite, run_suite, summary_text
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
 
-    suite = read_suite(arguments.suite)
+
+def _integers(text: str) -> list[int]:
+    try:
+        return [int(item) for item in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are comma-separated integers, not {text!r}") from None
+
+
+def run(arguments: argparse.Namespace) -> int:
+    from sma.benchmark import read_suite, run_suite, select, summary_text
+
+    suite = select(
+        read_suite(arguments.suite), seeds=arguments.seeds, methods=arguments.methods, variants=arguments.variants
+    )
     records = run_suite(
         suite, arguments.out, model=arguments.model, resume=arguments.resume, overwrite=arguments.overwrite
     )

@@ -11,6 +11,12 @@ def add_parser(subcommands) -> None:
         "demo", help="transfer a synthetic motion to new appearances on the embedded model (a few minutes on a CPU)"
     )
     parser.add_argument("--out", type=Path, default=Path("sma-demo"), help="run folder (default: ./sma-demo)")
+    parser.add_argument(
+        "--world",
+        choices=("simple", "hard"),
+        default="simple",
+        help="the simple world's case (a shape on plain white) or the hard world's (textures, a panning camera)",
+    )
     parser.add_argument("--steps", type=int, default=150, help="VMC training steps per run")
     parser.add_argument("--sampling-steps", type=int, default=25, help="DDIM steps of inversion and sampling")
     parser.add_argument("--seed", type=int, default=0)
@@ -22,10 +28,11 @@ def add_parser(subcommands) -> None:
 def run(arguments: argparse.Namespace) -> int:
     import json
 
-    from sma.demo import run_demo
+    from sma.demo import CASES, run_demo
 
     run_dir = run_demo(
         arguments.out,
+        world=arguments.world,
         model=arguments.model,
         steps=arguments.steps,
         sampling_steps=arguments.sampling_steps,
@@ -33,11 +40,9 @@ def run(arguments: argparse.Namespace) -> int:
         overwrite=arguments.overwrite,
     )
     summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
-    print(f"{'videos':<10}{'motion fidelity':>17}{'trajectory error':>18}{'appearance':>12}{'reference colour':>18}")
+    columns = CASES[arguments.world].columns
+    print(f"{'videos':<10}" + "".join(f"{header:>{len(header) + 2}}" for _, header in columns))
     for label, values in summary.items():
-        print(
-            f"{label:<10}{values['motion_fidelity']:>17.3f}{values['trajectory_error_px']:>16.1f}px"
-            f"{values['appearance_accuracy']:>12.3f}{values['reference_colour_fraction']:>18.3f}"
-        )
+        print(f"{label:<10}" + "".join(f"{values[key]:>{len(header) + 2}.3f}" for key, header in columns))
     print(f"results in {run_dir}: comparison.mp4 (and .gif), reference/untuned/sma/nosma videos, metrics.json")
     return 0

@@ -1,4 +1,4 @@
-"""The embedded default model: trained by `sma.embedded.train` on synthetic videos, shipped in the package."""
+"""The embedded default models: trained by `sma.embedded.train` on synthetic videos, shipped in the package."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from pathlib import Path
 from sma.errors import SmaError
 
 MODEL_DIR = Path(__file__).parent / "model"
+MODEL_DIRS = {"simple": MODEL_DIR, "hard": Path(__file__).parent / "model-hard"}
 
 
-def embedded_model() -> str:
-    """Path of the shipped model folder (diffusers layout, loaded like any local model)."""
-    if not (MODEL_DIR / "model_index.json").is_file():
+def embedded_model(world: str = "simple") -> str:
+    """Path of the shipped model folder of a world (diffusers layout, loaded like any local model)."""
+    folder = MODEL_DIRS[world]
+    if not (folder / "model_index.json").is_file():
         raise SmaError(
-            f"the embedded model is missing from {MODEL_DIR}: reinstall sma, or train it with "
-            f"`python -m sma.embedded.train --out {MODEL_DIR}`"
+            f"the embedded model is missing from {folder}: reinstall sma, or train it with "
+            f"`python -m sma.embedded.train --world {world} --out {folder}`"
         )
-    return str(MODEL_DIR)
+    return str(folder)

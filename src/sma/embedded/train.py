@@ -8,6 +8,9 @@ two stages: the VAE on single frames, then the UNet and the text encoder togethe
 latents of the world's clips (simple: 8 frames, hard: 16, both 64x64; epsilon prediction,
 10% empty prompts for classifier-free guidance, EMA of the weights). Writes the model, a
 sample grid and a model card.
+
+`--init DIR` continues a model this script wrote (its VAE, latent scale and tokenizer kept, the
+denoiser trained further), so that a long training can be spread over several sittings.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -154,12 +158,14 @@ def cosine_decay(progress: float, warmup: float = 0.03, floor: float = 0.1) -> f
 
 
 @torch.no_grad()
-def encode_dataset(model: TextToVideoModel, videos: torch.Tensor) -> torch.Tensor:
+def encode_dataset(model: TextToVideoModel, videos: torch.Tensor, keep_scale: bool = False) -> torch.Tensor:
     """VAE means of every clip (uint8 frames (n, f, h, w, 3)), scaled to unit variance; the scale goes into the
-    VAE config."""
+    VAE config. `keep_scale`: a continued model keeps the scale its denoiser learnt with."""
+    scale = model.vae.config.scaling_factor
     model.vae.register_to_config(scaling_factor=1.0)
     latents = torch.cat([model.encode_video(as_pixels(chunk).transpose(1, 2)) for chunk in videos.split(16)])
-    scale = 1.0 / latents.std().item()
+    if not keep_scale:
+        scale = 1.0 / latents.std().item()
     model.vae.register_to_config(scaling_factor=scale)
     return latents * scale
 
@@ -244,6 +250,17 @@ def with_ema(model: TextToVideoModel, ema: EMAModel, action) -> None:
     ema.restore(parameters)
 
 
+def continue_from(init: Path, folder: Path) -> dict:
+    """Copy the model in `init` to `folder` to be trained further; returns its training record."""
+    if folder.resolve() == init.resolve():
+        raise SmaError("`--init` and `--out` must be different folders: the first run's model is kept")
+    record_file = init / "training.json"
+    if not record_file.is_file():
+        raise SmaError(f"{init} holds no model written by `sma.embedded.train` (no training.json)")
+    shutil.copytree(init, folder, ignore=shutil.ignore_patterns("README.md", "samples.gif"), dirs_exist_ok=True)
+    return json.loads(record_file.read_text())
+
+
 def save(model: TextToVideoModel, folder: Path) -> None:
     model.unet.save_pretrained(folder / "unet")
     model.vae.save_pretrained(folder / "vae")
@@ -285,6 +302,17 @@ def appearance_check(folder: Path, seed: int, count: int, world: str, steps: int
     return {"samples": len(every), "all": round(float(np.mean(every)), 3)} | by_shape
 
 
+def reproduce_commands(record: dict, out: str = "DIR") -> list[str]:
+    """The commands that made a model: the first run's, then one per continuation."""
+    earlier = reproduce_commands(record["continues"], f"{out}0") if "continues" in record else []
+    init = f" --init {out}0" if earlier else ""
+    return [
+        *earlier,
+        f"`python -m sma.embedded.train --out {out} --world {record['world']} --seed {record['seed']} "
+        f"--max-minutes {record['max_minutes']} --steps {record['steps']}{init}`",
+    ]
+
+
 def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None:
     lines = [
         "# sma embedded text-to-video model",
@@ -304,8 +332,7 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
         "```",
         "",
         "## Reproduce",
-        f"`python -m sma.embedded.train --out DIR --world {record['world']} --seed {record['seed']} "
-        f"--max-minutes {record['max_minutes']}`",
+        *reproduce_commands(record),
         "(the denoiser stage stops at its step count or its time budget, whichever comes first,",
         "so a run on another machine may take a different number of steps).",
         "",
@@ -337,6 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=70, help="time budget of the denoiser stage")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", type=Path, help="continue training the denoiser of a model this script wrote")
     parser.add_argument("--check-samples", type=int, default=24, help="colour x shape prompts the card scores")
     parser.add_argument("--sample-steps", type=int, default=30, help="DDIM steps of the card's samples")
     arguments = parser.parse_args(argv)
@@ -348,12 +376,22 @@ def main(argv: list[str] | None = None) -> None:
         sizes = model_sizes(arguments.world, arguments.unet_channels)
     except SmaError as error:
         parser.error(str(error))
-    build_text_to_video(arguments.out, sizes, arguments.seed, words=vocabulary(world=arguments.world))
+    earlier = None
+    if arguments.init:
+        try:
+            earlier = continue_from(arguments.init, arguments.out)
+        except SmaError as error:
+            parser.error(str(error))
+        if earlier["world"] != arguments.world:
+            parser.error(f"{arguments.init} learnt the {earlier['world']} world: pass `--world {earlier['world']}`")
+    else:
+        build_text_to_video(arguments.out, sizes, arguments.seed, words=vocabulary(world=arguments.world))
     model = TextToVideoModel.from_pretrained(str(arguments.out))
     log(f"making {arguments.videos} clips of the {arguments.world} world")
     videos, masks, prompts = make_dataset(arguments.videos, rng, arguments.world)
-    train_vae(model, videos, masks, arguments.vae_steps, rng)
-    latents = encode_dataset(model, videos)
+    if earlier is None:
+        train_vae(model, videos, masks, arguments.vae_steps, rng)
+    latents = encode_dataset(model, videos, keep_scale=earlier is not None)
     log(f"latents {tuple(latents.shape)}, scaling factor {model.vae.config.scaling_factor:.4f}")
     save(model, arguments.out)
     deadline = time.time() + 60 * arguments.max_minutes
@@ -375,16 +413,18 @@ def main(argv: list[str] | None = None) -> None:
         "world": arguments.world,
         "seed": arguments.seed,
         "videos": arguments.videos,
-        "vae_steps": arguments.vae_steps,
+        "vae_steps": 0 if earlier else arguments.vae_steps,
+        "steps": arguments.steps,
         "denoiser_steps": steps,
         "batch": arguments.batch,
         "max_minutes": arguments.max_minutes,
         "minutes": round(minutes, 1),
         "threads": arguments.threads,
         "sample_steps": arguments.sample_steps,
-        "sizes": sizes.__dict__,
+        "sizes": earlier["sizes"] if earlier else sizes.__dict__,
         "example_prompt": appearance_prompt("red", "circle", "white"),
-    }
+    } | ({"continues": earlier} if earlier else {})
+    (arguments.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     sample_grid(arguments.out, arguments.seed, arguments.world, arguments.sample_steps)
     appearance = appearance_check(
         arguments.out, arguments.seed, arguments.check_samples, arguments.world, arguments.sample_steps

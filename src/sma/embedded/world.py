@@ -246,6 +246,7 @@ def run_config(
     targets: list[str],
     *,
     method: str = "vmc",
+    world: str = "simple",
     steps: int,
     seed: int,
     sma: bool = True,
@@ -253,7 +254,7 @@ def run_config(
     guidance_scale: float,
     overrides: dict | None = None,
 ) -> TransferConfig:
-    """A short transfer at the world's size, as the demo and the ablation run it; `overrides`
+    """A short transfer at the `world`'s size, as the demo and the ablation run it; `overrides`
     (dotted keys) come last.
 
     Methods other than VMC (MotionDirector's LoRAs) train at half VMC's learning rate; each
@@ -267,9 +268,9 @@ def run_config(
             "prompt": reference_prompt,
             "targets": targets,
             "seed": seed,
-            "video.frames": FRAMES,
-            "video.height": SIZE,
-            "video.width": SIZE,
+            "video.frames": WORLDS[world].frames,
+            "video.height": WORLDS[world].size,
+            "video.width": WORLDS[world].size,
             "sma.enabled": sma,
             "train.steps": steps,
             "train.learning_rate": 1e-3 if method == "vmc" else 5e-4,
