@@ -718,28 +718,30 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
-def paired_differences(records: list[dict]) -> list[dict]:
-    """Each variant with SMA minus the same method without SMA on the same reference, target and seed:
-    the pairing removes the spread between references, so the intervals measure SMA's effect."""
-    rng = np.random.default_rng(1)
+def pair_up(records: list[dict]) -> list[tuple[dict, dict]]:
+    """Each record with SMA and the record of the same method without SMA on the same reference, target and seed."""
 
     def pair(record: dict) -> tuple:
         return record["method"], record["reference"], record["target"], record["seed"]
 
     baseline = {pair(r): r for r in records if not r["sma"]}
+    return [(r, baseline[pair(r)]) for r in records if r["sma"] and pair(r) in baseline]
+
+
+def paired_differences(records: list[dict]) -> list[dict]:
+    """Each variant with SMA minus the same method without SMA on the same reference, target and seed:
+    the pairing removes the spread between references, so the intervals measure SMA's effect."""
+    rng = np.random.default_rng(1)
+    pairs = pair_up(records)
     rows = []
     for method, variant in _groups(records):
-        chosen = [r for r in records if r["method"] == method and r["variant"] == variant and r["sma"]]
-        chosen = [r for r in chosen if pair(r) in baseline]
+        chosen = [(r, base) for r, base in pairs if r["method"] == method and r["variant"] == variant]
         if not chosen:
             continue
-        base = baseline[pair(chosen[0])]["variant"]
-        row = {"method": method, "variant": f"{variant} minus {base}", "n": len(chosen)}
+        row = {"method": method, "variant": f"{variant} minus {chosen[0][1]['variant']}", "n": len(chosen)}
         for key, _, _ in METRICS:
             differences = [
-                r[key] - baseline[pair(r)][key]
-                for r in chosen
-                if r.get(key) is not None and baseline[pair(r)].get(key) is not None
+                r[key] - base[key] for r, base in chosen if r.get(key) is not None and base.get(key) is not None
             ]
             row[key] = _statistics(differences, rng)
         rows.append(row)
