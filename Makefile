@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 
 demo: $(VENV)/.installed
 	$(BIN)/sma demo --out sma-demo --overwrite
+	$(BIN)/sma demo --world hard --out sma-demo-hard --overwrite
 
 test: $(VENV)/.installed browser
 	$(BIN)/ruff check .

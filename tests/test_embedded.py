@@ -160,7 +160,7 @@ def test_training_script_writes_a_loadable_model_and_its_card(tmp_path):
     record = json.loads((again / "training.json").read_text())
     assert record["continues"] == recipe and record["vae_steps"] == 0 and record["sizes"] == recipe["sizes"]
     card = (again / "README.md").read_text()
-    assert "--out DIR0 --world hard --seed 0" in card and "--steps 2 --init DIR0`" in card
+    assert "--out DIR0 --world hard --seed 0" in card and "--steps 2 --init DIR0\n```" in card
 
 
 def test_continuing_needs_another_folder_of_the_same_world(tmp_path, capsys):

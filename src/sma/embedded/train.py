@@ -308,8 +308,8 @@ def reproduce_commands(record: dict, out: str = "DIR") -> list[str]:
     init = f" --init {out}0" if earlier else ""
     return [
         *earlier,
-        f"`python -m sma.embedded.train --out {out} --world {record['world']} --seed {record['seed']} "
-        f"--max-minutes {record['max_minutes']} --steps {record['steps']}{init}`",
+        f"python -m sma.embedded.train --out {out} --world {record['world']} --seed {record['seed']} "
+        f"--max-minutes {record['max_minutes']} --steps {record['steps']}{init}",
     ]
 
 
@@ -332,7 +332,9 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
         "```",
         "",
         "## Reproduce",
+        "```bash",
         *reproduce_commands(record),
+        "```",
         "(the denoiser stage stops at its step count or its time budget, whichever comes first,",
         "so a run on another machine may take a different number of steps).",
         "",
