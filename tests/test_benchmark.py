@@ -44,9 +44,9 @@ class Counting:
     def __init__(self, fail_on=None):
         self.calls, self.fail_on = [], fail_on
 
-    def __call__(self, config, reference, out, *, overwrite):
+    def __call__(self, config, reference, out, *, overwrite, tune):
         self.calls.append(out.name)
-        run_dir = transfer(config, reference, out, overwrite=overwrite)
+        run_dir = transfer(config, reference, out, overwrite=overwrite, tune=tune)
         if len(self.calls) == self.fail_on:
             raise KeyboardInterrupt
         return run_dir
@@ -58,7 +58,7 @@ class Counting:
         ({"seed": [1]}, "unknown key seed in the suite: valid keys are name, model, world, seeds"),
         ({"world": "harder"}, "world must be one of simple, hard, got 'harder'"),
         ({"references": [{"synthetic": {"objects": [{}], "shape": "star"}, "targets": ["y"]}]}, "inside objects"),
-        ({"variants": ["sma", "half"]}, "unknown variant 'half': use one of sma, nosma, global-only, local-only"),
+        ({"variants": ["half"]}, "unknown variant 'half': use one of sma, nosma, global-only, local-only, untuned"),
         ({"variants": ["nosma", {"name": "off", "sma": {"enabled": False}}]}, "at most one variant may turn SMA off"),
         ({"methods": ["vmc", "sora"]}, "unknown method 'sora' in the suite"),
         ({"methods": {"vmc": {"recipe": "missing.yaml"}}}, "methods.vmc: no recipe file at"),
@@ -135,6 +135,26 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
         run_suite(changed, out, resume=True, transfer=finished, progress=False)
 
 
+def test_the_untuned_control_trains_nothing_and_is_paired_with_every_variant(tmp_path, model_dir):
+    suite = read_suite(write_suite(tmp_path, model_dir, variants=["sma", "nosma", "untuned"]))
+    out = tmp_path / "out"
+    records = run_suite(suite, out, progress=False)
+    assert [(r["variant"], r["sma"], r["tuned"]) for r in records] == [
+        ("sma", True, True),
+        ("nosma", False, True),
+        ("untuned", False, False),
+    ]
+    assert len({r["fingerprint"] for r in records}) == 3  # untuned and nosma share a config, not a fingerprint
+    untuned = out / "cells" / "linear-vmc-untuned-seed0"
+    assert not (untuned / "adapter").exists() and (out / records[2]["video"]).is_file()
+    assert (out / "cells" / "linear-vmc-nosma-seed0" / "adapter").is_dir()
+    assert "train vmc" not in (out / "logs" / "linear-vmc-untuned-seed0.log").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "| vmc | sma minus nosma | 1 |" in summary  # the untuned record is no baseline of SMA's effect
+    tuning = summary.split("What the training adds")[1]
+    assert "| vmc | sma minus untuned | 1 |" in tuning and "| vmc | nosma minus untuned | 1 |" in tuning
+
+
 def test_a_line_cut_short_is_dropped(tmp_path):
     good = {"cell": "a", "fingerprint": "f"}
     (tmp_path / "results.jsonl").write_text(json.dumps(good) + '\n{"cell": "b", "fin')
@@ -149,7 +169,8 @@ def record(method, variant, reference, seed, fidelity, error=None):
     return {
         "method": method,
         "variant": variant,
-        "sma": variant != "nosma",
+        "sma": variant not in ("nosma", "untuned"),
+        "tuned": variant != "untuned",
         "reference": reference,
         "target": "t",
         "seed": seed,
@@ -168,6 +189,7 @@ def test_paired_differences_match_a_hand_computation():
         record("vmc", "sma", "zigzag", 0, 0.80, 11.0),
         record("vmc", "sma", "zigzag", 2, 0.99, 1.0),  # no baseline with seed 2: left out
         record("md", "sma", "zigzag", 0, 0.10, 5.0),  # another method's: never paired with vmc's baseline
+        record("vmc", "untuned", "zigzag", 0, 0.05, 20.0),  # no baseline of SMA: the control of the training
     ]
     (row,) = paired_differences(records)
     assert (row["method"], row["variant"], row["n"]) == ("vmc", "sma minus nosma", 3)
@@ -184,6 +206,13 @@ def test_paired_differences_match_a_hand_computation():
     assert means["md", "sma"]["n"] == 1 and means["md", "sma"]["robust_motion_fidelity"][1:] == (0.1, 0.1)
     text = table(paired_differences(records))
     assert "MF (Lucas-Kanade)" not in text and "| vmc | sma minus nosma | 3 | 0.100 [" in text
+
+    from sma.benchmark import _tuned, _untuned
+
+    by_variant = {row["variant"]: row for row in paired_differences(records, _tuned, _untuned)}
+    assert set(by_variant) == {"nosma minus untuned", "sma minus untuned"}  # zigzag seed 0 only; md has no control
+    assert by_variant["sma minus untuned"]["robust_motion_fidelity"][0] == pytest.approx(0.80 - 0.05)
+    assert by_variant["nosma minus untuned"]["trajectory_error_px"][0] == pytest.approx(10.0 - 20.0)
 
 
 def test_cell_configs_layer_recipe_suite_method_and_variant(tmp_path, model_dir):
@@ -323,7 +352,7 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
     from sma.benchmark import ground_truth_scores, reference_clip
 
     suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
-    assert len(suite.cells()) == 6 * 5 * 2 * 6 and suite.overrides["sma.levels"] == 3
+    assert len(suite.cells()) == 10 * 5 * 2 * 7 and suite.overrides["sma.levels"] == 3
     video = SimpleNamespace(start=0, stride=1, frames=16, height=64, width=64)
     kinds = set()
     for reference in suite.references:
@@ -355,5 +384,5 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
     assert [method.name for method in select(suite, methods=["motiondirector"]).methods] == ["motiondirector"]
     with pytest.raises(SmaError, match="the suite has no variants nope"):
         select(suite, variants=["sma", "nope"])
-    with pytest.raises(SmaError, match=r"no seeds 9 \(it has 0, 1, 2, 3, 4, 5\)"):
-        select(suite, seeds=[9])
+    with pytest.raises(SmaError, match=r"no seeds 10 \(it has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
+        select(suite, seeds=[10])

@@ -76,6 +76,7 @@ BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
     "nosma": {"enabled": False},
     "global-only": {"enabled": True, "local_weight": 0.0},
     "local-only": {"enabled": True, "global_weight": 0.0},
+    "untuned": {"enabled": False},  # nothing trained: the control of the training itself (Variant.tune)
 }
 # (results key, table title, True when higher is better)
 METRICS: tuple[tuple[str, str, bool], ...] = (
@@ -125,15 +126,17 @@ class MethodEntry:
 
 @dataclass(frozen=True)
 class Variant:
-    """SMA settings over the method's: `sma` keys set, then both weights multiplied by `scale`."""
+    """SMA settings over the method's: `sma` keys set, then both weights multiplied by `scale`. `tune` False
+    (the built-in "untuned"): the backbone generates as the method would, with nothing trained."""
 
     name: str
     sma: dict[str, Any]
     scale: float | None = None
+    tune: bool = True
 
     @property
     def uses_sma(self) -> bool:
-        return self.sma.get("enabled", True)
+        return self.tune and self.sma.get("enabled", True)
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def read_suite(path: Path) -> Suite:
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise SmaError(f"{kind} names must differ: {', '.join(repeated)} appears more than once")
-    if sum(not variant.uses_sma for variant in variants) > 1:
+    if sum(variant.tune and not variant.uses_sma for variant in variants) > 1:
         raise SmaError("at most one variant may turn SMA off: it is the baseline of the paired differences")
     model = values.get("model")
     if model is not None:
@@ -250,7 +253,7 @@ def read_suite(path: Path) -> Suite:
         methods=methods,
         variants=variants,
         overrides=overrides,
-        world=values.get("world", "simple"),
+        world=values.get("world", Suite.world),
     )
 
 
@@ -422,14 +425,14 @@ def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
 
 
 def _variant(entry: Any) -> Variant:
-    """A built-in name (sma, nosma, global-only, local-only) or {name, sma: {recipe sma keys}, scale}."""
+    """A built-in name (sma, nosma, global-only, local-only, untuned) or {name, sma: {recipe sma keys}, scale}."""
     if isinstance(entry, str):
         if entry not in BUILTIN_VARIANTS:
             raise SmaError(
                 f"unknown variant {entry!r}: use one of {', '.join(BUILTIN_VARIANTS)} or a mapping of "
                 f"{', '.join(VARIANT_KEYS)}"
             )
-        return Variant(entry, BUILTIN_VARIANTS[entry])
+        return Variant(entry, BUILTIN_VARIANTS[entry], tune=entry != "untuned")
     entry = _mapping(entry, VARIANT_KEYS, "a variant")
     name = _text(entry.get("name"), "variants[].name")
     sma = entry.get("sma", {})
@@ -472,7 +475,8 @@ def fingerprint(config, cell: Cell) -> str:
     """Short hash of everything that makes a cell's outputs: its resolved config and its reference."""
     reference = cell.reference
     source = str(reference.path) if reference.path is not None else repr(reference.synthetic)
-    text = json.dumps([config.to_dict(), source], sort_keys=True, default=str)
+    untuned = [] if cell.variant.tune else ["untuned"]  # tuned cells keep the fingerprints earlier runs wrote
+    text = json.dumps([config.to_dict(), source, *untuned], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -640,13 +644,14 @@ def run_suite(
         started = time.perf_counter()
         reference_path, clip = reference_clip(cell, config, out)
         with _cell_log(out / "logs" / f"{cell.id}.log"):
-            run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True)
+            run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True, tune=cell.variant.tune)
         common = {
             "cell": cell.id,
             "reference": cell.reference.name,
             "method": cell.method.name,
             "variant": cell.variant.name,
             "sma": cell.variant.uses_sma,
+            "tuned": cell.variant.tune,
             "seed": cell.seed,
             "fingerprint": fingerprint(config, cell),
             "seconds": round(time.perf_counter() - started, 1),
@@ -682,10 +687,10 @@ def _finished(records: list[dict], cells: list[Cell], configs: dict) -> set[str]
 
 @contextlib.contextmanager
 def _cell_log(path: Path) -> Iterator[None]:
-    """The cell's own messages (training and sampling bars, warnings) go to its log, so the suite's bar is the
-    one on the terminal."""
+    """The cell's own messages (training and sampling bars, warnings, what it is generating) go to its log, so
+    the suite's bar is the one on the terminal."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log):
+    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
         yield
 
 
@@ -718,21 +723,43 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
-def pair_up(records: list[dict]) -> list[tuple[dict, dict]]:
-    """Each record with SMA and the record of the same method without SMA on the same reference, target and seed."""
+def _tuned(record: dict) -> bool:
+    return record.get("tuned", True)  # records of before the untuned control are all tuned
+
+
+def _with_sma(record: dict) -> bool:
+    return record["sma"]
+
+
+def _tuned_without_sma(record: dict) -> bool:
+    return _tuned(record) and not record["sma"]
+
+
+def _untuned(record: dict) -> bool:
+    return not _tuned(record)
+
+
+def pair_up(
+    records: list[dict], treated: Callable = _with_sma, control: Callable = _tuned_without_sma
+) -> list[tuple[dict, dict]]:
+    """Each `treated` record with the `control` record of the same method on the same reference, target and
+    seed; by default each record with SMA and its run without SMA."""
 
     def pair(record: dict) -> tuple:
         return record["method"], record["reference"], record["target"], record["seed"]
 
-    baseline = {pair(r): r for r in records if not r["sma"]}
-    return [(r, baseline[pair(r)]) for r in records if r["sma"] and pair(r) in baseline]
+    baseline = {pair(r): r for r in records if control(r)}
+    return [(r, baseline[pair(r)]) for r in records if treated(r) and pair(r) in baseline]
 
 
-def paired_differences(records: list[dict]) -> list[dict]:
-    """Each variant with SMA minus the same method without SMA on the same reference, target and seed:
-    the pairing removes the spread between references, so the intervals measure SMA's effect."""
+def paired_differences(
+    records: list[dict], treated: Callable = _with_sma, control: Callable = _tuned_without_sma
+) -> list[dict]:
+    """Each variant with SMA minus the same method without SMA on the same reference, target and seed (or
+    other `treated` and `control` records, as `pair_up`): the pairing removes the spread between references,
+    so the intervals measure SMA's effect."""
     rng = np.random.default_rng(1)
-    pairs = pair_up(records)
+    pairs = pair_up(records, treated, control)
     rows = []
     for method, variant in _groups(records):
         chosen = [(r, base) for r, base in pairs if r["method"] == method and r["variant"] == variant]
@@ -777,6 +804,15 @@ def summary_text(records: list[dict], name: str) -> str:
             "Paired differences against the same method without SMA (same reference, target and seed):",
             "",
             table(differences),
+        ]
+    tuning = paired_differences(records, _tuned, _untuned)
+    if tuning:
+        text += [
+            "",
+            "What the training adds: each variant minus the untuned backbone generating the same way (same "
+            "reference, target and seed):",
+            "",
+            table(tuning),
         ]
     references = list(dict.fromkeys(record["reference"] for record in records))
     by_reference = [(name, paired_differences([r for r in records if r["reference"] == name])) for name in references]

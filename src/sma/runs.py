@@ -467,18 +467,22 @@ def transfer(
     *,
     overwrite: bool = False,
     resume: bool = False,
+    tune: bool = True,
 ) -> Path:
     """Train on the reference or references (zero-shot methods skip this), generate every target from the
     first reference, compare and measure (against every reference: `write_report`); with `generate.untuned`,
     each target from the untuned model too (`untuned`), compared and measured beside the outputs.
 
+    `tune=False` skips the training: the backbone as loaded generates as the method would (its inversion of
+    the reference, start and sampler), the control that says what the training adds.
+
     Returns the run folder; with `overwrite`, the run it replaces stays until this one has succeeded.
     """
     if not config.targets:
         raise SmaError("give at least one target prompt (`targets`)")
-    trains = method_class(config.method).trains
+    trains = tune and method_class(config.method).trains
     if resume and not trains:
-        raise SmaError(f"{config.method} trains nothing, so there is nothing to resume: set `overwrite` instead")
+        raise SmaError(f"this {config.method} run trains nothing, so there is nothing to resume: set `overwrite`")
     config = with_references(config, reference)
     check_cascade(config)
     references = resolve_references(config)
@@ -497,6 +501,7 @@ def transfer(
             config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one
             method, clips = start_run(config, references, run, device)
             latents = method.model.encode_video(clips[0])
+            method.set_conditions(method.condition_on(clips[0]))  # ControlVideo untuned: the reference's depth
             method.model.to(device, generation_dtype(config.generate.precision, device))
         paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
         timings = read_metrics(run.path).get("phases", {}) | method.phases.summary()
