@@ -386,3 +386,27 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
         select(suite, variants=["sma", "nope"])
     with pytest.raises(SmaError, match=r"no seeds 10 \(it has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
         select(suite, seeds=[10])
+
+
+def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from sma.benchmark import append_results
+
+    script = Path(__file__).parents[1] / "benchmarks" / "summarise.py"
+    spec = importlib.util.spec_from_file_location("summarise", script)
+    summarise_script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summarise_script)
+    for part, seed in (("a", 0), ("b", 1)):
+        cells = [record("vmc", variant, "pan", seed, 0.5) for variant in ("sma", "nosma")]
+        (tmp_path / part).mkdir()
+        append_results(tmp_path / part, [{**cell, "cell": f"pan-{cell['variant']}-{seed}"} for cell in cells])
+    arguments = [str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "all")]
+    monkeypatch.setattr(sys, "argv", ["summarise.py", *arguments])
+    summarise_script.main()
+    assert [r["seed"] for r in read_results(tmp_path / "all")] == [0, 0, 1, 1]
+    assert "| vmc | sma minus nosma | 2 |" in (tmp_path / "all" / "summary.md").read_text()
+    with pytest.raises(SystemExit, match="cell pan-sma-0 is in both"):
+        summarise_script.merged([tmp_path / "a", tmp_path / "all"])
