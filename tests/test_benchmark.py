@@ -229,6 +229,28 @@ def test_cell_configs_layer_recipe_suite_method_and_variant(tmp_path, model_dir)
         assert config.train.learning_rate == 1e-3 and config.train.steps == 2 and config.video.height == 32
         assert config.model == "some/model" and config.targets == ["a blue square on a plain white background"]
 
+    from sma.benchmark import with_settings
+
+    settings = {"train.learning_rate": 5.0e-4, "generate.noise_prior": 0.0, "sma.levels": 2}
+    configs = {cell.variant.name: cell_config(with_settings(suite, settings), cell, "m") for cell in suite.cells()}
+    for config in configs.values():  # over the suite's and the method's keys
+        assert (config.train.learning_rate, config.generate.noise_prior, config.train.steps) == (5e-4, 0.0, 2)
+    assert configs["double"].sma.levels == 2 and configs["wavelet"].sma.levels == 1  # the variant's keys last
+
+
+def test_set_on_the_command_line_reaches_every_cell_and_bad_keys_are_one_line_errors(tmp_path, model_dir, capsys):
+    suite = write_suite(tmp_path, model_dir, variants=["nosma"])
+    out = tmp_path / "out"
+    assert main(["benchmark", str(suite), "--out", str(out), "--set", "train.nope=1"]) == 2
+    assert "train.nope" in capsys.readouterr().err and not out.exists()
+    with pytest.raises(SystemExit):
+        main(["benchmark", str(suite), "--out", str(out), "--set", "noise_prior"])
+    assert "--set takes KEY=VALUE" in capsys.readouterr().err
+    assert main(["benchmark", str(suite), "--out", str(out), "--set", "generate.noise_prior=0.25"]) == 0
+    (record,) = read_results(out)
+    stored = yaml.safe_load((out / "cells" / record["cell"] / "config.yaml").read_text())
+    assert stored["generate"]["noise_prior"] == 0.25 and stored["train"]["steps"] == 2
+
 
 HARD_REFERENCE = {
     "name": "two-objects-pan",

@@ -164,7 +164,7 @@ def test_recipe_errors(tmp_path, capsys):
     recipe.write_text("train: {stpes: 10}\n")
     assert main(["train", "ref.mp4", "--out", str(tmp_path / "run"), "--config", str(recipe)]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.startswith("sma: error: unknown recipe key train.'stpes'") and "steps" in error
+    assert error.startswith("sma: error: unknown recipe key train.stpes") and "steps" in error
     assert len(error.splitlines()) == 1
     recipe.write_text("train: {learning_rate: 1e-4}\n")
     with pytest.raises(SmaError, match="must be a number"):

@@ -159,6 +159,7 @@ class Suite:
     variants: tuple[Variant, ...]
     overrides: dict[str, Any]
     world: str = "simple"  # the embedded model run when neither the suite nor the command names one
+    settings: dict[str, Any] = field(default_factory=dict)  # over the suite's and methods' keys (`with_settings`)
 
     def cells(self) -> list[Cell]:
         """Seed outermost, so the pairs a paired difference needs finish early in a long suite."""
@@ -196,6 +197,12 @@ def select(
         methods=tuple(method for method in suite.methods if method.name in chosen["methods"]),
         variants=tuple(variant for variant in suite.variants if variant.name in chosen["variants"]),
     )
+
+
+def with_settings(suite: Suite, settings: dict[str, Any]) -> Suite:
+    """The suite with recipe keys (dotted) set in every cell over its own and its methods' overrides (the
+    variants' SMA keys still apply): one suite run under other settings, into another folder."""
+    return replace(suite, settings={**suite.settings, **settings})
 
 
 def read_suite(path: Path) -> Suite:
@@ -457,6 +464,7 @@ def cell_config(suite: Suite, cell: Cell, model: str):
         "prompt": reference.prompt,
         "targets": [target.prompt for target in reference.targets],
         "seed": cell.seed,
+        **suite.settings,
         **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
     }
     try:

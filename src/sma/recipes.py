@@ -94,7 +94,7 @@ def _merge_section(instance, values: Any, where: str) -> None:
         raise SmaError(f"recipe key {where.rstrip('.')} must be a mapping of {', '.join(map(repr, known))}")
     for key, value in values.items():
         if key not in known:
-            raise SmaError(f"unknown recipe key {where}{key!r}: valid keys here are {', '.join(known)}")
+            raise SmaError(f"unknown recipe key {where}{key}: valid keys here are {', '.join(known)}")
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge_section(current, value, f"{where}{key}.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import yaml
+
 
 def add_parser(subcommands) -> None:
     parser = subcommands.add_parser(
@@ -19,6 +21,14 @@ def add_parser(subcommands) -> None:
     parser.add_argument("--seeds", type=_integers, help="run only these of the suite's seeds (a pilot): 0,1")
     parser.add_argument("--methods", type=_names, help="run only these of the suite's methods: vmc,motiondirector")
     parser.add_argument("--variants", type=_names, help="run only these of the suite's variants: sma,nosma")
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        type=_setting,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a recipe key for every cell, over the suite's and its methods' (repeatable): generate.noise_prior=0",
+    )
     parser.add_argument("--resume", action="store_true", help="skip the cells already finished in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     parser.set_defaults(run=run)
@@ -35,12 +45,23 @@ def _integers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds are comma-separated integers, not {text!r}") from None
 
 
+def _setting(text: str) -> tuple[str, object]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE (a dotted recipe key), not {text!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not a YAML value") from None
+
+
 def run(arguments: argparse.Namespace) -> int:
-    from sma.benchmark import read_suite, run_suite, select, summary_text
+    from sma.benchmark import read_suite, run_suite, select, summary_text, with_settings
 
     suite = select(
         read_suite(arguments.suite), seeds=arguments.seeds, methods=arguments.methods, variants=arguments.variants
     )
+    suite = with_settings(suite, dict(arguments.settings or ()))
     records = run_suite(
         suite, arguments.out, model=arguments.model, resume=arguments.resume, overwrite=arguments.overwrite
     )
