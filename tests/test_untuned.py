@@ -113,3 +113,34 @@ def test_controlvideo_untuned_follows_the_references_depth(sd_dir, controlnet_di
     assert (outputs[0] - outputs[1]).abs().max() > 1e-3  # exactly 0 were the depth ignored
     (path,) = untuned(config, write_video(tmp_path / "reference.mp4", clip.frames), tmp_path / "run")
     assert read_video(path).shape == (8, SIZE, SIZE, 3)
+
+
+def test_transfer_untuned_generates_as_the_method_would_with_nothing_trained(model_dir, reference, tmp_path):
+    """`transfer(tune=False)`, the benchmark's control: the method's own generation (its inversion of the
+    reference, noise prior and sampler) on the backbone as loaded, with no adapter written."""
+    from sma.runs import load_reference, transfer
+
+    config = config_of(model_dir, **{"generate.noise_prior": 0.5})
+    out = transfer(config, reference, tmp_path / "run", tune=False)
+    assert not (out / "adapter").exists() and (out / "reference.mp4").is_file()
+    method = untuned_method(config, "cpu")
+    latents = method.model.encode_video(load_reference(reference, config))
+    for index, target in enumerate(config.targets):
+        expected = method.model.decode_latents(method.generate(latents, target, config.seed + index))
+        written = read_video(out / "videos" / f"{index:02d}-{target.replace(' ', '-')}.gif")  # gif: no codec noise
+        assert written.shape == (8, SIZE, SIZE, 3)
+        assert (written == read_video(write_video(tmp_path / f"{index}.gif", expected))).all()
+    with pytest.raises(SmaError, match="trains nothing, so there is nothing to resume"):
+        transfer(config, reference, tmp_path / "run", tune=False, resume=True)
+
+
+def test_controlvideo_transfer_untuned_is_conditioned_on_the_references_depth(
+    sd_dir, controlnet_dir, depth_model_dir, reference, tmp_path
+):
+    from sma.runs import transfer
+
+    depth = {"controlvideo.controlnet": str(controlnet_dir), "controlvideo.depth_model": str(depth_model_dir)}
+    config = config_of(sd_dir, "controlvideo", targets=["a blue square"], **depth)
+    out = transfer(config, reference, tmp_path / "run", tune=False)
+    assert read_video(out / "videos" / "00-a-blue-square.mp4").shape == (8, SIZE, SIZE, 3)
+    assert not (out / "adapter").exists()
