@@ -17,11 +17,11 @@ def test_demo_writes_every_video_and_metric(tmp_path, capsys):
     assert code == 0
     names = {path.name for path in out.iterdir()}
     assert {"reference.mp4", "comparison.mp4", "comparison.gif", "metrics.json"} <= names
-    for kind in ("untuned", "sma", "nosma"):
+    for kind in ("untuned", "inverted", "sma", "nosma"):
         assert sum(name.startswith(f"{kind}-") and name.endswith(".mp4") for name in names) == 2, kind
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["summary"]) == {"untuned", "sma", "nosma"}
-    assert len(metrics["outputs"]) == 6
+    assert list(metrics["summary"]) == ["untuned", "inverted", "sma", "nosma"]
+    assert len(metrics["outputs"]) == 8
     assert all("trajectory_error_px" in entry and "motion_fidelity" in entry for entry in metrics["outputs"])
     assert "results in" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--model", str(model)]) == 2  # no silent overwrite
@@ -39,7 +39,7 @@ def test_the_hard_demo_scores_against_the_ground_truth(tmp_path, capsys):
     assert main(["demo", "--out", str(out), *arguments]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["world"] == "hard" and "textured white and black background" in metrics["reference"]
-    assert "camera panning" in metrics["reference"] and len(metrics["outputs"]) == 6
+    assert "camera panning" in metrics["reference"] and len(metrics["outputs"]) == 8
     keys = ("object_error_px", "camera_error_px", "texture_leakage", "colour_leakage", "appearance_accuracy")
     for entry in metrics["outputs"]:
         assert all(isinstance(entry[key], float) for key in keys), entry

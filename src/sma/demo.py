@@ -1,9 +1,11 @@
 """`sma demo`: motion transfer on an embedded model, end to end, in a few minutes on a CPU.
 
 A synthetic reference clip (known trajectory) is transferred to new appearances with VMC +
-SMA and with VMC alone, and the same prompts are sampled from the untuned model. The run
-folder holds every video (named reference, untuned, sma, nosma), a side-by-side grid,
-the loss curves and metrics.json: scores against the reference and its ground truth.
+SMA and with VMC alone, and the same prompts are sampled from the untuned model twice: from
+fresh noise (untuned), and as the transfers generate, from the reference's DDIM inversion
+mixed with noise (inverted: the control that says what the training itself adds). The run
+folder holds every video (named reference, untuned, inverted, sma, nosma), a side-by-side
+grid, the loss curves and metrics.json: scores against the reference and its ground truth.
 
 Two cases, one per embedded model: the simple world's (one rigid shape zigzagging on plain
 white; motion fidelity, trajectory error, whether the target's colour and shape and not the
@@ -29,7 +31,7 @@ from sma.embedded import embedded_model
 from sma.embedded.world import WORLDS, measure, run_config, scene_prompt
 from sma.metrics import motion_fidelity
 from sma.run_folder import check_run_dir, create_run_dir, slug
-from sma.runs import generate, train, untuned
+from sma.runs import generate, train, transfer, untuned
 from sma.video import MovingObject, SyntheticVideo, read_video, synthetic_video, write_grid, write_video
 from sma.video.atomic import atomic_output
 
@@ -110,14 +112,22 @@ CASES = {
 }
 
 
-def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> list[np.ndarray]:
-    """Each target as the model samples it before any tuning (`sma.runs.untuned`: DDIM from fresh noise),
-    copied to untuned-TARGET.mp4 and read back as the others are."""
-    videos = []
-    for path, prompt in zip(untuned(config, reference, run_dir, overwrite=True), config.targets, strict=True):
-        final = run_dir / f"untuned-{slug(prompt)}.mp4"
-        shutil.copyfile(path, final)
-        videos.append(read_video(final))
+def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> dict[str, list[np.ndarray]]:
+    """Each target as the model samples it before any tuning: from fresh noise (`sma.runs.untuned`), and as the
+    transfers generate, from the reference's inversion (`sma.runs.transfer` with `tune=False`); copied to
+    untuned-TARGET.mp4 and inverted-TARGET.mp4 and read back as the others are."""
+    from_inversion = transfer(config, reference, run_dir / "inverted", overwrite=True, tune=False) / "videos"
+    paths = {
+        "untuned": untuned(config, reference, run_dir, overwrite=True),
+        "inverted": sorted(from_inversion.glob("*.mp4")),
+    }
+    videos = {}
+    for label, found in paths.items():
+        videos[label] = []
+        for path, prompt in zip(found, config.targets, strict=True):
+            final = run_dir / f"{label}-{slug(prompt)}.mp4"
+            shutil.copyfile(path, final)
+            videos[label].append(read_video(final))
     return videos
 
 
@@ -155,8 +165,8 @@ def run_demo(
         )
         for label, use_sma in (("sma", True), ("nosma", False))
     }
-    baseline = write_untuned(configs["sma"], run_dir / "reference-input.mp4", run_dir)  # SMA plays no part in it
-    videos: dict[str, list[np.ndarray]] = {"untuned": baseline, "sma": [], "nosma": []}
+    baseline = write_untuned(configs["nosma"], run_dir / "reference-input.mp4", run_dir)
+    videos: dict[str, list[np.ndarray]] = {**baseline, "sma": [], "nosma": []}
     for label, config in configs.items():
         trained = train(config, run_dir / "reference-input.mp4", run_dir / f"train-{label}", overwrite=True)
         for index, path in enumerate(generate(trained / "adapter", prompts, trained, overwrite=True)):
@@ -165,7 +175,7 @@ def run_demo(
             videos[label].append(read_video(final))
     reference = read_video(run_dir / "train-sma" / "reference.mp4")
     write_video(run_dir / "reference.mp4", reference, overwrite=True)
-    # one row per target: reference, untuned, sma, nosma
+    # one row per target: reference, untuned, inverted, sma, nosma
     cells, captions = [], []
     for index, wanted in enumerate(case.targets):
         looks = " and ".join(f"{colour} {shape}" for colour, shape in wanted.objects)

@@ -44,5 +44,5 @@ def run(arguments: argparse.Namespace) -> int:
     print(f"{'videos':<10}" + "".join(f"{header:>{len(header) + 2}}" for _, header in columns))
     for label, values in summary.items():
         print(f"{label:<10}" + "".join(f"{values[key]:>{len(header) + 2}.3f}" for key, header in columns))
-    print(f"results in {run_dir}: comparison.mp4 (and .gif), reference/untuned/sma/nosma videos, metrics.json")
+    print(f"results in {run_dir}: comparison.mp4 (and .gif), reference/untuned/inverted/sma/nosma videos, metrics.json")
     return 0
