@@ -71,13 +71,6 @@ MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that
 TEXTURES = ("textured", "striped", "checkered", "spotted")
 METHOD_KEYS = ("recipe", "overrides")
 VARIANT_KEYS = ("name", "sma", "scale")
-BUILTIN_VARIANTS: dict[str, dict[str, Any]] = {
-    "sma": {"enabled": True},
-    "nosma": {"enabled": False},
-    "global-only": {"enabled": True, "local_weight": 0.0},
-    "local-only": {"enabled": True, "global_weight": 0.0},
-    "untuned": {"enabled": False},  # nothing trained: the control of the training itself (Variant.tune)
-}
 # (results key, table title, True when higher is better)
 METRICS: tuple[tuple[str, str, bool], ...] = (
     ("robust_motion_fidelity", "robust MF", True),
@@ -137,6 +130,18 @@ class Variant:
     @property
     def uses_sma(self) -> bool:
         return self.tune and self.sma.get("enabled", True)
+
+
+BUILTIN_VARIANTS = {
+    variant.name: variant
+    for variant in (
+        Variant("sma", {"enabled": True}),
+        Variant("nosma", {"enabled": False}),
+        Variant("global-only", {"enabled": True, "local_weight": 0.0}),
+        Variant("local-only", {"enabled": True, "global_weight": 0.0}),
+        Variant("untuned", {"enabled": False}, tune=False),  # nothing trained: the control of the training itself
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -439,7 +444,7 @@ def _variant(entry: Any) -> Variant:
                 f"unknown variant {entry!r}: use one of {', '.join(BUILTIN_VARIANTS)} or a mapping of "
                 f"{', '.join(VARIANT_KEYS)}"
             )
-        return Variant(entry, BUILTIN_VARIANTS[entry], tune=entry != "untuned")
+        return BUILTIN_VARIANTS[entry]
     entry = _mapping(entry, VARIANT_KEYS, "a variant")
     name = _text(entry.get("name"), "variants[].name")
     sma = entry.get("sma", {})
