@@ -17,6 +17,7 @@ motion, and the reference's colour and texture leaking into the output).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ from sma.config import TransferConfig
 from sma.embedded import embedded_model
 from sma.embedded.world import WORLDS, measure, run_config, scene_prompt
 from sma.metrics import motion_fidelity
-from sma.run_folder import check_run_dir, create_run_dir, slug
-from sma.runs import generate, train, transfer, untuned
+from sma.run_folder import UNTUNED_DIR, check_run_dir, create_run_dir, slug, video_path
+from sma.runs import generate, train, transfer
 from sma.video import MovingObject, SyntheticVideo, read_video, synthetic_video, write_grid, write_video
 from sma.video.atomic import atomic_output
 
@@ -113,20 +114,17 @@ CASES = {
 
 
 def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> dict[str, list[np.ndarray]]:
-    """Each target as the model samples it before any tuning: from fresh noise (`sma.runs.untuned`), and as the
-    transfers generate, from the reference's inversion (`sma.runs.transfer` with `tune=False`); copied to
-    untuned-TARGET.mp4 and inverted-TARGET.mp4 and read back as the others are."""
-    from_inversion = transfer(config, reference, run_dir / "inverted", overwrite=True, tune=False) / "videos"
-    paths = {
-        "untuned": untuned(config, reference, run_dir, overwrite=True),
-        "inverted": sorted(from_inversion.glob("*.mp4")),
-    }
+    """Each target as the model samples it before any tuning, in one `sma.runs.transfer` with `tune=False` and
+    `generate.untuned`: as the transfers generate, from the reference's inversion (inverted), and from fresh
+    noise (untuned); copied to inverted-TARGET.mp4 and untuned-TARGET.mp4 and read back as the others are."""
+    with_baseline = dataclasses.replace(config, generate=dataclasses.replace(config.generate, untuned=True))
+    run = transfer(with_baseline, reference, run_dir / "inverted", overwrite=True, tune=False)
     videos = {}
-    for label, found in paths.items():
+    for label, folder in (("untuned", UNTUNED_DIR), ("inverted", "videos")):
         videos[label] = []
-        for path, prompt in zip(found, config.targets, strict=True):
+        for index, prompt in enumerate(config.targets):
             final = run_dir / f"{label}-{slug(prompt)}.mp4"
-            shutil.copyfile(path, final)
+            shutil.copyfile(video_path(run, index, prompt, folder=folder), final)
             videos[label].append(read_video(final))
     return videos
 
