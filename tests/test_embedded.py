@@ -3,13 +3,23 @@
 import itertools
 import json
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.embedded.train import as_pixels, cosine_decay, latent_foreground, main, make_dataset, model_sizes
+from sma.backbones.tiny import build_text_to_video
+from sma.embedded.train import (
+    as_pixels,
+    cosine_decay,
+    latent_foreground,
+    main,
+    make_dataset,
+    model_sizes,
+    train_denoiser,
+)
 from sma.embedded.world import FRAMES, HARD, SIZE, measure, random_clip, reference_clip, scene_prompt, vocabulary
 from sma.errors import SmaError
 from sma.video.frames import frames_to_tensor
@@ -160,7 +170,18 @@ def test_training_script_writes_a_loadable_model_and_its_card(tmp_path):
     record = json.loads((again / "training.json").read_text())
     assert record["continues"] == recipe and record["vae_steps"] == 0 and record["sizes"] == recipe["sizes"]
     card = (again / "README.md").read_text()
-    assert "--out DIR0 --world hard --seed 0" in card and "--steps 2 --init DIR0\n```" in card
+    assert "--out DIR0 --world hard --seed 0" in card and "--steps 2 --videos 4 --batch 2 --init DIR0\n```" in card
+
+
+def test_the_denoiser_trains_where_the_model_is(tmp_path):
+    """On a GPU a draw without `device` (timesteps, noise) lands on the CPU and meets CUDA latents; on the
+    `meta` device the same mix fails here too, so this catches it without a GPU."""
+    folder = build_text_to_video(tmp_path / "model", model_sizes("hard", "16,32"), words=vocabulary(world="hard"))
+    model = TextToVideoModel.from_pretrained(str(folder), "meta")
+    latents, foreground = torch.zeros(4, 4, 16, 16, 16, device="meta"), torch.zeros(4, 1, 16, 16, 16, device="meta")
+    deadline = time.time() + 600
+    rng = np.random.default_rng(0)
+    assert train_denoiser(model, latents, foreground, ["a red circle"] * 4, 2, 2, deadline, rng, print) == 2
 
 
 def test_continuing_needs_another_folder_of_the_same_world(tmp_path, capsys):

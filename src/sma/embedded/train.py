@@ -134,10 +134,10 @@ def train_vae(
     lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_decay(step / steps))
     for step in range(steps):
         chosen = torch.from_numpy(rng.choice(len(frames), 16, replace=False))
-        batch = as_pixels(frames[chosen])
+        batch = as_pixels(frames[chosen]).to(model.device)
         posterior = vae.encode(batch).latent_dist
         reconstruction = vae.decode(posterior.mode()).sample
-        weight = 1 + 9 * covered[chosen, None].float()
+        weight = 1 + 9 * covered[chosen, None].float().to(model.device)
         loss = ((reconstruction - batch) ** 2 * weight).mean() / weight.mean() + 1e-6 * posterior.kl().mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -201,8 +201,9 @@ def train_denoiser(
         module.train()
     peak_lr = 5e-4
     optimizer = torch.optim.AdamW(parameters, lr=peak_lr, weight_decay=0.01)
-    ema = EMAModel(parameters, decay=0.995)
+    ema = EMAModel(parameters, decay=0.995, foreach=True)
     scheduler = model.scheduler
+    tokens, empty = model.tokenize(prompts), model.tokenize([""])  # tokenized once: per step it outlasts a GPU step
     started = time.time()
 
     def progress() -> float:
@@ -211,12 +212,12 @@ def train_denoiser(
 
     step = 0
     while step < steps and time.time() < deadline:
-        chosen = rng.choice(len(latents), batch_size, replace=False)
+        chosen = torch.from_numpy(rng.choice(len(latents), batch_size, replace=False)).to(latents.device)
+        unprompted = torch.from_numpy(rng.random(batch_size) <= 0.1).to(latents.device)
         clean = latents[chosen]
-        texts = [prompts[index] if rng.random() > 0.1 else "" for index in chosen]
-        text = model.text_encoder(model.tokenize(texts)).last_hidden_state
+        text = model.text_encoder(torch.where(unprompted[:, None], empty, tokens[chosen])).last_hidden_state
         noise = torch.randn_like(clean)
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,))
+        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), device=clean.device)
         prediction = model.unet(
             scheduler.add_noise(clean, noise, timesteps), timesteps, encoder_hidden_states=text
         ).sample
@@ -268,11 +269,11 @@ def save(model: TextToVideoModel, folder: Path) -> None:
 
 
 @torch.no_grad()
-def sample_grid(folder: Path, seed: int, world: str, steps: int) -> None:
+def sample_grid(folder: Path, seed: int, world: str, steps: int, device: str = "cpu") -> None:
     """Sample the model card's prompts from the saved model, as a user would; write a grid."""
     from sma.video import write_grid
 
-    model = TextToVideoModel.from_pretrained(str(folder))
+    model = TextToVideoModel.from_pretrained(str(folder), device)
     frames, size = WORLDS[world].frames, WORLDS[world].size
     prompts = SAMPLE_PROMPTS[world]
     videos = [
@@ -284,13 +285,15 @@ def sample_grid(folder: Path, seed: int, world: str, steps: int) -> None:
 
 
 @torch.no_grad()
-def appearance_check(folder: Path, seed: int, count: int, world: str, steps: int) -> dict[str, float]:
+def appearance_check(
+    folder: Path, seed: int, count: int, world: str, steps: int, device: str = "cpu"
+) -> dict[str, float]:
     """Appearance accuracy of one sample for each of the first `count` colour x shape pairs
     (backgrounds in turn), overall and by shape."""
     from sma.metrics.appearance import appearance_accuracy
     from sma.video.synthetic import rgb
 
-    model = TextToVideoModel.from_pretrained(str(folder))
+    model = TextToVideoModel.from_pretrained(str(folder), device)
     scores: dict[str, list[float]] = {shape: [] for shape in SHAPES}
     pairs = [(colour, shape) for colour in COLOURS for shape in SHAPES][:count]
     for index, (colour, shape) in enumerate(pairs):
@@ -302,6 +305,12 @@ def appearance_check(folder: Path, seed: int, count: int, world: str, steps: int
     return {"samples": len(every), "all": round(float(np.mean(every)), 3)} | by_shape
 
 
+def device_name(device: str) -> str:
+    """The device as the card records it: a GPU by its model, the CPU as `cpu`."""
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
 def reproduce_commands(record: dict, out: str = "DIR") -> list[str]:
     """The commands that made a model: the first run's, then one per continuation."""
     earlier = reproduce_commands(record["continues"], f"{out}0") if "continues" in record else []
@@ -309,7 +318,8 @@ def reproduce_commands(record: dict, out: str = "DIR") -> list[str]:
     return [
         *earlier,
         f"python -m sma.embedded.train --out {out} --world {record['world']} --seed {record['seed']} "
-        f"--max-minutes {record['max_minutes']} --steps {record['steps']}{init}",
+        f"--max-minutes {record['max_minutes']} --steps {record['steps']} --videos {record['videos']} "
+        f"--batch {record['batch']}{init}",
     ]
 
 
@@ -366,11 +376,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--max-minutes", type=float, default=70, help="time budget of the denoiser stage")
     parser.add_argument("--threads", type=int, default=2)
+    default_device = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", default=default_device, help="where to train (default: a GPU if there is one)")
     parser.add_argument("--init", type=Path, help="continue training the denoiser of a model this script wrote")
     parser.add_argument("--check-samples", type=int, default=24, help="colour x shape prompts the card scores")
     parser.add_argument("--sample-steps", type=int, default=30, help="DDIM steps of the card's samples")
     arguments = parser.parse_args(argv)
     torch.set_num_threads(arguments.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
     torch.manual_seed(arguments.seed)
     rng = np.random.default_rng(arguments.seed)
     started = time.time()
@@ -388,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{arguments.init} learnt the {earlier['world']} world: pass `--world {earlier['world']}`")
     else:
         build_text_to_video(arguments.out, sizes, arguments.seed, words=vocabulary(world=arguments.world))
-    model = TextToVideoModel.from_pretrained(str(arguments.out))
+    model = TextToVideoModel.from_pretrained(str(arguments.out), arguments.device)
     log(f"making {arguments.videos} clips of the {arguments.world} world")
     videos, masks, prompts = make_dataset(arguments.videos, rng, arguments.world)
     if earlier is None:
@@ -400,7 +413,7 @@ def main(argv: list[str] | None = None) -> None:
     steps = train_denoiser(
         model,
         latents,
-        latent_foreground(masks, videos.shape[2] // latents.shape[-2]),
+        latent_foreground(masks, videos.shape[2] // latents.shape[-2]).to(latents.device),
         prompts,
         arguments.steps,
         arguments.batch,
@@ -422,14 +435,16 @@ def main(argv: list[str] | None = None) -> None:
         "max_minutes": arguments.max_minutes,
         "minutes": round(minutes, 1),
         "threads": arguments.threads,
+        "device": device_name(arguments.device),
         "sample_steps": arguments.sample_steps,
         "sizes": earlier["sizes"] if earlier else sizes.__dict__,
         "example_prompt": appearance_prompt("red", "circle", "white"),
     } | ({"continues": earlier} if earlier else {})
     (arguments.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    sample_grid(arguments.out, arguments.seed, arguments.world, arguments.sample_steps)
+    check = (arguments.out, arguments.seed)
+    sample_grid(*check, arguments.world, arguments.sample_steps, arguments.device)
     appearance = appearance_check(
-        arguments.out, arguments.seed, arguments.check_samples, arguments.world, arguments.sample_steps
+        *check, arguments.check_samples, arguments.world, arguments.sample_steps, arguments.device
     )
     log(f"appearance accuracy of the samples: {appearance}")
     write_card(arguments.out, record, appearance)

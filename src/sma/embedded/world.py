@@ -298,7 +298,7 @@ def sample_untuned(
     """DDIM from fresh noise with classifier-free guidance, as a user samples the model: the
     motion the model picks by itself."""
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(model.latent_shape(frames, size, size), generator=generator)
+    noise = torch.randn(model.latent_shape(frames, size, size), generator=generator).to(model.device)
     denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), guidance_scale)
     latents = sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), steps, progress=False)
     return model.decode_latents(latents)
