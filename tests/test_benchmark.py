@@ -2,9 +2,11 @@
 resumable, and paired differences that match a hand computation."""
 
 import json
+import shutil
 
 import pytest
 import yaml
+from safetensors.torch import load_file, save_file
 
 from sma.benchmark import cell_config, paired_differences, read_results, read_suite, run_suite, summarise, table
 from sma.cli import main
@@ -133,6 +135,22 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     changed = read_suite(write_suite(tmp_path, model_dir, steps=3))
     with pytest.raises(SmaError, match="was run with other settings"):
         run_suite(changed, out, resume=True, transfer=finished, progress=False)
+
+
+def test_a_model_retrained_in_place_is_not_resumed_as_the_old_one(tmp_path, model_dir):
+    model = shutil.copytree(model_dir, tmp_path / "model")
+    suite = read_suite(write_suite(tmp_path, model, variants=["untuned"]))
+    out = tmp_path / "out"
+    run_suite(suite, out, progress=False)
+    (model / "README.md").write_text("a new card")  # the card does not make the outputs
+    unchanged = Counting()
+    run_suite(suite, out, resume=True, transfer=unchanged, progress=False)
+    assert unchanged.calls == []
+
+    weights = model / "unet" / "diffusion_pytorch_model.safetensors"
+    save_file({name: tensor + 1 for name, tensor in load_file(weights).items()}, weights)
+    with pytest.raises(SmaError, match="was run with other settings or another model"):
+        run_suite(suite, out, resume=True, transfer=unchanged, progress=False)
 
 
 def test_the_untuned_control_trains_nothing_and_is_paired_with_every_variant(tmp_path, model_dir):

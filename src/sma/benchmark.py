@@ -18,6 +18,7 @@ and per reference (kind of motion); OUT/summary.png plots the means.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -485,12 +486,44 @@ def cell_config(suite: Suite, cell: Cell, model: str):
 
 
 def fingerprint(config, cell: Cell) -> str:
-    """Short hash of everything that makes a cell's outputs: its resolved config and its reference."""
+    """Short hash of everything that makes a cell's outputs: its resolved config, its reference and, for a
+    model in a local folder, the folder's contents (a model retrained in place is another setting)."""
     reference = cell.reference
     source = str(reference.path) if reference.path is not None else repr(reference.synthetic)
-    untuned = [] if cell.variant.tune else ["untuned"]  # tuned cells keep the fingerprints earlier runs wrote
-    text = json.dumps([config.to_dict(), source, *untuned], sort_keys=True, default=str)
+    untuned = [] if cell.variant.tune else ["untuned"]
+    models = [model_digest(config.model), model_digest(config.motion_adapter)]
+    text = json.dumps([config.to_dict(), source, *untuned, *models], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+UNHASHED = {".md", ".gif", ".png"}  # a model card and its samples do not make the outputs
+
+
+def model_digest(source: str) -> str | None:
+    """Hash of a local model folder's files (weights, configs, tokenizer); None for a hub id, whose revision is in
+    the config."""
+    folder = Path(source).resolve()
+    if not source or not folder.is_dir():
+        return None
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix not in UNHASHED)
+    stamps = tuple((path.relative_to(folder).as_posix(), *_size_and_time(path)) for path in files)
+    return _files_digest(folder, stamps)
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+@functools.cache
+def _files_digest(folder: Path, stamps: tuple[tuple[str, int, int], ...]) -> str:
+    """Content hash of the files that (name, size, mtime) `stamps` name: hashed once per process unless one changes."""
+    digest = hashlib.sha256()
+    for name, _, _ in stamps:
+        digest.update(name.encode())
+        with open(folder / name, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()[:16]
 
 
 def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
@@ -690,7 +723,7 @@ def _finished(records: list[dict], cells: list[Cell], configs: dict) -> set[str]
             continue
         if any(record["fingerprint"] != fingerprint(configs[cell.id], cell) for record in recorded[cell.id]):
             raise SmaError(
-                f"cell {cell.id} was run with other settings than the suite's now: "
+                f"cell {cell.id} was run with other settings or another model than the suite's now: "
                 "write to another folder or set `overwrite`"
             )
         if len(recorded[cell.id]) == len(cell.reference.targets):
