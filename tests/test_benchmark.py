@@ -429,16 +429,13 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
 
 
 def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_path, monkeypatch):
-    import importlib.util
     import sys
-    from pathlib import Path
+
+    from benchmark_scripts import load_script
 
     from sma.benchmark import append_results
 
-    script = Path(__file__).parents[1] / "benchmarks" / "summarise.py"
-    spec = importlib.util.spec_from_file_location("summarise", script)
-    summarise_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summarise_script)
+    summarise_script = load_script("summarise")
     for part, seed in (("a", 0), ("b", 1)):
         cells = [record("vmc", variant, "pan", seed, 0.5) for variant in ("sma", "nosma")]
         (tmp_path / part).mkdir()

@@ -198,3 +198,21 @@ def test_continuing_needs_another_folder_of_the_same_world(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path / "new"), "--init", str(model), "--world", "hard"])
     assert "learnt the simple world: pass `--world simple`" in capsys.readouterr().err
+
+
+def test_coherence_finds_the_worlds_objects_in_every_frame_and_tells_a_jumping_one():
+    from benchmark_scripts import load_script
+
+    from sma.video.synthetic import rgb
+
+    coherence = load_script("coherence")
+    clip, _ = HARD.random_clip(np.random.default_rng(3))
+    colours = [rgb(thing.colour) for thing in clip.objects]
+    found, jumps = coherence.object_scores(clip.frames, colours)
+    assert found == 1.0 and len(jumps) == len(colours) * (len(clip.frames) - 1) and max(jumps) < 8
+    scrambled = clip.frames[[0, 15, 1, 14, 2, 13, 3, 12, 4, 11, 5, 10, 6, 9, 7, 8]]
+    _, scrambled_jumps = coherence.object_scores(scrambled, colours)
+    assert max(scrambled_jumps) > 8
+    blanked = clip.frames.copy()
+    blanked[:4] = blanked[:4].mean(axis=(1, 2), keepdims=True).astype(np.uint8)  # no object in the first 4 frames
+    assert coherence.object_scores(blanked, colours)[0] == 0.75
