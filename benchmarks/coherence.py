@@ -23,12 +23,11 @@ JUMP_PX = 8.0
 
 def object_scores(frames: np.ndarray, colours: list[tuple[int, int, int]]) -> tuple[float, list[float]]:
     """Share of (object, frame) pairs found, and the jumps (px) of each object between consecutive found frames."""
-    from sma.metrics.appearance import colour_mask
-    from sma.metrics.trajectory import blob_centre
+    from sma.metrics.trajectory import colour_centres
 
     found, jumps = [], []
     for colour in colours:
-        centres = [blob_centre(colour_mask(frame, colour)) for frame in frames]
+        centres = colour_centres(frames, colour)
         found += [centre is not None for centre in centres]
         jumps += [
             float(np.hypot(*(after - before)))

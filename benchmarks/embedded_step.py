@@ -42,10 +42,13 @@ def seconds_per_step(
     latents = encode_dataset(model, videos)
     weights = latent_foreground(masks, videos.shape[2] // latents.shape[-2]).to(device)
 
+    on_gpu = torch.device(device).type == "cuda"
+
     def run(count: int) -> float:
         started = time.perf_counter()
         train_denoiser(model, latents, weights, prompts, count, batch, time.time() + 3600, rng, lambda: None)
-        torch.cuda.synchronize() if device.startswith("cuda") else None
+        if on_gpu:
+            torch.cuda.synchronize()
         return time.perf_counter() - started
 
     run(1)
@@ -53,7 +56,7 @@ def seconds_per_step(
     if profile:
         with torch.profiler.profile() as profiler:
             run(1)
-        sort_by = "cuda_time_total" if device.startswith("cuda") else "cpu_time_total"
+        sort_by = "cuda_time_total" if on_gpu else "cpu_time_total"
         print(profiler.key_averages().table(sort_by=sort_by, row_limit=15, max_name_column_width=50))
     return seconds, sum(parameter.numel() for parameter in model.unet.parameters())
 

@@ -502,9 +502,9 @@ UNHASHED = {".md", ".gif", ".png"}  # a model card and its samples do not make t
 def model_digest(source: str) -> str | None:
     """Hash of a local model folder's files (weights, configs, tokenizer); None for a hub id, whose revision is in
     the config."""
-    folder = Path(source).resolve()
-    if not source or not folder.is_dir():
+    if not source or not Path(source).is_dir():
         return None
+    folder = Path(source).resolve()
     files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix not in UNHASHED)
     stamps = tuple((path.relative_to(folder).as_posix(), *_size_and_time(path)) for path in files)
     return _files_digest(folder, stamps)

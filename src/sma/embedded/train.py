@@ -441,10 +441,14 @@ def main(argv: list[str] | None = None) -> None:
         "example_prompt": appearance_prompt("red", "circle", "white"),
     } | ({"continues": earlier} if earlier else {})
     (arguments.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
-    check = (arguments.out, arguments.seed)
-    sample_grid(*check, arguments.world, arguments.sample_steps, arguments.device)
+    sample_grid(arguments.out, arguments.seed, arguments.world, arguments.sample_steps, arguments.device)
     appearance = appearance_check(
-        *check, arguments.check_samples, arguments.world, arguments.sample_steps, arguments.device
+        arguments.out,
+        arguments.seed,
+        arguments.check_samples,
+        arguments.world,
+        arguments.sample_steps,
+        arguments.device,
     )
     log(f"appearance accuracy of the samples: {appearance}")
     write_card(arguments.out, record, appearance)

@@ -100,8 +100,7 @@ def colour_trajectory_error(
     estimated = np.zeros_like(trajectories)
     found = np.zeros(trajectories.shape[:2], bool)
     for number, colour in enumerate(colours):
-        for index, frame in enumerate(frames):
-            centre = blob_centre(colour_mask(frame, colour, tolerance), min_area)
+        for index, centre in enumerate(colour_centres(frames, colour, tolerance, min_area)):
             if centre is not None:
                 estimated[number, index], found[number, index] = centre, True
         if not found[number].any():
@@ -112,6 +111,13 @@ def colour_trajectory_error(
         estimated[number] = estimated[number, nearest]
     name = f"largest blob of each colour (tolerance {tolerance:g})"
     return _scored(estimated, trajectories, frames.shape[1:3], name, float(found.mean()))
+
+
+def colour_centres(
+    frames: np.ndarray, colour: tuple[int, int, int], tolerance: float = 60.0, min_area: int = 4
+) -> list[np.ndarray | None]:
+    """Per frame of uint8 (f, h, w, 3) `frames`, the (x, y) centre of the largest blob of `colour`, or None."""
+    return [blob_centre(colour_mask(frame, colour, tolerance), min_area) for frame in frames]
 
 
 def blob_centre(mask: np.ndarray, min_area: int = 4) -> np.ndarray | None:
