@@ -422,6 +422,11 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
     assert len(pilot.cells()) == 2 * 5 * 2 * 2 and pilot.seeds == (0, 1) and pilot.world == "hard"
     assert {cell.id for cell in pilot.cells()} <= {cell.id for cell in suite.cells()}
     assert [method.name for method in select(suite, methods=["motiondirector"]).methods] == ["motiondirector"]
+    lane = select(suite, references=["non-rigid", "camera-pan"], seeds=[3])
+    assert [reference.name for reference in lane.references] == ["camera-pan", "non-rigid"]
+    assert len(lane.cells()) == 2 * 2 * 7
+    with pytest.raises(SmaError, match="the suite has no references waves"):
+        select(suite, references=["waves"])
     with pytest.raises(SmaError, match="the suite has no variants nope"):
         select(suite, variants=["sma", "nope"])
     with pytest.raises(SmaError, match=r"no seeds 10 \(it has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
@@ -445,5 +450,7 @@ def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_
     summarise_script.main()
     assert [r["seed"] for r in read_results(tmp_path / "all")] == [0, 0, 1, 1]
     assert "| vmc | sma minus nosma | 2 |" in (tmp_path / "all" / "summary.md").read_text()
+    arguments = [str(tmp_path / "a"), str(tmp_path / "all"), "--out", str(tmp_path / "again")]
+    monkeypatch.setattr(sys, "argv", ["summarise.py", *arguments])
     with pytest.raises(SystemExit, match="cell pan-sma-0 is in both"):
-        summarise_script.merged([tmp_path / "a", tmp_path / "all"])
+        summarise_script.main()

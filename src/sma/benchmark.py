@@ -183,13 +183,20 @@ class Suite:
 
 
 def select(
-    suite: Suite, *, seeds: list[int] | None = None, methods: list[str] | None = None, variants: list[str] | None = None
+    suite: Suite,
+    *,
+    seeds: list[int] | None = None,
+    references: list[str] | None = None,
+    methods: list[str] | None = None,
+    variants: list[str] | None = None,
 ) -> Suite:
-    """Part of a suite (a pilot): only the given seeds, methods and variants. Cells keep their ids and settings, so
-    the whole suite resumed into the same folder runs only the rest."""
+    """Part of a suite (a pilot, or one lane of several run in parallel): only the given seeds, references, methods
+    and variants. Cells keep their ids and settings, so the whole suite resumed into the same folder runs only the
+    rest."""
     chosen = {}
     for key, wanted, present in (
         ("seeds", seeds, suite.seeds),
+        ("references", references, [reference.name for reference in suite.references]),
         ("methods", methods, [method.name for method in suite.methods]),
         ("variants", variants, [variant.name for variant in suite.variants]),
     ):
@@ -200,6 +207,7 @@ def select(
     return replace(
         suite,
         seeds=tuple(seed for seed in suite.seeds if seed in chosen["seeds"]),
+        references=tuple(reference for reference in suite.references if reference.name in chosen["references"]),
         methods=tuple(method for method in suite.methods if method.name in chosen["methods"]),
         variants=tuple(variant for variant in suite.variants if variant.name in chosen["variants"]),
     )
@@ -878,6 +886,28 @@ def write_summary(out: Path, records: list[dict], name: str) -> None:
     with atomic_output(Path(out) / "summary.md", overwrite=True) as temporary:
         temporary.write_text(summary_text(records, name))
     plot(summarise(records), Path(out) / "summary.png")
+
+
+def merge_parts(parts: list[Path], out: Path, name: str) -> list[dict]:
+    """One benchmark out of parts run apart (in parallel lanes, or over several sessions): OUT/results.jsonl and its
+    summary. A cell recorded in two parts is refused: which of them to keep is the user's call."""
+    from sma.video.atomic import atomic_output
+
+    records, seen = [], {}
+    for part in parts:
+        found = read_results(part)
+        if not found:
+            raise SmaError(f"{part} holds no results.jsonl records")
+        for cell in dict.fromkeys(record["cell"] for record in found):
+            if cell in seen:
+                raise SmaError(f"cell {cell} is in both {seen[cell]} and {part}: keep one")
+            seen[cell] = part
+        records += found
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with atomic_output(Path(out) / RESULTS_FILE, overwrite=True) as temporary:
+        temporary.write_text("".join(f"{json.dumps(record)}\n" for record in records))
+    write_summary(out, records, name)
+    return records
 
 
 def plot(rows: list[dict], path: Path) -> None:

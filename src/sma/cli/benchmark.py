@@ -19,6 +19,7 @@ def add_parser(subcommands) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
     parser.add_argument("--model", help="Hub id or model folder for every cell (default: the suite's, else embedded)")
     parser.add_argument("--seeds", type=_integers, help="run only these of the suite's seeds (a pilot): 0,1")
+    parser.add_argument("--references", type=_names, help="run only these of the suite's references: camera-pan")
     parser.add_argument("--methods", type=_names, help="run only these of the suite's methods: vmc,motiondirector")
     parser.add_argument("--variants", type=_names, help="run only these of the suite's variants: sma,nosma")
     parser.add_argument(
@@ -59,7 +60,11 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.benchmark import read_suite, run_suite, select, summary_text, with_settings
 
     suite = select(
-        read_suite(arguments.suite), seeds=arguments.seeds, methods=arguments.methods, variants=arguments.variants
+        read_suite(arguments.suite),
+        seeds=arguments.seeds,
+        references=arguments.references,
+        methods=arguments.methods,
+        variants=arguments.variants,
     )
     suite = with_settings(suite, dict(arguments.settings or ()))
     records = run_suite(
