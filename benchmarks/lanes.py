@@ -71,7 +71,7 @@ def main() -> None:
     plan = lanes(suite, arguments.lanes)
     folders = [arguments.out / "lanes" / f"{lane['method']}-{lane['reference']}-{n}" for n, lane in enumerate(plan)]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    waiting, running, failed = list(zip(plan, folders, strict=True)), {}, None
+    waiting, running, failed, reported = list(zip(plan, folders, strict=True)), {}, None, 0
     start = time.monotonic()
     deadline = start + 60 * arguments.minutes
     while (waiting or running) and time.monotonic() < deadline and failed is None:
@@ -93,8 +93,9 @@ def main() -> None:
             log.close()
             if process.returncode:
                 failed = folder
-        minutes = (time.monotonic() - start) / 60
-        print(f"{minutes:5.1f} min: {finished_cells(folders)} cells finished, {len(running)} lanes running", flush=True)
+        if (finished := finished_cells(folders)) != reported:
+            minutes, reported = (time.monotonic() - start) / 60, finished
+            print(f"{minutes:5.1f} min: {finished} cells finished, {len(running)} lanes running", flush=True)
     for process, (_, log) in running.items():
         os.killpg(process.pid, signal.SIGTERM)
         process.wait()
