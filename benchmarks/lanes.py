@@ -25,20 +25,32 @@ from sma.errors import SmaError
 
 
 def lanes(suite, count: int) -> list[dict]:
-    """(method, reference, seeds) per lane: the seeds dealt out in turn when there are more lanes than pairs."""
-    shares = max(1, count // (len(suite.methods) * len(suite.references)))
+    """One lane per (method, reference) and share of the seeds when there are lanes for every pair; with fewer, one
+    lane per share of the seeds running every pair, so a deadline still leaves each kind of motion its seeds."""
+    methods, references = [method.name for method in suite.methods], [reference.name for reference in suite.references]
+    pairs = [([method], [reference]) for method in methods for reference in references]
+    if count < len(pairs):
+        pairs, shares = [(methods, references)], count
+    else:
+        shares = count // len(pairs)
     return [
-        {"method": method.name, "reference": reference.name, "seeds": suite.seeds[share::shares]}
+        {
+            "name": f"{'-'.join(chosen_methods)}-{'-'.join(chosen_references)}-{share}"
+            if len(pairs) > 1
+            else f"seeds-{share}",
+            "methods": chosen_methods,
+            "references": chosen_references,
+            "seeds": suite.seeds[share::shares],
+        }
         for share in range(shares)
-        for method in suite.methods
-        for reference in suite.references
+        for chosen_methods, chosen_references in pairs
         if suite.seeds[share::shares]
     ]
 
 
 def command(arguments, lane: dict, out: Path) -> list[str]:
     words = [sys.executable, "-m", "sma", "benchmark", str(arguments.suite), "--out", str(out)]
-    words += ["--methods", lane["method"], "--references", lane["reference"]]
+    words += ["--methods", ",".join(lane["methods"]), "--references", ",".join(lane["references"])]
     words += ["--seeds", ",".join(map(str, lane["seeds"]))]
     words += ["--variants", arguments.variants] if arguments.variants else []
     words += [word for setting in arguments.settings or () for word in ("--set", setting)]
@@ -69,7 +81,7 @@ def main() -> None:
     except SmaError as error:
         sys.exit(f"error: {error}")
     plan = lanes(suite, arguments.lanes)
-    folders = [arguments.out / "lanes" / f"{lane['method']}-{lane['reference']}-{n}" for n, lane in enumerate(plan)]
+    folders = [arguments.out / "lanes" / lane["name"] for lane in plan]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     waiting, running, failed, reported = list(zip(plan, folders, strict=True)), {}, None, 0
     start = time.monotonic()

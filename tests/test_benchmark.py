@@ -123,7 +123,7 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     summary = (out / "summary.md").read_text()
     assert "| vmc | sma | 1 |" in summary and "| vmc | sma minus nosma | 1 |" in summary
     assert "robust MF two-sided" in summary and "trajectory error (px)" in summary
-    assert (out / "summary.png").stat().st_size > 0
+    assert (out / "summary.png").stat().st_size > 0 and (out / "differences.png").stat().st_size > 0
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
     finished = Counting()
@@ -392,7 +392,7 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
     from sma.benchmark import ground_truth_scores, reference_clip
 
     suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
-    assert len(suite.cells()) == 10 * 5 * 2 * 7 and suite.overrides["sma.levels"] == 3
+    assert len(suite.cells()) == 10 * 5 * 2 * 9 and suite.overrides["sma.levels"] == 3
     video = SimpleNamespace(start=0, stride=1, frames=16, height=64, width=64)
     kinds = set()
     for reference in suite.references:
@@ -424,13 +424,39 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
     assert [method.name for method in select(suite, methods=["motiondirector"]).methods] == ["motiondirector"]
     lane = select(suite, references=["non-rigid", "camera-pan"], seeds=[3])
     assert [reference.name for reference in lane.references] == ["camera-pan", "non-rigid"]
-    assert len(lane.cells()) == 2 * 2 * 7
+    assert len(lane.cells()) == 2 * 2 * len(suite.variants)
     with pytest.raises(SmaError, match="the suite has no references waves"):
         select(suite, references=["waves"])
     with pytest.raises(SmaError, match="the suite has no variants nope"):
         select(suite, variants=["sma", "nope"])
     with pytest.raises(SmaError, match=r"no seeds 10 \(it has 0, 1, 2, 3, 4, 5, 6, 7, 8, 9\)"):
         select(suite, seeds=[10])
+
+
+def test_lanes_share_out_the_seeds_so_a_deadline_leaves_every_kind_of_motion_some():
+    from pathlib import Path
+
+    from benchmark_scripts import load_script
+
+    from sma.benchmark import select
+
+    lanes = load_script("lanes").lanes
+    suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
+    many = lanes(suite, 20)  # 2 methods x 5 references: two shares of the seeds each
+    assert len(many) == 20 and {len(lane["references"]) for lane in many} == {1}
+    assert sorted(seed for lane in many if lane["name"] == "vmc-non-rigid-1" for seed in lane["seeds"]) == [
+        1,
+        3,
+        5,
+        7,
+        9,
+    ]
+    cells = {
+        (m, r, seed) for lane in many for m in lane["methods"] for r in lane["references"] for seed in lane["seeds"]
+    }
+    assert len(cells) == 2 * 5 * 10  # every (method, reference, seed) in exactly one lane
+    few = lanes(select(suite, seeds=[0, 1, 2]), 2)  # fewer lanes than pairs: each runs every pair, seed by seed
+    assert [lane["seeds"] for lane in few] == [(0, 2), (1,)] and all(len(lane["references"]) == 5 for lane in few)
 
 
 def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_path, monkeypatch):

@@ -878,7 +878,8 @@ def summary_text(records: list[dict], name: str) -> str:
 
 
 def write_summary(out: Path, records: list[dict], name: str) -> None:
-    """OUT/summary.md (the tables) and OUT/summary.png (the means with their intervals)."""
+    """OUT/summary.md (the tables), OUT/summary.png (the means with their intervals) and, where runs with and
+    without SMA pair up, OUT/differences.png (each variant minus no SMA, with its interval)."""
     from sma.video.atomic import atomic_output
 
     if not records:
@@ -886,6 +887,8 @@ def write_summary(out: Path, records: list[dict], name: str) -> None:
     with atomic_output(Path(out) / "summary.md", overwrite=True) as temporary:
         temporary.write_text(summary_text(records, name))
     plot(summarise(records), Path(out) / "summary.png")
+    if differences := paired_differences(records):
+        plot(differences, Path(out) / "differences.png")
 
 
 def merge_parts(parts: list[Path], out: Path, name: str) -> list[dict]:
@@ -932,6 +935,7 @@ def plot(rows: list[dict], path: Path) -> None:
         means = np.array([value[0] for value in values])
         errors = np.array([[value[0] - value[1], value[2] - value[0]] for value in values]).T
         axis.bar(range(len(rows)), means, yerr=errors, capsize=3, color=colours)
+        axis.axhline(0.0, color="black", linewidth=0.6)
         axis.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
         axis.set_title(title, fontsize=9)
     figure.tight_layout()
