@@ -82,6 +82,14 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
         temporary.write_text(json.dumps(metrics, indent=2))
 
 
+def sma_share(history: list[dict[str, float]]) -> float | None:
+    """SMA's share of the training loss over the run (None without SMA). Near 1, SMA's weights and not the
+    method's objective set the direction of every Adam step: the hard world's ablation found that costly."""
+    steps = [record for record in history if "sma" in record]
+    total = sum(record["loss"] for record in steps)
+    return sum(record["sma"] for record in steps) / total if steps and total > 0 else None
+
+
 def plot_losses(history: list[dict[str, float]], path: Path) -> None:
     """One panel per logged loss term against the step (a term may be missing on some steps: MotionDirector's
     spatial loss on the steps that drop the spatial LoRA)."""

@@ -31,7 +31,7 @@ from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
 from sma.phases import Phases
 from sma.recipes import flatten, load_config
 from sma.references import Reference, captioned, entry_path, resolve
-from sma.report import REFERENCES_DIR, plot_losses, read_metrics, write_metrics, write_report
+from sma.report import REFERENCES_DIR, plot_losses, read_metrics, sma_share, write_metrics, write_report
 from sma.run_folder import (
     CONFIG_FILE,
     RUN_FILE,
@@ -149,6 +149,13 @@ def check_resume(run: RunFolder, config: TransferConfig, references: list[Refere
         )
 
 
+SMA_SHARE_WARNED = 0.9
+
+
+class SmaDominatesWarning(UserWarning):
+    """SMA was most of the training loss (`sma.report.sma_share`)."""
+
+
 class EmptyPromptWarning(UserWarning):
     """The reference has no prompt: the method conditions on the empty text."""
 
@@ -249,7 +256,16 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
         pinned.prompt = references[0].prompt
         Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / "adapter")
         plot_losses(history, run.path / "loss_curves.png")
-        write_metrics(run.path, {"phases": phases.summary()})
+        share = sma_share(history)
+        if share is not None and share > SMA_SHARE_WARNED:
+            warnings.warn(
+                f"SMA was {share:.0%} of the training loss, so its weights rather than {method.name}'s objective "
+                "steered the training: lower sma.global_weight and sma.local_weight (README: check the weights "
+                "against your base loss)",
+                SmaDominatesWarning,
+                stacklevel=2,
+            )
+        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share})
         if resuming:  # the settings it ended with (only RESUMABLE ones can differ)
             config.save(run.path / CONFIG_FILE)
     accelerator.wait_for_everyone()
@@ -504,7 +520,8 @@ def transfer(
             method.set_conditions(method.condition_on(clips[0]))  # ControlVideo untuned: the reference's depth
             method.model.to(device, generation_dtype(config.generate.precision, device))
         paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
-        timings = read_metrics(run.path).get("phases", {}) | method.phases.summary()
+        trained = read_metrics(run.path)  # what training wrote: its phases and SMA's share of the loss
+        timings = trained.get("phases", {}) | method.phases.summary()
         baseline = []
         if config.generate.untuned:
             if trains:  # the backbone again, without the trained weights (the trained model is freed first)
@@ -512,7 +529,8 @@ def transfer(
                 method = untuned_method(adapter.config, device, conditions=adapter.conditions)
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
-        write_report(run.path, config.targets, paths, {"phases": timings | phases.summary()}, baseline)
+        extra = {"phases": timings | phases.summary(), "sma_share": trained.get("sma_share")}
+        write_report(run.path, config.targets, paths, extra, baseline)
     return Path(out)
 
 
