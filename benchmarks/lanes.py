@@ -78,6 +78,8 @@ def main() -> None:
             seeds=[int(seed) for seed in arguments.seeds.split(",")] if arguments.seeds else None,
             methods=arguments.methods.split(",") if arguments.methods else None,
         )
+    except ValueError:
+        sys.exit(f"error: --seeds takes comma-separated integers, not {arguments.seeds!r}")
     except SmaError as error:
         sys.exit(f"error: {error}")
     plan = lanes(suite, arguments.lanes)
