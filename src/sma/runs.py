@@ -149,13 +149,6 @@ def check_resume(run: RunFolder, config: TransferConfig, references: list[Refere
         )
 
 
-SMA_SHARE_WARNED = 0.9
-
-
-class SmaDominatesWarning(UserWarning):
-    """SMA was most of the training loss (`sma.report.sma_share`)."""
-
-
 class EmptyPromptWarning(UserWarning):
     """The reference has no prompt: the method conditions on the empty text."""
 
@@ -256,16 +249,7 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
         pinned.prompt = references[0].prompt
         Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / "adapter")
         plot_losses(history, run.path / "loss_curves.png")
-        share = sma_share(history)
-        if share is not None and share > SMA_SHARE_WARNED:
-            warnings.warn(
-                f"SMA was {share:.0%} of the training loss, so its weights rather than {method.name}'s objective "
-                "steered the training: lower sma.global_weight and sma.local_weight (README: check the weights "
-                "against your base loss)",
-                SmaDominatesWarning,
-                stacklevel=2,
-            )
-        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share})
+        write_metrics(run.path, {"phases": phases.summary(), "sma_share": sma_share(history)})
         if resuming:  # the settings it ended with (only RESUMABLE ones can differ)
             config.save(run.path / CONFIG_FILE)
     accelerator.wait_for_everyone()
