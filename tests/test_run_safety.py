@@ -261,7 +261,8 @@ def test_adapter_records_the_absolute_model_and_generate_can_override_it(
         assert main([*arguments, "--model", str(moved)]) == 0
     finally:
         moved.rename(model_dir)
-    assert (read_video(tmp_path / "again" / first[0].relative_to(tmp_path / "videos")) == read_video(first[0])).all()
+    again = tmp_path / "again" / first[0].relative_to(tmp_path / "videos")
+    assert (read_video(again.with_suffix(".gif")) == read_video(first[0].with_suffix(".gif"))).all()  # no codec noise
 
 
 def test_generate_refuses_before_computing(model_dir, reference, tmp_path, capsys):

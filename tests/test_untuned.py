@@ -3,7 +3,6 @@ before any training, on tiny models of the real classes."""
 
 import json
 
-import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler
@@ -59,8 +58,9 @@ def test_untuned_is_ddim_from_seeded_noise_and_reproducible(model_dir, reference
     ]
     assert all(path.with_suffix(".gif").is_file() for path in paths)
     again = untuned(config, reference, tmp_path / "b")
-    assert all((read_video(one) == read_video(two)).all() for one, two in zip(paths, again, strict=True))
-    assert not (read_video(paths[0]) == read_video(paths[1])).all()
+    gifs = [[read_video(path.with_suffix(".gif")) for path in run] for run in (paths, again)]  # gif: no codec noise
+    assert all((one == two).all() for one, two in zip(*gifs, strict=True))
+    assert not (gifs[0][0] == gifs[0][1]).all()
     with pytest.raises(SmaError, match=r"00-a-blue-square\.mp4 exists; set `overwrite`"):
         untuned(config, reference, tmp_path / "a")
 
@@ -71,15 +71,10 @@ def test_untuned_is_ddim_from_seeded_noise_and_reproducible(model_dir, reference
     torch.testing.assert_close(latents, expected, atol=1e-5, rtol=0)
     assert method.trainable == {} and not any(p.requires_grad for p in method.model.unet.parameters())
     assert all(torch.equal(before[name], tensor) for name, tensor in method.model.unet.state_dict().items())
-    written = write_video(tmp_path / "by-hand.mp4", method.model.decode_latents(expected))
-    assert np.abs(read_video(written).astype(int) - read_video(paths[1])).max() <= 2  # two encodings of one video
+    written = write_video(tmp_path / "by-hand.gif", method.model.decode_latents(expected))
+    assert (read_video(written) == gifs[0][1]).all()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="intermittent since session 8: about 1 run in 4 the baseline written by `sma transfer --untuned` differs "
-    "from `untuned()` on the same seed (up to 15 levels, 22% of pixels); cause not found yet",
-)
 def test_transfer_writes_the_untuned_baseline_beside_the_outputs(model_dir, reference, tmp_path, capsys):
     out = tmp_path / "run"
     arguments = ["transfer", str(reference), "--model", str(model_dir), "--out", str(out), "--untuned"]
@@ -95,10 +90,11 @@ def test_transfer_writes_the_untuned_baseline_beside_the_outputs(model_dir, refe
     assert entry["video"] == "untuned/00-a-green-star.mp4" and -1 <= entry["robust_motion_fidelity"] <= 1
     assert metrics["phases"]["untuned"]["steps"] == 3 and len(metrics["outputs"]) == 1
     # the untuned model is the backbone as loaded: the trained weights play no part
+    # compared as gifs: x264 now and then encodes the same frames to another stream (see write_video)
     (standalone,) = untuned(config_of(model_dir, targets=["a green star"]), reference, tmp_path / "standalone")
-    baseline = read_video(out / entry["video"])
-    assert (baseline == read_video(standalone)).all()
-    assert not (baseline == read_video(out / metrics["outputs"][0]["video"])).all()
+    baseline = read_video((out / entry["video"]).with_suffix(".gif"))
+    assert (baseline == read_video(standalone.with_suffix(".gif"))).all()
+    assert not (baseline == read_video((out / metrics["outputs"][0]["video"]).with_suffix(".gif"))).all()
     # one row per target: reference, untuned, output
     assert read_video(out / "comparison.mp4").shape[2] == 3 * SIZE + 2 * 4
 

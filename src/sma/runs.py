@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -173,9 +174,11 @@ def start_run(
     method.model.check_size(config.video.height, config.video.width)
 
     def write(folder: Path) -> None:
-        write_video(folder / "reference.mp4", clips[0], overwrite=True)
-        if len(clips) > 1:
-            for index, (reference, clip) in enumerate(zip(references, clips, strict=True)):
+        first = write_video(folder / "reference.mp4", clips[0], overwrite=True)
+        if len(clips) > 1:  # the first is a copy: x264 may encode the same frames to another stream a second time
+            (folder / REFERENCES_DIR).mkdir(exist_ok=True)
+            shutil.copyfile(first, folder / REFERENCES_DIR / f"00-{slug(references[0].path.stem)}.mp4")
+            for index, (reference, clip) in enumerate(zip(references[1:], clips[1:], strict=True), start=1):
                 write_video(folder / REFERENCES_DIR / f"{index:02d}-{slug(reference.path.stem)}.mp4", clip)
         about = {
             "reference": str(references[0].path),

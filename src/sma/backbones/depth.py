@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sma.backbones.hub import ModelNotFoundError, first_line, local_folder
+from sma.backbones.hub import ModelNotFoundError, first_line, local_folder, no_hub_kernels
 from sma.config import VideoConfig
 from sma.video import read_video_tensor
 
@@ -27,12 +27,19 @@ def estimate_depth(model: str, clip: torch.Tensor, revision: str | None = None) 
     scaled to its maximum (the transformers pipeline's `depth` image, the input ControlNet-Depth was trained on).
     transformers prefers safetensors and reads .bin with torch.load(weights_only=True)."""
     from PIL import Image
-    from transformers import pipeline
+    from transformers import PreTrainedModel, pipeline
 
     local_folder(model, "a folder holding a transformers depth-estimation model")
     try:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        estimator = pipeline("depth-estimation", model=model, device=device, revision=revision, dtype=torch.float32)
+        estimator = pipeline(
+            "depth-estimation",
+            model=model,
+            device=device,
+            revision=revision,
+            dtype=torch.float32,
+            model_kwargs=no_hub_kernels(PreTrainedModel),
+        )
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise ModelNotFoundError(
             f"cannot load the depth-estimation model {model!r} ({first_line(error)}): pass a local folder "

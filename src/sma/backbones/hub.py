@@ -83,7 +83,7 @@ def _load(loader, source: str, subfolder: str, names: list[str], options: dict):
     if issubclass(loader, ModelMixin):
         options = {**weights_options(names, where), **options}
     elif issubclass(loader, PreTrainedModel):  # transformers 5 would take the config's dtype (float16 for ZeroScope)
-        options = {**weights_options(names, where), "dtype": torch.float32, **options}
+        options = {**weights_options(names, where), "dtype": torch.float32, **no_hub_kernels(loader), **options}
     try:
         return loader.from_pretrained(source, subfolder=subfolder, **options)
     except (OSError, ValueError, pickle.UnpicklingError) as error:
@@ -94,6 +94,13 @@ def _load(loader, source: str, subfolder: str, names: list[str], options: dict):
                 "tensors, which could run code) and sma never unpickles anything else; get safetensors weights"
             ) from error
         raise ModelNotFoundError(f"cannot load {where}: {first_line(error)}") from error
+
+
+def no_hub_kernels(loader) -> dict:
+    """`use_kernels=False` where transformers knows it: since 5.x it defaults to swapping layers for compiled
+    kernels fetched from the Hub (code sma does not run) and re-does it on every `.train()`/`.eval()`, which
+    fails on the `meta` device. Older releases have neither the option nor the swap."""
+    return {"use_kernels": False} if hasattr(loader, "set_use_kernels") else {}
 
 
 def weights_options(names: list[str], where: str) -> dict:

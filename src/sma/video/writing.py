@@ -35,7 +35,8 @@ def write_video(
     The suffix picks the format: .mp4/.mov/.mkv (H.264, yuv420p, constant quality `quality`
     as x264's crf, lower is better), .gif, or no suffix for a folder of png frames
     (frame_0000.png, ...). Odd sizes are padded to even for H.264 by repeating the last row
-    and column.
+    and column. H.264 is not repeatable: x264 (PyAV 18.1, one thread) now and then encodes the same frames
+    to another stream, up to 15 levels apart once decoded, so compare videos as gifs or frames, not as mp4s.
     """
     frames = as_frames(video)
     path = Path(path)
