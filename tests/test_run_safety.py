@@ -18,7 +18,7 @@ from sma.errors import SmaError
 from sma.methods.vmc import VMC
 from sma.recipes import load_config
 from sma.run_folder import RunLock
-from sma.runs import Adapter, generate, train
+from sma.runs import Adapter, generate, train, transfer
 from sma.training import TrainingInterrupted
 from sma.video import MovingObject, read_video, synthetic_video, write_video
 
@@ -153,7 +153,7 @@ def test_resume_refuses_changed_settings_and_reference(model_dir, reference, tmp
 
     assert main(command("train", reference, out, model_dir, "--resume", "--steps", "1")) == 2
     error = one_line_error(capsys)
-    assert "--steps is 1 but" in error and "has a checkpoint at step 2: set --steps to at least that" in error
+    assert "finished training at step 2: resuming keeps those steps, so set --steps to at least 2" in error
     assert (out / "config.yaml").read_text() == stored
 
 
@@ -288,6 +288,27 @@ def test_generate_refuses_before_computing(model_dir, reference, tmp_path, capsy
         assert "adapter.safetensors" in one_line_error(capsys)
 
 
+def test_generate_takes_a_run_folder_and_a_failure_leaves_no_empty_folder_and_adapters_are_644(
+    model_dir, reference, tmp_path, capsys
+):
+    out = tmp_path / "run"
+    mask = os.umask(0o022)
+    try:
+        train(config(model_dir), reference, out)
+    finally:
+        os.umask(mask)
+    shared = [out / "adapter" / "adapter.safetensors", *(out / "checkpoints").glob("step-*/*.safetensors")]
+    assert {oct(path.stat().st_mode & 0o777) for path in shared} == {"0o644"}  # safetensors alone gives 600
+    assert {oct(path.stat().st_mode & 0o777) for path in (out / "checkpoints").glob("step-*")} == {"0o755"}
+    arguments = ["generate", "--target", "a blue square", "--out"]
+    assert main([*arguments, str(tmp_path / "videos"), "--adapter", str(out)]) == 0
+    assert (tmp_path / "videos" / "videos" / "00-a-blue-square.mp4").is_file()
+    assert main([*arguments, str(tmp_path / "more"), "--adapter", str(out), "--model", str(tmp_path / "gone")]) == 2
+    assert "gone" in one_line_error(capsys) and not (tmp_path / "more").exists()
+    assert main([*arguments, str(tmp_path / "more"), "--adapter", str(tmp_path)]) == 2
+    assert "neither an adapter folder" in one_line_error(capsys) and not (tmp_path / "more").exists()
+
+
 def test_16_bit_png_frames_keep_their_values(tmp_path):
     depth = (np.linspace(0, 65535, SIZE * SIZE).reshape(SIZE, SIZE)).astype(np.uint16)
     folder = tmp_path / "depth"
@@ -345,3 +366,38 @@ def test_an_empty_prompt_is_said_and_each_target_is_named(model_dir, reference, 
     printed = capsys.readouterr()
     assert "generating 1/1: a cat" in printed.out + printed.err
     assert "motion fidelity" in printed.out and "(robust)" in printed.out
+
+
+def test_an_interrupt_after_training_keeps_the_adapter_and_resume_generates_only(
+    model_dir, reference, tmp_path, monkeypatch
+):
+    """Issue 35: a run shorter than the checkpoint interval, stopped while it generates, kept nothing; resuming
+    a finished run trained it again (and could cut its log or replace its adapter by a shorter one)."""
+    import sma.runs
+
+    out, settings = tmp_path / "run", {"train.checkpoint_every": 100}
+
+    def interrupted(*_args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sma.runs, "write_videos", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        transfer(config(model_dir, **settings), reference, out)
+    monkeypatch.undo()
+    adapter, log = (out / "adapter" / "adapter.safetensors").read_bytes(), (out / "losses.jsonl").read_text()
+    assert len(log.splitlines()) == 2
+
+    more_targets = {**settings, "targets": ["a blue square", "a green star"]}
+    transfer(config(model_dir, **more_targets), reference, out, resume=True)
+    assert (out / "adapter" / "adapter.safetensors").read_bytes() == adapter  # not trained again
+    assert (out / "losses.jsonl").read_text() == log
+    assert len(list((out / "videos").glob("*.mp4"))) == 2
+    assert load_config(out / "config.yaml").targets == ["a blue square", "a green star"]
+
+    with pytest.raises(SmaError, match="finished training at step 2: resuming keeps those steps"):
+        transfer(config(model_dir, **{**settings, "train.steps": 1}), reference, out, resume=True)
+    assert (out / "adapter" / "adapter.safetensors").read_bytes() == adapter
+
+    transfer(config(model_dir, **{**settings, "train.steps": 3}), reference, out, resume=True, overwrite=False)
+    extended = (out / "losses.jsonl").read_text()
+    assert extended.startswith(log) and len(extended.splitlines()) == 3  # appended, never cut

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import sma
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.recipes import flatten, load_config
+from sma.run_folder import ADAPTER_DIR, CONFIG_FILE, is_run_folder
+from sma.tensor_files import save_tensors
 from sma.video.atomic import atomic_output
 
 ADAPTER_FORMAT = "sma-adapter"
@@ -35,9 +37,9 @@ class Adapter:
     def save(self, folder: Path) -> None:
         with atomic_output(folder, overwrite=True) as staging:
             staging.mkdir()
-            save_file(self.tensors, staging / TENSORS_FILE)
+            save_tensors(self.tensors, staging / TENSORS_FILE)
             reference = {"latents": self.reference_latents, **self.conditions}
-            save_file({name: tensor.contiguous() for name, tensor in reference.items()}, staging / REFERENCE_FILE)
+            save_tensors({name: tensor.contiguous() for name, tensor in reference.items()}, staging / REFERENCE_FILE)
             about = {
                 "format": ADAPTER_FORMAT,
                 "sma_version": sma.__version__,
@@ -76,3 +78,28 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     except (OSError, SafetensorError) as error:
         raise SmaError(f"{path} is damaged ({error}): train the adapter again") from None
+
+
+def adapter_folder(path: Path) -> Path:
+    """The adapter folder `path` names: an adapter folder, a file in one, or a run folder (its final adapter)."""
+    path = Path(path)
+    if path.is_file() and path.name in (ABOUT_FILE, TENSORS_FILE):
+        path = path.parent
+    if (path / ABOUT_FILE).is_file():
+        return path
+    if is_run_folder(path):
+        if not (path / ADAPTER_DIR / ABOUT_FILE).is_file():
+            raise SmaError(f"the run in {path} has no adapter yet: finish its training (`resume`) first")
+        return path / ADAPTER_DIR
+    if not path.exists():
+        raise SmaError(f"{path} does not exist: name an adapter folder or a run folder")
+    raise SmaError(f"{path} is neither an adapter folder ({ABOUT_FILE}) nor a run folder ({CONFIG_FILE})")
+
+
+def trained_steps(run: Path) -> int | None:
+    """The steps the finished training of the run folder `run` took (its adapter's), None before it finished."""
+    about = Path(run) / ADAPTER_DIR / ABOUT_FILE
+    try:
+        return int(json.loads(about.read_text())["config"]["train"]["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from sma.errors import SmaError
+from sma.tensor_files import save_tensors, umask
 
 KEEP = 2  # newest checkpoints kept; older ones are removed after a successful save
 
@@ -51,6 +52,7 @@ def save_checkpoint(
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
+    staging.chmod(0o777 & ~umask())  # mkdtemp's folder is its owner's alone
     state = optimizer.state_dict()
     moments = {
         f"{index}.{key}": value.detach().cpu().contiguous()
@@ -59,8 +61,8 @@ def save_checkpoint(
         if isinstance(value, torch.Tensor)
     }
     try:
-        save_file(adapter, staging / "adapter.safetensors")
-        save_file(moments, staging / "optimizer.safetensors")
+        save_tensors(adapter, staging / "adapter.safetensors")
+        save_tensors(moments, staging / "optimizer.safetensors")
         (staging / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
         if target.exists():
             shutil.rmtree(target)

@@ -17,18 +17,16 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-from safetensors.torch import save_file
 
 import sma
-from sma.adapter import ABOUT_FILE, TENSORS_FILE, Adapter
+from sma.adapter import Adapter, adapter_folder
 from sma.backbones.dispatch import text_to_video_class
 from sma.config import TransferConfig
 from sma.errors import SmaError
-from sma.run_folder import CONFIG_FILE, is_run_folder
+from sma.tensor_files import save_tensors
 from sma.video.atomic import atomic_output, check_writable
 
 FORMATS = ("diffusers", "comfyui")
-RUN_ADAPTER = "adapter"  # where a run folder keeps its final adapter
 
 
 @dataclass
@@ -88,23 +86,8 @@ def export_adapter(
         tensors[up_key] = factors.up.float().contiguous()
     metadata = describe(config, format, layers, rank)
     with atomic_output(out, overwrite) as temporary:
-        save_file(tensors, temporary, metadata=metadata)
+        save_tensors(tensors, temporary, metadata=metadata)
     return Export(out, layers, metadata)
-
-
-def adapter_folder(path: Path) -> Path:
-    """The adapter folder `path` names: an adapter folder, a file in one, or a run folder (its final adapter)."""
-    if path.is_file() and path.name in (ABOUT_FILE, TENSORS_FILE):
-        path = path.parent
-    if (path / ABOUT_FILE).is_file():
-        return path
-    if is_run_folder(path):
-        if not (path / RUN_ADAPTER / ABOUT_FILE).is_file():
-            raise SmaError(f"the run in {path} has no adapter yet: finish its training (`resume`) first")
-        return path / RUN_ADAPTER
-    if not path.exists():
-        raise SmaError(f"{path} does not exist: name an adapter folder or a run folder")
-    raise SmaError(f"{path} is neither an adapter folder ({ABOUT_FILE}) nor a run folder ({CONFIG_FILE})")
 
 
 class MotionDirectorLora:

@@ -28,6 +28,7 @@ from sma.video.atomic import can_write_in
 
 CONFIG_FILE = "config.yaml"  # what makes a folder a run folder
 RUN_FILE = "run.json"  # the reference's path and hash, for an honest resume
+ADAPTER_DIR = "adapter"  # the trained adapter, written when training has finished
 UNTUNED_DIR = "untuned"  # the untuned model's sample of each target, NN-target.mp4, beside videos/
 # the settings a resumed run may change; any other difference from the stored run is refused
 RESUMABLE = {
@@ -46,6 +47,11 @@ class RunLocked(SmaError):
 def is_run_folder(path: Path, marker: str = CONFIG_FILE) -> bool:
     """Whether `path` holds a run: the file every run of its kind writes first (`marker`)."""
     return (Path(path) / marker).is_file()
+
+
+def holds_work(path: Path) -> bool:
+    """Whether a run folder holds what training made (a checkpoint or the adapter): never to be removed unasked."""
+    return any((path / "checkpoints").glob("step-*")) or (path / ADAPTER_DIR).is_dir()
 
 
 def _occupied(path: Path) -> bool:
@@ -204,7 +210,7 @@ class RunFolder:
                 self._swap()
             elif kind is not None:
                 shutil.rmtree(self.staging, ignore_errors=True)
-                if self._created and not any((self.out / "checkpoints").glob("step-*")):
+                if self._created and not holds_work(self.out):
                     shutil.rmtree(self.out, ignore_errors=True)  # nothing to resume: let a corrected rerun start
         finally:
             self._lock.release()

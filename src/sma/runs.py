@@ -8,6 +8,7 @@ output, seconds and peak memory of each phase).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -22,7 +23,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
-from sma.adapter import Adapter
+from sma.adapter import Adapter, adapter_folder, trained_steps
 from sma.backbones.show1_cascade import check_sources, run_cascade, stages_after_base
 from sma.checkpoints import checkpoint_step, latest_checkpoint
 from sma.config import GENERATION_PRECISIONS, SHOW1_MODEL_KEYS, TransferConfig, generation_dtype
@@ -142,6 +143,12 @@ def check_resume(run: RunFolder, config: TransferConfig, references: list[Refere
             f"cannot resume {run.out}: {', '.join(differences)} differ from the stored run; only "
             f"{resumable_settings()} may change on resume (or set `overwrite` to start again)"
         )
+    finished = trained_steps(run.out)
+    if finished is not None and finished > config.train.steps:
+        raise SmaError(
+            f"{run.out} finished training at step {finished}: resuming keeps those steps, so set `train.steps` to "
+            f"at least {finished} (or set `overwrite` to train a new run of {config.train.steps})"
+        )
     checkpoint = latest_checkpoint(run.out)
     if checkpoint is not None and checkpoint_step(checkpoint) > config.train.steps:
         raise SmaError(
@@ -228,8 +235,14 @@ def train(
 
 
 def _train(accelerator: Accelerator, config: TransferConfig, references: list[Reference], run: RunFolder) -> None:
+    """Train into `run`; a resumed run whose training finished at `train.steps` keeps its adapter as it is."""
     check_resume(run, config, references)
     resuming = run.resuming
+    if resuming and trained_steps(run.out) == config.train.steps:
+        if accelerator.is_main_process:
+            config.save(run.path / CONFIG_FILE)  # its new targets (only RESUMABLE settings can differ)
+            tqdm.write(f"{run.out} finished training at step {config.train.steps}: its adapter is kept as it is")
+        return
     method, clips = start_run(config, references, run, accelerator.device)
     accelerator.wait_for_everyone()
     model, batch = method.model, config.train.batch_size
@@ -307,15 +320,24 @@ def generate(
     stages: str | None = None,
     stage_models: dict[str, str] | None = None,
 ) -> list[Path]:
-    """Videos for each target prompt from a trained adapter (on its base model, or `model`); returns the mp4 paths
-    of the last stage run (`stages`, default the adapter's `show1.stages`: base but for Show-1's cascade)."""
+    """Videos for each target prompt from a trained adapter (`adapter_dir`: its folder or its run's; on its base
+    model, or `model`); returns the mp4 paths of the last stage run (`stages`, default the adapter's
+    `show1.stages`: base but for Show-1's cascade). A failure leaves no empty `out` behind."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
-    check_outputs(Path(out), targets, overwrite, stages or "base")
-    method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models)
-    check_outputs(Path(out), targets, overwrite, adapter.config.show1.stages)
-    seed = adapter.config.seed if seed is None else seed
-    write_videos(method, adapter.reference_latents, targets, Path(out), seed, overwrite, Phases())
+    adapter_dir, out = adapter_folder(adapter_dir), Path(out)
+    created = not out.exists()
+    try:
+        check_outputs(out, targets, overwrite, stages or "base")
+        method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models)
+        check_outputs(out, targets, overwrite, adapter.config.show1.stages)
+        seed = adapter.config.seed if seed is None else seed
+        write_videos(method, adapter.reference_latents, targets, out, seed, overwrite, Phases())
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # the folder it made, if it holds nothing: a corrected rerun is not refused
+        raise
     last = adapter.config.show1.stages
     return [video_path(Path(out), index, target, last) for index, target in enumerate(targets)]
 

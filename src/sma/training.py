@@ -213,7 +213,7 @@ def train(
             if accelerator.is_main_process:
                 with loss_log.open("a") as handle:
                     handle.write(json.dumps(record) + "\n")
-            if done % config.checkpoint_every == 0 or stop.requested:
+            if done % config.checkpoint_every == 0 or stop.requested or done == config.steps:  # the last: to extend
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
                     save_checkpoint(run_dir, done, method.adapter_state(), optimizer)

@@ -10,7 +10,9 @@ from sma.config import SHOW1_MODEL_KEYS, SHOW1_STAGES
 
 def add_parser(subcommands) -> None:
     parser = subcommands.add_parser("generate", help="generate videos from a trained adapter")
-    parser.add_argument("--adapter", type=Path, required=True, help="adapter folder made by sma train")
+    parser.add_argument(
+        "--adapter", type=Path, required=True, help="adapter folder made by sma train, or its run folder"
+    )
     parser.add_argument("--target", action="append", required=True, help="prompt of a video to generate (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos")
     parser.add_argument("--seed", type=int, help="sampling seed (default: the training seed)")
