@@ -60,7 +60,7 @@ $(VENV)/.installed: $(LOCK) pyproject.toml
 lock:
 	$(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet $(UV)
-	{ echo "# make lock: uv pip compile of pyproject.toml (extras $(EXTRAS)) for Python 3.11; refresh it with `make lock`, not by hand"; \
+	{ echo "# make lock: uv pip compile of pyproject.toml (extras $(EXTRAS)) for Python 3.11; refresh it with make lock, not by hand"; \
 	  .venv-lock/bin/uv pip compile pyproject.toml $(addprefix --extra ,$(subst $(comma), ,$(EXTRAS))) \
 	    --python-version 3.11 --find-links $(TORCH_WHEELS) --constraint <(echo torch==2.13.0) --no-header --quiet \
 	  | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/'; } > $(LOCK).new
