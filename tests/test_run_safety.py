@@ -401,3 +401,26 @@ def test_an_interrupt_after_training_keeps_the_adapter_and_resume_generates_only
     transfer(config(model_dir, **{**settings, "train.steps": 3}), reference, out, resume=True, overwrite=False)
     extended = (out / "losses.jsonl").read_text()
     assert extended.startswith(log) and len(extended.splitlines()) == 3  # appended, never cut
+
+
+def test_sma_share_is_printed_and_warned_above_ninety_percent(model_dir, reference, tmp_path, capsys):
+    """Issue 35: SMA's share of the loss was only in metrics.json, and its weights only in a recipe."""
+    from sma.cli.flags import for_command_line
+    from sma.runs import SmaShareWarning
+
+    with pytest.warns(SmaShareWarning) as warned:
+        assert main(command("train", reference, tmp_path / "authors", model_dir)) == 0
+    share = json.loads((tmp_path / "authors" / "metrics.json").read_text())["sma_share"]
+    printed = capsys.readouterr()
+    assert share > 0.9 and f"SMA's share of the training loss: {share:.0%}" in printed.err + printed.out
+    message = for_command_line(str(warned[0].message))
+    assert f"SMA was {share:.0%} of the training loss" in message
+    assert "scale --sma-global-weight and --sma-local-weight down" in message
+
+    weights = ["--sma-global-weight", "1e-6", "--sma-local-weight", "2e-6"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmaShareWarning)
+        assert main(command("train", reference, tmp_path / "light", model_dir, *weights)) == 0
+    stored = load_config(tmp_path / "light" / "config.yaml").sma
+    assert (stored.global_weight, stored.local_weight) == (1e-6, 2e-6)
+    assert json.loads((tmp_path / "light" / "metrics.json").read_text())["sma_share"] < 0.5

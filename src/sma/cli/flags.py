@@ -32,6 +32,8 @@ TRAINING_FLAGS = (
     Flag("--prompt", "prompt", "what the reference video shows (the caption of every reference without a .txt)"),
     Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
     Flag("--sma-levels", "sma.levels", "wavelet levels of the global SMA term", {"type": int}),
+    Flag("--sma-global-weight", "sma.global_weight", "weight of SMA's global (wavelet) term", {"type": float}),
+    Flag("--sma-local-weight", "sma.local_weight", "weight of SMA's local (Fourier) term", {"type": float}),
     Flag("--steps", "train.steps", "training steps", {"type": int}),
     Flag("--lr", "train.learning_rate", "learning rate", {"type": float}),
     Flag("--frames", "video.frames", "frames taken from the reference", {"type": int}),
