@@ -200,7 +200,9 @@ def test_the_configuration_is_checked_before_anything_loads(reference, tmp_path,
         ("--method", "tuneavideo", "--control-video", "depth.mp4"): "recipe section 'controlvideo' configures",
         ("--frames", "3"): "--sma-levels 2 is too many for 3 frames: at most 1 (lower --sma-levels or take more",
         ("--resume", "--overwrite"): "set either --resume (continue the run) or --overwrite",
-        ("--steps", "0"): "--steps and recipe key train.checkpoint_every must be >= 1",
+        ("--steps", "0"): "--steps must be >= 1, got 0",
+        ("--steps", "1000000000000"): "--steps is 1000000000000: more than 100000 would not finish",
+        ("--sampling-steps", "2000"): "--sampling-steps must be from 1 to 1000 (the training timesteps",
         ("--frames", "1"): "--frames must be >= 2: motion needs at least two frames",
     }
     for extra, message in cases.items():
@@ -210,7 +212,8 @@ def test_the_configuration_is_checked_before_anything_loads(reference, tmp_path,
     recipe = tmp_path / "recipe.yaml"
     for section, message in (
         ("{sampler: euler}", "recipe key generate.sampler must be one of ddim, dpmsolver++, got 'euler'"),
-        ("{steps: 0}", "--sampling-steps and --inversion-steps must be >= 1"),
+        ("{steps: 0}", "--sampling-steps must be from 1 to 1000"),
+        ("{inversion_steps: 1001}", "--inversion-steps must be from 1 to 1000"),
         ("{noise_prior: 1.5}", "recipe key generate.noise_prior must be in [0, 1], got 1.5"),
     ):
         recipe.write_text(f"generate: {section}\n")
@@ -424,3 +427,30 @@ def test_sma_share_is_printed_and_warned_above_ninety_percent(model_dir, referen
     stored = load_config(tmp_path / "light" / "config.yaml").sma
     assert (stored.global_weight, stored.local_weight) == (1e-6, 2e-6)
     assert json.loads((tmp_path / "light" / "metrics.json").read_text())["sma_share"] < 0.5
+
+
+def test_words_outside_the_embedded_vocabulary_are_named_once(monkeypatch):
+    """Issue 35: the embedded model split an unknown word into letters without a word."""
+    from transformers import CLIPTokenizer
+
+    from sma.backbones import latent_video
+    from sma.embedded import embedded_model
+
+    monkeypatch.setattr(latent_video, "WARNED_WORDS", set())
+    tokenizer = CLIPTokenizer.from_pretrained(Path(embedded_model()) / "tokenizer")
+    with pytest.warns(latent_video.UnknownWordsWarning) as warned:
+        latent_video.warn_unknown_words(tokenizer, ["a purple dragon moving right", "a purple circle"])
+    (message,) = [str(warning.message) for warning in warned]
+    assert message.startswith("purple, dragon: not in this model's vocabulary of 663 tokens (")
+    assert "tokenizer/vocab.json" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        latent_video.warn_unknown_words(tokenizer, ["a purple dragon", "a red circle moving right"])  # once; known
+        monkeypatch.setattr(latent_video, "CLOSED_VOCABULARY", len(tokenizer))  # an open vocabulary splits words
+        latent_video.warn_unknown_words(tokenizer, ["a yellow dragon"])
+
+
+def test_resume_without_a_run_says_it_starts_one(model_dir, reference, tmp_path, capsys):
+    assert main(command("train", reference, tmp_path / "new", model_dir, "--resume")) == 0
+    printed = capsys.readouterr()
+    assert "new holds no run to resume: starting a new one" in printed.out + printed.err

@@ -222,10 +222,18 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(model_dir, reference, tmp_
         return terms
 
     monkeypatch.setattr(VMC, "loss", loss_turning_nan)
-    with pytest.raises(TrainingDiverged, match=r"became nan at step 4 \(the last good checkpoint is step 2"):
+    with pytest.raises(TrainingDiverged, match=r"became nan at step 4 \(the last good checkpoint is step 2") as raised:
         train(config, reference, tmp_path / "run")
+    assert str(raised.value).endswith(": lower `train.learning_rate`")  # in float32 already: no precision advice
     checkpoints = sorted(path.name for path in (tmp_path / "run" / "checkpoints").iterdir())
     assert checkpoints == ["step-000002"]
+
+
+def test_the_advice_after_a_nan_names_only_another_precision():
+    from sma.training import divergence_advice
+
+    assert divergence_advice("fp16").endswith("set `train.mixed_precision` to bf16 or no")
+    assert divergence_advice("bf16").endswith("set `train.mixed_precision` to no")
 
 
 def test_two_process_data_parallel_training(model_dir, reference, tmp_path):

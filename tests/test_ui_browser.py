@@ -57,7 +57,8 @@ def server(tmp_path_factory):
                 break
             except OSError:
                 time.sleep(0.25)
-        assert address in log.read_text()  # the address is printed
+        assert address in log.read_text()  # the address is printed, and --share, not gradio's launch(share=True)
+        assert "--share also serves it" in log.read_text() and "launch()" not in log.read_text()
         yield address, out
     finally:
         process.terminate()

@@ -18,6 +18,9 @@ from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 from sma.references import check_entries
 
+MAX_TRAIN_STEPS = 100_000  # a day or more a run at real size; beyond, a typo (1e12 gave an ETA of 741 million hours)
+MAX_SAMPLING_STEPS = 1000  # no scheduler of the supported models has more training timesteps to step through
+
 
 def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:
     """Defaults, then the YAML recipe, then overrides with dotted keys; validated."""
@@ -139,8 +142,15 @@ def validate(config: TransferConfig) -> TransferConfig:
             raise SmaError(f"`video.{name}` must be >= 1, got {getattr(video, name)}")
     if video.frames < 2:
         raise SmaError("`video.frames` must be >= 2: motion needs at least two frames")
-    if train.steps < 1 or train.checkpoint_every < 1:
-        raise SmaError("`train.steps` and `train.checkpoint_every` must be >= 1")
+    if train.steps < 1:
+        raise SmaError(f"`train.steps` must be >= 1, got {train.steps}")
+    if train.steps > MAX_TRAIN_STEPS:
+        raise SmaError(
+            f"`train.steps` is {train.steps}: more than {MAX_TRAIN_STEPS} would not finish (the official recipes "
+            "train 300-1000 steps; a run resumed with more steps continues where it stopped)"
+        )
+    if train.checkpoint_every < 1:
+        raise SmaError(f"`train.checkpoint_every` must be >= 1, got {train.checkpoint_every}")
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
     check_generation(config.generate, method_class(config.method).samplers)
@@ -162,8 +172,12 @@ def check_generation(generate: GenerateConfig, samplers: tuple[str, ...]) -> Non
     """Generation settings, checked before training rather than after it; `samplers` are those the method's
     models take."""
 
-    if generate.steps < 1 or generate.inversion_steps < 1:
-        raise SmaError("`generate.steps` and `generate.inversion_steps` must be >= 1")
+    for name in ("steps", "inversion_steps"):
+        if not 1 <= getattr(generate, name) <= MAX_SAMPLING_STEPS:
+            raise SmaError(
+                f"`generate.{name}` must be from 1 to {MAX_SAMPLING_STEPS} (the training timesteps of the "
+                f"models' schedulers), got {getattr(generate, name)}"
+            )
     if not 0.0 <= generate.noise_prior <= 1.0:
         raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
     if generate.sampler not in samplers:

@@ -260,6 +260,8 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
     """Train into `run`; a resumed run whose training finished at `train.steps` keeps its adapter as it is."""
     check_resume(run, config, references)
     resuming = run.resuming
+    if run.resume and not resuming and accelerator.is_main_process:
+        tqdm.write(f"{run.out} holds no run to resume: starting a new one")
     if resuming and trained_steps(run.out) == config.train.steps:
         if accelerator.is_main_process:
             config.save(run.path / CONFIG_FILE)  # its new targets (only RESUMABLE settings can differ)

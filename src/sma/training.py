@@ -191,7 +191,7 @@ def train(
                         kept_here = _kept(kept, last_saved, run_dir)
                         raise TrainingDiverged(
                             f"the loss became {loss.item()} at step {step + 1} ({kept_here}): "
-                            "lower `train.learning_rate` or set `train.mixed_precision` to no or bf16"
+                            f"{divergence_advice(accelerator.mixed_precision)}"
                         )
                     groups = method.loss_groups(terms)
                     for index, (group_loss, group_parameters) in enumerate(groups):
@@ -225,6 +225,14 @@ def train(
                 )
     unet.eval()
     return history
+
+
+def divergence_advice(mixed_precision: str) -> str:
+    """What to change after a NaN loss: the precision only where half precision was on."""
+    others = " or ".join(name for name in ("bf16", "no") if name != mixed_precision)
+    if mixed_precision == "no":
+        return "lower `train.learning_rate`"
+    return f"lower `train.learning_rate` or set `train.mixed_precision` to {others}"
 
 
 def _kept(kept: bool, last_saved: int, run_dir: Path) -> str:

@@ -617,7 +617,8 @@ def build(out: Path):
 
 
 def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
-    """Serve the page until interrupted; prints its address."""
+    """Serve the page until interrupted; prints its address in sma's words (gradio's own lines name its
+    Python API: `share=True in launch()`, where a user of `sma ui` has `--share`)."""
     page, app = build(out)
     app.out.mkdir(parents=True, exist_ok=True)
     page.queue(default_concurrency_limit=1).launch(
@@ -628,4 +629,12 @@ def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = F
         css=CSS,
         theme=gr.themes.Soft(),
         footer_links=[],
+        quiet=True,
+        prevent_thread_lock=True,
     )
+    print(f"sma ui: serving {page.local_url}", flush=True)
+    if page.share_url:
+        print(f"sma ui: public link {page.share_url}", flush=True)
+    else:
+        print("sma ui: --share also serves it through a public gradio.live link", flush=True)
+    page.block_thread()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,6 +86,34 @@ def load_text_and_vae(source: str, revision: str | None = None) -> dict:
         "scheduler": load_component(DDIMScheduler, source, "scheduler", revision),
         "source": source,
     }
+
+
+CLOSED_VOCABULARY = 5000  # tokens: a tokenizer this small knows a few words (the embedded models'), not a language
+
+
+class UnknownWordsWarning(UserWarning):
+    """A prompt has words a closed-vocabulary tokenizer splits into pieces the model never learnt."""
+
+
+def warn_unknown_words(tokenizer: CLIPTokenizer, prompts: list[str]) -> None:
+    """Warn once per word that a closed-vocabulary tokenizer does not hold whole: it becomes letters and pieces
+    without meaning to the model, silently. An open vocabulary (CLIP's 49408) splits rare words on purpose."""
+    if len(tokenizer) >= CLOSED_VOCABULARY:
+        return
+    words = dict.fromkeys(word for prompt in prompts for word in re.findall(r"[\w']+", prompt.lower()))
+    unknown = [word for word in words if word not in WARNED_WORDS and len(tokenizer.tokenize(word)) > 1]
+    if unknown:
+        WARNED_WORDS.update(unknown)
+        warnings.warn(
+            f"{', '.join(unknown)}: not in this model's vocabulary of {len(tokenizer)} tokens "
+            f"({tokenizer.name_or_path}/vocab.json), so the model reads {'it' if len(unknown) == 1 else 'them'} "
+            "as letters: use its words for a meaningful result",
+            UnknownWordsWarning,
+            stacklevel=3,
+        )
+
+
+WARNED_WORDS: set[str] = set()  # warned about in this process: once is enough
 
 
 @dataclass
@@ -223,6 +252,7 @@ class LatentVideoModel:
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        warn_unknown_words(self.tokenizer, prompts)
         return self.text_encoder(self.tokenize(prompts)).last_hidden_state
 
     def release_text_encoder(self) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sma.cli.flags import DefaultsHelpFormatter
+
 
 def add_parser(subcommands) -> None:
     parser = subcommands.add_parser(
-        "demo", help="transfer a synthetic motion to new appearances on the embedded model (a few minutes on a CPU)"
+        "demo",
+        help="transfer a synthetic motion to new appearances on the embedded model (a few minutes on a CPU)",
+        formatter_class=DefaultsHelpFormatter,
     )
-    parser.add_argument("--out", type=Path, default=Path("sma-demo"), help="run folder (default: ./sma-demo)")
+    parser.add_argument("--out", type=Path, default=Path("sma-demo"), help="run folder")
     parser.add_argument(
         "--world",
         choices=("simple", "hard"),
@@ -19,8 +23,8 @@ def add_parser(subcommands) -> None:
     )
     parser.add_argument("--steps", type=int, default=150, help="VMC training steps per run")
     parser.add_argument("--sampling-steps", type=int, default=25, help="DDIM steps of inversion and sampling")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", help="another model folder or Hub id instead of the embedded model")
+    parser.add_argument("--seed", type=int, default=0, help="seed of training and sampling")
+    parser.add_argument("--model", help="another model folder or Hub id (default: the world's embedded model)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing demo folder")
     parser.set_defaults(run=run)
 

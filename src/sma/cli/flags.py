@@ -29,7 +29,12 @@ TRAINING_FLAGS = (
         "motion_adapter",
         "AnimateDiff MotionAdapter (Hub id or folder) for a Stable Diffusion 1.x --model (vmc, motiondirector)",
     ),
-    Flag("--prompt", "prompt", "what the reference video shows (the caption of every reference without a .txt)"),
+    Flag(
+        "--prompt",
+        "prompt",
+        "what the reference video shows (the caption of every reference without a .txt): the methods train and "
+        "invert with it, so give it; without one they condition on the empty text",
+    ),
     Flag("--no-sma", "sma.enabled", "run without SMA", {"action": "store_false", "default": None}),
     Flag("--sma-levels", "sma.levels", "wavelet levels of the global SMA term", {"type": int}),
     Flag("--sma-global-weight", "sma.global_weight", "weight of SMA's global (wavelet) term", {"type": float}),
@@ -69,6 +74,16 @@ UNTUNED_FLAG = Flag(
 # keyword arguments and recipe keys of the Python API that the command line sets with a flag or an argument
 RUN_OPTIONS = {"resume": "--resume", "overwrite": "--overwrite", "targets": "--target", "references": "REFERENCE"}
 RUN_OPTIONS |= {"format": "--format", "rank": "--rank"}  # sma export
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """argparse's help with "(default: X)" after each option that has a default to show (not None or False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if any(action.default is hidden for hidden in (None, False, argparse.SUPPRESS)) or "%(default)" in help_text:
+            return help_text
+        return f"{help_text} (default: %(default)s)"
 
 
 def shared_default(key: str) -> Any:
