@@ -480,3 +480,22 @@ def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_
     monkeypatch.setattr(sys, "argv", ["summarise.py", *arguments])
     with pytest.raises(SystemExit, match="cell pan-sma-0 is in both"):
         summarise_script.main()
+
+
+def test_reference_paths_are_relative_to_clips_then_the_suite(model_dir, reference, tmp_path):
+    """Issue 35: real-clips.yaml ran only where the repository sat beside shared/."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    shutil.copy(reference, clips / "circle.mp4")
+    entry = [{"path": "circle.mp4", "prompt": "a red circle", "targets": ["a blue square"]}]
+    (tmp_path / "suites").mkdir()
+    suite = write_suite(tmp_path / "suites", model_dir, references=entry, clips="../clips")
+    assert read_suite(suite).references[0].path == clips / "circle.mp4"
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(clips, elsewhere)
+    assert read_suite(suite, clips=elsewhere).references[0].path == elsewhere / "circle.mp4"
+    with pytest.raises(SmaError, match=r"--clips: no folder at .*nowhere"):
+        read_suite(suite, clips=tmp_path / "nowhere")
+    suite = write_suite(tmp_path / "suites", model_dir, references=entry)  # no clips: the suite's own folder
+    with pytest.raises(SmaError, match=r"no reference video at .*suites/circle.mp4 \(relative to --clips"):
+        read_suite(suite)

@@ -490,7 +490,7 @@ def test_dmt_errors(model_dir, reference, tmp_path, capsys):
     )
     with pytest.raises(SmaError, match=message):
         build_method(dmt_config(model_dir, **{"generate.steps": 3, "generate.inversion_steps": 10}))
-    with pytest.raises(SmaError, match=r"inversion_steps \(1001\) must be at most the model's 1000 training"):
+    with pytest.raises(SmaError, match=r"`generate.inversion_steps` must be from 1 to 1000 \(the training timesteps"):
         build_method(dmt_config(model_dir, **{"generate.inversion_steps": 1001}))
     code = main(["transfer", str(reference), "--method", "dmt", "--model", str(model_dir), "--out", str(tmp_path)])
     assert code == 2 and "give at least one target" in capsys.readouterr().err

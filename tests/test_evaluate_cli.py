@@ -129,5 +129,21 @@ def test_a_still_video_warns_that_its_motion_fidelity_is_undefined(tmp_path, cli
 
     still = read_video(clips["reference"])[:1].repeat(12, axis=0)
     path = write_video(tmp_path / "still.mp4", still)
-    assert main(["evaluate", str(clips["reference"]), str(path), "--no-clip"]) == 0
-    assert "no moving point was tracked" in capsys.readouterr().err
+    report = tmp_path / "scores.json"
+    assert main(["evaluate", str(clips["reference"]), str(path), "--no-clip", "--json", str(report)]) == 0
+    printed = capsys.readouterr()
+    assert "no moving point was tracked" in printed.err and "undefined (null in --json)" in printed.err
+    (row,) = [line for line in printed.out.splitlines() if "still.mp4" in line]
+    assert row.split()[1:4] == ["undefined"] * 3  # robust, two-sided, one-sided: one rule, no 0.000
+    (result,) = json.loads(report.read_text())["generated"]
+    assert result["motion_fidelity"] is None and result["robust_motion_fidelity"] is None
+
+
+def test_transfer_prints_an_undefined_score_as_undefined(tmp_path):
+    """Issue 35: `sma transfer` printed 0.000 (Lucas-Kanade) where nothing was tracked."""
+    from sma.cli.transfer import summary
+    from sma.report import write_metrics
+
+    scores = {"video": "videos/00-a.mp4", "robust_motion_fidelity": 0.5, "motion_fidelity": None}
+    write_metrics(tmp_path, {"outputs": [scores]})
+    assert summary(tmp_path) == "videos/00-a.mp4: motion fidelity 0.500 (robust), undefined (Lucas-Kanade)\n"

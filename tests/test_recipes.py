@@ -51,3 +51,16 @@ def test_flag_help_gives_the_default_without_a_recipe(capsys):
     help_text = " ".join(capsys.readouterr().out.split())
     assert "training steps (without a recipe: 400)" in help_text
     assert "--steps STEPS" in help_text and "TRAIN.STEPS" not in help_text
+
+
+def test_the_shipped_models_by_name_at_their_own_size(model_dir):
+    """Issue 35: with the embedded model and no size given, training ran at 320x576 (200 s a step on 2 cores)."""
+    from sma.embedded import embedded_model
+
+    simple = load_config(overrides={"model": "embedded"})
+    assert simple.model == embedded_model("simple")
+    assert (simple.video.frames, simple.video.height, simple.video.width) == (8, 64, 64)
+    hard = load_config(overrides={"model": "embedded-hard", "video.height": 32})
+    assert (hard.model, hard.video.frames, hard.video.height, hard.video.width) == (embedded_model("hard"), 16, 32, 64)
+    tiny = load_config(overrides={"model": str(model_dir)})  # a model that names no size: the defaults
+    assert (tiny.video.height, tiny.video.width) == (320, 576)

@@ -39,6 +39,7 @@ SUITE_KEYS = (
     "name",
     "model",
     "world",
+    "clips",
     "seeds",
     "steps",
     "size",
@@ -219,8 +220,9 @@ def with_settings(suite: Suite, settings: dict[str, Any]) -> Suite:
     return replace(suite, settings={**suite.settings, **settings})
 
 
-def read_suite(path: Path) -> Suite:
-    """Read and check a suite YAML; paths in it are relative to its folder. Every mistake is one SmaError."""
+def read_suite(path: Path, clips: Path | None = None) -> Suite:
+    """Read and check a suite YAML. Its reference paths are relative to `clips` (a folder), else to its own
+    `clips:` key (relative to the suite's folder), else to the suite's folder. Every mistake is one SmaError."""
     path = Path(path)
     if not path.is_file():
         raise SmaError(f"no suite file at {path}")
@@ -233,6 +235,12 @@ def read_suite(path: Path) -> Suite:
         if not values.get(required):
             raise SmaError(f"the suite names no {required}: add a list of them under {required}")
     here = path.parent.resolve()  # absolute, so a cell's fingerprint does not depend on the working folder
+    clips_folder = (
+        Path(clips).resolve() if clips is not None else (here / _text(values.get("clips", "."), "clips")).resolve()
+    )
+    if not clips_folder.is_dir():
+        where = "--clips" if clips is not None else "the suite's clips"
+        raise SmaError(f"{where}: no folder at {clips_folder} (the reference videos' folder)")
     overrides = _overrides(values.get("overrides", {}), "overrides")
     for key, dotted in (("steps", "train.steps"), ("frames", "video.frames")):
         if key in values:
@@ -252,7 +260,8 @@ def read_suite(path: Path) -> Suite:
     seeds = values.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds:
         raise SmaError(f"suite key seeds must be a list of integers, got {seeds!r}")
-    references = tuple(_reference(entry, index, here) for index, entry in enumerate(_list(values, "references")))
+    entries = enumerate(_list(values, "references"))
+    references = tuple(_reference(entry, index, clips_folder) for index, entry in entries)
     methods = _methods(values["methods"], here)
     variants = tuple(_variant(entry) for entry in _list(values, "variants"))
     for kind, names in (("reference", [r.name for r in references]), ("variant", [v.name for v in variants])):
@@ -324,16 +333,18 @@ def _overrides(values: Any, where: str) -> dict[str, Any]:
     return flatten(values)
 
 
-def _reference(entry: Any, index: int, here: Path) -> Reference:
-
+def _reference(entry: Any, index: int, clips: Path) -> Reference:
     where = f"references[{index}]"
     entry = _mapping(entry, REFERENCE_KEYS, where)
     if ("path" in entry) == ("synthetic" in entry):
         raise SmaError(f"{where} needs either a path or a synthetic clip")
     if "path" in entry:
-        path = here / _text(entry["path"], f"{where}.path")
+        path = clips / _text(entry["path"], f"{where}.path")
         if not path.exists():
-            raise SmaError(f"{where}: no reference video at {path}")
+            raise SmaError(
+                f"{where}: no reference video at {path} (relative to --clips, else the suite's clips: folder, "
+                "else the suite's own folder)"
+            )
         if "prompt" not in entry:
             raise SmaError(f"{where} ({path.name}) needs a prompt that says what the video shows")
         name, synthetic, prompt = path.stem, None, _text(entry["prompt"], f"{where}.prompt")

@@ -64,10 +64,10 @@ def write_report(
 def motion_scores(reference, reference_flow, frames) -> dict:
     from sma.metrics import motion_fidelity, robust_motion_fidelity
 
-    robust = robust_motion_fidelity(reference_flow, frames)
+    robust = robust_motion_fidelity(reference_flow, frames).as_dict()
     return {
-        "robust_motion_fidelity": robust.motion_fidelity,
-        "robust_two_sided": robust.two_sided,
+        "robust_motion_fidelity": robust["motion_fidelity"],
+        "robust_two_sided": robust["two_sided"],
         **motion_fidelity(reference, frames).as_dict(),
     }
 

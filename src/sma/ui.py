@@ -190,9 +190,10 @@ def results(job: Path, downloads: Path) -> Results:
                 [
                     label,
                     output["target"],
-                    round(output["robust_motion_fidelity"], 3),
-                    round(output["robust_two_sided"], 3),
-                    round(output["motion_fidelity"], 3),
+                    *(
+                        rounded(output[key])
+                        for key in ("robust_motion_fidelity", "robust_two_sided", "motion_fidelity")
+                    ),
                 ]
             )
     found.losses = next((str(run / "loss_curves.png") for run in runs if (run / "loss_curves.png").is_file()), None)
@@ -261,7 +262,9 @@ def previous_runs(out: Path) -> list[list[Any]]:
             except SmaError:
                 continue
             outputs = read_metrics(run).get("outputs", [])
-            scores = [output["robust_motion_fidelity"] for output in outputs]
+            scores = [
+                output["robust_motion_fidelity"] for output in outputs if output["robust_motion_fidelity"] is not None
+            ]
             checkpoints = sorted((run / "checkpoints").glob("step-*"))
             state = (
                 f"{len(outputs)} videos" if outputs else f"stopped at {checkpoints[-1].name}" if checkpoints else "-"
@@ -614,6 +617,14 @@ def build(out: Path):
         runs.change(lambda rows: gr.update(choices=list(dict.fromkeys(rows.iloc[:, 0]))), runs, chosen)
         show.click(app.show, chosen, [status, *results_out])
     return page, app
+
+
+SCORE_COLUMNS = ("robust_motion_fidelity", "robust_two_sided", "motion_fidelity")  # of metrics.json, as shown
+
+
+def rounded(score: float | None) -> float | None:
+    """A score for the page's tables: an undefined one (no moving point tracked) stays an empty cell."""
+    return None if score is None else round(score, 3)
 
 
 def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:

@@ -18,6 +18,9 @@ def add_parser(subcommands) -> None:
     parser.add_argument("suite", type=Path, help="suite YAML (references, methods, variants, seeds)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
     parser.add_argument("--model", help="Hub id or model folder for every cell (default: the suite's, else embedded)")
+    parser.add_argument(
+        "--clips", type=Path, help="folder the suite's reference paths are relative to (default: its clips: key)"
+    )
     parser.add_argument("--seeds", type=_integers, help="run only these of the suite's seeds (a pilot): 0,1")
     parser.add_argument("--references", type=_names, help="run only these of the suite's references: camera-pan")
     parser.add_argument("--methods", type=_names, help="run only these of the suite's methods: vmc,motiondirector")
@@ -60,7 +63,7 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.benchmark import read_suite, run_suite, select, summary_text, with_settings
 
     suite = select(
-        read_suite(arguments.suite),
+        read_suite(arguments.suite, arguments.clips),
         seeds=arguments.seeds,
         references=arguments.references,
         methods=arguments.methods,

@@ -53,7 +53,7 @@ def run(arguments: argparse.Namespace) -> int:
         if result["generated_tracks"] == 0:
             print(
                 f"sma: warning: no moving point was tracked in {result['video']}: its motion fidelity is "
-                "undefined (shown as 0)",
+                "undefined (null in --json)",
                 file=sys.stderr,
             )
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
@@ -103,16 +103,16 @@ def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int
 
     flow = video_flow(frames)
     magnitude, reference_magnitude = motion_magnitude(flow), motion_magnitude(reference_flow)
-    robust = robust_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box)
+    robust = robust_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box).as_dict()
     similarity = flow_similarity(reference_flow, flow)
     return {
         "video": str(path),
         **motion_fidelity(reference, frames, grid_size=grid_size, box=box).as_dict(),
-        "robust_motion_fidelity": robust.motion_fidelity,
-        "robust_reference_to_generated": robust.reference_to_generated,
-        "robust_two_sided": robust.two_sided,
-        "robust_tracks": robust.generated_tracks,
-        "robust_tracker": robust.tracker,
+        "robust_motion_fidelity": robust["motion_fidelity"],
+        "robust_reference_to_generated": robust["reference_to_generated"],
+        "robust_two_sided": robust["two_sided"],
+        "robust_tracks": robust["generated_tracks"],
+        "robust_tracker": robust["tracker"],
         "flow_cosine": similarity.cosine,
         "flow_endpoint_error": similarity.endpoint_error,
         "flow_relative_endpoint_error": similarity.relative_endpoint_error,
@@ -193,6 +193,8 @@ def _parse_box(text: str | None):
 
 
 def _table(results: list[dict]) -> str:
+    from sma.metrics.motion_fidelity import score_text
+
     columns = [
         ("video", "video", "{}"),
         ("robust_motion_fidelity", "robust MF", "{:.4f}"),
@@ -207,7 +209,7 @@ def _table(results: list[dict]) -> str:
     ]
     shown = [(key, title, form) for key, title, form in columns if any(key in result for result in results)]
     rows = [[title for _, title, _ in shown]]
-    rows += [[form.format(result[key]) if key in result else "-" for key, _, form in shown] for result in results]
+    rows += [[score_text(result[key], form) if key in result else "-" for key, _, form in shown] for result in results]
     widths = [max(len(row[i]) for row in rows) for i in range(len(shown))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)

@@ -8,6 +8,7 @@ from sma.errors import SmaError
 
 MODEL_DIR = Path(__file__).parent / "model"
 MODEL_DIRS = {"simple": MODEL_DIR, "hard": Path(__file__).parent / "model-hard"}
+SHIPPED_MODELS = {"embedded": "simple", "embedded-hard": "hard"}  # `model` names of the shipped models, by world
 
 
 def embedded_model(world: str = "simple") -> str:

@@ -32,6 +32,7 @@ from sma.backbones.text_to_video import TextToVideoModel
 from sma.backbones.tiny import TinySizes, build_text_to_video
 from sma.embedded.world import BACKGROUNDS, COLOURS, SHAPES, WORLDS, appearance_prompt, sample_untuned, vocabulary
 from sma.errors import SmaError
+from sma.recipes import NATIVE_SIZE_KEY
 
 SIZES = TinySizes(
     unet_channels=(32, 64, 64),
@@ -262,10 +263,15 @@ def continue_from(init: Path, folder: Path) -> dict:
     return json.loads(record_file.read_text())
 
 
-def save(model: TextToVideoModel, folder: Path) -> None:
+def save(model: TextToVideoModel, folder: Path, world: str) -> None:
+    """The networks, and in model_index.json the size the world's clips have: runs default to it."""
     model.unet.save_pretrained(folder / "unet")
     model.vae.save_pretrained(folder / "vae")
     model.text_encoder.save_pretrained(folder / "text_encoder")
+    index = json.loads((folder / "model_index.json").read_text())
+    frames, size = WORLDS[world].frames, WORLDS[world].size
+    index[NATIVE_SIZE_KEY] = {"frames": frames, "height": size, "width": size}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
 @torch.no_grad()
@@ -408,7 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         train_vae(model, videos, masks, arguments.vae_steps, rng)
     latents = encode_dataset(model, videos, keep_scale=earlier is not None)
     log(f"latents {tuple(latents.shape)}, scaling factor {model.vae.config.scaling_factor:.4f}")
-    save(model, arguments.out)
+    save(model, arguments.out, arguments.world)
     deadline = time.time() + 60 * arguments.max_minutes
     steps = train_denoiser(
         model,
@@ -419,9 +425,9 @@ def main(argv: list[str] | None = None) -> None:
         arguments.batch,
         deadline,
         rng,
-        lambda: save(model, arguments.out),
+        lambda: save(model, arguments.out, arguments.world),
     )
-    save(model, arguments.out)
+    save(model, arguments.out, arguments.world)
     minutes = (time.time() - started) / 60
     log(f"trained {steps} denoiser steps in {minutes:.1f} minutes")
     record = {

@@ -35,7 +35,8 @@ from sma.video.frames import as_frames
 class MotionFidelity:
     """motion_fidelity: DMT's one-sided form (generated -> reference), comparable with published tables;
     reference_to_generated: the other half; two_sided: their sum (the SMA paper's form).
-    Track counts are the moving tracks used."""
+    Track counts are the moving tracks used. With no moving track in one of the videos the scores are
+    undefined: 0 in the fields (for arithmetic), None in `as_dict` (null in a metrics.json), "undefined" printed."""
 
     motion_fidelity: float
     reference_to_generated: float
@@ -44,8 +45,23 @@ class MotionFidelity:
     reference_tracks: int
     generated_tracks: int
 
+    @property
+    def defined(self) -> bool:
+        return self.reference_tracks > 0 and self.generated_tracks > 0
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        if not self.defined:
+            values |= dict.fromkeys(SCORES)
+        return values
+
+
+SCORES = ("motion_fidelity", "reference_to_generated", "two_sided")  # the fields that are undefined without tracks
+
+
+def score_text(value: float | None, form: str = "{:.3f}") -> str:
+    """A score as printed: "undefined" where it has none."""
+    return "undefined" if value is None else form.format(value)
 
 
 def motion_fidelity(
