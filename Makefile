@@ -74,7 +74,7 @@ test-latest:
 	.venv-latest/bin/pip install --quiet torch==2.13.0
 	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
 	.venv-latest/bin/pip freeze --exclude-editable | diff $(LOCK) - | grep '^[<>] [^ #]' || echo "the newest releases are the lock's"
-	.venv-latest/bin/python -m pytest -q
+	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q -n 2
 
 clean:
 	rm -rf $(VENV) .venv-latest .venv-lock build src/*.egg-info .pytest_cache .ruff_cache .hypothesis

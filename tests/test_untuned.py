@@ -87,7 +87,8 @@ def test_transfer_writes_the_untuned_baseline_beside_the_outputs(model_dir, refe
     assert "untuned/00-a-green-star.mp4: motion fidelity" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     (entry,) = metrics["untuned"]
-    assert entry["video"] == "untuned/00-a-green-star.mp4" and -1 <= entry["robust_motion_fidelity"] <= 1
+    assert entry["video"] == "untuned/00-a-green-star.mp4"
+    assert entry["robust_motion_fidelity"] is None or -1 <= entry["robust_motion_fidelity"] <= 1  # None: nothing moved
     assert metrics["phases"]["untuned"]["steps"] == 3 and len(metrics["outputs"]) == 1
     # the untuned model is the backbone as loaded: the trained weights play no part
     # compared as gifs: x264 now and then encodes the same frames to another stream (see write_video)

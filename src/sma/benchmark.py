@@ -39,7 +39,6 @@ SUITE_KEYS = (
     "name",
     "model",
     "world",
-    "clips",
     "seeds",
     "steps",
     "size",
@@ -48,6 +47,7 @@ SUITE_KEYS = (
     "methods",
     "variants",
     "references",
+    "clips",
 )
 REFERENCE_KEYS = ("name", "path", "synthetic", "prompt", "targets")
 OBJECT_KEYS = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 
@@ -20,8 +21,17 @@ _PYTHON_FORMAT = warnings.formatwarning
 COMMAND_MODULES: tuple[str, ...] = ("transfer", "train", "generate", "export", "evaluate", "benchmark", "demo", "ui")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, taking "-1e-4" as a value: before Python 3.13 only "-1" and "-0.1" were numbers, so
+    `--lr -1e-4` failed with "expected one argument" instead of saying what is wrong with the rate."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sma",
         description="Video motion transfer with diffusion models and Spectral Motion Alignment.",
     )

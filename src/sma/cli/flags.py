@@ -115,6 +115,16 @@ def overrides(arguments: argparse.Namespace, flags: tuple[Flag, ...]) -> dict[st
 
 
 def for_command_line(message: str) -> str:
-    """A library message with its `config.key` names replaced by the flags that set them, where there are."""
+    """A library message with its `config.key` names replaced by the flags that set them, where there are.
+
+    A change of a key that a `store_false` flag turns off reads as the flag given or not: "`sma.enabled` (True ->
+    False)" would read "--no-sma (True -> False)", backwards."""
     flags = (*TRAINING_FLAGS, TARGET_FLAG, UNTUNED_FLAG)
+    for flag in flags:
+        if flag.options.get("action") == "store_false":
+            for change, said in (
+                ("True -> False", "not given in the run, given now"),
+                ("False -> True", "given in the run, not now"),
+            ):
+                message = message.replace(f"`{flag.key}` ({change})", f"{flag.flag} ({said})")
     return phrase_keys(message, {flag.key: flag.flag for flag in flags} | RUN_OPTIONS)
