@@ -72,8 +72,10 @@ test-latest:
 	rm -rf .venv-latest
 	$(PYTHON) -m venv .venv-latest
 	.venv-latest/bin/pip install --quiet torch==2.13.0
-	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]'
-	.venv-latest/bin/pip freeze --exclude-editable | diff $(LOCK) - | grep '^[<>] [^ #]' || echo "the newest releases are the lock's"
+	.venv-latest/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[$(EXTRAS)]' torch==2.13.0
+	.venv-latest/bin/pip freeze --all --exclude-editable | sed -E 's/^[^=]+/\L&/; s/_/-/g; s/\+cpu$$//' \
+	  | grep -v '^pip==' | diff $(LOCK) - \
+	  | grep '^[<>] [^ #]' || echo "the newest releases are the lock's"
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q -n 2
 
 clean:

@@ -36,6 +36,10 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path, clips, capsys):
     assert recoloured["motion_fidelity"] > 0.9 > 0.0 > reversed_["motion_fidelity"]
     assert {"two_sided", "reference_to_generated", "tracker"} <= recoloured.keys()
     assert "lucas-kanade" in scores["tracker"]
+    # MTBench's hybrid score (DeT): the same motion near the top, the motion played backwards well below
+    assert "MTBench MF" in table and "MTBench hybrid" in scores["mtbench_motion_fidelity_form"]
+    assert recoloured["mtbench_cosine"] > 0.8 > 0.4 > reversed_["mtbench_cosine"]  # seen: 0.85 and 0.30
+    assert recoloured["mtbench_motion_fidelity"] > reversed_["mtbench_motion_fidelity"]
 
 
 def test_clip_scores_with_a_local_model(tmp_path, clips):

@@ -1,0 +1,104 @@
+"""MTBench's motion fidelity (DeT, ICCV 2025), the field's benchmark metric, on sma's point tracks.
+
+As `evaluation.py` of Shi-qingyu/DeT computes it (lines 22-170), with tracks (n, f, 2) in coordinates
+divided by the frame's width and height:
+
+- cosine: each track becomes [its start, its f-1 steps], every row scaled to unit length; corr(i, j) is the
+  mean over the f rows of their dot products; the score is the mean over generated tracks of the best
+  reference track (`get_cosine_similarity_score`, lines 55-86; `max(dim=1)`, line 163);
+- "Fréchet": d(i, j) is the mean Euclidean distance over every pair of points of the two tracks (scipy's
+  `cdist(...).mean()`, lines 22-25: not the Fréchet distance its name says), similarity 1 / (1 + d)
+  (line 51), on 50 tracks drawn at random (line 155), best match averaged as for the cosine;
+- hybrid (`--add_frechet_score`): 0.5 cosine + 0.5 Fréchet similarity (line 161).
+
+Where sma differs, and why: the tracks are DIS-flow tracks from the grid of the robust metric (`FlowTracker`),
+not CoTracker's (its weights are not downloaded here); a track lost before the end is dropped, so the two
+videos may keep different numbers of tracks and the 50 are drawn from each on its own (DeT draws the same
+indices from both grids, of equal size); the draw is seeded; a step of length 0 counts as 0 in the cosine
+(DeT divides 0 by 0, a NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sma.metrics.flow import FlowTracker, VideoFlow, check_frame_counts, video_flow
+from sma.metrics.tracking import grid_points
+
+FRECHET_TRACKS = 50  # DeT's evaluation.py line 155
+
+
+@dataclass(frozen=True)
+class MTBenchFidelity:
+    """hybrid: MTBench's score with its Fréchet term; cosine: its score without (DeT's default); both 0..1
+    (the cosine can go below 0 for opposite motion). Track counts are the whole tracks used; with none in one
+    video the scores are undefined (0 here, None in `as_dict`), as for `MotionFidelity`."""
+
+    hybrid: float
+    cosine: float
+    frechet_similarity: float
+    reference_tracks: int
+    generated_tracks: int
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        if self.reference_tracks == 0 or self.generated_tracks == 0:
+            values |= dict.fromkeys(("hybrid", "cosine", "frechet_similarity"))
+        return values
+
+
+def mtbench_motion_fidelity(
+    reference: np.ndarray | VideoFlow,
+    generated: np.ndarray | VideoFlow,
+    *,
+    grid_size: int = 32,
+    seed: int = 0,
+) -> MTBenchFidelity:
+    """MTBench's motion fidelity of `generated` to `reference` (uint8 frames, [-1, 1] tensors or `video_flow`
+    results), as the module docstring says."""
+    reference, generated = video_flow(reference), video_flow(generated)
+    check_frame_counts(len(reference.frames), len(generated.frames))
+    reference_tracks = normalised_tracks(reference, grid_size)
+    generated_tracks = normalised_tracks(generated, grid_size)
+    if len(reference_tracks) == 0 or len(generated_tracks) == 0:
+        return MTBenchFidelity(0.0, 0.0, 0.0, len(reference_tracks), len(generated_tracks))
+    cosine = float(cosine_similarity(generated_tracks, reference_tracks).max(axis=1).mean())
+    rng = np.random.default_rng(seed)
+    drawn_generated = generated_tracks[rng.integers(0, len(generated_tracks), FRECHET_TRACKS)]
+    drawn_reference = reference_tracks[rng.integers(0, len(reference_tracks), FRECHET_TRACKS)]
+    frechet = float(frechet_similarity(drawn_generated, drawn_reference).max(axis=1).mean())
+    return MTBenchFidelity(
+        hybrid=0.5 * cosine + 0.5 * frechet,
+        cosine=cosine,
+        frechet_similarity=frechet,
+        reference_tracks=len(reference_tracks),
+        generated_tracks=len(generated_tracks),
+    )
+
+
+def normalised_tracks(flow: VideoFlow, grid_size: int) -> np.ndarray:
+    """The grid's tracks followed through the whole clip (n, f, 2), x divided by the width and y by the height."""
+    height, width = flow.frames.shape[1:3]
+    tracks = FlowTracker().chain(flow, grid_points(height, width, grid_size))
+    whole = tracks.positions[tracks.valid.all(axis=1)].astype(np.float64)
+    return whole / np.array([width, height])
+
+
+def cosine_similarity(tracks: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(n, m): mean over rows of [start, steps...] of the dot product of the unit rows (DeT lines 55-86)."""
+    rows, other_rows = _unit_rows(tracks), _unit_rows(others)
+    return np.einsum("ntc,mtc->nm", rows, other_rows) / rows.shape[1]
+
+
+def frechet_similarity(tracks: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(n, m): 1 / (1 + the mean distance between every point of track i and every point of track j)."""
+    distances = np.linalg.norm(tracks[:, None, :, None] - others[None, :, None, :], axis=-1)  # (n, m, f, f)
+    return 1 / (1 + distances.mean(axis=(2, 3)))
+
+
+def _unit_rows(tracks: np.ndarray) -> np.ndarray:
+    rows = np.concatenate([tracks[:, :1], np.diff(tracks, axis=1)], axis=1)
+    length = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return np.divide(rows, length, out=np.zeros_like(rows), where=length > 0)
