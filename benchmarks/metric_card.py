@@ -40,6 +40,7 @@ from sma.metrics.card import (
     textured_scene,
     translated,
 )
+from sma.metrics.mtbench import mtbench_motion_fidelity
 from sma.video import read_video
 
 CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "clips"
@@ -68,7 +69,12 @@ def ratio(metric: Callable, reference, case) -> float:
 METRICS = (
     Metric("motion fidelity, Lucas-Kanade (old)", True, lambda r, c, s: motion_fidelity(r[0], c[0]).motion_fidelity),
     Metric("robust motion fidelity", True, lambda r, c, s: robust_motion_fidelity(r[1], c[1]).motion_fidelity),
-    Metric("robust motion fidelity, two-sided", True, lambda r, c, s: robust_motion_fidelity(r[1], c[1]).two_sided),
+    Metric(
+        "robust motion fidelity, two-sided (mean)",
+        True,
+        lambda r, c, s: robust_motion_fidelity(r[1], c[1]).two_sided_mean,
+    ),
+    Metric("MTBench motion fidelity (DeT's hybrid)", True, lambda r, c, s: mtbench_motion_fidelity(r[1], c[1]).hybrid),
     Metric("flow cosine", True, lambda r, c, s: flow_similarity(r[1], c[1]).cosine),
     Metric("flow relative end-point error", False, lambda r, c, s: flow_similarity(r[1], c[1]).relative_endpoint_error),
     Metric("warping error, ratio to the reference's", None, lambda r, c, s: ratio(warping_error, r, c)),

@@ -108,7 +108,7 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
         assert (out / record["video"]).is_file()
         for key in (
             "robust_motion_fidelity",
-            "robust_two_sided",
+            "robust_two_sided_mean",
             "flow_cosine",
             "trajectory_error_px",
             "object_error_px",
@@ -116,13 +116,14 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
             assert isinstance(record[key], float)
         assert 0.0 <= record["colour_leakage"] <= 1.0 and "camera_error_px" not in record  # a plain background
         assert 0.0 <= record["appearance_accuracy"] <= 1.0
+        assert record["mtbench_motion_fidelity"] is None or -1 <= record["mtbench_motion_fidelity"] <= 1
     assert [json.loads(line)["cell"] for line in (out / "results.jsonl").read_text().splitlines()] == [
         "linear-vmc-sma-seed0",
         "linear-vmc-nosma-seed0",
     ]
     summary = (out / "summary.md").read_text()
     assert "| vmc | sma | 1 |" in summary and "| vmc | sma minus nosma | 1 |" in summary
-    assert "robust MF two-sided" in summary and "trajectory error (px)" in summary
+    assert "robust MF two-sided (mean)" in summary and "trajectory error (px)" in summary
     assert (out / "summary.png").stat().st_size > 0 and (out / "differences.png").stat().st_size > 0
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
@@ -499,3 +500,21 @@ def test_reference_paths_are_relative_to_clips_then_the_suite(model_dir, referen
     suite = write_suite(tmp_path / "suites", model_dir, references=entry)  # no clips: the suite's own folder
     with pytest.raises(SmaError, match=r"no reference video at .*suites/circle.mp4 \(relative to --clips"):
         read_suite(suite)
+
+
+def test_results_of_the_two_sided_sum_read_as_the_mean(tmp_path):
+    """Issue 36: two-sided scores were sums (0..2) beside 0..1 columns; older files keep loading, halved."""
+    from sma.benchmark import RESULTS_FILE
+    from sma.report import read_metrics, write_metrics
+
+    old = {"cell": "a", "robust_two_sided": 1.6, "robust_motion_fidelity": 0.9}
+    (tmp_path / RESULTS_FILE).write_text(json.dumps(old) + "\n" + json.dumps({"robust_two_sided_mean": 0.7}) + "\n")
+    assert read_results(tmp_path) == [
+        {"cell": "a", "robust_motion_fidelity": 0.9, "robust_two_sided_mean": 0.8},
+        {"robust_two_sided_mean": 0.7},
+    ]
+    write_metrics(tmp_path, {"outputs": [{"robust_two_sided": None, "two_sided": 1.0}], "sma_share": 0.5})
+    assert read_metrics(tmp_path) == {
+        "outputs": [{"robust_two_sided_mean": None, "two_sided_mean": 0.5}],
+        "sma_share": 0.5,
+    }

@@ -76,10 +76,11 @@ VARIANT_KEYS = ("name", "sma", "scale")
 # (results key, table title, True when higher is better)
 METRICS: tuple[tuple[str, str, bool], ...] = (
     ("robust_motion_fidelity", "robust MF", True),
-    ("robust_two_sided", "robust MF two-sided", True),
+    ("robust_two_sided_mean", "robust MF two-sided (mean)", True),
     ("motion_fidelity_lk", "MF (Lucas-Kanade)", True),
     ("flow_cosine", "flow cosine", True),
     ("flow_relative_endpoint_error", "flow EPE (relative)", False),
+    ("mtbench_motion_fidelity", "MTBench MF (DeT)", True),
     ("trajectory_error_px", "trajectory error (px)", False),
     ("object_error_px", "object error (px)", False),
     ("camera_error_px", "camera error (px)", False),
@@ -564,6 +565,7 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
 def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
     """One record per target: the motion metrics against the reference as the run read it (reference.mp4)."""
     from sma.metrics import flow_similarity, motion_fidelity, robust_motion_fidelity, video_flow
+    from sma.metrics.mtbench import mtbench_motion_fidelity
     from sma.run_folder import video_path
     from sma.video import read_video
 
@@ -580,10 +582,11 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
             "target": target.prompt,
             "video": str(path.relative_to(run_dir.parent.parent)),
             "robust_motion_fidelity": robust.motion_fidelity,
-            "robust_two_sided": robust.two_sided,
+            "robust_two_sided_mean": robust.two_sided_mean,
             "motion_fidelity_lk": motion_fidelity(reference, frames).motion_fidelity,
             "flow_cosine": similarity.cosine,
             "flow_relative_endpoint_error": similarity.relative_endpoint_error,
+            "mtbench_motion_fidelity": mtbench_motion_fidelity(reference_flow, flow).as_dict()["hybrid"],
         }
         if clip is not None:
             record |= ground_truth_scores(clip, cell.reference.synthetic, target, reference, frames, config.video)
@@ -634,7 +637,10 @@ def ground_truth_scores(clip, scene: dict[str, Any], target: Target, reference, 
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:
-    """The records of results.jsonl; a last line cut short by an interruption is dropped from the file."""
+    """The records of results.jsonl (older files' keys read as today's); a last line cut short by an
+    interruption is dropped from the file."""
+    from sma.metrics.motion_fidelity import with_current_keys
+
     path = Path(out) / RESULTS_FILE
     if not path.is_file():
         return []
@@ -642,7 +648,7 @@ def read_results(out: Path) -> list[dict[str, Any]]:
     records = []
     for number, line in enumerate(lines):
         try:
-            records.append(json.loads(line))
+            records.append(with_current_keys(json.loads(line)))
         except json.JSONDecodeError:
             if number != len(lines) - 1:
                 raise SmaError(f"{path} line {number + 1} is not JSON: the results file is damaged") from None

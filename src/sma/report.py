@@ -67,14 +67,20 @@ def motion_scores(reference, reference_flow, frames) -> dict:
     robust = robust_motion_fidelity(reference_flow, frames).as_dict()
     return {
         "robust_motion_fidelity": robust["motion_fidelity"],
-        "robust_two_sided": robust["two_sided"],
+        "robust_two_sided_mean": robust["two_sided_mean"],
         **motion_fidelity(reference, frames).as_dict(),
     }
 
 
 def read_metrics(run_dir: Path) -> dict:
+    from sma.metrics.motion_fidelity import with_current_keys
+
     path = Path(run_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    for kind in ("outputs", "untuned"):  # the scored videos, in a run folder of any version
+        if kind in metrics:
+            metrics[kind] = [with_current_keys(entry) for entry in metrics[kind]]
+    return metrics
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:

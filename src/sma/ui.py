@@ -190,10 +190,7 @@ def results(job: Path, downloads: Path) -> Results:
                 [
                     label,
                     output["target"],
-                    *(
-                        rounded(output[key])
-                        for key in ("robust_motion_fidelity", "robust_two_sided", "motion_fidelity")
-                    ),
+                    *(rounded(output[key]) for key in SCORE_COLUMNS),
                 ]
             )
     found.losses = next((str(run / "loss_curves.png") for run in runs if (run / "loss_curves.png").is_file()), None)
@@ -619,7 +616,7 @@ def build(out: Path):
     return page, app
 
 
-SCORE_COLUMNS = ("robust_motion_fidelity", "robust_two_sided", "motion_fidelity")  # of metrics.json, as shown
+SCORE_COLUMNS = ("robust_motion_fidelity", "robust_two_sided_mean", "motion_fidelity")  # of metrics.json, as shown
 
 
 def rounded(score: float | None) -> float | None:

@@ -313,7 +313,7 @@ def measure(frames: np.ndarray, reference: np.ndarray, clip: SyntheticVideo, col
     reference_colour = rgb(clip.objects[0].colour)
     return {
         "motion_fidelity": fidelity.motion_fidelity,
-        "motion_fidelity_two_sided": fidelity.two_sided,
+        "motion_fidelity_two_sided_mean": fidelity.two_sided_mean,
         "trajectory_error_px": trajectory_error(frames, clip.trajectories, clip.sizes).mean_error,
         "appearance_accuracy": appearance_accuracy(frames, rgb(colour), shape, reference_colour),
         "target_colour_fraction": colour_fraction(frames, rgb(colour)),

@@ -34,13 +34,14 @@ from sma.video.frames import as_frames
 @dataclass(frozen=True)
 class MotionFidelity:
     """motion_fidelity: DMT's one-sided form (generated -> reference), comparable with published tables;
-    reference_to_generated: the other half; two_sided: their sum (the SMA paper's form).
+    reference_to_generated: the other half; two_sided_mean: their mean, 0..1 like either (the SMA paper sums
+    them, up to 2: files written before the mean hold that sum under `two_sided`, read through OLD_KEYS).
     Track counts are the moving tracks used. With no moving track in one of the videos the scores are
     undefined: 0 in the fields (for arithmetic), None in `as_dict` (null in a metrics.json), "undefined" printed."""
 
     motion_fidelity: float
     reference_to_generated: float
-    two_sided: float
+    two_sided_mean: float
     tracker: str
     reference_tracks: int
     generated_tracks: int
@@ -56,7 +57,25 @@ class MotionFidelity:
         return values
 
 
-SCORES = ("motion_fidelity", "reference_to_generated", "two_sided")  # the fields that are undefined without tracks
+SCORES = ("motion_fidelity", "reference_to_generated", "two_sided_mean")  # the fields that are undefined without tracks
+
+
+# keys of results written while two-sided scores were sums (0..2), read as the means (0..1) they now are
+OLD_KEYS = {
+    "two_sided": "two_sided_mean",
+    "robust_two_sided": "robust_two_sided_mean",
+    "motion_fidelity_two_sided": "motion_fidelity_two_sided_mean",
+}
+
+
+def with_current_keys(record: dict) -> dict:
+    """A score record with the sums of older files as today's means, under today's keys."""
+    record = dict(record)
+    for old, new in OLD_KEYS.items():
+        if old in record and new not in record:
+            total = record.pop(old)
+            record[new] = None if total is None else total / 2
+    return record
 
 
 def score_text(value: float | None, form: str = "{:.3f}") -> str:
@@ -92,7 +111,7 @@ def motion_fidelity(
     return MotionFidelity(
         motion_fidelity=forward,
         reference_to_generated=backward,
-        two_sided=forward + backward,
+        two_sided_mean=(forward + backward) / 2,
         tracker=tracker.name,
         reference_tracks=len(reference_tracks),
         generated_tracks=len(generated_tracks),
@@ -119,7 +138,7 @@ def robust_motion_fidelity(
     of compression fall below it. With corr as in `track_correlation` over generated tracks i
     and reference tracks j,
         motion_fidelity        = sum_i t_i max_j corr(i, j) / sum_i t_i
-        reference_to_generated = sum_j t_j max_i corr(i, j) / sum_j t_j,  two_sided = their sum.
+        reference_to_generated = sum_j t_j max_i corr(i, j) / sum_j t_j,  two_sided_mean = their mean.
     Videos are uint8 frames, [-1, 1] tensors or `video_flow` results (to share the flow with the
     other flow metrics); `mask` or `box` are in reference pixels, as for `motion_fidelity`.
     As in DMT, a track's best partner may be anywhere: a clip whose tracks move in opposite
@@ -136,7 +155,7 @@ def robust_motion_fidelity(
     return MotionFidelity(
         motion_fidelity=forward,
         reference_to_generated=backward,
-        two_sided=forward + backward,
+        two_sided_mean=(forward + backward) / 2,
         tracker=FlowTracker(reference.preset, reference.max_side).name + f", motion share {motion_share}",
         reference_tracks=len(reference_tracks),
         generated_tracks=len(generated_tracks),
