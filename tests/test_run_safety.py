@@ -412,12 +412,13 @@ def test_sma_share_is_printed_and_warned_above_ninety_percent(model_dir, referen
     from sma.cli.flags import for_command_line
     from sma.runs import SmaShareWarning
 
+    heavy = ["--sma-global-weight", "40", "--sma-local-weight", "20"]  # the recipe's weights x100: far above 90%
     with pytest.warns(SmaShareWarning) as warned:
-        assert main(command("train", reference, tmp_path / "authors", model_dir)) == 0
+        assert main(command("train", reference, tmp_path / "authors", model_dir, *heavy)) == 0
     share = json.loads((tmp_path / "authors" / "metrics.json").read_text())["sma_share"]
     printed = capsys.readouterr()
     assert share > 0.9 and f"SMA's share of the training loss: {share:.0%}" in printed.err + printed.out
-    message = for_command_line(str(warned[0].message))
+    (message,) = [for_command_line(str(warning.message)) for warning in warned if warning.category is SmaShareWarning]
     assert f"SMA was {share:.0%} of the training loss" in message
     assert "scale --sma-global-weight and --sma-local-weight down" in message
 
@@ -425,6 +426,7 @@ def test_sma_share_is_printed_and_warned_above_ninety_percent(model_dir, referen
     with warnings.catch_warnings():
         warnings.simplefilter("error", SmaShareWarning)
         assert main(command("train", reference, tmp_path / "light", model_dir, *weights)) == 0
+    assert load_config(tmp_path / "authors" / "config.yaml").sma.global_weight == 40
     stored = load_config(tmp_path / "light" / "config.yaml").sma
     assert (stored.global_weight, stored.local_weight) == (1e-6, 2e-6)
     assert json.loads((tmp_path / "light" / "metrics.json").read_text())["sma_share"] < 0.5
@@ -438,7 +440,7 @@ def test_words_outside_the_embedded_vocabulary_are_named_once(monkeypatch):
     from sma.embedded import embedded_model
 
     monkeypatch.setattr(latent_video, "WARNED_WORDS", set())
-    tokenizer = CLIPTokenizer.from_pretrained(Path(embedded_model()) / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(embedded_model(), subfolder="tokenizer")  # as the model loads it
     with pytest.warns(latent_video.UnknownWordsWarning) as warned:
         latent_video.warn_unknown_words(tokenizer, ["a purple dragon moving right", "a purple circle"])
     (message,) = [str(warning.message) for warning in warned]

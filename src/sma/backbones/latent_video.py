@@ -104,10 +104,11 @@ def warn_unknown_words(tokenizer: CLIPTokenizer, prompts: list[str]) -> None:
     unknown = [word for word in words if word not in WARNED_WORDS and len(tokenizer.tokenize(word)) > 1]
     if unknown:
         WARNED_WORDS.update(unknown)
+        vocabulary = getattr(tokenizer, "vocab_file", None) or tokenizer.name_or_path
+        pronoun = "it" if len(unknown) == 1 else "them"
         warnings.warn(
-            f"{', '.join(unknown)}: not in this model's vocabulary of {len(tokenizer)} tokens "
-            f"({tokenizer.name_or_path}/vocab.json), so the model reads {'it' if len(unknown) == 1 else 'them'} "
-            "as letters: use its words for a meaningful result",
+            f"{', '.join(unknown)}: not in this model's vocabulary of {len(tokenizer)} tokens ({vocabulary}), so "
+            f"the model reads {pronoun} as letters: use its words for a meaningful result",
             UnknownWordsWarning,
             stacklevel=3,
         )
