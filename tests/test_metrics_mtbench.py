@@ -50,3 +50,12 @@ def test_a_video_scores_high_against_itself_and_lower_against_other_motion():
     )
     assert other.cosine < same.cosine and other.hybrid < same.hybrid
     assert mtbench_motion_fidelity(clip("linear"), clip("zigzag")) == other  # the drawn tracks are seeded
+
+
+def test_a_box_keeps_the_grid_points_inside_it_in_both_videos():
+    frames = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=48, width=48).frames
+    whole = mtbench_motion_fidelity(frames, frames)
+    boxed = mtbench_motion_fidelity(frames, frames, box=(0, 0, 24, 48))  # the left half
+    assert boxed.reference_tracks == boxed.generated_tracks < whole.reference_tracks
+    with pytest.raises(ValueError, match="selects no pixel"):
+        mtbench_motion_fidelity(frames, frames, box=(10, 10, 10, 10))

@@ -107,7 +107,7 @@ def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int
     flow = video_flow(frames)
     magnitude, reference_magnitude = motion_magnitude(flow), motion_magnitude(reference_flow)
     robust = robust_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box).as_dict()
-    mtbench = mtbench_motion_fidelity(reference_flow, flow, grid_size=grid_size).as_dict()
+    mtbench = mtbench_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box).as_dict()
     similarity = flow_similarity(reference_flow, flow)
     return {
         "video": str(path),

@@ -103,7 +103,7 @@ def motion_fidelity(
     reference, generated = as_frames(reference), as_frames(generated)
     check_frame_counts(len(reference), len(generated))
     tracker = tracker or LucasKanadeTracker()
-    region = _region(mask, box, reference.shape[1:3])
+    region = region_mask(mask, box, reference.shape[1:3])
     reference_tracks = _moving_tracks(reference, tracker, grid_size, region, min_travel)
     generated_tracks = _moving_tracks(generated, tracker, grid_size, region, min_travel)
     correlation = track_correlation(generated_tracks, reference_tracks, still)
@@ -146,7 +146,7 @@ def robust_motion_fidelity(
     """
     reference, generated = video_flow(reference), video_flow(generated)
     check_frame_counts(len(reference.frames), len(generated.frames))
-    region = _region(mask, box, reference.source_size)
+    region = region_mask(mask, box, reference.source_size)
     reference_tracks, reference_travel = _carrying_tracks(reference, grid_size, region, motion_share, min_travel)
     generated_tracks, generated_travel = _carrying_tracks(generated, grid_size, region, motion_share, min_travel)
     correlation = track_correlation(generated_tracks, reference_tracks, still)
@@ -195,7 +195,7 @@ def _best_match_mean(correlation: np.ndarray, weights: np.ndarray | None = None)
 
 def _moving_tracks(frames: np.ndarray, tracker: Tracker, grid_size: int, region: np.ndarray | None, min_travel: float):
     height, width = frames.shape[1:3]
-    whole, travel = _whole_tracks(tracker.track(frames, _grid(height, width, grid_size, region)))
+    whole, travel = _whole_tracks(tracker.track(frames, grid_in_region(height, width, grid_size, region)))
     return whole[travel >= min_travel * np.hypot(height, width)]
 
 
@@ -203,14 +203,14 @@ def _carrying_tracks(flow: VideoFlow, grid_size: int, region, motion_share: floa
     """Whole tracks (n, f, 2) that travel at least max(min_travel * diagonal, motion_share * the 99th
     percentile of travel), with their travels (n,)."""
     height, width = flow.frames.shape[1:3]
-    whole, travel = _whole_tracks(FlowTracker().chain(flow, _grid(height, width, grid_size, region)))
+    whole, travel = _whole_tracks(FlowTracker().chain(flow, grid_in_region(height, width, grid_size, region)))
     if len(travel) == 0:
         return whole, travel
     kept = travel >= max(min_travel * flow.diagonal, motion_share * np.quantile(travel, 0.99))
     return whole[kept], travel[kept]
 
 
-def _grid(height: int, width: int, grid_size: int, region: np.ndarray | None) -> np.ndarray:
+def grid_in_region(height: int, width: int, grid_size: int, region: np.ndarray | None) -> np.ndarray:
     """Grid points (n, 2) in pixels of a (height, width) frame, inside `region` (a mask of any size) if given."""
     points = grid_points(height, width, grid_size)
     if region is None:
@@ -227,7 +227,8 @@ def _whole_tracks(tracks: Tracks) -> tuple[np.ndarray, np.ndarray]:
     return whole, travel
 
 
-def _region(mask: np.ndarray | None, box, size: tuple[int, int]) -> np.ndarray | None:
+def region_mask(mask: np.ndarray | None, box, size: tuple[int, int]) -> np.ndarray | None:
+    """The (height, width) = `size` mask a `mask` or a `box` (x0, y0, x1, y1 in pixels) selects; None for neither."""
     if mask is not None and box is not None:
         raise ValueError("pass a mask or a box, not both")
     if box is not None:

@@ -8,7 +8,7 @@ divided by the frame's width and height:
   reference track (`get_cosine_similarity_score`, lines 55-86; `max(dim=1)`, line 163);
 - "Fréchet": d(i, j) is the mean Euclidean distance over every pair of points of the two tracks (scipy's
   `cdist(...).mean()`, lines 22-25: not the Fréchet distance its name says), similarity 1 / (1 + d)
-  (line 51), on 50 tracks drawn at random (line 155), best match averaged as for the cosine;
+  (line 51), on 50 tracks drawn at random (line 154), best match averaged as for the cosine;
 - hybrid (`--add_frechet_score`): 0.5 cosine + 0.5 Fréchet similarity (line 161).
 
 Where sma differs, and why: the tracks are DIS-flow tracks from the grid of the robust metric (`FlowTracker`),
@@ -25,9 +25,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sma.metrics.flow import FlowTracker, VideoFlow, check_frame_counts, video_flow
-from sma.metrics.tracking import grid_points
+from sma.metrics.motion_fidelity import grid_in_region, region_mask
 
-FRECHET_TRACKS = 50  # DeT's evaluation.py line 155
+FRECHET_TRACKS = 50  # DeT's evaluation.py line 154
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,18 @@ def mtbench_motion_fidelity(
     generated: np.ndarray | VideoFlow,
     *,
     grid_size: int = 32,
+    mask: np.ndarray | None = None,
+    box: tuple[float, float, float, float] | None = None,
     seed: int = 0,
 ) -> MTBenchFidelity:
     """MTBench's motion fidelity of `generated` to `reference` (uint8 frames, [-1, 1] tensors or `video_flow`
-    results), as the module docstring says."""
+    results), as the module docstring says. `mask` or `box`, in reference pixels, keeps the grid points inside it
+    in both videos, as DeT's box around the reference's first-frame mask does (lines 114-127)."""
     reference, generated = video_flow(reference), video_flow(generated)
     check_frame_counts(len(reference.frames), len(generated.frames))
-    reference_tracks = normalised_tracks(reference, grid_size)
-    generated_tracks = normalised_tracks(generated, grid_size)
+    region = region_mask(mask, box, reference.source_size)
+    reference_tracks = normalised_tracks(reference, grid_size, region)
+    generated_tracks = normalised_tracks(generated, grid_size, region)
     if len(reference_tracks) == 0 or len(generated_tracks) == 0:
         return MTBenchFidelity(0.0, 0.0, 0.0, len(reference_tracks), len(generated_tracks))
     cosine = float(cosine_similarity(generated_tracks, reference_tracks).max(axis=1).mean())
@@ -78,10 +82,11 @@ def mtbench_motion_fidelity(
     )
 
 
-def normalised_tracks(flow: VideoFlow, grid_size: int) -> np.ndarray:
-    """The grid's tracks followed through the whole clip (n, f, 2), x divided by the width and y by the height."""
+def normalised_tracks(flow: VideoFlow, grid_size: int, region: np.ndarray | None = None) -> np.ndarray:
+    """The grid's tracks (inside `region`, a mask of any size) followed through the whole clip (n, f, 2), x divided
+    by the width and y by the height."""
     height, width = flow.frames.shape[1:3]
-    tracks = FlowTracker().chain(flow, grid_points(height, width, grid_size))
+    tracks = FlowTracker().chain(flow, grid_in_region(height, width, grid_size, region))
     whole = tracks.positions[tracks.valid.all(axis=1)].astype(np.float64)
     return whole / np.array([width, height])
 
