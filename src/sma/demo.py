@@ -31,7 +31,7 @@ from sma.config import TransferConfig
 from sma.embedded import embedded_model
 from sma.embedded.world import WORLDS, measure, run_config, scene_prompt
 from sma.metrics import motion_fidelity
-from sma.run_folder import UNTUNED_DIR, check_run_dir, create_run_dir, slug, video_path
+from sma.run_folder import ADAPTER_DIR, UNTUNED_DIR, check_run_dir, create_run_dir, slug, video_path
 from sma.runs import generate, train, transfer
 from sma.video import MovingObject, SyntheticVideo, read_video, synthetic_video, write_grid, write_video
 from sma.video.atomic import atomic_output
@@ -167,7 +167,7 @@ def run_demo(
     videos: dict[str, list[np.ndarray]] = {**baseline, "sma": [], "nosma": []}
     for label, config in configs.items():
         trained = train(config, run_dir / "reference-input.mp4", run_dir / f"train-{label}", overwrite=True)
-        for index, path in enumerate(generate(trained / "adapter", prompts, trained, overwrite=True)):
+        for index, path in enumerate(generate(trained / ADAPTER_DIR, prompts, trained, overwrite=True)):
             final = run_dir / f"{label}-{slug(prompts[index])}.mp4"
             write_video(final, read_video(path), overwrite=True)
             videos[label].append(read_video(final))

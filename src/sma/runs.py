@@ -35,6 +35,7 @@ from sma.recipes import flatten, load_config
 from sma.references import Reference, captioned, entry_path, resolve
 from sma.report import REFERENCES_DIR, plot_losses, read_metrics, sma_share, write_metrics, write_report
 from sma.run_folder import (
+    ADAPTER_DIR,
     CONFIG_FILE,
     RUN_FILE,
     UNTUNED_DIR,
@@ -287,7 +288,7 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
         # generation starts from the first reference: its latents, conditions and caption (the source prompt of
         # the methods that invert with it) go with the adapter
         pinned.prompt = references[0].prompt
-        Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / "adapter")
+        Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / ADAPTER_DIR)
         plot_losses(history, run.path / "loss_curves.png")
         share = sma_share(history)
         write_metrics(run.path, {"phases": phases.summary(), "sma_share": share})
@@ -546,7 +547,7 @@ def transfer(
             _train(accelerator, config, references, run)
             if not PartialState().is_main_process:  # data-parallel training: one process generates
                 return Path(out)
-            method, adapter = load_trained(run.path / "adapter", device)
+            method, adapter = load_trained(run.path / ADAPTER_DIR, device)
             latents = adapter.reference_latents
         else:
             config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one

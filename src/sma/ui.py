@@ -26,7 +26,7 @@ from sma.config import TransferConfig
 from sma.errors import SmaError, phrase_keys
 from sma.progress import Step, watch
 from sma.report import read_metrics
-from sma.run_folder import is_run_folder, slug
+from sma.run_folder import ADAPTER_DIR, is_run_folder, slug
 
 TOY_WORLD = "toy world (embedded model)"  # the recipe choice that sets up runs as `sma demo` does
 VARIANTS = {"sma": "with SMA", "nosma": "without SMA"}
@@ -226,7 +226,7 @@ def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
 
     downloads.mkdir(parents=True, exist_ok=True)
     made = []
-    adapters = [run / "adapter" for run in runs if (run / "adapter").is_dir()]
+    adapters = [run / ADAPTER_DIR for run in runs if (run / ADAPTER_DIR).is_dir()]
     if adapters:
         path = downloads / f"{job.name}-adapter.zip"
         with zipfile.ZipFile(path, "w") as archive:
