@@ -62,15 +62,15 @@ def at_native_size(values: dict[str, Any], default_model: str) -> None:
     if model in SHIPPED_MODELS:
         values["model"] = model = embedded_model(SHIPPED_MODELS[model])
     index = Path(model).expanduser() / "model_index.json"
-    video = values.setdefault("video", {})
-    if not index.is_file() or not isinstance(video, dict):
-        return
     try:
-        native = json.loads(index.read_text()).get(NATIVE_SIZE_KEY, {})
+        native = json.loads(index.read_text()).get(NATIVE_SIZE_KEY) if index.is_file() else None
     except (OSError, ValueError, AttributeError):
         return
+    video = values.setdefault("video", {}) if isinstance(native, dict) else None
+    if not isinstance(video, dict):
+        return  # no size named, or a video section merge() will refuse with its own message
     for key in ("frames", "height", "width"):
-        if isinstance(native, dict) and key in native:
+        if key in native:
             video.setdefault(key, native[key])
 
 
