@@ -3,21 +3,20 @@ through the same code path as `sma transfer` (`sma.runs.transfer`).
 
     python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--train-steps N] [--json FILE]
 
-`--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16
-safetensors, nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable
-Diffusion's VAE and an OpenCLIP-H-sized text encoder, for VMC, MotionDirector (16 frames 320x576)
-and DMT (24 frames); Stable Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and ControlNet-Depth
-(0.36 B) for Tune-A-Video and ControlVideo (8 frames 512x512, the issue's targets), and with a
-v1-5-3-sized AnimateDiff motion adapter for VMC and MotionDirector on AnimateDiff (16 frames
-512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of T5-XXL's width stands in for the 4.7 B
-encoder) for VMC on Show-1 (8 frames 40x64, pixels); Wan 2.1 T2V 1.3B's transformer (1.42 B) and
-VAE in bf16 (a 2-layer UMT5 of umt5-xxl's width stands in for the 5.7 B encoder) for motionlora (33
-frames 480x832). Not run unless named, `vmc-show1-interp` adds Show-1's interpolation stage at the
-base's size (7 input channels) to generation, 8 -> 29 frames (phase "cascade"). Each method runs its
-recipe with a few steps of each phase on a synthetic clip (its own frames as ControlVideo's depth
-maps). `--size tiny` runs the same on tiny models on the CPU, to check the script. A method that
-fails is reported with its
-traceback and the others still run (one GPU session is short); any failure makes the exit non-zero.
+`--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16 safetensors,
+nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable Diffusion's VAE and an
+OpenCLIP-H-sized text encoder, for VMC, MotionDirector (16 frames 320x576) and DMT (24 frames); Stable
+Diffusion 1.5 (UNet 0.86 B, CLIP-L text encoder) and ControlNet-Depth (0.36 B) for Tune-A-Video and
+ControlVideo (8 frames 512x512, the issue's targets), and with a v1-5-3-sized AnimateDiff motion adapter for
+VMC and MotionDirector on AnimateDiff (16 frames 512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of
+T5-XXL's width stands in for the 4.7 B encoder) for VMC on Show-1 (8 frames 40x64, pixels); Wan 2.1 T2V 1.3B's
+transformer (1.42 B) and VAE in bf16 (a 2-layer UMT5 of umt5-xxl's width stands in for the 5.7 B encoder) for
+motionlora (33 frames 480x832) and for flowmotion (49 frames 480x720, beside plain sampling of the same size).
+Not run unless named, `vmc-show1-interp` adds Show-1's interpolation stage at the base's size (7 input
+channels) to generation, 8 -> 29 frames (phase "cascade"). Each method runs its recipe with a few steps of
+each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs the same on
+tiny models on the CPU, to check the script. A method that fails is reported with its traceback and the others
+still run (one GPU session is short); any failure makes the exit non-zero.
 `--json` rewrites FILE after each method, so a run cut short keeps what it measured.
 """
 
@@ -46,6 +45,7 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc-animatediff": ("vmc-animatediff", "animatediff", 16, (512, 512)),
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
     "motionlora-wan": ("motionlora-wan-1.3b", "wan", 33, (480, 832)),
+    "flowmotion-wan": ("flowmotion-wan-1.3b", "wan", 49, (480, 720)),
     "vmc-show1-interp": ("vmc-show1", "show1-cascade", 8, (40, 64)),
 }
 OPTIONAL = ("vmc-show1-interp",)  # run only when named in --methods
@@ -53,6 +53,9 @@ CASCADE_SHORT_RUN = {"show1.stages": "interp", "show1.interp_steps": 4}
 SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
 # (on the CPU, DMT's fp16 guidance falls back to fp32 by itself)
+# FlowMotion: the official share of guided steps (10 of 50), and plain sampling of the same size (the untuned
+# baseline: the same Euler steps, nothing guided) in the same run, for the ratio of seconds and of peak memory
+FLOWMOTION_SHORT_RUN = {"generate.steps": 10, "flowmotion.guidance_steps": 2, "generate.untuned": True}
 
 
 def clip_text_encoder(tokenizer, width: int, layers: int, heads: int, **options):
@@ -171,7 +174,12 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     recipe, _, frames, (height, width) = RECIPES[name]
     overrides = {"model": str(models["model"]), "prompt": "a red circle", "targets": ["a blue square"]}
     overrides |= {"video.frames": frames, "video.stride": 1}
-    overrides |= DMT_SHORT_RUN if name == "dmt" else SHORT_RUN | {"train.steps": steps, "train.checkpoint_every": steps}
+    if name == "dmt":
+        overrides |= DMT_SHORT_RUN
+    elif name.startswith("flowmotion"):
+        overrides |= FLOWMOTION_SHORT_RUN
+    else:
+        overrides |= SHORT_RUN | {"train.steps": steps, "train.checkpoint_every": steps}
     if "motion_adapter" in models:
         overrides["motion_adapter"] = str(models["motion_adapter"])
     if "interpolation" in models:
@@ -180,7 +188,8 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
         overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
     if size == "tiny":
         side = 16 if name.startswith("vmc-show1") else 32
-        overrides |= {"video.height": side, "video.width": side, "train.mixed_precision": "no"}
+        overrides |= {"video.height": side, "video.width": side}
+        overrides |= {} if name.startswith("flowmotion") else {"train.mixed_precision": "no"}
     else:
         overrides |= {"video.height": height, "video.width": width}
     config = load_config(ROOT / "configs" / f"{recipe}.yaml", overrides)
@@ -191,7 +200,7 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
     return {"method": name, "frames": config.video.frames, "wall_s": wall, "phases": phases}
 
 
-PHASES = ("train", "invert", "sample", "generate", "decode", "cascade")
+PHASES = ("train", "invert", "sample", "untuned", "generate", "decode", "cascade")
 HEADER = f"{'method':<28}{'frames':>7}{'train s/step':>14}" + "".join(f"{p + ' GiB':>14}" for p in PHASES)
 HEADER += f"{'generate s':>12}{'wall s':>9}"
 
@@ -206,6 +215,16 @@ def row(result: dict) -> str:
         f"{result['method']:<28}{result['frames']:>7}{(f'{train:.3f}' if train else '-'):>14}{cells}"
         f"{record.get('generate', {}).get('seconds', float('nan')):>12.1f}{result['wall_s']:>9.1f}"
     )
+
+
+def guidance_cost(result: dict) -> str:
+    """Guided sampling against plain sampling of the same size in the same run (FlowMotion's targets: within
+    1.7x the seconds, peak memory within the official 19 GB)."""
+    guided, plain = result["phases"]["sample"], result["phases"]["untuned"]
+    memory = (
+        f"{guided['peak_memory_gib']:.2f} / {plain['peak_memory_gib']:.2f} GiB" if plain.get("peak_memory_gib") else ""
+    )
+    return f"{result['method']}: guided / plain sampling {guided['seconds'] / plain['seconds']:.2f}x seconds{memory}"
 
 
 def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str, steps: int) -> dict:
@@ -254,6 +273,8 @@ def main() -> int:
             result = {"method": method, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
         results.append(result)
         print(HEADER if len(results) == 1 else "", row(result), sep="\n", flush=True)
+        if "untuned" in result.get("phases", {}):
+            print(guidance_cost(result), flush=True)
         if arguments.json:
             arguments.json.write_text(json.dumps({"device": device, "size": arguments.size, "results": results}))
         if torch.cuda.is_available():

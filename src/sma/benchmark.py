@@ -71,7 +71,7 @@ SYNTHETIC_KEYS = OBJECT_KEYS + SCENE_KEYS
 TARGET_KEYS = ("colour", "shape", "objects", "background", "texture", "background_colours")
 MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that pin a camera's motion both ways
 TEXTURES = ("textured", "striped", "checkered", "spotted")
-METHOD_KEYS = ("recipe", "overrides")
+METHOD_KEYS = ("method", "recipe", "overrides")
 VARIANT_KEYS = ("name", "sma", "scale")
 # (results key, table title, True when higher is better)
 METRICS: tuple[tuple[str, str, bool], ...] = (
@@ -115,7 +115,11 @@ class Reference:
 
 @dataclass(frozen=True)
 class MethodEntry:
+    """A method of the suite under its own name (`method` is the registry's name: several entries may run one
+    method with different overrides)."""
+
     name: str
+    method: str
     recipe: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -434,25 +438,28 @@ def _target(entry: Any, where: str) -> Target:
 
 
 def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
-    """A list of names, or a mapping of name -> {recipe, overrides}."""
+    """A list of names, or a mapping of name -> {method (default: the name), recipe, overrides}."""
     from sma.methods import METHODS
 
     if isinstance(values, list):
         values = {name: {} for name in values}
     if not isinstance(values, dict):
-        raise SmaError("suite key methods must be a list of method names or a mapping of name -> {recipe, overrides}")
+        raise SmaError(
+            "suite key methods must be a list of method names or a mapping of name -> {method, recipe, overrides}"
+        )
     entries = []
     for name, settings in values.items():
-        if name not in METHODS:
-            raise SmaError(f"unknown method {name!r} in the suite: expected one of {', '.join(METHODS)}")
         settings = _mapping(settings or {}, METHOD_KEYS, f"methods.{name}")
+        method = settings.get("method", name)
+        if method not in METHODS:
+            raise SmaError(f"unknown method {method!r} in the suite: expected one of {', '.join(METHODS)}")
         recipe = None
         if "recipe" in settings:
             recipe = here / _text(settings["recipe"], f"methods.{name}.recipe")
             if not recipe.is_file():
                 raise SmaError(f"methods.{name}: no recipe file at {recipe}")
         entries.append(
-            MethodEntry(name, recipe, _overrides(settings.get("overrides", {}), f"methods.{name}.overrides"))
+            MethodEntry(name, method, recipe, _overrides(settings.get("overrides", {}), f"methods.{name}.overrides"))
         )
     return tuple(entries)
 
@@ -485,7 +492,7 @@ def cell_config(suite: Suite, cell: Cell, model: str):
     overrides = {
         **suite.overrides,
         **cell.method.overrides,
-        "method": cell.method.name,
+        "method": cell.method.method,
         "model": model,
         "prompt": reference.prompt,
         "targets": [target.prompt for target in reference.targets],

@@ -18,6 +18,7 @@ from sma.video.atomic import atomic_output
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GENERATION_PRECISIONS = ("auto", *PRECISIONS)  # auto: fp16 on a GPU, fp32 on the CPU
+MOTION_LOSSES = ("official", "sma", "both")  # flowmotion.motion_loss: the frame differences, SMA instead, or both
 
 
 def generation_dtype(precision: str, device: str | torch.device) -> torch.dtype:
@@ -78,7 +79,8 @@ class TrainConfig:
 
 @dataclass
 class GenerateConfig:
-    sampler: str = "ddim"  # ddim | dpmsolver++; on flow-matching models (Wan) unipc | dpmsolver++ | flow-euler
+    # ddim | dpmsolver++; on flow-matching models (Wan) unipc | dpmsolver++ | flow-euler; flowmotion: euler
+    sampler: str = "ddim"
     steps: int = 30
     guidance_scale: float = 12.0
     negative_prompt: str = ""

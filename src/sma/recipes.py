@@ -187,9 +187,9 @@ def validate(config: TransferConfig) -> TransferConfig:
     check_entries(config.references)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
-    if config.sma.enabled:
-        check_sma(config)
     method = method_class(config.method)
+    if method.uses_sma(config):
+        check_sma(config)
     if config.motion_adapter and not method.takes_motion_adapter:
         runs = ", ".join(name for name in METHODS if method_class(name).takes_motion_adapter)
         raise SmaError(f"{config.method} does not run on AnimateDiff (it runs {runs}): leave `motion_adapter` empty")

@@ -157,3 +157,61 @@ def low_pass(video: torch.Tensor, factor: int) -> torch.Tensor:
     small = F.interpolate(frames_first, size=(height // factor, width // factor), **options)
     smooth = F.interpolate(small, size=(height, width), **options)
     return smooth.unflatten(0, (batch, frames)).transpose(1, 2)
+
+
+class EulerSchedule:
+    """Euler steps of the probability-flow ODE, on the timesteps of a model's own scheduler.
+
+    In the coordinates y = x / scale, every model moves along sigma with a velocity u, and its denoised
+    estimate is x0 = y - sigma u: flow matching (Wan) with scale 1, sigma = t / T and u = eps - x0 (the model's
+    output); a noise schedule with scale = sqrt(abar_t), sigma = sqrt(1 - abar_t) / sqrt(abar_t) and u = eps
+    (there an Euler step is a DDIM step). One loop and one regulation of the velocity then serve both kinds.
+    """
+
+    def __init__(self, config, steps: int, device: torch.device | str, flow_shift: float | None = None) -> None:
+        self.flow = is_flow_matching(config)
+        self.prediction = "flow" if self.flow else config.get("prediction_type", "epsilon")
+        if self.prediction not in ("flow", "epsilon", "v_prediction"):
+            raise SmaError(f"Euler sampling takes flow, epsilon or v-prediction models, not {self.prediction!r}")
+        scheduler = make_scheduler("unipc" if self.flow else "ddim", config, flow_shift)
+        scheduler.set_timesteps(steps, device=device)
+        self.timesteps = scheduler.timesteps
+        times = self.timesteps.double().cpu()
+        if self.flow:  # the step ends at sigma 0, the clean video
+            sigmas = torch.cat([times / config["num_train_timesteps"], torch.zeros(1, dtype=torch.float64)])
+            scales = torch.ones_like(sigmas)
+        else:  # the step ends where DDIM's last step does
+            alphas = scheduler.alphas_cumprod.double()
+            final = torch.as_tensor(scheduler.final_alpha_cumprod, dtype=torch.float64).reshape(1)
+            abar = torch.cat([alphas[self.timesteps.long().cpu()], final])
+            scales, sigmas = abar.sqrt(), ((1 - abar) / abar).sqrt()
+        self.sigmas, self.scales = sigmas.tolist(), scales.tolist()
+
+    def noised(self, clean: torch.Tensor, noise: torch.Tensor, index: int) -> torch.Tensor:
+        """The clean latents at step `index`'s noise level with this noise: (1 - s) x0 + s eps, or
+        sqrt(abar) x0 + sqrt(1 - abar) eps."""
+        sigma, scale = self.sigmas[index], self.scales[index]
+        if self.flow:
+            return (1 - sigma) * clean + sigma * noise
+        return scale * (clean + sigma * noise)
+
+    def velocity(self, output: torch.Tensor, latents: torch.Tensor, index: int) -> torch.Tensor:
+        """The model's output as the velocity u of y: itself, or the noise a v-prediction implies."""
+        if self.prediction != "v_prediction":
+            return output
+        scale = self.scales[index]
+        return scale * output + scale * self.sigmas[index] * latents
+
+    def estimate(self, latents: torch.Tensor, velocity: torch.Tensor, index: int) -> torch.Tensor:
+        """The denoised estimate x0 = y - sigma u."""
+        return latents / self.scales[index] - self.sigmas[index] * velocity
+
+    def mean_velocity(self, latents: torch.Tensor, start: torch.Tensor, index: int) -> torch.Tensor:
+        """The velocity of y from the first step's latents `start` to `latents` at step `index` (> 0)."""
+        moved = latents / self.scales[index] - start / self.scales[0]
+        return moved / (self.sigmas[index] - self.sigmas[0])
+
+    def step(self, latents: torch.Tensor, velocity: torch.Tensor, index: int) -> torch.Tensor:
+        """y' = y + (sigma' - sigma) u, back to latents at the next step (or the end)."""
+        after = latents / self.scales[index] + (self.sigmas[index + 1] - self.sigmas[index]) * velocity
+        return self.scales[index + 1] * after

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from sma.config import SHOW1_STAGES
+from sma.config import MOTION_LOSSES, SHOW1_STAGES
 from sma.errors import phrase_keys
 from sma.methods import methods_help
 
@@ -63,6 +63,12 @@ TRAINING_FLAGS = (
     Flag("--controlnet", "controlvideo.controlnet", "controlvideo: ControlNet-Depth, Hub id or local folder"),
     Flag("--control-video", "controlvideo.video", "controlvideo: depth maps of the reference (video or frame folder)"),
     Flag("--depth-model", "controlvideo.depth_model", "controlvideo: transformers depth model, Hub id or folder"),
+    Flag(
+        "--motion-loss",
+        "flowmotion.motion_loss",
+        "flowmotion: official (frame differences), sma (SMA instead) or both",
+        {"choices": MOTION_LOSSES},
+    ),
 )
 TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
 UNTUNED_FLAG = Flag(

@@ -24,6 +24,7 @@ METHODS: dict[str, tuple[str, str]] = {
     "controlvideo": ("sma.methods.controlvideo:ControlVideo", "Stable Diffusion 1.x + ControlNet-Depth"),
     "dmt": ("sma.methods.dmt:DMT", "zero-shot: guides sampling with UNet space-time features"),
     "motionlora": ("sma.methods.motionlora:MotionLoRA", "Wan 2.1: LoRA on the transformer's attention, flow matching"),
+    "flowmotion": ("sma.methods.flowmotion:FlowMotion", "zero-shot: steers sampling with the denoised video's motion"),
 }
 
 

@@ -39,6 +39,11 @@ class Method:
         """Raise SmaError for settings this method cannot run with."""
 
     @classmethod
+    def uses_sma(cls, config: TransferConfig) -> bool:
+        """Whether these settings put SMA in the method's loss."""
+        return config.sma.enabled
+
+    @classmethod
     def check_references(cls, config: TransferConfig, count: int) -> None:
         """Raise SmaError when this method cannot take `count` reference videos (a trained one takes any number:
         each training step draws one)."""
