@@ -518,3 +518,23 @@ def test_results_of_the_two_sided_sum_read_as_the_mean(tmp_path):
         "outputs": [{"robust_two_sided_mean": None, "two_sided_mean": 0.5}],
         "sma_share": 0.5,
     }
+
+
+def test_entries_name_their_method_and_zero_shot_cells_take_no_training_keys(tmp_path, model_dir):
+    methods = {
+        "vmc": {},
+        "flowmotion-sma": {"method": "flowmotion", "overrides": {"flowmotion.motion_loss": "sma"}},
+        "dmt": {},
+    }
+    suite = read_suite(write_suite(tmp_path, model_dir, methods=methods, variants=["sma"]))
+    configs = {cell.method.name: cell_config(suite, cell, str(model_dir)) for cell in suite.cells()}
+    assert {name: config.method for name, config in configs.items()} == {
+        "vmc": "vmc",
+        "flowmotion-sma": "flowmotion",
+        "dmt": "dmt",
+    }
+    assert configs["vmc"].train.steps == 2 and configs["vmc"].train.checkpoint_every == 2
+    assert configs["flowmotion-sma"].train.steps == 400 and configs["flowmotion-sma"].options.motion_loss == "sma"
+    assert configs["dmt"].generate.steps == 2
+    with pytest.raises(SmaError, match="unknown method 'sora' in the suite"):
+        read_suite(write_suite(tmp_path, model_dir, methods={"mine": {"method": "sora"}}))

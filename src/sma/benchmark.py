@@ -485,19 +485,22 @@ def _variant(entry: Any) -> Variant:
 
 
 def cell_config(suite: Suite, cell: Cell, model: str):
-    """The TransferConfig of a cell: the method's recipe, the suite's overrides, the method's, the variant's."""
+    """The TransferConfig of a cell: the method's recipe, the suite's overrides, the method's, the variant's; a method
+    that trains nothing (DMT, FlowMotion) beside trained ones takes none of the suite's training keys."""
+    from sma.methods import method_class
     from sma.recipes import load_config
 
     reference = cell.reference
+    trains = method_class(cell.method.method).trains
     overrides = {
-        **suite.overrides,
+        **without_training(suite.overrides, trains),
         **cell.method.overrides,
         "method": cell.method.method,
         "model": model,
         "prompt": reference.prompt,
         "targets": [target.prompt for target in reference.targets],
         "seed": cell.seed,
-        **suite.settings,
+        **without_training(suite.settings, trains),
         **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
     }
     try:
@@ -510,6 +513,11 @@ def cell_config(suite: Suite, cell: Cell, model: str):
     except SmaError as error:
         raise SmaError(f"cell {cell.id}: {error}") from error
     return config
+
+
+def without_training(overrides: dict[str, Any], trains: bool) -> dict[str, Any]:
+    """The dotted overrides, less the `train.*` keys for a method that trains nothing."""
+    return overrides if trains else {key: value for key, value in overrides.items() if not key.startswith("train.")}
 
 
 def fingerprint(config, cell: Cell) -> str:

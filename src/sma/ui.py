@@ -24,6 +24,7 @@ import gradio as gr
 
 from sma.config import TransferConfig
 from sma.errors import SmaError, phrase_keys
+from sma.methods import METHODS, method_class
 from sma.progress import Step, watch
 from sma.report import read_metrics
 from sma.run_folder import ADAPTER_DIR, is_run_folder, slug
@@ -90,16 +91,18 @@ def config_from(form: dict[str, Any]) -> TransferConfig:
             guidance_scale=7.5,
             overrides=overrides,
         )
+    method = method_class(form["method"])
     overrides |= {
         "method": form["method"],
         "model": form["model"].strip() or embedded_model(),
         "prompt": form["prompt"],
         "targets": targets,
         "seed": int(form["seed"]),
-        "sma.enabled": form["sma.enabled"],
-        "train.steps": int(form["train.steps"]),
+        **method.sma_switch(form["sma.enabled"]),
         "generate.steps": int(form["generate.steps"]),
     }
+    if method.trains:
+        overrides["train.steps"] = int(form["train.steps"])
     return load_config(form["recipe"], overrides)
 
 
@@ -132,15 +135,13 @@ class Job:
 
 
 def make_job(form: dict[str, Any], reference: str | None, out: Path) -> Job:
-    import copy
-
     if not reference:
         raise SmaError("give a reference video: upload one or pick an example")
     config = config_from(form)
-    configs = {"sma" if config.sma.enabled else "nosma": config}
-    if config.sma.enabled and form["compare"]:
-        without = copy.deepcopy(config)
-        without.sma.enabled = False
+    with_sma = method_class(config.method).uses_sma(config)
+    configs = {"sma" if with_sma else "nosma": config}
+    if with_sma and form["compare"]:
+        without = config_from(form | {"sma.enabled": False})
         without.generate.untuned = False  # the same samples as the first variant's: SMA plays no part in them
         configs["nosma"] = without
     name = slug(form["name"].strip(), 60) if form["name"].strip() else None
@@ -465,7 +466,6 @@ class App:
 
 def build(out: Path):
     """The page."""
-    from sma.methods import METHODS
     from sma.recipes import shipped_recipes
 
     app = App(out)

@@ -257,10 +257,15 @@ def run_config(
     """A short transfer at the `world`'s size, as the demo and the ablation run it; `overrides`
     (dotted keys) come last.
 
-    Methods other than VMC (MotionDirector's LoRAs) train at half VMC's learning rate; each
-    output starts from the inverted reference mixed half and half with fresh noise
-    (`generate.noise_prior` 0.5).
+    Methods other than VMC (MotionDirector's LoRAs) train at half VMC's learning rate; methods that train
+    nothing (DMT, FlowMotion) take no training keys; each output of a trained method starts from the inverted
+    reference mixed half and half with fresh noise (`generate.noise_prior` 0.5).
     """
+    from sma.methods import method_class
+
+    chosen = method_class(method)
+    training = {"train.steps": steps, "train.checkpoint_every": steps}
+    training["train.learning_rate"] = 1e-3 if method == "vmc" else 5e-4
     return load_config(
         overrides={
             "method": method,
@@ -271,10 +276,8 @@ def run_config(
             "video.frames": WORLDS[world].frames,
             "video.height": WORLDS[world].size,
             "video.width": WORLDS[world].size,
-            "sma.enabled": sma,
-            "train.steps": steps,
-            "train.learning_rate": 1e-3 if method == "vmc" else 5e-4,
-            "train.checkpoint_every": steps,
+            **chosen.sma_switch(sma),
+            **(training if chosen.trains else {}),
             "generate.steps": sampling_steps,
             "generate.inversion_steps": sampling_steps,
             "generate.guidance_scale": guidance_scale,

@@ -44,6 +44,12 @@ class Method:
         return config.sma.enabled
 
     @classmethod
+    def sma_switch(cls, enabled: bool) -> dict[str, Any]:
+        """The recipe keys that turn SMA on or off for this method: what one "SMA" switch (the demo's, the page's)
+        sets."""
+        return {"sma.enabled": enabled}
+
+    @classmethod
     def check_references(cls, config: TransferConfig, count: int) -> None:
         """Raise SmaError when this method cannot take `count` reference videos (a trained one takes any number:
         each training step draws one)."""

@@ -13,6 +13,7 @@ follows the official code and where it differs: docs/methods.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -97,6 +98,11 @@ class FlowMotion(ZeroShotMethod):
     def uses_sma(cls, config: TransferConfig) -> bool:
         """Only where `flowmotion.motion_loss` asks for it (sma, both), and `sma.enabled` (`--no-sma` turns it off)."""
         return config.sma.enabled and config.options.motion_loss != "official"
+
+    @classmethod
+    def sma_switch(cls, enabled: bool) -> dict[str, Any]:
+        """SMA on: beside the official terms (`both`), as a regulariser joins a loss; off: the official loss."""
+        return {"sma.enabled": enabled, "flowmotion.motion_loss": "both" if enabled else "official"}
 
     @classmethod
     def motion_frames(cls, config: TransferConfig) -> tuple[int, str]:
