@@ -538,3 +538,12 @@ def test_entries_name_their_method_and_zero_shot_cells_take_no_training_keys(tmp
     assert configs["dmt"].generate.steps == 2
     with pytest.raises(SmaError, match="unknown method 'sora' in the suite"):
         read_suite(write_suite(tmp_path, model_dir, methods={"mine": {"method": "sora"}}))
+
+
+def test_a_method_runs_only_the_variants_it_names(tmp_path, model_dir):
+    methods = {"vmc": {}, "dmt": {"variants": ["sma", "nosma"]}}
+    suite = read_suite(write_suite(tmp_path, model_dir, methods=methods, variants=["sma", "nosma", "untuned"]))
+    cells = {(cell.method.name, cell.variant.name) for cell in suite.cells()}
+    assert cells == {("vmc", "sma"), ("vmc", "nosma"), ("vmc", "untuned"), ("dmt", "sma"), ("dmt", "nosma")}
+    with pytest.raises(SmaError, match=r"methods\.dmt\.variants: the suite has no variant half"):
+        read_suite(write_suite(tmp_path, model_dir, methods={"dmt": {"variants": ["half"]}}))

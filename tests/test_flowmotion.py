@@ -144,6 +144,14 @@ def test_no_gradient_reaches_the_model(wan_dir):
     assert {"latent", "difference", "sma", "loss"} <= set(method.guidance_log[0])
 
 
+@pytest.mark.parametrize(("sma", "terms"), [(True, {"latent", "sma"}), (False, {"latent", "difference"})])
+def test_sma_replaces_the_difference_term_and_no_sma_is_the_official_loss(wan_dir, sma, terms):
+    method = flowmotion(wan_dir, 9, **{"flowmotion.motion_loss": "sma", "sma.enabled": sma, "sma.levels": 1})
+    method.generate(torch.randn(method.model.latent_shape(9, 32, 32)), "a blue square", 0)
+    logged = {name for name in method.guidance_log[0] if not name.startswith("sma_")}
+    assert logged == terms | {"timestep", "iteration", "loss"}
+
+
 @pytest.mark.parametrize("prediction", ["flow", "epsilon", "v_prediction"])
 def test_estimate_recovers_the_clean_video_from_the_true_velocity(prediction):
     """x0 = y - sigma u, u the model output turned into the velocity, for a perfect model of each kind."""

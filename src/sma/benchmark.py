@@ -71,7 +71,7 @@ SYNTHETIC_KEYS = OBJECT_KEYS + SCENE_KEYS
 TARGET_KEYS = ("colour", "shape", "objects", "background", "texture", "background_colours")
 MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that pin a camera's motion both ways
 TEXTURES = ("textured", "striped", "checkered", "spotted")
-METHOD_KEYS = ("method", "recipe", "overrides")
+METHOD_KEYS = ("method", "recipe", "overrides", "variants")
 VARIANT_KEYS = ("name", "sma", "scale")
 # (results key, table title, True when higher is better)
 METRICS: tuple[tuple[str, str, bool], ...] = (
@@ -122,6 +122,7 @@ class MethodEntry:
     method: str
     recipe: Path | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
+    variants: tuple[str, ...] | None = None  # the suite's variants it runs; None: all
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ class Suite:
             for reference in self.references
             for method in self.methods
             for variant in self.variants
+            if method.variants is None or variant.name in method.variants
         ]
 
 
@@ -275,6 +277,10 @@ def read_suite(path: Path, clips: Path | None = None) -> Suite:
             raise SmaError(f"{kind} names must differ: {', '.join(repeated)} appears more than once")
     if sum(variant.tune and not variant.uses_sma for variant in variants) > 1:
         raise SmaError("at most one variant may turn SMA off: it is the baseline of the paired differences")
+    for method in methods:
+        unknown = sorted(set(method.variants or ()) - {variant.name for variant in variants})
+        if unknown:
+            raise SmaError(f"methods.{method.name}.variants: the suite has no variant {', '.join(unknown)}")
     model = values.get("model")
     if model is not None:
         model = _text(model, "model")
@@ -459,7 +465,13 @@ def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
             if not recipe.is_file():
                 raise SmaError(f"methods.{name}: no recipe file at {recipe}")
         entries.append(
-            MethodEntry(name, method, recipe, _overrides(settings.get("overrides", {}), f"methods.{name}.overrides"))
+            MethodEntry(
+                name,
+                method,
+                recipe,
+                _overrides(settings.get("overrides", {}), f"methods.{name}.overrides"),
+                None if "variants" not in settings else tuple(_list(settings, "variants")),
+            )
         )
     return tuple(entries)
 

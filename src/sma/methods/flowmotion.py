@@ -214,7 +214,7 @@ class FlowMotion(ZeroShotMethod):
         residuals (sma, both; on Wan from latent frame 1); float32. "loss" is the total."""
         options = self.options
         terms = {"latent": options.latent_weight * diffusion_mse(estimate, source)}
-        if options.motion_loss != "sma":
+        if self.sma is None or options.motion_loss == "both":  # SMA off (`--no-sma`) is the official loss
             difference = diffusion_mse(frame_differences(estimate), frame_differences(source))
             terms["difference"] = options.difference_weight * difference
         if self.sma is None:
