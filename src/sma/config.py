@@ -18,6 +18,7 @@ from sma.video.atomic import atomic_output
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 GENERATION_PRECISIONS = ("auto", *PRECISIONS)  # auto: fp16 on a GPU, fp32 on the CPU
+TIMESTEP_WEIGHTS = ("none", "alpha_bar")  # sma.timestep_weight
 MOTION_LOSSES = ("official", "sma", "both")  # flowmotion.motion_loss: the frame differences, SMA instead, or both
 
 
@@ -50,6 +51,9 @@ class SmaConfig:
     base: float = 1.0
     absolute_residuals: bool = True
     wrap_phase: bool = False
+    scale_free: bool = False  # each term relative to the reference's own coefficients: no growth with size or frames
+    share: float | None = None  # SMA rescaled each step to this share of the objective (0 < S < 1); None: fixed
+    timestep_weight: str = "none"  # none | alpha_bar: each training sample's SMA times abar_t ((1 - s)^2 for flow)
 
     def build(self, **weights: float):
         """The SMA loss these settings describe (None when disabled); `weights` override
@@ -59,9 +63,16 @@ class SmaConfig:
         if not self.enabled:
             return None
         options = dataclasses.asdict(self)
-        del options["enabled"]
+        for name in ("enabled", "share", "timestep_weight"):
+            del options[name]
         options.update(weights)
         return SpectralMotionAlignment(**options)
+
+    def share_control(self):
+        """The controller of SMA's share (`share`), fresh for a run; None when the weights are fixed."""
+        from sma.objectives.total import ShareControl
+
+        return ShareControl(self.share) if self.enabled and self.share is not None else None
 
 
 @dataclass

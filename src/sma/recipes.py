@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from sma.config import GENERATION_PRECISIONS, GenerateConfig, TransferConfig
+from sma.config import GENERATION_PRECISIONS, TIMESTEP_WEIGHTS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 from sma.references import check_entries
@@ -238,8 +238,17 @@ def check_sma(config: TransferConfig) -> None:
 
     try:
         config.sma.build()
+        config.sma.share_control()
     except ValueError as error:
         raise SmaError(f"sma settings: {error}") from error
+    if config.sma.timestep_weight not in TIMESTEP_WEIGHTS:
+        raise SmaError(
+            f"`sma.timestep_weight` must be one of {', '.join(TIMESTEP_WEIGHTS)}, got {config.sma.timestep_weight!r}"
+        )
+    if config.sma.timestep_weight != "none" and not method_class(config.method).trains:
+        raise SmaError(
+            f"`sma.timestep_weight` weighs training steps by their noise, and {config.method} trains nothing: remove it"
+        )
     frames, unit = method_class(config.method).motion_frames(config)
     most = max_levels(frames - 1, config.sma.wavelet, config.sma.boundary)
     if config.sma.levels > most:

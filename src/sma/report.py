@@ -9,6 +9,7 @@ from sma.video import write_grid
 from sma.video.atomic import atomic_output
 
 METRICS_FILE = "metrics.json"
+GUIDANCE_LOG = "guidance_log.json"  # a zero-shot run's losses of every Adam iteration, by target
 NOT_PLOTTED = ("step", "references")  # keys of a loss record that are not losses
 REFERENCES_DIR = "references"  # every reference of a run trained on several, as NN-name.mp4
 
@@ -72,6 +73,12 @@ def motion_scores(reference, reference_flow, frames) -> dict:
     }
 
 
+def read_guidance(run_dir: Path) -> list[dict]:
+    """A zero-shot run's guidance losses, one record per Adam iteration ([] when it has none)."""
+    path = Path(run_dir) / GUIDANCE_LOG
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def read_metrics(run_dir: Path) -> dict:
     from sma.metrics.motion_fidelity import with_current_keys
 
@@ -89,7 +96,7 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 
 
 def sma_share(history: list[dict[str, float]]) -> float | None:
-    """SMA's share of the training loss over the run (None without SMA). Near 1, SMA's weights and not the
+    """SMA's share of the training (or guidance) loss over the run (None without SMA). Near 1, SMA's weights and not the
     method's objective set the direction of every Adam step: the hard world's ablation found that costly."""
     steps = [record for record in history if "sma" in record]
     total = sum(record["loss"] for record in steps)

@@ -33,7 +33,16 @@ from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
 from sma.phases import Phases
 from sma.recipes import flatten, load_config
 from sma.references import Reference, captioned, entry_path, resolve
-from sma.report import REFERENCES_DIR, plot_losses, read_metrics, sma_share, write_metrics, write_report
+from sma.report import (
+    GUIDANCE_LOG,
+    REFERENCES_DIR,
+    plot_losses,
+    read_guidance,
+    read_metrics,
+    sma_share,
+    write_metrics,
+    write_report,
+)
 from sma.run_folder import (
     ADAPTER_DIR,
     CONFIG_FILE,
@@ -169,16 +178,18 @@ class SmaShareWarning(UserWarning):
 SMA_SHARE_WARNED = 0.9  # the hard world's ablation: VMC lost motion fidelity at 0.99 and 0.91, not at 0.5
 
 
-def say_sma_share(share: float | None) -> None:
-    """Print SMA's share of the training loss, and warn when it is above SMA_SHARE_WARNED."""
+def say_sma_share(share: float | None, phase: str = "training") -> None:
+    """Print SMA's share of the `phase` loss (training, or a zero-shot method's guidance), and warn when it is above
+    SMA_SHARE_WARNED."""
     if share is None:
         return
-    tqdm.write(f"SMA's share of the training loss: {share:.0%}")
+    tqdm.write(f"SMA's share of the {phase} loss: {share:.0%}")
     if share > SMA_SHARE_WARNED:
         warnings.warn(
-            f"SMA was {share:.0%} of the training loss, so its weights rather than the method's objective steered "
-            "the training (at 91-99% it lowered motion fidelity in the hard world's ablation): scale "
-            "`sma.global_weight` and `sma.local_weight` down until it is about half (README: Check the weights)",
+            f"SMA was {share:.0%} of the {phase} loss, so its weights rather than the method's objective steered "
+            f"the {phase} (at 91-99% it lowered motion fidelity in the hard world's ablation): scale "
+            "`sma.global_weight` and `sma.local_weight` down until it is about half, or set `sma.share` "
+            "(README: Check the weights)",
             SmaShareWarning,
             stacklevel=2,
         )
@@ -405,7 +416,8 @@ def write_videos(
 ) -> list[Path]:
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
-    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. With
+    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target, and SMA's share of
+    them is printed. With
     `show1.stages` beyond base, Show-1's cascade then takes every video further (see `write_cascade`).
     """
     paths, guidance, videos = [], [], []
@@ -420,8 +432,9 @@ def write_videos(
         paths.append(write_output(video_path(out, index, target), video, overwrite))
         videos.append(video)
     if guidance:
-        with atomic_output(out / "guidance_log.json", overwrite=True) as temporary:
+        with atomic_output(out / GUIDANCE_LOG, overwrite=True) as temporary:
             temporary.write_text(json.dumps(guidance, indent=1))
+        say_sma_share(sma_share(guidance), "guidance")
     if method.config.show1.stages != "base":
         write_cascade(method, videos, targets, out, seed, overwrite, phases)
     return paths
@@ -565,7 +578,8 @@ def transfer(
                 method = untuned_method(adapter.config, device, conditions=adapter.conditions)
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
-        extra = {"phases": timings | phases.summary(), "sma_share": trained.get("sma_share")}
+        share = trained.get("sma_share") if trains else sma_share(read_guidance(run.path))
+        extra = {"phases": timings | phases.summary(), "sma_share": share}
         write_report(run.path, config.targets, paths, extra, baseline)
     return Path(out)
 

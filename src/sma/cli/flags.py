@@ -39,6 +39,18 @@ TRAINING_FLAGS = (
     Flag("--sma-levels", "sma.levels", "wavelet levels of the global SMA term", {"type": int}),
     Flag("--sma-global-weight", "sma.global_weight", "weight of SMA's global (wavelet) term", {"type": float}),
     Flag("--sma-local-weight", "sma.local_weight", "weight of SMA's local (Fourier) term", {"type": float}),
+    Flag(
+        "--sma-share",
+        "sma.share",
+        "rescale SMA every step to this share of the objective, in (0, 1) (default: the fixed weights)",
+        {"type": float},
+    ),
+    Flag(
+        "--sma-scale-free",
+        "sma.scale_free",
+        "SMA's terms relative to the reference's own, the same at any size and frame count",
+        {"action": "store_true", "default": None},
+    ),
     Flag("--steps", "train.steps", "training steps", {"type": int}),
     Flag("--lr", "train.learning_rate", "learning rate", {"type": float}),
     Flag("--frames", "video.frames", "frames taken from the reference", {"type": int}),

@@ -15,7 +15,7 @@ from sma.backbones.latent_video import LatentVideoModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.motion import predict_x0
-from sma.objectives import with_sma
+from sma.objectives import weighted_terms, with_sma
 from sma.phases import Phases
 from sma.sampling import DIFFUSION_SAMPLERS, ddim_invert, gaussian_like, guided, make_scheduler, noise_prior, sample
 
@@ -69,6 +69,7 @@ class Method:
         self.model = model
         self.config = config
         self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
+        self.sma_share = config.sma.share_control()  # None: SMA at its fixed weights
 
     @property
     def options(self) -> Any:
@@ -147,7 +148,7 @@ class TrainedMethod(Method):
         noise, timesteps, noisy = self.noised(latents, generator)
         output = self.model.predict(noisy, timesteps, text)
         terms = {self.objective_name: self.objective(output, self.regression_target(latents, noise, timesteps))}
-        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
+        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps), self.sma_share)
 
     def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
         """Which loss trains which parameters, as (loss, parameters) pairs; by default the total trains all."""
@@ -157,7 +158,17 @@ class TrainedMethod(Method):
         """SMA between the clean latents and the model's denoised estimate (none when SMA is off)."""
         if self.sma is None:
             return []
-        return [self.sma.terms(latents, predict_x0(output, noisy, timesteps, self.model.scheduler))]
+        scheduler = self.model.scheduler
+        signal = scheduler.alphas_cumprod.to(latents.device)[timesteps.long()]  # abar_t
+        return [self.weighted_sma(latents, predict_x0(output, noisy, timesteps, scheduler), signal)]
+
+    def weighted_sma(self, latents: torch.Tensor, predicted: torch.Tensor, signal: torch.Tensor):
+        """SMA's terms, each sample's weighted by its share of signal (abar_t, or (1 - s)^2 in flow matching) when
+        `sma.timestep_weight` is alpha_bar: the estimate divides the noise error by sqrt(abar_t), so without it
+        the noisiest steps dominate SMA's gradient."""
+        if self.config.sma.timestep_weight == "none":
+            return self.sma.terms(latents, predicted)
+        return weighted_terms(self.sma, latents, predicted, signal)
 
     def train_only(self, parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.nn.Parameter]:
         """Make exactly these parameters trainable (the backbone is frozen when loaded)."""

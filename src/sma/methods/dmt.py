@@ -267,7 +267,8 @@ class DMT(ZeroShotMethod):
         terms = {"dmt": sum(dmt_feature_loss(reference[name], output[name]) for name in reference)}
         if self.sma is None:
             return with_sma(terms)
-        return with_sma(terms, [self.sma.terms(*rms_scaled(reference[name], output[name])) for name in reference])
+        sma = [self.sma.terms(*rms_scaled(reference[name], output[name])) for name in reference]
+        return with_sma(terms, sma, self.sma_share)
 
 
 def rms_scaled(reference: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

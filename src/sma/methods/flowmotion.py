@@ -220,4 +220,4 @@ class FlowMotion(ZeroShotMethod):
         if self.sma is None:
             return with_sma(terms)
         first = 1 if self.wan else 0
-        return with_sma(terms, [self.sma.terms(source[:, :, first:], estimate[:, :, first:])])
+        return with_sma(terms, [self.sma.terms(source[:, :, first:], estimate[:, :, first:])], self.sma_share)

@@ -99,7 +99,7 @@ class MotionDirector(TrainedMethod):
         output = self.model.predict(noisy, timesteps, text)
         terms["temporal"] = motiondirector_temporal_loss(output, target, anchor)
         self.set_path(spatial=True, temporal=True)
-        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps))
+        return with_sma(terms, self.sma_terms(latents, output, noisy, timesteps), self.sma_share)
 
     def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
         motion = terms["temporal"] + terms["sma"] if "sma" in terms else terms["temporal"]

@@ -179,8 +179,9 @@ class MotionLoRA(TrainedMethod):
         sma = []
         if self.sma is not None:
             predicted = noisy - scale * velocity  # x0_hat = x_t - s v_hat
-            sma = [self.sma.terms(self.sma_frames(latents), self.sma_frames(predicted))]
-        return with_sma(terms, sma)
+            signal = (1 - scale.flatten()) ** 2  # the signal's share of x_t, as abar_t in a noise schedule
+            sma = [self.weighted_sma(self.sma_frames(latents), self.sma_frames(predicted), signal)]
+        return with_sma(terms, sma, self.sma_share)
 
     def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
         if not self.debiasing:

@@ -3,7 +3,7 @@
 from sma.objectives.diffusion import diffusion_mse
 from sma.objectives.dmt import dmt_feature_loss
 from sma.objectives.motiondirector import motiondirector_spatial_loss, motiondirector_temporal_loss
-from sma.objectives.total import with_sma
+from sma.objectives.total import weighted_terms, with_sma
 from sma.objectives.vmc import vmc_loss
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "motiondirector_spatial_loss",
     "motiondirector_temporal_loss",
     "vmc_loss",
+    "weighted_terms",
     "with_sma",
 ]

@@ -36,15 +36,28 @@ def global_motion_loss(
     levels: int = 2,
     level_weights: Sequence[float] | None = None,
     mode: str = "zero",
+    relative: bool = False,
 ) -> torch.Tensor:
     """w_0 mean|A_J - A_J'| + sum_j w_j mean|D_j - D_j'|, wavelets along the frame axis (2).
 
     The transform is linear, so the coefficients of the difference are the differences of
-    the coefficients: one transform instead of two.
+    the coefficients: one transform instead of two. `relative` divides by the same sum over the
+    target's own coefficients (no gradient through it): a number that no longer grows with the
+    coefficients' scale, which changes with the levels and the residuals' size.
     """
     weights = [1.0] * (levels + 1) if level_weights is None else list(level_weights)
-    approximation, *details = wavedec(target_residuals - predicted_residuals, wavelet, levels, mode, dim=2)
-    # wavedec orders details coarsest first; level_weights[j] is for D_j, j = 1 finest.
+    loss = _weighted_l1(wavedec(target_residuals - predicted_residuals, wavelet, levels, mode, dim=2), weights)
+    if not relative:
+        return loss
+    with torch.no_grad():
+        scale = _weighted_l1(wavedec(target_residuals, wavelet, levels, mode, dim=2), weights)
+    return loss / scale.clamp_min(torch.finfo(scale.dtype).tiny)
+
+
+def _weighted_l1(coefficients: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """w_0 mean|A_J| + sum_j w_j mean|D_j| of wavedec's output (details coarsest first; weights[j] for D_j,
+    j = 1 finest)."""
+    approximation, *details = coefficients
     loss = weights[0] * approximation.abs().mean()
     for level, detail in enumerate(reversed(details), start=1):
         loss = loss + weights[level] * detail.abs().mean()
@@ -57,11 +70,14 @@ def local_motion_loss(
     delta: float = 0.05,
     base: float = 1.0,
     wrap_phase: bool = False,
+    relative: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-frequency-weighted L1 distances of the per-frame amplitude and phase spectra.
 
     Each is the mean over every bin of the full fftshift-ed spectrum, computed on the
-    rfft2 half with folded weights (see `sma.spectral.fourier`).
+    rfft2 half with folded weights (see `sma.spectral.fourier`). `relative` divides the amplitude
+    term by the target's own weighted mean amplitude (no gradient through it); phases are angles,
+    already free of scale.
     """
     height, width = target_residuals.shape[-2:]
     weights = half_spectrum_weights(height, width, delta, base).to(target_residuals.device, target_residuals.dtype)
@@ -74,6 +90,9 @@ def local_motion_loss(
         phase_difference = torch.remainder(phase_difference + math.pi, 2 * math.pi) - math.pi
     amplitude = (weights * (target_amplitude - predicted_amplitude).abs()).sum() / bins
     phase = (weights * phase_difference.abs()).sum() / bins
+    if relative:
+        scale = (weights * target_amplitude).sum().detach() / bins
+        amplitude = amplitude / scale.clamp_min(torch.finfo(scale.dtype).tiny)
     return amplitude, phase
 
 
@@ -84,7 +103,9 @@ class SpectralMotionAlignment(nn.Module):
     (b, c, f, h, w): pixels, latents or features. The defaults reproduce the authors'
     implementation (absolute residuals, Haar, zero boundaries, 2 levels, weights 1,
     delta 0.05, base 1, unnormalized FFT, unwrapped phase, mean reductions); only the phase
-    of the self-conjugate bins is made deterministic. Computed in float32 (float64 kept).
+    of the self-conjugate bins is made deterministic. `scale_free` divides the global and the
+    amplitude terms by the reference's own coefficients, so that fixed weights mean the same at
+    any resolution, frame count or latent scale. Computed in float32 (float64 kept).
     """
 
     def __init__(
@@ -100,6 +121,7 @@ class SpectralMotionAlignment(nn.Module):
         base: float = 1.0,
         absolute_residuals: bool = True,
         wrap_phase: bool = False,
+        scale_free: bool = False,
     ) -> None:
         super().__init__()
         if global_weight < 0 or local_weight < 0:
@@ -123,6 +145,7 @@ class SpectralMotionAlignment(nn.Module):
         self.base = float(base)
         self.absolute_residuals = absolute_residuals
         self.wrap_phase = wrap_phase
+        self.scale_free = scale_free
 
     def extra_repr(self) -> str:
         return (
@@ -157,12 +180,18 @@ class SpectralMotionAlignment(nn.Module):
             global_motion = amplitude = phase = None
             if self.global_weight > 0:
                 global_motion = global_motion_loss(
-                    target_residuals, predicted_residuals, self.wavelet, self.levels, self.level_weights, self.boundary
+                    target_residuals,
+                    predicted_residuals,
+                    self.wavelet,
+                    self.levels,
+                    self.level_weights,
+                    self.boundary,
+                    self.scale_free,
                 )
                 total = total + self.global_weight * global_motion
             if self.local_weight > 0:
                 amplitude, phase = local_motion_loss(
-                    target_residuals, predicted_residuals, self.delta, self.base, self.wrap_phase
+                    target_residuals, predicted_residuals, self.delta, self.base, self.wrap_phase, self.scale_free
                 )
                 total = total + self.local_weight * (amplitude + phase)
         return SpectralMotionTerms(total, global_motion, amplitude, phase)
