@@ -547,3 +547,20 @@ def test_a_method_runs_only_the_variants_it_names(tmp_path, model_dir):
     assert cells == {("vmc", "sma"), ("vmc", "nosma"), ("vmc", "untuned"), ("dmt", "sma"), ("dmt", "nosma")}
     with pytest.raises(SmaError, match=r"methods\.dmt\.variants: the suite has no variant half"):
         read_suite(write_suite(tmp_path, model_dir, methods={"dmt": {"variants": ["half"]}}))
+
+
+def test_versus_pairs_two_methods_on_the_same_reference_target_and_seed():
+    from benchmark_scripts import load_script
+
+    records = [
+        record("flowmotion", "nosma", "zigzag", 0, 0.70, 8.0),
+        record("flowmotion", "nosma", "zigzag", 1, 0.60, 9.0),
+        record("vmc", "nosma", "zigzag", 0, 0.50, 10.0),
+        record("vmc", "nosma", "zigzag", 1, 0.80, 12.0),
+        record("vmc", "nosma", "circle", 0, 0.10, 1.0),  # flowmotion has no circle: left out
+        record("vmc", "sma", "zigzag", 0, 0.00, 0.0),  # another variant: never paired
+    ]
+    (row,) = load_script("versus").versus(records, "flowmotion/nosma", "vmc/nosma")
+    assert (row["variant"], row["n"]) == ("flowmotion/nosma minus vmc/nosma", 2)
+    assert row["robust_motion_fidelity"][0] == pytest.approx((0.2 - 0.2) / 2)
+    assert row["trajectory_error_px"][0] == pytest.approx((-2.0 - 3.0) / 2)
