@@ -174,11 +174,13 @@ def test_robust_form_drops_tracks_that_only_jitter():
     reference, generated = forward.copy(), forward.copy()
     for flow, seed in ((reference, 0), (generated, 1)):  # still ground jitters, differently in each video
         flow[:, 16:] = np.random.default_rng(seed).uniform(-0.15, 0.15, size=flow[:, 16:].shape)
-    score = robust_motion_fidelity(handmade(reference), handmade(generated))
+    score = robust_motion_fidelity(handmade(reference), handmade(generated), grid_size=32)
     assert score.motion_fidelity == pytest.approx(1.0) and score.two_sided_mean == pytest.approx(1.0)
     assert score.reference_tracks == score.generated_tracks == 8 * 17  # 8 rows, the 17 columns that stay in frame
     assert "dis flow" in score.tracker and "motion share 0.5" in score.tracker
-    everything = robust_motion_fidelity(handmade(reference), handmade(generated), motion_share=0, min_travel=0)
+    everything = robust_motion_fidelity(
+        handmade(reference), handmade(generated), grid_size=32, motion_share=0, min_travel=0
+    )
     assert everything.generated_tracks > 5 * score.generated_tracks  # jitter tracks now count, weighted by travel:
     assert 0.95 < everything.motion_fidelity < 0.999  # small, but no longer exactly 1
 
@@ -186,14 +188,14 @@ def test_robust_form_drops_tracks_that_only_jitter():
 def test_robust_form_weights_best_matches_by_travel():
     # reference: rows 0-15 right at 2 px, rows 16-31 right at 1.5 px; generated: the second band goes left
     reference, generated = handmade(rows_moving([2.0, 1.5])), handmade(rows_moving([2.0, -1.5]))
-    score = robust_motion_fidelity(reference, generated)
+    score = robust_motion_fidelity(reference, generated, grid_size=32)
     # tracks that stay in the 64 px frame for 15 steps: 17 columns at 2 px (travel 30), 21 at 1.5 px (travel 22.5)
     fast, slow = 8 * 17 * 30.0, 8 * 21 * 22.5
     assert score.generated_tracks == score.reference_tracks == 8 * 17 + 8 * 21
     assert score.motion_fidelity == pytest.approx((fast - slow) / (fast + slow))  # leftward tracks match nothing: -1
     assert score.reference_to_generated == pytest.approx(1.0)  # every reference track has a rightward partner
     assert score.two_sided_mean == pytest.approx((1.0 + (fast - slow) / (fast + slow)) / 2)
-    top_band = robust_motion_fidelity(reference, generated, box=(0, 0, 64, 16))
+    top_band = robust_motion_fidelity(reference, generated, grid_size=32, box=(0, 0, 64, 16))
     assert top_band.motion_fidelity == pytest.approx(1.0) and top_band.generated_tracks == 8 * 17
 
 
@@ -204,3 +206,24 @@ def test_robust_form_guards_still_videos_and_frame_counts():
     assert lost.motion_fidelity == 0.0 and lost.reference_to_generated == 0.0
     with pytest.raises(VideoError, match="same number of frames"):
         robust_motion_fidelity(moving, handmade(rows_moving([2.0], frames=8)))
+
+
+def test_step_weighted_correlation_is_the_length_weighted_mean_of_step_cosines():
+    from sma.metrics.motion_fidelity import step_weighted_correlation
+
+    rng = np.random.default_rng(0)
+    tracks, others = rng.normal(size=(5, 7, 2)).cumsum(1), rng.normal(size=(4, 7, 2)).cumsum(1)
+    others[0] = others[0, :1]  # a track that never moves
+    expected = np.ones((5, 4))
+    for i, j in np.ndindex(5, 4):
+        steps, other_steps = np.diff(tracks[i], axis=0), np.diff(others[j], axis=0)
+        lengths, other_lengths = np.linalg.norm(steps, axis=1), np.linalg.norm(other_steps, axis=1)
+        cosines = [
+            a @ b / (la * lb) if la > 0 and lb > 0 else 0.0
+            for a, b, la, lb in zip(steps, other_steps, lengths, other_lengths, strict=True)
+        ]
+        weights = (lengths + other_lengths) / 2
+        expected[i, j] = np.dot(cosines, weights) / weights.sum()
+    np.testing.assert_allclose(step_weighted_correlation(tracks, others), expected, rtol=1e-12)
+    assert step_weighted_correlation(others[:1], others[:1])[0, 0] == 1.0  # both still
+    np.testing.assert_allclose(step_weighted_correlation(tracks, -tracks).diagonal(), -1.0)

@@ -2,8 +2,10 @@
 
 DIS (Kroeger et al. 2016) is classical: nothing to download, fast on a CPU, and its
 coarse-to-fine search follows large motions. Flow is computed on grey frames at a working
-size (the longer side at most `max_side` pixels), which makes the flow metrics faster and
-nearly independent of the resolution a video was saved at. A flow field is (h, w, 2): the
+size (the longer side at most `max_side` pixels, 128 by default), which makes the flow metrics faster and
+nearly independent of the resolution a video was saved at: at 256 a textured object moving 8 px a frame
+lost its tracks in one encoding of the same frames and kept them in another (benchmarks/RESULTS.md, metric
+card), at 128 both kept them. A flow field is (h, w, 2): the
 (dx, dy) in working pixels that carries each pixel of one frame to the next.
 """
 
@@ -48,7 +50,7 @@ class VideoFlow:
         return float(np.hypot(*self.frames.shape[1:3]))
 
 
-def video_flow(video: np.ndarray | torch.Tensor | VideoFlow, max_side: int = 256, preset: str = "medium") -> VideoFlow:
+def video_flow(video: np.ndarray | torch.Tensor | VideoFlow, max_side: int = 128, preset: str = "medium") -> VideoFlow:
     """Forward and backward DIS flow of uint8 frames (f, h, w, 3) or a [-1, 1] tensor (a VideoFlow passes through)."""
     if isinstance(video, VideoFlow):
         return video
@@ -103,7 +105,7 @@ class FlowTracker:
     forward-backward check (`consistent`) or leaves the frame. Tracks are in working pixels."""
 
     preset: str = "medium"
-    max_side: int = 256
+    max_side: int = 128
     tolerance: float = 0.01
     slack: float = 0.7
 

@@ -1,7 +1,7 @@
 """Motion metrics on dense flow: flow-field similarity to a reference, temporal consistency, motion magnitude.
 
 All three use the DIS flow of `sma.metrics.flow` at its working size (the longer side at most
-256 pixels by default); pass `video_flow` results instead of frames to compute it once.
+128 pixels by default); pass `video_flow` results instead of frames to compute it once.
 """
 
 from __future__ import annotations

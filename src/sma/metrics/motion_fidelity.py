@@ -122,21 +122,21 @@ def robust_motion_fidelity(
     reference: np.ndarray | torch.Tensor | VideoFlow,
     generated: np.ndarray | torch.Tensor | VideoFlow,
     *,
-    grid_size: int = 32,
+    grid_size: int = 48,
     mask: np.ndarray | None = None,
     box: tuple[float, float, float, float] | None = None,
     motion_share: float = 0.5,
     min_travel: float = 0.01,
-    still: float = 0.1,
 ) -> MotionFidelity:
-    """DMT's motion fidelity on the tracks of a clip that carry its motion.
+    """DMT's motion fidelity on the tracks of a clip that carry its motion, steps weighted by their length.
 
     Tracks: a `grid_size` x `grid_size` grid on the first frame, carried by DIS flow (`FlowTracker`),
     kept when followed through the whole clip. With travel t_i = max_k |p_ik - p_i0| (how far
     track i gets from its start), track i counts when t_i >= max(min_travel * diagonal,
     motion_share * T), T the 99th percentile of the clip's travels: still ground and the jitter
-    of compression fall below it. With corr as in `track_correlation` over generated tracks i
-    and reference tracks j,
+    of compression fall below it. With corr as in `step_weighted_correlation` (not DMT's mean over
+    steps, where a step of a tenth of a pixel, the codec's noise, counts as much as a long one) over
+    generated tracks i and reference tracks j,
         motion_fidelity        = sum_i t_i max_j corr(i, j) / sum_i t_i
         reference_to_generated = sum_j t_j max_i corr(i, j) / sum_j t_j,  two_sided_mean = their mean.
     Videos are uint8 frames, [-1, 1] tensors or `video_flow` results (to share the flow with the
@@ -149,7 +149,7 @@ def robust_motion_fidelity(
     region = region_mask(mask, box, reference.source_size)
     reference_tracks, reference_travel = _carrying_tracks(reference, grid_size, region, motion_share, min_travel)
     generated_tracks, generated_travel = _carrying_tracks(generated, grid_size, region, motion_share, min_travel)
-    correlation = track_correlation(generated_tracks, reference_tracks, still)
+    correlation = step_weighted_correlation(generated_tracks, reference_tracks)
     forward = _best_match_mean(correlation, generated_travel)
     backward = _best_match_mean(correlation.T, reference_travel)
     return MotionFidelity(
@@ -173,6 +173,24 @@ def track_correlation(tracks: np.ndarray, others: np.ndarray, still: float = 0.1
     cosine_sum = np.einsum("nkc,mkc->nm", unit, other_unit)
     either_moving = moving.sum(1)[:, None] + other_moving.sum(1)[None, :] - moving @ other_moving.T
     return np.where(either_moving > 0, cosine_sum / np.maximum(either_moving, 1), 1.0)
+
+
+def step_weighted_correlation(tracks: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """(n, m) cosine of the per-frame displacements of tracks (n, f, 2) and others (m, f, 2), each step weighted
+    by its mean length over the pair: corr = sum_k (d_k . u'_k + u_k . d'_k) / (L + L'), d a displacement, u its
+    unit vector, L a track's path length. Two tracks that never move correlate 1."""
+    displacement, other_displacement = (np.diff(points.astype(np.float64), axis=1) for points in (tracks, others))
+    unit, other_unit = (_unit(step) for step in (displacement, other_displacement))
+    length = np.linalg.norm(displacement, axis=2).sum(1)
+    other_length = np.linalg.norm(other_displacement, axis=2).sum(1)
+    aligned = np.einsum("nkc,mkc->nm", displacement, other_unit) + np.einsum("nkc,mkc->nm", unit, other_displacement)
+    total = length[:, None] + other_length[None, :]
+    return np.where(total > 0, aligned / np.maximum(total, np.finfo(np.float64).tiny), 1.0)
+
+
+def _unit(displacement: np.ndarray) -> np.ndarray:
+    length = np.linalg.norm(displacement, axis=-1, keepdims=True)
+    return np.divide(displacement, length, out=np.zeros_like(displacement), where=length > 0)
 
 
 def _unit_steps(tracks: np.ndarray, still: float) -> tuple[np.ndarray, np.ndarray]:
