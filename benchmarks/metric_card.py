@@ -1,7 +1,8 @@
 """The metric card: every motion metric against copies that keep a clip's motion and copies that change it.
 
-Sources: the synthetic textured scene (sma.metrics.card) at several sizes, and the real clips
-in ../shared/clips (skipped when absent), read at 256 x 256. Each source is compared with
+Sources: the synthetic textured scene (sma.metrics.card) at several sizes, the hard world's five kinds of
+scene (suites/hard.yaml) at one size, and the real clips in ../shared/clips (skipped when absent), read at
+256 x 256. Each source is compared with
 itself, with copies that keep its motion (mp4 crf 30, gif, png frames, half size, new look,
 shifted) and with copies that change it (another path, mirrored, reversed, shuffled); see
 sma.metrics.card for how each is made. Prints markdown tables for benchmarks/RESULTS.md.
@@ -21,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from sma.benchmark import read_suite
 from sma.metrics import (
     flow_similarity,
     motion_fidelity,
@@ -41,7 +43,7 @@ from sma.metrics.card import (
     translated,
 )
 from sma.metrics.mtbench import mtbench_motion_fidelity
-from sma.video import read_video
+from sma.video import read_video, synthetic_video
 
 CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "clips"
 CASES = ("self", *KEEPS_MOTION, *CHANGES_MOTION)
@@ -103,14 +105,28 @@ def clip_source(path: Path, other: Path, frames: int, folder: Path) -> Source:
     def read(clip: Path) -> np.ndarray:
         return read_video(clip, frames, stride=2, size=(256, 256))
 
-    raw = read(path)
+    return frames_source(path.stem, read(path), read(other), folder)
+
+
+def frames_source(name: str, raw: np.ndarray, other: np.ndarray, folder: Path) -> Source:
+    """The cases of frames without a ground truth: a new look by shifted colours, another path by other frames."""
     cases = {"self": as_reference(raw, folder / "self")}
     cases |= reencodings(raw, folder)
     cases["new look"] = as_reference(recoloured(raw), folder / "look")
     cases["shifted"] = as_reference(translated(raw), folder / "shift")
-    cases["other path"] = as_reference(read(other), folder / "path")
+    cases["other path"] = as_reference(other, folder / "path")
     cases |= motion_changes(cases["self"])
-    return Source(path.stem, cases)
+    return Source(name, cases)
+
+
+def hard_scenes(size: int, frames: int) -> dict[str, np.ndarray]:
+    """The hard world's kinds of scene (suites/hard.yaml: camera pan and zoom, two objects, non-rigid bodies,
+    changes of speed, on textured backgrounds), rendered at `size`."""
+    suite = read_suite(Path(__file__).parent / "suites" / "hard.yaml")
+    return {
+        reference.name: synthetic_video(**reference.synthetic, num_frames=frames, height=size, width=size).frames
+        for reference in suite.references
+    }
 
 
 def score_source(source: Source) -> dict[str, dict[str, float]]:
@@ -157,6 +173,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[64, 128, 256], help="synthetic scene sizes")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--clips", type=Path, default=CLIPS, help="folder of real clips (skipped when absent)")
+    parser.add_argument("--scene-size", type=int, default=128, help="size of the hard world's scenes (0: none)")
     parser.add_argument("--threads", type=int, default=2)
     arguments = parser.parse_args()
     cv2.setNumThreads(arguments.threads)
@@ -167,6 +184,12 @@ def main() -> None:
         for size in arguments.sizes:
             folder = Path(temporary, f"synthetic{size}")
             source = synthetic_source(size, arguments.frames, folder)
+            scores[source.name] = score_source(source)
+        scenes = hard_scenes(arguments.scene_size, arguments.frames) if arguments.scene_size else {}
+        names = list(scenes)
+        for index, name in enumerate(names):  # another path: the next kind of scene
+            other = scenes[names[(index + 1) % len(names)]]
+            source = frames_source(f"{name} {arguments.scene_size}px", scenes[name], other, Path(temporary, name))
             scores[source.name] = score_source(source)
         for index, clip in enumerate(clips):
             folder = Path(temporary, clip.stem)
