@@ -153,3 +153,35 @@ def test_transfer_prints_an_undefined_score_as_undefined(tmp_path):
     scores = {"video": "videos/00-a.mp4", "robust_motion_fidelity": 0.5, "motion_fidelity": None}
     write_metrics(tmp_path, {"outputs": [scores]})
     assert summary(tmp_path) == "videos/00-a.mp4: motion fidelity 0.500 (robust), undefined (Lucas-Kanade)\n"
+
+
+def test_given_tracks_are_scored_as_det_scores_cotracker_tracks(tmp_path, clips, capsys):
+    """CoTracker's own tracks ((1, f, n, 2) pixels, from a run of it elsewhere) give MTBench's score as DeT computes
+    it: here hand-made tracks of 12 frames of 64x64, a grid moving right, and the same grid moving left."""
+    import torch
+
+    from sma.metrics.mtbench import cosine_similarity, frechet_similarity, mtbench_from_tracks
+
+    grid = np.stack(np.meshgrid(np.arange(8, 64, 8), np.arange(8, 64, 8)), -1).reshape(-1, 2).astype(np.float32)
+    steps = np.arange(12, dtype=np.float32)[:, None, None] * np.array([2.0, 0.5], np.float32)
+    right, left = ((grid[None] + sign * steps)[None] for sign in (1, -1))  # (1, 12, 49, 2)
+    np.save(tmp_path / "reference.npy", right)
+    np.save(tmp_path / "same.npy", right)
+    torch.save(torch.from_numpy(left), tmp_path / "left.pt")
+
+    score = mtbench_from_tracks(right, left, (64, 64), (64, 64))
+    normalised = right[0].transpose(1, 0, 2) / 64, left[0].transpose(1, 0, 2) / 64
+    assert score.cosine == pytest.approx(cosine_similarity(normalised[1], normalised[0]).max(axis=1).mean())
+    assert score.cosine < mtbench_from_tracks(right, right, (64, 64), (64, 64)).cosine == pytest.approx(1.0)
+    assert 0 < frechet_similarity(*normalised).max() <= 1
+
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), str(clips["reversed"]), "--no-clip"]
+    tracks = [str(tmp_path / name) for name in ("reference.npy", "same.npy", "left.pt")]
+    assert main([*arguments, "--tracks", *tracks, "--json", str(report)]) == 0
+    same, reversed_ = json.loads(report.read_text())["generated"]
+    assert same["mtbench_cotracker"] > reversed_["mtbench_cotracker"] and "given tracks" in capsys.readouterr().out
+    assert main([*arguments, "--tracks", *tracks[:2]]) == 2
+    assert "--tracks takes the reference's tracks, then one file per generated video: 3 files, got 2" in (
+        capsys.readouterr().err
+    )

@@ -26,8 +26,17 @@ def add_parser(subcommands) -> None:
     parser.add_argument("--no-clip", action="store_true", help="skip the CLIP scores")
     parser.add_argument("--frames", type=int, help="frames to read from each video (default: all of the reference)")
     parser.add_argument("--stride", type=int, default=1, help="take every n-th source frame (default 1)")
-    parser.add_argument("--grid-size", type=int, default=32, help="points per side of the tracked grid (default 32)")
+    parser.add_argument(
+        "--grid-size", type=int, help="points per side of every tracked grid (default: each metric's: 32, robust 48)"
+    )
     parser.add_argument("--box", help="track only points inside X0,Y0,X1,Y1 (reference pixels)")
+    parser.add_argument(
+        "--tracks",
+        type=Path,
+        nargs="+",
+        help="CoTracker's tracks (.npy or .pt; (1, f, n, 2) pixels), the reference's then each generated video's: "
+        "MTBench's score on them as DeT computes it, beside the one on sma's tracks",
+    )
     parser.add_argument("--json", type=Path, help="write the scores to this JSON file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing JSON file")
     parser.set_defaults(run=run)
@@ -49,6 +58,8 @@ def run(arguments: argparse.Namespace) -> int:
     results = [
         _motion_scores(path, reference, reference_flow, frames, arguments.grid_size, box) for path, frames in generated
     ]
+    if arguments.tracks:
+        _add_tracked_scores(results, arguments.tracks, reference, [frames for _, frames in generated])
     for result in results:
         if result["generated_tracks"] == 0:
             print(
@@ -92,7 +103,7 @@ def _read_all(arguments: argparse.Namespace):
     return reference, generated
 
 
-def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int, box) -> dict:
+def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int | None, box) -> dict:
     """The old motion fidelity under its own keys; the flow metrics share one flow per video."""
     from sma.metrics import (
         flow_similarity,
@@ -106,12 +117,13 @@ def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int
 
     flow = video_flow(frames)
     magnitude, reference_magnitude = motion_magnitude(flow), motion_magnitude(reference_flow)
-    robust = robust_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box).as_dict()
-    mtbench = mtbench_motion_fidelity(reference_flow, flow, grid_size=grid_size, box=box).as_dict()
+    grid = {"box": box} if grid_size is None else {"box": box, "grid_size": grid_size}
+    robust = robust_motion_fidelity(reference_flow, flow, **grid).as_dict()
+    mtbench = mtbench_motion_fidelity(reference_flow, flow, **grid).as_dict()
     similarity = flow_similarity(reference_flow, flow)
     return {
         "video": str(path),
-        **motion_fidelity(reference, frames, grid_size=grid_size, box=box).as_dict(),
+        **motion_fidelity(reference, frames, **grid).as_dict(),
         "robust_motion_fidelity": robust["motion_fidelity"],
         "robust_reference_to_generated": robust["reference_to_generated"],
         "robust_two_sided_mean": robust["two_sided_mean"],
@@ -126,6 +138,43 @@ def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int
         "motion_magnitude": magnitude,
         "motion_magnitude_ratio": _ratio(magnitude, reference_magnitude),
     }
+
+
+def _add_tracked_scores(results: list[dict], paths: list[Path], reference, videos: list) -> None:
+    """MTBench's hybrid on the given tracks (`mtbench_from_tracks`) as "mtbench_cotracker" of each result."""
+    from sma.errors import SmaError
+    from sma.metrics.mtbench import mtbench_from_tracks
+    from sma.video import VideoError
+
+    if len(paths) != 1 + len(videos):
+        raise SmaError(
+            f"--tracks takes the reference's tracks, then one file per generated video: {1 + len(videos)} files, "
+            f"got {len(paths)}"
+        )
+    reference_tracks = _load_tracks(paths[0])
+    for result, path, video in zip(results, paths[1:], videos, strict=True):
+        try:
+            score = mtbench_from_tracks(reference_tracks, _load_tracks(path), reference.shape[1:3], video.shape[1:3])
+        except (ValueError, VideoError) as error:
+            raise SmaError(f"--tracks {path}: {error}") from error
+        result["mtbench_cotracker"] = score.as_dict()["hybrid"]
+
+
+def _load_tracks(path: Path):
+    """An array of tracks from .npy (no pickles) or .pt (`torch.load(weights_only=True)`)."""
+    import numpy as np
+    import torch
+
+    from sma.errors import SmaError
+
+    if not path.is_file():
+        raise SmaError(f"--tracks: no file at {path}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return torch.load(path, map_location="cpu", weights_only=True).float().numpy()
+    except Exception as error:  # a damaged or foreign file: one line, whatever the loader raised
+        raise SmaError(f"--tracks: cannot read {path} as .npy or .pt tracks ({type(error).__name__})") from error
 
 
 def _ratio(value: float, reference: float) -> float:
@@ -159,7 +208,7 @@ def _check_numbers(arguments: argparse.Namespace) -> None:
 
     if arguments.stride < 1:
         raise SmaError(f"--stride must be >= 1, got {arguments.stride}")
-    if arguments.grid_size < 2:
+    if arguments.grid_size is not None and arguments.grid_size < 2:
         raise SmaError(f"--grid-size must be >= 2 points per side, got {arguments.grid_size}")
     if arguments.frames is not None and arguments.frames < 2:
         raise SmaError(f"--frames must be >= 2: motion needs at least two frames, got {arguments.frames}")
@@ -207,6 +256,7 @@ def _table(results: list[dict]) -> str:
         ("robust_two_sided_mean", "robust MF two-sided (mean)", "{:.4f}"),
         ("motion_fidelity", "MF (one-sided)", "{:.4f}"),
         ("mtbench_motion_fidelity", "MTBench MF", "{:.4f}"),
+        ("mtbench_cotracker", "MTBench MF (given tracks)", "{:.4f}"),
         ("flow_cosine", "flow cosine", "{:.4f}"),
         ("flow_relative_endpoint_error", "flow EPE (relative)", "{:.4f}"),
         ("warping_error", "warping error", "{:.5f}"),

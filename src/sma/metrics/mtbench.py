@@ -11,11 +11,11 @@ divided by the frame's width and height:
   (line 51), on 50 tracks drawn at random (line 154), best match averaged as for the cosine;
 - hybrid (`--add_frechet_score`): 0.5 cosine + 0.5 Fréchet similarity (line 161).
 
-Where sma differs, and why: the tracks are DIS-flow tracks from the grid of the robust metric (`FlowTracker`),
-not CoTracker's (its weights are not downloaded here); a track lost before the end is dropped, so the two
-videos may keep different numbers of tracks and the 50 are drawn from each on its own (DeT draws the same
-indices from both grids, of equal size); the draw is seeded; a step of length 0 counts as 0 in the cosine
-(DeT divides 0 by 0, a NaN).
+Where sma differs, and why: the tracks are DIS-flow tracks from the grid of the robust metric (`FlowTracker`), not
+CoTracker's (its weights are not downloaded here; `mtbench_from_tracks` scores CoTracker's own tracks); a track
+lost before the end is dropped, so the two videos may keep different numbers of tracks and the 50 are drawn from
+each on its own (DeT draws the same indices from both grids, of equal size); the draw is seeded; a step of length
+0 counts as 0 in the cosine (DeT divides 0 by 0, a NaN).
 """
 
 from __future__ import annotations
@@ -66,6 +66,34 @@ def mtbench_motion_fidelity(
     region = region_mask(mask, box, reference.source_size)
     reference_tracks = normalised_tracks(reference, grid_size, region)
     generated_tracks = normalised_tracks(generated, grid_size, region)
+    return mtbench_score(reference_tracks, generated_tracks, seed)
+
+
+def mtbench_from_tracks(
+    reference_tracks: np.ndarray,
+    generated_tracks: np.ndarray,
+    reference_size: tuple[int, int],
+    generated_size: tuple[int, int],
+    *,
+    seed: int = 0,
+) -> MTBenchFidelity:
+    """MTBench's score on tracks made elsewhere: CoTracker's `pred_tracks` as DeT's evaluation.py gets them
+    (`model(video, grid_size=50)`, (1, f, n, 2) or (f, n, 2), x and y in pixels of a (height, width) video, every
+    track, visible or not). sma never downloads or runs CoTracker (its code is not on PyPI and its hub entry runs
+    remote code): run it where its weights are and pass its tracks (`sma evaluate --tracks`)."""
+    tracks = []
+    for given, (height, width) in ((reference_tracks, reference_size), (generated_tracks, generated_size)):
+        points = np.asarray(given, dtype=np.float64)
+        points = points[0] if points.ndim == 4 else points
+        if points.ndim != 3 or points.shape[-1] != 2:
+            raise ValueError(f"tracks must be (1, f, n, 2) or (f, n, 2), as CoTracker gives them; got {points.shape}")
+        tracks.append(points.transpose(1, 0, 2) / np.array([width, height]))
+    check_frame_counts(tracks[0].shape[1], tracks[1].shape[1])
+    return mtbench_score(*tracks, seed)
+
+
+def mtbench_score(reference_tracks: np.ndarray, generated_tracks: np.ndarray, seed: int = 0) -> MTBenchFidelity:
+    """The hybrid, cosine and Fréchet scores of normalised tracks (n, f, 2) and (m, f, 2)."""
     if len(reference_tracks) == 0 or len(generated_tracks) == 0:
         return MTBenchFidelity(0.0, 0.0, 0.0, len(reference_tracks), len(generated_tracks))
     cosine = float(cosine_similarity(generated_tracks, reference_tracks).max(axis=1).mean())
