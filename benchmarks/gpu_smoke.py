@@ -1,7 +1,7 @@
 """Every method end to end at real size, random weights: seconds per step and peak GPU memory per phase,
 through the same code path as `sma transfer` (`sma.runs.transfer`).
 
-    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--train-steps N] [--json FILE]
+    python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--train-steps N] [--json FILE] [--profile]
 
 `--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16 safetensors,
 nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable Diffusion's VAE and an
@@ -23,6 +23,7 @@ still run (one GPU session is short); any failure makes the exit non-zero.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -217,6 +218,28 @@ def row(result: dict) -> str:
     )
 
 
+@contextlib.contextmanager
+def profiled(enabled: bool, method: str, rows: int = 15):
+    """torch.profiler around one method's run, then its table: the phases (rows "phase: train", "phase: sample",
+    ...) and the operators that took the most time on the device (the CPU without one)."""
+    if not enabled:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = torch.cuda.is_available()
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if cuda else [])]
+    with profile(activities=activities) as profiler:
+        yield
+    averages = profiler.key_averages()
+    phases = [event for event in averages if event.key.startswith("phase: ")]
+    print(f"\n{method}: time per phase (profiled, with the profiler's overhead)")
+    for event in phases:
+        print(f"  {event.key.removeprefix('phase: '):<10} {event.cpu_time_total / 1e6:8.2f} s wall")
+    sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    print(averages.table(sort_by=sort, row_limit=rows), flush=True)
+
+
 def guidance_cost(result: dict) -> str:
     """Guided sampling against plain sampling of the same size in the same run (FlowMotion's targets: within
     1.7x the seconds, peak memory within the official 19 GB)."""
@@ -252,6 +275,7 @@ def main() -> int:
     parser.add_argument("--train-steps", type=int, default=8, help="training steps of each trained method")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="results file, rewritten after each method")
+    parser.add_argument("--profile", action="store_true", help="print where each method spends its time")
     arguments = parser.parse_args()
     if arguments.size == "real" and not torch.cuda.is_available():
         print("gpu_smoke: --size real needs a CUDA GPU (use --size tiny to check the script on the CPU)")
@@ -267,7 +291,8 @@ def main() -> int:
     results, models, references = [], {}, {}
     for method in arguments.methods:
         try:
-            result = run_on_backbone(method, models, references, build, work, arguments.size, arguments.train_steps)
+            with profiled(arguments.profile, method):
+                result = run_on_backbone(method, models, references, build, work, arguments.size, arguments.train_steps)
         except Exception as error:
             traceback.print_exc()
             result = {"method": method, "error": f"{type(error).__name__}: {error}".splitlines()[0]}

@@ -22,7 +22,8 @@ class Phases:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        yield
+        with torch.profiler.record_function(f"phase: {name}"):  # a row of its own in a profile (gpu_smoke --profile)
+            yield
         if cuda:
             torch.cuda.synchronize()
         record = self.records.setdefault(name, {"seconds": 0.0, "steps": 0, "calls": 0})
