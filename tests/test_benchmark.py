@@ -132,6 +132,9 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     assert "sma minus nosma" in capsys.readouterr().out
     run_suite(suite, out, resume=True, transfer=finished, progress=False)
     assert finished.calls == []
+    from benchmark_scripts import load_script
+
+    assert load_script("rescore").rescore(out) == read_results(out)  # the same videos scored again, the same records
 
     changed = read_suite(write_suite(tmp_path, model_dir, steps=3))
     with pytest.raises(SmaError, match="was run with other settings"):
