@@ -134,7 +134,7 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     assert finished.calls == []
     from benchmark_scripts import load_script
 
-    assert load_script("rescore").rescore(out) == read_results(out)  # the same videos scored again, the same records
+    assert load_script("summarise").rescore(out) == read_results(out)  # the same videos scored again, the same records
 
     changed = read_suite(write_suite(tmp_path, model_dir, steps=3))
     with pytest.raises(SmaError, match="was run with other settings"):

@@ -935,14 +935,15 @@ def write_summary(out: Path, records: list[dict], name: str) -> None:
         plot(differences, Path(out) / "differences.png")
 
 
-def merge_parts(parts: list[Path], out: Path, name: str) -> list[dict]:
+def merge_parts(parts: list[Path], out: Path, name: str, read: Callable = read_results) -> list[dict]:
     """One benchmark out of parts run apart (in parallel lanes, or over several sessions): OUT/results.jsonl and its
-    summary. A cell recorded in two parts is refused: which of them to keep is the user's call."""
+    summary, from each part's records as `read` gives them. A cell recorded in two parts is refused: which of them to
+    keep is the user's call."""
     from sma.video.atomic import atomic_output
 
     records, seen = [], {}
     for part in parts:
-        found = read_results(part)
+        found = read(part)
         if not found:
             raise SmaError(f"{part} holds no results.jsonl records")
         for cell in dict.fromkeys(record["cell"] for record in found):
