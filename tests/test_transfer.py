@@ -130,7 +130,12 @@ def test_transfer_command_end_to_end(model_dir, reference, tmp_path, method_name
     assert read_video(videos[1]).shape == (8, SIZE, SIZE, 3)
     metrics = json.loads((out / "metrics.json").read_text())
     assert [entry["target"] for entry in metrics["outputs"]] == ["a blue square", "a green star"]
-    assert all(-1 <= entry["motion_fidelity"] <= 1 for entry in metrics["outputs"])
+    # a 2-step tiny model may write a video with no moving track, whose score is undefined (null), not out of range:
+    # seen in two full runs of the suite (session 10), never in this test alone; cause not found (x264's run-to-run
+    # differences, seen before in this suite, are the suspect)
+    for entry in metrics["outputs"]:
+        assert entry["motion_fidelity"] is None or -1 <= entry["motion_fidelity"] <= 1
+        assert (entry["motion_fidelity"] is None) == (entry["generated_tracks"] == 0)
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     assert [record["step"] for record in losses] == [0, 1]
     assert ("sma" in losses[0]) == use_sma
