@@ -416,8 +416,7 @@ def write_videos(
 ) -> list[Path]:
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
-    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target, and SMA's share of
-    them is printed. With
+    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. With
     `show1.stages` beyond base, Show-1's cascade then takes every video further (see `write_cascade`).
     """
     paths, guidance, videos = [], [], []
@@ -434,7 +433,6 @@ def write_videos(
     if guidance:
         with atomic_output(out / GUIDANCE_LOG, overwrite=True) as temporary:
             temporary.write_text(json.dumps(guidance, indent=1))
-        say_sma_share(sma_share(guidance), "guidance")
     if method.config.show1.stages != "base":
         write_cascade(method, videos, targets, out, seed, overwrite, phases)
     return paths
@@ -570,6 +568,10 @@ def transfer(
             method.model.to(device, generation_dtype(config.generate.precision, device))
         paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
         trained = read_metrics(run.path)  # what training wrote: its phases and SMA's share of the loss
+        share = trained.get("sma_share")  # training printed it
+        if not trains:  # SMA's share of a zero-shot method's guidance losses
+            share = sma_share(read_guidance(run.path))
+            say_sma_share(share, "guidance")
         timings = trained.get("phases", {}) | method.phases.summary()
         baseline = []
         if config.generate.untuned:
@@ -578,7 +580,6 @@ def transfer(
                 method = untuned_method(adapter.config, device, conditions=adapter.conditions)
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
-        share = trained.get("sma_share") if trains else sma_share(read_guidance(run.path))
         extra = {"phases": timings | phases.summary(), "sma_share": share}
         write_report(run.path, config.targets, paths, extra, baseline)
     return Path(out)

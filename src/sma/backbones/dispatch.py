@@ -19,11 +19,11 @@ def load_text_to_video(
     device: str | torch.device = "cpu",
     revision: str | None = None,
     motion_adapter: str | None = None,
-    wan: bool = False,
+    wan: bool | None = False,
 ):
     """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan 2.1
-    text-to-video (`WanPipeline`; only when `wan`, the methods built for it) or a diffusers UNet3D model
-    (ZeroScope, ModelScope)."""
+    text-to-video (`WanPipeline`; only when `wan` is not False: True for the methods built for Wan alone, None for
+    those that run on any backbone) or a diffusers UNet3D model (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.wan import WanModel
 
@@ -37,7 +37,7 @@ def load_text_to_video(
 
 
 def text_to_video_class(
-    source: str, revision: str | None = None, motion_adapter: str | None = None, wan: bool = False
+    source: str, revision: str | None = None, motion_adapter: str | None = None, wan: bool | None = False
 ) -> type:
     """The backbone class `load_text_to_video` builds for these sources, read from the model's
     model_index.json without loading any weights."""
@@ -77,12 +77,15 @@ def is_wan(index: dict) -> bool:
     return transformer == WAN_TRANSFORMER or index.get("_class_name", "").startswith("Wan")
 
 
-def _wan_class(source: str, index: dict, wan: bool) -> type:
+def _wan_class(source: str, index: dict, wan: bool | None) -> type:
     """Wan 2.1 text-to-video, checked from model_index.json before anything loads."""
     from sma.backbones.wan import PIPELINE, WanModel
 
-    if not wan:
-        raise SmaError(f"{source} is a Wan model: the method that trains on it is motionlora (`method`)")
+    if wan is False:
+        raise SmaError(
+            f"{source} is a Wan model: the method that trains on it is motionlora, and flowmotion guides it "
+            "without training (`method`)"
+        )
     if index and index.get("_class_name") != PIPELINE:
         raise SmaError(
             f"{source} is a {index.get('_class_name')}, not a Wan 2.1 text-to-video model ({PIPELINE}, e.g. "

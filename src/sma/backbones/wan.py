@@ -51,6 +51,11 @@ def check_frame_count(frames: int, factor: int = TEMPORAL_FACTOR) -> None:
         raise SmaError(f"Wan takes {factor}k+1 frames, got {frames} (`video.frames`): try {below} or {below + factor}")
 
 
+def latent_frame_count(frames: int, factor: int = TEMPORAL_FACTOR) -> int:
+    """The latent frames of 4k + 1 video frames: k + 1 (the first frame alone, then groups of 4)."""
+    return (frames - 1) // factor + 1
+
+
 def original_layer_name(layer: str) -> str:
     """The original Wan 2.1 name of a transformer block's attention or feed-forward Linear `layer` (diffusers name):
     `blocks.3.attn2.to_out.0` -> `blocks.3.cross_attn.o`, `blocks.3.ffn.net.0.proj` -> `blocks.3.ffn.0`."""
@@ -146,7 +151,7 @@ class WanModel(LatentVideoModel):
         return self.vae_scale_factor * self.unet.config.patch_size[1]
 
     def latent_frames(self, frames: int) -> int:
-        return (frames - 1) // self.temporal_scale_factor + 1
+        return latent_frame_count(frames, self.temporal_scale_factor)
 
     def latent_shape(self, frames: int, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
         scale = self.vae_scale_factor

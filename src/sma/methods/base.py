@@ -6,6 +6,7 @@ ControlVideo); `ZeroShotMethod` trains nothing and steers sampling instead (DMT)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -159,16 +160,20 @@ class TrainedMethod(Method):
         if self.sma is None:
             return []
         scheduler = self.model.scheduler
-        signal = scheduler.alphas_cumprod.to(latents.device)[timesteps.long()]  # abar_t
-        return [self.weighted_sma(latents, predict_x0(output, noisy, timesteps, scheduler), signal)]
+        predicted = predict_x0(output, noisy, timesteps, scheduler)
 
-    def weighted_sma(self, latents: torch.Tensor, predicted: torch.Tensor, signal: torch.Tensor):
-        """SMA's terms, each sample's weighted by its share of signal (abar_t, or (1 - s)^2 in flow matching) when
-        `sma.timestep_weight` is alpha_bar: the estimate divides the noise error by sqrt(abar_t), so without it
-        the noisiest steps dominate SMA's gradient."""
+        def abar() -> torch.Tensor:  # asked only when SMA is weighted by timestep
+            return scheduler.alphas_cumprod.to(latents.device)[timesteps.long()]
+
+        return [self.weighted_sma(latents, predicted, abar)]
+
+    def weighted_sma(self, latents: torch.Tensor, predicted: torch.Tensor, signal: Callable[[], torch.Tensor]):
+        """SMA's terms, each sample's weighted by its share of signal (`signal()`: abar_t, or (1 - s)^2 in flow
+        matching; asked only then) when `sma.timestep_weight` is alpha_bar: the estimate divides the noise error by
+        sqrt(abar_t), so without it the noisiest steps dominate SMA's gradient."""
         if self.config.sma.timestep_weight == "none":
             return self.sma.terms(latents, predicted)
-        return weighted_terms(self.sma, latents, predicted, signal)
+        return weighted_terms(self.sma, latents, predicted, signal())
 
     def train_only(self, parameters: dict[str, torch.nn.Parameter]) -> dict[str, torch.nn.Parameter]:
         """Make exactly these parameters trainable (the backbone is frozen when loaded)."""

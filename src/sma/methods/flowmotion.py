@@ -19,7 +19,7 @@ import torch
 
 from sma.backbones.dispatch import is_wan, load_text_to_video, model_index
 from sma.backbones.latent_video import LatentVideoModel
-from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count
+from sma.backbones.wan import WanModel, check_frame_count, latent_frame_count
 from sma.config import MOTION_LOSSES, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
@@ -109,12 +109,12 @@ class FlowMotion(ZeroShotMethod):
         """On Wan, SMA compares the latent frames after the first (the first video frame alone), as motionlora."""
         if not uses_wan(config):
             return config.video.frames, "frames"
-        return (config.video.frames - 1) // TEMPORAL_FACTOR, "latent frames"
+        return latent_frame_count(config.video.frames) - 1, "latent frames"
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
         motion_adapter = config.motion_adapter or None
-        return load_text_to_video(config.model, device, config.revision or None, motion_adapter, uses_wan(config))
+        return load_text_to_video(config.model, device, config.revision or None, motion_adapter, wan=None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         super().__init__(model, config)
@@ -137,19 +137,15 @@ class FlowMotion(ZeroShotMethod):
         generator = torch.Generator(device=clean.device).manual_seed(seed)
         return self.sample(gaussian_like(clean, generator), target, generator, clean)
 
-    @torch.no_grad()
-    def generate_untuned(self, target: str, seed: int) -> torch.Tensor:
-        """The same Euler steps from the same noise, nothing guided: the baseline."""
-        video, model = self.config.video, self.model
-        like = torch.empty(model.latent_shape(video.frames, video.height, video.width), device=model.device)
-        generator = torch.Generator(device=like.device).manual_seed(seed)
-        return self.sample(gaussian_like(like, generator), target, generator, None, "untuned")
+    def sample_from(self, start: torch.Tensor, target: str, phase: str = "sample") -> torch.Tensor:
+        """The same Euler steps from `start`, nothing guided: the untuned baseline (`generate_untuned`)."""
+        return self.sample(start, target, None, None, phase)
 
     def sample(
         self,
         noise: torch.Tensor,
         target: str,
-        generator: torch.Generator,
+        generator: torch.Generator | None,
         reference: torch.Tensor | None,
         phase: str = "sample",
     ) -> torch.Tensor:
@@ -191,8 +187,10 @@ class FlowMotion(ZeroShotMethod):
         denoise,
     ) -> torch.Tensor:
         """A fresh Adam on the latent; each iteration predicts the velocity without gradient, regulates it (after the
-        first step) and moves the latent against the motion loss of the two denoised estimates."""
+        first step) and moves the latent against the motion loss of the two denoised estimates. The source's frame
+        differences are taken once per step, as the official code does."""
         options, t = self.options, schedule.timesteps[index]
+        differences = frame_differences(source) if self.uses_differences else None
         mean_velocity = schedule.mean_velocity(latents, start, index) if index > 0 else None
         optimized = latents.detach().to(torch.float32, copy=True).requires_grad_(True)
         optimizer = torch.optim.Adam([optimized], lr=options.learning_rate)
@@ -201,7 +199,7 @@ class FlowMotion(ZeroShotMethod):
             if mean_velocity is not None:
                 velocity = regulated(velocity, mean_velocity, options.regulate_scale)
             with torch.enable_grad():
-                terms = self.motion_loss(source, schedule.estimate(optimized, velocity, index))
+                terms = self.motion_loss(source, differences, schedule.estimate(optimized, velocity, index))
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
             optimizer.step()
@@ -209,13 +207,20 @@ class FlowMotion(ZeroShotMethod):
             self.guidance_log.append({"timestep": int(t), "iteration": iteration, **record})
         return optimized.detach()
 
-    def motion_loss(self, source: torch.Tensor, estimate: torch.Tensor) -> dict[str, torch.Tensor]:
-        """alpha MSE of the estimates, + beta MSE of their frame differences (official, both), + SMA on their frame
-        residuals (sma, both; on Wan from latent frame 1); float32. "loss" is the total."""
+    @property
+    def uses_differences(self) -> bool:
+        """The official frame-difference term: unless SMA replaces it (SMA off, `--no-sma`, is the official loss)."""
+        return self.sma is None or self.options.motion_loss == "both"
+
+    def motion_loss(
+        self, source: torch.Tensor, source_differences: torch.Tensor | None, estimate: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """alpha MSE of the estimates, + beta MSE of their frame differences (official, both; the source's given),
+        + SMA on their frame residuals (sma, both; on Wan from latent frame 1); float32. "loss" is the total."""
         options = self.options
         terms = {"latent": options.latent_weight * diffusion_mse(estimate, source)}
-        if self.sma is None or options.motion_loss == "both":  # SMA off (`--no-sma`) is the official loss
-            difference = diffusion_mse(frame_differences(estimate), frame_differences(source))
+        if source_differences is not None:
+            difference = diffusion_mse(frame_differences(estimate), source_differences)
             terms["difference"] = options.difference_weight * difference
         if self.sma is None:
             return with_sma(terms)

@@ -27,7 +27,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 
 from sma.backbones.dispatch import load_text_to_video
-from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count
+from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count, latent_frame_count
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
@@ -83,7 +83,7 @@ class MotionLoRA(TrainedMethod):
 
     @classmethod
     def motion_frames(cls, config: TransferConfig) -> tuple[int, str]:
-        latent = (config.video.frames - 1) // TEMPORAL_FACTOR + 1
+        latent = latent_frame_count(config.video.frames)
         return latent - (0 if config.options.sma_first_latent_frame else 1), "latent frames"
 
     @classmethod
@@ -179,8 +179,9 @@ class MotionLoRA(TrainedMethod):
         sma = []
         if self.sma is not None:
             predicted = noisy - scale * velocity  # x0_hat = x_t - s v_hat
-            signal = (1 - scale.flatten()) ** 2  # the signal's share of x_t, as abar_t in a noise schedule
-            sma = [self.weighted_sma(self.sma_frames(latents), self.sma_frames(predicted), signal)]
+            frames, predicted_frames = self.sma_frames(latents), self.sma_frames(predicted)
+            # the signal's share of x_t, (1 - s)^2, as abar_t in a noise schedule
+            sma = [self.weighted_sma(frames, predicted_frames, lambda: (1 - scale.flatten()) ** 2)]
         return with_sma(terms, sma, self.sma_share)
 
     def loss_groups(self, terms: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, list[torch.nn.Parameter]]]:
