@@ -43,25 +43,12 @@ def test_with_sma_scales_sma_to_the_share_and_the_scale_carries_no_gradient():
     torch.testing.assert_close(gradient, torch.autograd.grad(held, prediction)[0])
 
 
-def clip(motion: str, frames: int, size: int) -> torch.Tensor:
-    video = synthetic_video(MovingObject("circle", "red", motion), num_frames=frames, height=size, width=size)
-    return torch.as_tensor(video.frames).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
-
-
-def term_spread(scale_free: bool) -> dict[str, float]:
-    """Each term's largest over smallest value across 32-128 pixels and 8 or 16 frames of one pair of motions."""
-    values = {"global_motion": [], "local_amplitude": []}
-    for size in (32, 64, 128):
-        reference, other = clip("linear", 16, size), clip("zigzag", 16, size)
-        for step, levels in ((1, 3), (2, 2)):  # 16 frames, or every other one: the authors' 3 and 2 levels
-            sma = SpectralMotionAlignment(1.0, 1.0, levels=levels, scale_free=scale_free)
-            terms = sma.terms(reference[:, :, ::step], other[:, :, ::step])
-            for name, kept in values.items():
-                kept.append(getattr(terms, name).item())
-    return {name: max(kept) / min(kept) for name, kept in values.items()}
-
-
 def test_scale_free_terms_keep_their_size_across_resolutions_and_frame_counts():
+    """Each term's largest over smallest value across 32-128 pixels and 8 or 16 frames of one pair of motions, as
+    benchmarks/sma_share.py measures it."""
+    from benchmark_scripts import load_script
+
+    term_spread = load_script("sma_share").term_spread
     authors, scale_free = term_spread(False), term_spread(True)
     assert authors["local_amplitude"] > 2.5  # the unnormalised FFT: grows with height x width
     assert scale_free["local_amplitude"] < 1.2 and scale_free["global_motion"] < 1.25

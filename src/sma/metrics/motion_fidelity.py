@@ -180,7 +180,7 @@ def step_weighted_correlation(tracks: np.ndarray, others: np.ndarray) -> np.ndar
     by its mean length over the pair: corr = sum_k (d_k . u'_k + u_k . d'_k) / (L + L'), d a displacement, u its
     unit vector, L a track's path length. Two tracks that never move correlate 1."""
     displacement, other_displacement = (np.diff(points.astype(np.float64), axis=1) for points in (tracks, others))
-    unit, other_unit = (_unit(step) for step in (displacement, other_displacement))
+    unit, other_unit = (unit_vectors(step) for step in (displacement, other_displacement))
     length = np.linalg.norm(displacement, axis=2).sum(1)
     other_length = np.linalg.norm(other_displacement, axis=2).sum(1)
     aligned = np.einsum("nkc,mkc->nm", displacement, other_unit) + np.einsum("nkc,mkc->nm", unit, other_displacement)
@@ -188,9 +188,10 @@ def step_weighted_correlation(tracks: np.ndarray, others: np.ndarray) -> np.ndar
     return np.where(total > 0, aligned / np.maximum(total, np.finfo(np.float64).tiny), 1.0)
 
 
-def _unit(displacement: np.ndarray) -> np.ndarray:
-    length = np.linalg.norm(displacement, axis=-1, keepdims=True)
-    return np.divide(displacement, length, out=np.zeros_like(displacement), where=length > 0)
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """Each vector along the last axis scaled to length 1; zero vectors stay zero."""
+    length = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, length, out=np.zeros_like(vectors), where=length > 0)
 
 
 def _unit_steps(tracks: np.ndarray, still: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from sma.metrics.flow import FlowTracker, VideoFlow, check_frame_counts, video_flow
-from sma.metrics.motion_fidelity import grid_in_region, region_mask
+from sma.metrics.motion_fidelity import grid_in_region, region_mask, unit_vectors
 
 FRECHET_TRACKS = 50  # DeT's evaluation.py line 154
 
@@ -132,6 +132,4 @@ def frechet_similarity(tracks: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def _unit_rows(tracks: np.ndarray) -> np.ndarray:
-    rows = np.concatenate([tracks[:, :1], np.diff(tracks, axis=1)], axis=1)
-    length = np.linalg.norm(rows, axis=-1, keepdims=True)
-    return np.divide(rows, length, out=np.zeros_like(rows), where=length > 0)
+    return unit_vectors(np.concatenate([tracks[:, :1], np.diff(tracks, axis=1)], axis=1))
