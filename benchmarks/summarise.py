@@ -1,6 +1,6 @@
 """One benchmark out of parts run apart (in parallel on a few cores, or over several sessions).
 
-    python benchmarks/summarise.py runs/hard-a runs/hard-b --out benchmarks/hard --name hard [--rescore]
+    python benchmarks/summarise.py runs/hard-a runs/hard-b --out results/hard --name hard [--rescore]
 
 Reads each folder's results.jsonl, refuses a cell recorded in two parts, and writes
 OUT/results.jsonl with OUT/summary.md and OUT/summary.png as `sma benchmark` writes them.
