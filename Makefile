@@ -9,11 +9,11 @@ SHELL := /bin/bash
 comma := ,
 LOCK := requirements.lock
 UV := uv==0.13.9
-EXTRAS := dev,bench,ui
+EXTRAS := dev,bench,ui,docs
 # Where pip finds torch's CPU build: the lock must name that build, not PyPI's CUDA one with its nvidia wheels.
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: demo demo-simple test test-latest lint lock bench clean browser ui
+.PHONY: demo demo-simple test test-latest lint lock bench clean browser ui docs
 
 demo: $(VENV)/.installed
 	$(BIN)/sma demo --world hard --out sma-demo-hard --overwrite
@@ -21,7 +21,7 @@ demo: $(VENV)/.installed
 demo-simple: $(VENV)/.installed
 	$(BIN)/sma demo --out sma-demo --overwrite
 
-test: $(VENV)/.installed browser
+test: $(VENV)/.installed browser docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2  # two workers of one thread each: 4 minutes, not 6.5
@@ -32,6 +32,10 @@ lint: $(VENV)/.installed
 
 ui: $(VENV)/.installed
 	$(BIN)/sma ui
+
+# The documentation site from docs/ and the docstrings, into site/; --strict fails on a broken link.
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 # The browser test (tests/test_ui_browser.py) drives Debian's Chromium through Playwright; Playwright's own
 # browser download is not used. Installed with apt-get as root or with passwordless sudo; otherwise the test is
@@ -79,4 +83,4 @@ test-latest:
 	OMP_NUM_THREADS=1 .venv-latest/bin/python -m pytest -q -n 2
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock build src/*.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venv-latest .venv-lock build site src/*.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -5,7 +5,7 @@ scene (suites/hard.yaml) at one size, and the real clips in ../shared/clips (ski
 256 x 256. Each source is compared with
 itself, with copies that keep its motion (mp4 crf 30, gif, png frames, half size, new look,
 shifted) and with copies that change it (another path, mirrored, reversed, shuffled); see
-sma.metrics.card for how each is made. Prints markdown tables for benchmarks/RESULTS.md.
+sma.metrics.card for how each is made. Prints markdown tables for docs/results.md.
 
     python benchmarks/metric_card.py [--sizes 64 128 256] [--frames 16] [--clips ../shared/clips]
 """

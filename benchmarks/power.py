@@ -1,4 +1,4 @@
-"""How many pairs a benchmark needs: the power calculation of benchmarks/RESULTS.md, from a results.jsonl.
+"""How many pairs a benchmark needs: the power calculation of docs/results.md, from a results.jsonl.
 
     python benchmarks/power.py runs/hard/results.jsonl [--variant sma]
 

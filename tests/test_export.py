@@ -138,7 +138,7 @@ def test_diffusers_animatediff_pipeline_with_the_lora_samples_what_sma_generates
 def test_zeroscope_lora_folded_into_diffusers_text_to_video_pipeline_samples_what_sma_generates(
     method, zeroscope_runs, model_dir, tmp_path
 ):
-    """diffusers >= 0.31 loads no LoRA into UNet3DConditionModel (it lacks PeftAdapterMixin), so the README
+    """diffusers >= 0.31 loads no LoRA into UNet3DConditionModel (it lacks PeftAdapterMixin), so docs/export.md
     folds each pair into its layer, `W += up @ down`: what this test does."""
     run = zeroscope_runs[method]
     ours, start, config = sma_video_and_start(run)
@@ -146,7 +146,7 @@ def test_zeroscope_lora_folded_into_diffusers_text_to_video_pipeline_samples_wha
     export_adapter(run, "diffusers", path)
     pipeline = TextToVideoSDPipeline.from_pretrained(model_dir)
     without = pipeline_video(pipeline, config, start)
-    lora, layers = load_file(path), dict(pipeline.unet.named_modules())  # the README's lines
+    lora, layers = load_file(path), dict(pipeline.unet.named_modules())  # docs/export.md's lines
     for key, down in lora.items():
         if key.endswith(".lora_A.weight"):
             layer = layers[key.removeprefix("unet.").removesuffix(".lora_A.weight")]

@@ -1,7 +1,7 @@
 """The targets of the metric card (issue 13) as tests: re-encoded copies >= 0.95, the same motion with
 another look or placement >= 0.85 (of self, which is 1), other motion far lower.
 
-Values measured with these settings are in benchmarks/RESULTS.md; the thresholds leave room for
+Values measured with these settings are in docs/results.md; the thresholds leave room for
 run-to-run changes (the mp4 writer does not give identical bytes on every run).
 """
 
@@ -75,7 +75,7 @@ def test_flow_metrics_on_the_synthetic_card(scene, tmp_path):
 
 @pytest.mark.skipif(not CLIPS.is_dir(), reason="the real clips (../shared/clips) are not here")
 # the hardest to separate, and the smallest motion, mostly up and down: mirrored left to right it keeps most of its
-# motion, which the step-weighted cosine credits (0.64 against 0.98 for the copies; benchmarks/RESULTS.md)
+# motion, which the step-weighted cosine credits (0.64 against 0.98 for the copies; docs/results.md)
 @pytest.mark.parametrize(("name", "gap"), [("car-turn", 0.35), ("rabbit-watermelon", 0.3)])
 def test_real_clip_card_targets(name, gap, tmp_path):
     raw = read_video(CLIPS / f"{name}.mp4", 12, stride=2, size=(256, 256))
@@ -85,7 +85,7 @@ def test_real_clip_card_targets(name, gap, tmp_path):
 
 
 # 64 and 256 px: the worst case there is 0.989 and 0.990; at 128 px it is 0.957 (non-rigid, crf 30; the card in
-# benchmarks/RESULTS.md), closer to 0.95 than x264's run-to-run differences allow in a test
+# docs/results.md), closer to 0.95 than x264's run-to-run differences allow in a test
 @pytest.mark.parametrize("size", [64, 256])
 def test_every_kind_of_hard_scene_keeps_its_score_through_reencoding(size, tmp_path):
     """Issue 36: camera pan and zoom, two objects, non-rigid bodies, changes of speed on textured backgrounds (the

@@ -189,7 +189,7 @@ def say_sma_share(share: float | None, phase: str = "training") -> None:
             f"SMA was {share:.0%} of the {phase} loss, so its weights rather than the method's objective steered "
             f"the {phase} (at 91-99% it lowered motion fidelity in the hard world's ablation): scale "
             "`sma.global_weight` and `sma.local_weight` down until it is about half, or set `sma.share` "
-            "(README: Check the weights)",
+            "(docs/library.md: Check the weights)",
             SmaShareWarning,
             stacklevel=2,
         )

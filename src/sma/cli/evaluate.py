@@ -2,7 +2,7 @@
 
 Motion: robust motion fidelity (DIS flow tracks that carry motion), the old Lucas-Kanade motion
 fidelity under its own name, flow-field similarity, warping error and motion magnitude; the
-metric card in benchmarks/RESULTS.md says how far each can be trusted.
+metric card in docs/results.md says how far each can be trusted.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ DIS (Kroeger et al. 2016) is classical: nothing to download, fast on a CPU, and 
 coarse-to-fine search follows large motions. Flow is computed on grey frames at a working
 size (the longer side at most `max_side` pixels, 128 by default), which makes the flow metrics faster and
 nearly independent of the resolution a video was saved at: at 256 a textured object moving 8 px a frame
-lost its tracks in one encoding of the same frames and kept them in another (benchmarks/RESULTS.md, metric
+lost its tracks in one encoding of the same frames and kept them in another (docs/results.md, metric
 card), at 128 both kept them. A flow field is (h, w, 2): the
 (dx, dy) in working pixels that carries each pixel of one frame to the next.
 """

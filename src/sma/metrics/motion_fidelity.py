@@ -16,7 +16,7 @@ count: still background would otherwise match still background and drown the mot
 compression noise on still ground cannot outweigh a wrong trajectory: dense DIS flow chained
 with a forward-backward check instead of Lucas-Kanade, tracks kept only when they travel at
 least `motion_share` of the clip's own motion, and the mean over best matches weighted by how
-far each track travels. benchmarks/RESULTS.md (metric card) measures both forms.
+far each track travels. docs/results.md (metric card) measures both forms.
 """
 
 from __future__ import annotations
