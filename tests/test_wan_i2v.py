@@ -1,0 +1,145 @@
+"""Wan image-to-video (2.2 TI2V-5B and 2.1 I2V-14B layouts): sampling as diffusers' pipelines, the first frame, the
+training loss, transfers from a picture, and the checks of the picture."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from diffusers import WanImageToVideoPipeline, WanPipeline
+from diffusers.pipelines.wan import pipeline_wan_i2v
+from PIL import Image
+from tiny_wan_i2v import build_wan_i2v, build_wan_ti2v
+
+from sma.backbones.wan_i2v import WanImageToVideoModel
+from sma.errors import SmaError
+from sma.methods import build_method
+from sma.recipes import load_config
+from sma.video import MovingObject, frames_to_tensor, synthetic_video
+from sma.video.image import read_image
+
+WORDS = ("a", "red", "blue", "circle", "square")
+NEGATIVE = "static, gray"
+SIZE = {"ti2v": 32, "i2v": 16}  # the 16x VAE of TI2V needs 32 px for 2x2 latent patches
+
+
+@pytest.fixture(scope="module", params=["ti2v", "i2v"])
+def layout(request, tmp_path_factory):
+    build = build_wan_ti2v if request.param == "ti2v" else build_wan_i2v
+    return request.param, build(tmp_path_factory.mktemp(request.param) / "model", words=WORDS)
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
+    """A 40x48 picture: blue square on a gradient (resized and cut to the video size)."""
+    frame = synthetic_video(MovingObject("square", "blue", "linear"), num_frames=2, height=40, width=48).frames[0]
+    frame = (frame.astype(np.float32) * np.linspace(0.5, 1.0, 48)[None, :, None]).astype(np.uint8)
+    path = tmp_path_factory.mktemp("picture") / "picture.png"
+    Image.fromarray(frame).save(path)
+    return path
+
+
+def i2v_config(folder, size: int, method: str = "motionlora", **overrides):
+    values = {"method": method, "model": str(folder), "video.frames": 9, "video.height": size, "video.width": size}
+    values |= {"generate.steps": 3, "generate.guidance_scale": 4.0, "generate.negative_prompt": NEGATIVE}
+    values |= {"sma.levels": 1, "targets": ["a blue square"]}
+    if method == "motionlora":
+        values |= {"generate.sampler": "unipc", "motionlora.sample_shift": 2.0}
+    return load_config(overrides=values | overrides)
+
+
+def test_sampling_equals_diffusers_image_to_video_pipeline(layout, picture, monkeypatch):
+    """Same noise, image, prompts and settings: latents as WanImageToVideoPipeline's (float32 on the CPU, 1e-4); the
+    first latent frame is the image's own latent, so the first decoded frame is the VAE's round trip of it."""
+    # the pipeline cleans prompts with ftfy even where it is not installed: ASCII prompts, which ftfy leaves alone
+    monkeypatch.setattr(pipeline_wan_i2v, "ftfy", SimpleNamespace(fix_text=lambda text: text), raising=False)
+    name, folder = layout
+    size = SIZE[name]
+    method = build_method(i2v_config(folder, size, image=str(picture)))
+    assert isinstance(method.model, WanImageToVideoModel)
+    reference = torch.zeros(1, 4, 3, size // method.model.vae_scale_factor, size // method.model.vae_scale_factor)
+    latents = method.generate(reference, "a blue square", seed=3)
+    pipeline = WanImageToVideoPipeline.from_pretrained(folder)
+    pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config, flow_shift=2.0)
+    image, pixels = read_image(picture, size, size)
+    options = {"image": image, "prompt": "a blue square", "negative_prompt": NEGATIVE, "height": size, "width": size}
+    options |= {"num_frames": 9, "num_inference_steps": 3, "guidance_scale": 4.0}
+    expected = pipeline(**options, latents=method.fresh_noise(reference, 3), output_type="latent").frames
+    assert latents[:, :, 1:].abs().max() > 0.3
+    torch.testing.assert_close(latents[:, :, 1:], expected[:, :, 1:], atol=1e-4, rtol=0)
+    image_latent = method.model.encode_video(pixels[:, :, None])
+    torch.testing.assert_close(latents[:, :, :1], image_latent, atol=1e-6, rtol=0)
+    if name == "ti2v":  # diffusers gives TI2V's frame 0 itself
+        torch.testing.assert_close(latents, expected, atol=1e-4, rtol=0)
+    round_trip = method.model.decode_latents(image_latent)[:, :, 0]
+    torch.testing.assert_close(method.model.decode_latents(latents)[:, :, 0], round_trip, atol=1e-5, rtol=0)
+    assert (round_trip - pixels).abs().mean() > 1e-3  # a random VAE: the round trip is not the picture itself
+
+
+def test_ti2v_without_an_image_samples_as_wan_pipeline(tmp_path):
+    """TI2V-5B is a text-to-video model too: without an image, WanPipeline's sampling (per-token timesteps)."""
+    folder = build_wan_ti2v(tmp_path / "model", words=WORDS)
+    method = build_method(i2v_config(folder, 32))
+    reference = torch.zeros(1, 4, 3, 2, 2)
+    latents = method.generate(reference, "a blue square", seed=1)
+    pipeline = WanPipeline.from_pretrained(folder)
+    pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config, flow_shift=2.0)
+    options = {"prompt": "a blue square", "negative_prompt": NEGATIVE, "height": 32, "width": 32, "num_frames": 9}
+    options |= {"num_inference_steps": 3, "guidance_scale": 4.0, "latents": method.fresh_noise(reference, 1)}
+    torch.testing.assert_close(latents, pipeline(**options, output_type="latent").frames, atol=1e-4, rtol=0)
+
+
+def test_ti2v_training_gives_the_first_frame_and_leaves_it_out_of_the_loss(tmp_path, picture):
+    """Written out: the input's frame 0 is the reference's first latent frame, at timestep 0 on its tokens, the
+    others noised at 1000 s; the flow loss covers frames 1 on."""
+    folder = build_wan_ti2v(tmp_path / "model", words=WORDS)
+    method = build_method(i2v_config(folder, 32, image=str(picture), **{"sma.enabled": False}))
+    model = method.model
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=32, width=32).frames
+    clip = frames_to_tensor(clip)
+    method.set_conditions(method.condition_on(clip))
+    method.prepare()
+    latents = model.encode_video(clip)
+    torch.testing.assert_close(method.reference_condition.latents, latents[:, :, :1])
+    text = model.encode_prompts(["a red circle"])
+    terms = method.loss(latents, text, torch.Generator().manual_seed(5))
+    draws = torch.Generator().manual_seed(5)
+    noise = torch.randn(latents.shape, generator=draws)
+    u = torch.randn(1, generator=draws).sigmoid()
+    s = 3 * u / (1 + 2 * u)
+    noisy = torch.cat([latents[:, :, :1], ((1 - s) * latents + s * noise)[:, :, 1:]], dim=2)
+    per_token = torch.cat([torch.zeros(1), s * 1000, s * 1000])[None]  # 3 latent frames of one 2x2 patch each
+    with torch.no_grad():
+        velocity = model.unet(noisy, per_token, text).sample
+    torch.testing.assert_close(terms["flow"], ((velocity - (noise - latents))[:, :, 1:] ** 2).mean())
+
+
+def test_bad_images_get_one_line_before_any_model_loads(tmp_path, picture):
+    from sma.methods.image_to_video import check_image_inputs
+
+    folder = tmp_path / "absent-model"
+    alpha, wide, small, text = (tmp_path / name for name in ("alpha.png", "wide.png", "small.png", "text.png"))
+    Image.new("RGBA", (32, 32)).save(alpha)
+    cv2.imwrite(str(wide), np.full((32, 32, 3), 40000, dtype=np.uint16))  # Pillow opens 48-bit RGB as RGB
+    Image.new("RGB", (8, 8)).save(small)
+    text.write_text("not an image")
+    cases = {
+        tmp_path / "missing.png": "no image at",
+        text: "not an image",
+        alpha: "alpha channel",
+        wide: "16-bit",
+        small: "too small",
+    }
+    for path, message in cases.items():
+        with pytest.raises(SmaError, match=message):
+            check_image_inputs(i2v_config(folder, 32, image=str(path)))
+    check_image_inputs(i2v_config(folder, 32, image=str(picture)))
+    with pytest.raises(SmaError, match="not both"):
+        i2v_config(folder, 32, image=str(picture), target_images=[str(picture)])
+    with pytest.raises(SmaError, match="give one each"):
+        i2v_config(folder, 32, target_images=[str(picture)] * 2)
+    with pytest.raises(SmaError, match="leave `image` empty"):
+        i2v_config(folder, 32, method="vmc", image=str(picture))
