@@ -9,16 +9,18 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
 from diffusers import WanImageToVideoPipeline, WanPipeline
 from diffusers.pipelines.wan import pipeline_wan_i2v
 from PIL import Image
 from tiny_wan_i2v import build_wan_i2v, build_wan_ti2v
 
 from sma.backbones.wan_i2v import WanImageToVideoModel
+from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
 from sma.recipes import load_config
-from sma.video import MovingObject, frames_to_tensor, synthetic_video
+from sma.video import MovingObject, frames_to_tensor, read_video, synthetic_video, tensor_to_frames, write_video
 from sma.video.image import read_image
 
 WORDS = ("a", "red", "blue", "circle", "square")
@@ -143,3 +145,34 @@ def test_bad_images_get_one_line_before_any_model_loads(tmp_path, picture):
         i2v_config(folder, 32, target_images=[str(picture)] * 2)
     with pytest.raises(SmaError, match="leave `image` empty"):
         i2v_config(folder, 32, method="vmc", image=str(picture))
+
+
+@pytest.mark.parametrize("method", ["motionlora", "flowmotion"])
+def test_transfer_from_a_picture_on_the_command_line(layout, picture, method, tmp_path):
+    """`sma transfer REF --image PIC --target ...` trains (motionlora) or guides (flowmotion) on both layouts; every
+    video starts from the picture as the VAE reproduces it, the untuned image-to-video beside it."""
+    name, folder = layout
+    size = SIZE[name]
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=size, width=size)
+    reference = write_video(tmp_path / "reference.mp4", clip.frames)
+    recipe = tmp_path / "recipe.yaml"
+    sampler = "unipc" if method == "motionlora" else "euler"
+    settings = {method: {"lora_rank": 2} if method == "motionlora" else {"guidance_steps": 1, "iterations": 1}}
+    recipe.write_text(yaml.safe_dump({"generate": {"sampler": sampler, "guidance_scale": 3.0}, **settings}))
+    arguments = ["transfer", str(reference), "--out", str(tmp_path / "run"), "--config", str(recipe)]
+    arguments += ["--method", method, "--model", str(folder), "--image", str(picture), "--target", "a blue square"]
+    arguments += ["--frames", "9", "--height", str(size), "--width", str(size), "--untuned"]
+    arguments += ["--steps", "2"] if method == "motionlora" else []
+    arguments += ["--sampling-steps", "2", "--sma-levels", "1", "--prompt", "a red circle"]
+    assert main(arguments) == 0
+    run = tmp_path / "run"
+    video = read_video(run / "videos" / "00-a-blue-square.gif")  # a palette, not 4:2:0 chroma: near the pixels
+    untuned = read_video(run / "untuned" / "00-a-blue-square.gif")
+    assert len(video) == len(untuned) == 9
+    model = build_method(load_config(run / "config.yaml")).model
+    _, pixels = read_image(picture, size, size)
+    first = model.decode_latents(model.encode_video(pixels[:, :, None]))[:, :, 0]
+    expected = tensor_to_frames(first[:, :, None])[0].astype(np.float32)
+    for frames in (video, untuned):
+        assert np.abs(frames[0].astype(np.float32) - expected).mean() < 3
+    assert (run / "adapter").is_dir() == (method == "motionlora")
