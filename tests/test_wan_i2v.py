@@ -11,15 +11,19 @@ import pytest
 import torch
 import yaml
 from diffusers import WanImageToVideoPipeline, WanPipeline
+from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_wan_lora_to_diffusers
 from diffusers.pipelines.wan import pipeline_wan_i2v
 from PIL import Image
+from safetensors.torch import load_file
 from tiny_wan_i2v import build_wan_i2v, build_wan_ti2v
 
 from sma.backbones.wan_i2v import WanImageToVideoModel
 from sma.cli import main
 from sma.errors import SmaError
+from sma.export import export_adapter
 from sma.methods import build_method
 from sma.recipes import load_config
+from sma.runs import load_trained, train
 from sma.video import MovingObject, frames_to_tensor, read_video, synthetic_video, tensor_to_frames, write_video
 from sma.video.image import read_image
 
@@ -176,3 +180,61 @@ def test_transfer_from_a_picture_on_the_command_line(layout, picture, method, tm
     for frames in (video, untuned):
         assert np.abs(frames[0].astype(np.float32) - expected).mean() < 3
     assert (run / "adapter").is_dir() == (method == "motionlora")
+
+
+@pytest.fixture(scope="module")
+def trained(layout, picture, tmp_path_factory):
+    """motionlora trained two steps at a large learning rate on each layout, conditioned on the reference's first
+    frame (an `image` set: TI2V trains image-to-video)."""
+    name, folder = layout
+    size, out = SIZE[name], tmp_path_factory.mktemp(f"{name}-run")
+    clip = synthetic_video(MovingObject("circle", "red", "zigzag"), num_frames=9, height=size, width=size)
+    reference = write_video(out / "reference.mp4", clip.frames)
+    values = {"prompt": "a red circle", "train.steps": 2, "train.learning_rate": 5e-2, "generate.sampler": "unipc"}
+    values |= {"motionlora.lora_rank": 2, "motionlora.lora_alpha": 8.0, "motionlora.sample_shift": 3.0}
+    config = i2v_config(folder, size, image=str(picture), **values)
+    return name, folder, train(config, reference, out / "run")
+
+
+def test_diffusers_image_to_video_pipeline_with_the_exported_lora_samples_what_sma_generates(
+    trained, picture, tmp_path, monkeypatch
+):
+    """WanImageToVideoPipeline.load_lora_weights(FILE), the same noise and image: the latents `sma generate` makes
+    (frame 0 is the image's latent in sma; diffusers samples it on I2V-14B)."""
+    monkeypatch.setattr(pipeline_wan_i2v, "ftfy", SimpleNamespace(fix_text=lambda text: text), raising=False)
+    name, folder, run = trained
+    size = SIZE[name]
+    method, adapter = load_trained(run / "adapter")
+    ours = method.generate(adapter.reference_latents, "a blue square", 3)
+    path = tmp_path / "lora.safetensors"
+    assert main(["export", str(run), "--format", "diffusers", "--out", str(path)]) == 0
+    pipeline = WanImageToVideoPipeline.from_pretrained(folder)  # UniPC, flow shift 3.0: motionlora.sample_shift
+    options = {"image": read_image(picture, size, size)[0], "prompt": "a blue square", "height": size, "width": size}
+    options |= {"negative_prompt": NEGATIVE, "num_frames": 9, "num_inference_steps": 3, "guidance_scale": 4.0}
+    options |= {"output_type": "latent"}
+    without = pipeline(**options, latents=method.fresh_noise(adapter.reference_latents, 3)).frames
+    pipeline.load_lora_weights(str(path))
+    theirs = pipeline(**options, latents=method.fresh_noise(adapter.reference_latents, 3)).frames
+    torch.testing.assert_close(theirs[:, :, 1:], ours[:, :, 1:], atol=1e-4, rtol=0)
+    assert (without - ours)[:, :, 1:].abs().max() > 1e-2  # the LoRA is what makes them equal
+    comfy = load_file(export_adapter(run, "comfyui", tmp_path / "comfy.safetensors").path)
+    converted, expected = _convert_non_diffusers_wan_lora_to_diffusers(dict(comfy)), load_file(path)
+    assert set(converted) == set(expected) and all(torch.equal(converted[key], expected[key]) for key in expected)
+
+
+def test_generate_from_an_adapter_with_one_picture_per_target(trained, picture, tmp_path):
+    name, _, run = trained
+    size = SIZE[name]
+    other = tmp_path / "other.png"
+    Image.fromarray(np.full((size, size, 3), (200, 40, 40), dtype=np.uint8)).save(other)
+    arguments = ["generate", "--adapter", str(run), "--out", str(tmp_path / "out"), "--target", "a blue square"]
+    arguments += ["--target", "a red circle", "--target-image", str(picture), "--target-image", str(other)]
+    assert main(arguments) == 0
+    model = load_trained(run / "adapter")[0].model
+    for index, (target, image) in enumerate((("a-blue-square", picture), ("a-red-circle", other))):
+        first = model.decode_latents(model.encode_video(read_image(image, size, size)[1][:, :, None]))
+        expected = tensor_to_frames(first[:, :, :1])[0].astype(np.float32)
+        frames = read_video(tmp_path / "out" / "videos" / f"{index:02d}-{target}.gif")
+        assert np.abs(frames[0].astype(np.float32) - expected).mean() < 3
+    missing = ["generate", "--adapter", str(run), "--out", str(tmp_path / "x"), "--target", "a", "--image", "gone.png"]
+    assert main(missing) == 2
