@@ -16,6 +16,7 @@ from diffusers.pipelines.wan import pipeline_wan_i2v
 from PIL import Image
 from safetensors.torch import load_file
 from tiny_wan_i2v import build_wan_i2v, build_wan_ti2v
+from transformers import CLIPVisionModel
 
 from sma.backbones.wan_i2v import WanImageToVideoModel
 from sma.cli import main
@@ -238,3 +239,52 @@ def test_generate_from_an_adapter_with_one_picture_per_target(trained, picture, 
         assert np.abs(frames[0].astype(np.float32) - expected).mean() < 3
     missing = ["generate", "--adapter", str(run), "--out", str(tmp_path / "x"), "--target", "a", "--image", "gone.png"]
     assert main(missing) == 2
+
+
+@pytest.mark.parametrize(
+    ("layout", "count"),
+    [("ti2v", 47_185_920), ("i2v", 104_857_600)],  # 30 x 8 x 32 (3072 + 3072); 40 x 8 x 32 (5120 + 5120)
+)
+def test_real_size_structures(layout, count):
+    """On the meta device: the LoRA layers of the two layouts (the image's key/value projections stay frozen, as for
+    the text), and the shapes the transformer is given and returns at the recipes' sizes."""
+    from diffusers import AutoencoderKLWan
+    from real_scale import (
+        CLIP_VIT_H,
+        WAN22_VAE,
+        WAN_I2V_14B,
+        WAN_TI2V_5B,
+        lora_parameter_count,
+        meta_wan,
+        motionlora_official,
+        on_meta,
+        wan_transformer,
+    )
+    from transformers import CLIPVisionConfig
+
+    from sma.methods.motionlora import MotionLoRA
+
+    config = WAN_TI2V_5B if layout == "ti2v" else WAN_I2V_14B
+    transformer = wan_transformer(config)
+    base = meta_wan(transformer)
+    if layout == "ti2v":
+        vae = on_meta(AutoencoderKLWan, WAN22_VAE)
+        model = WanImageToVideoModel(**vars(base) | {"vae": vae}, expand_timesteps=True)
+        frames, height, width = 121, 704, 1280  # Wan 2.2's 720P at 24 fps, 5 s
+    else:
+        with torch.device("meta"):
+            encoder = CLIPVisionModel(CLIPVisionConfig(**CLIP_VIT_H))
+        model = WanImageToVideoModel(**vars(base) | {"vae": on_meta(AutoencoderKLWan, {})}, image_encoder=encoder)
+        frames, height, width = 81, 480, 832
+    overrides = {"method": "motionlora", "video.frames": frames, "video.height": height, "video.width": width}
+    method = MotionLoRA(model, load_config(overrides=overrides))
+    official = motionlora_official(transformer, feed_forward=False)
+    assert set(method.lora_targets()) == {name for name in official if ".add_" not in name}
+    assert lora_parameter_count(transformer, set(method.lora_targets())) == count
+    shape = model.latent_shape(frames, height, width)
+    assert shape == ((1, 48, 31, 44, 80) if layout == "ti2v" else (1, 16, 21, 60, 104))
+    assert transformer.patch_embedding.in_channels == (48 if layout == "ti2v" else 16 + 4 + 16)
+    if layout == "i2v":
+        assert transformer.condition_embedder.image_embedder.norm1.normalized_shape == (encoder.config.hidden_size,)
+        tokens = (CLIP_VIT_H["image_size"] // CLIP_VIT_H["patch_size"]) ** 2 + 1
+        assert tokens == 257
