@@ -50,8 +50,8 @@ def check_image_inputs(config: TransferConfig) -> None:
     for image in images:
         check_image(image, config.video.height, config.video.width)
     index = model_index(config.model, config.revision or None)
-    takes_images = index.get("_class_name") == "WanImageToVideoPipeline" or bool(index.get("expand_timesteps"))
-    if images and index and not takes_images:
+    image_model = index.get("_class_name") == "WanImageToVideoPipeline" or bool(index.get("expand_timesteps"))
+    if images and index and not image_model:
         raise SmaError(f"{config.model} is not an image-to-video model: `image` needs one ({IMAGE_MODELS})")
     if not images and index.get("_class_name") == "WanImageToVideoPipeline":
         raise SmaError(f"{config.model} is an image-to-video model: give the image each video starts from (`image`)")
@@ -66,7 +66,7 @@ class ImageConditioned:
     reference_condition: ImageCondition | None = None
 
     @property
-    def takes_images(self) -> bool:
+    def image_conditioned(self) -> bool:
         """On I2V-14B always; on TI2V-5B when images are given (without, it is a text-to-video model)."""
         if not isinstance(self.model, WanImageToVideoModel):
             return False
@@ -85,7 +85,7 @@ class ImageConditioned:
 
     def image_conditions(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
         """The reference clip (1, 3, f, h, w) in [-1, 1] conditioned on its own first frame, as tensors by name."""
-        if not self.takes_images:
+        if not self.image_conditioned:
             return {}
         first = clip[:, :, 0]
         image = tensor_to_frames(clip[:, :, :1].cpu())[0]
@@ -97,7 +97,7 @@ class ImageConditioned:
 
     def target_condition(self, target: str) -> ImageCondition | None:
         """The condition of `target`'s image at the video's size and frames (None without an image)."""
-        path = image_for(self.config, target) if self.takes_images else ""
+        path = image_for(self.config, target) if self.image_conditioned else ""
         if not path:
             return None
         video = self.config.video
