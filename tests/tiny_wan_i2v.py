@@ -51,7 +51,8 @@ def _text(folder: Path, words: Sequence[str]) -> UMT5EncoderModel:
     return UMT5EncoderModel(umt5_config(tokenizer, width=32, layers=2, heads=4, feed_forward=64))
 
 
-def _index(folder: Path, **entries) -> Path:
+def update_model_index(folder: Path, **entries) -> Path:
+    """`entries` added to (or replacing those of) the folder's model_index.json; returns the folder."""
     path = folder / "model_index.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | entries, indent=2))
     return folder
@@ -64,7 +65,7 @@ def build_wan_ti2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Pa
     torch.manual_seed(seed)
     transformer = WanTransformer3DModel(**TRANSFORMER, in_channels=LATENT_CHANNELS, out_channels=LATENT_CHANNELS)
     save_wan_folder(folder, transformer, tiny_wan22_vae(seed), text_encoder)
-    return _index(folder, expand_timesteps=True, boundary_ratio=None, transformer_2=[None, None])
+    return update_model_index(folder, expand_timesteps=True, boundary_ratio=None, transformer_2=[None, None])
 
 
 def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
@@ -86,7 +87,7 @@ def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Pat
     CLIPVisionModel(vision).save_pretrained(folder / "image_encoder")
     processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor.save_pretrained(folder / "image_processor")
-    return _index(
+    return update_model_index(
         folder,
         _class_name="WanImageToVideoPipeline",
         image_encoder=["transformers", "CLIPVisionModel"],

@@ -51,6 +51,6 @@ def read_image(path: str | os.PathLike, height: int, width: int) -> tuple[Image.
     encoder's processor reads) and as (1, 3, h, w) float32 pixels in [-1, 1]."""
     path = check_image(path, height, width)
     with Image.open(path) as image:
-        pixels = np.asarray(image.convert("RGB"))
+        pixels = np.array(image.convert("RGB"))  # writable: torch reads it without a copy
     sized = resize_frames(pixels[None], (height, width), "crop")
     return Image.fromarray(sized[0]), frames_to_tensor(sized)[:, :, 0]
