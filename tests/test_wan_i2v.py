@@ -25,7 +25,15 @@ from sma.export import export_adapter
 from sma.methods import build_method
 from sma.recipes import load_config
 from sma.runs import load_trained, train
-from sma.video import MovingObject, frames_to_tensor, read_video, synthetic_video, tensor_to_frames, write_video
+from sma.video import (
+    MovingObject,
+    frames_to_tensor,
+    read_video,
+    synthetic_video,
+    tensor_to_frames,
+    video_grid,
+    write_video,
+)
 from sma.video.image import read_image
 
 WORDS = ("a", "red", "blue", "circle", "square")
@@ -181,6 +189,8 @@ def test_transfer_from_a_picture_on_the_command_line(layout, picture, method, tm
     for frames in (video, untuned):
         assert np.abs(frames[0].astype(np.float32) - expected).mean() < 3
     assert (run / "adapter").is_dir() == (method == "motionlora")
+    columns = video_grid([video] * 4, ["reference", "image", "untuned", "output"], columns=4).shape[2]
+    assert read_video(run / "comparison.mp4").shape[2] == columns  # reference, the picture, untuned, transfer
 
 
 @pytest.fixture(scope="module")

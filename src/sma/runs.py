@@ -31,7 +31,7 @@ from sma.config import GENERATION_PRECISIONS, SHOW1_MODEL_KEYS, TransferConfig, 
 from sma.errors import SmaError
 from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
-from sma.methods.image_to_video import check_image_inputs
+from sma.methods.image_to_video import check_image_inputs, image_for
 from sma.phases import Phases
 from sma.recipes import flatten, load_config
 from sma.references import Reference, captioned, entry_path, resolve
@@ -598,7 +598,8 @@ def transfer(
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
         extra = {"phases": timings | phases.summary(), "sma_share": share}
-        write_report(run.path, config.targets, paths, extra, baseline)
+        images = [Path(image_for(config, target)) for target in config.targets if image_for(config, target)]
+        write_report(run.path, config.targets, paths, extra, baseline, images)
     return Path(out)
 
 

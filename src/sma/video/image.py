@@ -54,3 +54,9 @@ def read_image(path: str | os.PathLike, height: int, width: int) -> tuple[Image.
         pixels = np.array(image.convert("RGB"))  # writable: torch reads it without a copy
     sized = resize_frames(pixels[None], (height, width), "crop")
     return Image.fromarray(sized[0]), frames_to_tensor(sized)[:, :, 0]
+
+
+def still_video(path: str | os.PathLike, frames: int, height: int, width: int) -> np.ndarray:
+    """The picture as the model gets it, repeated: uint8 (frames, height, width, 3), a comparison's still column."""
+    image, _ = read_image(path, height, width)
+    return np.repeat(np.asarray(image)[None], frames, axis=0)
