@@ -41,6 +41,7 @@ FIELDS = {
     "model": "Model",
     "prompt": "Reference prompt",
     "targets": "Target prompts",
+    "image": "Start image",
     "sma.enabled": "SMA",
     "compare": "Also without SMA",
     "generate.untuned": "Untuned baseline",
@@ -78,6 +79,8 @@ def config_from(form: dict[str, Any]) -> TransferConfig:
     keys = ("sma.global_weight", "sma.local_weight", "video.frames", "video.height", "video.width")
     keys += ("generate.inversion_steps",)
     overrides = {key: _number(form[key]) for key in keys} | {"generate.untuned": bool(form["generate.untuned"])}
+    if form.get("image"):  # an uploaded picture: every target starts from it (image-to-video models)
+        overrides["image"] = form["image"]
     if form["recipe"] == TOY_WORLD:
         return run_config(
             form["model"].strip() or embedded_model(),
@@ -485,6 +488,13 @@ def build(out: Path):
                     "model": gr.Textbox(label=FIELDS["model"], placeholder="the embedded model (Hub id or folder)"),
                     "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
                     "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
+                    "image": gr.Image(
+                        label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B)",
+                        type="filepath",
+                        sources=["upload"],
+                        height=160,
+                        elem_id="image",
+                    ),
                 }
                 examples = app.examples()
                 example = gr.Radio(list(examples), label="Or an example (synthetic references)", elem_id="example")
