@@ -14,7 +14,7 @@ from diffusers import WanImageToVideoPipeline, WanPipeline
 from diffusers.loaders.lora_conversion_utils import _convert_non_diffusers_wan_lora_to_diffusers
 from diffusers.pipelines.wan import pipeline_wan_i2v
 from PIL import Image
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 from tiny_wan_i2v import build_wan_i2v, build_wan_ti2v
 from transformers import CLIPVisionModel
 
@@ -298,3 +298,13 @@ def test_real_size_structures(layout, count):
         assert transformer.condition_embedder.image_embedder.norm1.normalized_shape == (encoder.config.hidden_size,)
         tokens = (CLIP_VIT_H["image_size"] // CLIP_VIT_H["patch_size"]) ** 2 + 1
         assert tokens == 257
+
+
+def test_an_image_encoder_missing_weights_is_refused(tmp_path):
+    """transformers would start a missing weight at random and warn: sma refuses, as for every network it loads."""
+    folder = build_wan_i2v(tmp_path / "model", words=WORDS)
+    weights = folder / "image_encoder" / "model.safetensors"
+    tensors = load_file(weights)
+    save_file({name: tensor for name, tensor in tensors.items() if "layers.1.mlp.fc1" not in name}, weights)
+    with pytest.raises(SmaError, match=r"not CLIP's vision tower: 2 weights missing .*layers\.1\.mlp\.fc1"):
+        build_method(i2v_config(folder, 16, image="unused.png"))

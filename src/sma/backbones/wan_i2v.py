@@ -34,6 +34,19 @@ PIPELINE = "WanImageToVideoPipeline"
 MASK_CHANNELS = 4  # Wan 2.1 I2V: one mask channel per video frame of a latent frame
 
 
+def load_image_encoder(source: str, revision: str | None) -> CLIPVisionModel:
+    """CLIP's vision tower from image_encoder/, every weight present in its shape (transformers would initialise a
+    missing one at random and only warn); a projection head beside it is not used and may be there."""
+    encoder, report = load_component(CLIPVisionModel, source, "image_encoder", revision, output_loading_info=True)
+    absent = [*report.get("missing_keys", ()), *report.get("mismatched_keys", ())]
+    if absent:
+        raise SmaError(
+            f"the image_encoder/ of {source} is not CLIP's vision tower: {len(absent)} weights missing or of "
+            f"another shape (e.g. {absent[0]!r})"
+        )
+    return encoder
+
+
 @dataclass
 class ImageCondition:
     """What the transformer is given of an image: `latents` (TI2V: the image's latent, (1, c, 1, h, w); I2V-14B:
@@ -76,7 +89,7 @@ class WanImageToVideoModel(WanModel):
         index = model_index(source, revision)
         components["expand_timesteps"] = bool(index.get("expand_timesteps"))
         if (index.get("image_encoder") or [None, None])[1] is not None:
-            components["image_encoder"] = load_component(CLIPVisionModel, source, "image_encoder", revision)
+            components["image_encoder"] = load_image_encoder(source, revision)
             components["image_processor"] = load_component(CLIPImageProcessorPil, source, "image_processor", revision)
         return super().from_pretrained(source, scheduler, device, revision, **components)
 
