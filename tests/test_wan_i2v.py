@@ -158,6 +158,8 @@ def test_bad_images_get_one_line_before_any_model_loads(tmp_path, picture):
         i2v_config(folder, 32, target_images=[str(picture)] * 2)
     with pytest.raises(SmaError, match="leave `image` empty"):
         i2v_config(folder, 32, method="vmc", image=str(picture))
+    with pytest.raises(SmaError, match="appearance_debiasing learns the look from single frames"):
+        i2v_config(folder, 32, image=str(picture), **{"motionlora.appearance_debiasing": True})
 
 
 @pytest.mark.parametrize("method", ["motionlora", "flowmotion"])

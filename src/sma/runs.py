@@ -492,6 +492,7 @@ def untuned(config: TransferConfig, reference: ReferenceArgument, out: Path, *, 
     if not config.targets:
         raise SmaError("give at least one target prompt (`targets`)")
     config = with_references(config, reference)
+    check_image_inputs(config)
     references = resolve_references(config)
     check_outputs(Path(out), config.targets, overwrite, folder=UNTUNED_DIR)
     device = default_device()

@@ -71,8 +71,9 @@ def uses_wan(config: TransferConfig) -> bool:
 
 
 class FlowMotion(ImageConditioned, ZeroShotMethod):
-    """FlowMotion's guidance on any backbone with a denoised estimate: Wan 2.1, ZeroScope / ModelScope, Show-1's
-    base, AnimateDiff and the embedded models. Latents stay in float32, the model runs in its dtype."""
+    """FlowMotion's guidance on any backbone with a denoised estimate: Wan (text or image to video), ZeroScope /
+    ModelScope, Show-1's base, AnimateDiff and the embedded models. Latents stay in float32, the model runs in its
+    dtype."""
 
     name = "flowmotion"
     Options = FlowMotionOptions
@@ -169,6 +170,7 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
     def sample_conditioned(
         self, noise: torch.Tensor, target: str, generator: torch.Generator | None, reference, phase: str
     ) -> torch.Tensor:
+        """`sample`'s steps, the model given the target's image (when there is one) by the caller."""
         model, settings = self.model, self.config.generate
         schedule = self.schedule(noise.device)
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])

@@ -41,6 +41,10 @@ from sma.sampling import FLOW_SAMPLERS, gaussian_like, make_scheduler
 
 ATTENTION = re.compile(r"blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)")
 FEED_FORWARD = re.compile(r"blocks\.\d+\.ffn\.net\.(0\.proj|2)")
+NO_DEBIASING_FROM_IMAGES = (
+    "motionlora.appearance_debiasing learns the look from single frames; from an image the image sets the look (and "
+    "an image-to-video model takes no single frames): turn it off"
+)
 
 
 @dataclass
@@ -85,10 +89,7 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
             raise SmaError(f"motionlora.appearance_dropout must be in [0, 1), got {options.appearance_dropout}")
         check_image_settings(config)
         if options.appearance_debiasing and (config.image or config.target_images):
-            raise SmaError(
-                "motionlora.appearance_debiasing keeps the reference's look out of the motion set; from an `image` "
-                "the image sets the look: turn it off"
-            )
+            raise SmaError(NO_DEBIASING_FROM_IMAGES)
         check_frame_count(frames)
         least = 2 * TEMPORAL_FACTOR + 1 if not options.sma_first_latent_frame else TEMPORAL_FACTOR + 1
         if frames < least:
@@ -117,6 +118,8 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
         ]
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
+        if self.debiasing and self.image_conditioned:  # I2V-14B: conditioned on an image even without `image`
+            raise SmaError(NO_DEBIASING_FROM_IMAGES)
         transformer, options = self.model.unet, self.options
         targets = self.lora_targets()
         with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
