@@ -88,7 +88,8 @@ IMAGE_FLAGS = (
         "--image",
         "image",
         "picture every target starts from, on an image-to-video model (Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B): scaled "
-        "to cover --height x --width and cut at the centre (diffusers' resize_mode crop); 8-bit RGB, no alpha",
+        "to cover the video size (--height x --width) and cut at the centre (diffusers' resize_mode crop); 8-bit RGB, "
+        "no alpha",
     ),
     Flag(
         "--target-image",
