@@ -310,3 +310,26 @@ def test_an_image_encoder_missing_weights_is_refused(tmp_path):
     save_file({name: tensor for name, tensor in tensors.items() if "layers.1.mlp.fc1" not in name}, weights)
     with pytest.raises(SmaError, match=r"not CLIP's vision tower: 2 weights missing .*layers\.1\.mlp\.fc1"):
         build_method(i2v_config(folder, 16, image="unused.png"))
+
+
+def test_flowmotion_estimates_the_reference_given_its_own_first_frame(tmp_path, picture):
+    """Written out on TI2V: inside sampling from the picture, the reference's estimate is the model's on the noised
+    reference with the reference's first latent frame given at timestep 0 (not the picture's), that frame kept."""
+    folder = build_wan_ti2v(tmp_path / "model", words=WORDS)
+    method = build_method(i2v_config(folder, 32, method="flowmotion", image=str(picture)))
+    model = method.model
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=32, width=32).frames
+    clip = frames_to_tensor(clip)
+    method.set_conditions(method.condition_on(clip))
+    clean = model.encode_video(clip)
+    schedule, empty = method.schedule(clean.device), model.encode_prompts([""])
+    with method.conditioned_on(method.target_condition("a blue square")):
+        estimate = method.source_estimate(clean, schedule, 1, empty, torch.Generator().manual_seed(2))
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(2))
+    sigma, t = schedule.sigmas[1], schedule.timesteps[1]
+    noisy = (1 - sigma) * clean + sigma * noise
+    given = torch.cat([clean[:, :, :1], noisy[:, :, 1:]], dim=2)
+    with torch.no_grad():
+        velocity = model.unet(given, torch.stack([torch.zeros(()), t, t])[None], empty).sample
+    expected = torch.cat([clean[:, :, :1], (noisy - sigma * velocity)[:, :, 1:]], dim=2)
+    torch.testing.assert_close(estimate, expected, atol=1e-5, rtol=0)
