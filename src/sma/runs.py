@@ -265,7 +265,6 @@ def train(
         raise SmaError(f"{config.method} trains nothing: transfer guides generation directly")
     config = with_references(config, reference)
     check_cascade(config)
-    check_image_inputs(config)
     references = resolve_references(config)
     accelerator = make_accelerator(config)
     with RunFolder(out, overwrite=overwrite, resume=resume, main=accelerator.is_main_process) as run:
@@ -343,9 +342,9 @@ def load_trained(
         adapter.config.generate.precision = precision
     if model is not None:
         adapter.config.model, adapter.config.revision = model, ""
+        pin_sources(adapter.config)
     elif Path(adapter.config.model).is_absolute() and not Path(adapter.config.model).exists():
         raise SmaError(f"the adapter's base model {adapter.config.model} is gone: set `model` to where it is now")
-    pin_sources(adapter.config)
     if inputs is not None:
         check_image_inputs(adapter.config)
     method = build_method(adapter.config, device)
