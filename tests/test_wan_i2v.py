@@ -333,3 +333,17 @@ def test_flowmotion_estimates_the_reference_given_its_own_first_frame(tmp_path, 
         velocity = model.unet(given, torch.stack([torch.zeros(()), t, t])[None], empty).sample
     expected = torch.cat([clean[:, :, :1], (noisy - sigma * velocity)[:, :, 1:]], dim=2)
     torch.testing.assert_close(estimate, expected, atol=1e-5, rtol=0)
+
+
+def test_the_model_must_take_the_picture(tmp_path, picture):
+    """Read from model_index.json before loading: a picture for a text-to-video model, none for I2V-14B."""
+    from sma.backbones.tiny_wan import build_wan
+    from sma.methods.image_to_video import check_image_inputs
+
+    text_to_video = build_wan(tmp_path / "t2v", words=WORDS)
+    with pytest.raises(SmaError, match="is not an image-to-video model"):
+        check_image_inputs(i2v_config(text_to_video, 32, image=str(picture)))
+    image_to_video = build_wan_i2v(tmp_path / "i2v", words=WORDS)
+    with pytest.raises(SmaError, match="is an image-to-video model: give the image"):
+        check_image_inputs(i2v_config(image_to_video, 16))
+    check_image_inputs(i2v_config(build_wan_ti2v(tmp_path / "ti2v", words=WORDS), 32))  # TI2V: text to video too

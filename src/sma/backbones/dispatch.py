@@ -82,7 +82,7 @@ def _wan_class(source: str, index: dict, wan: bool | None) -> type:
     anything loads."""
     from sma.backbones.wan import PIPELINE, WanModel
     from sma.backbones.wan_i2v import PIPELINE as IMAGE_PIPELINE
-    from sma.backbones.wan_i2v import WanImageToVideoModel
+    from sma.backbones.wan_i2v import WanImageToVideoModel, is_image_to_video
 
     if wan is False:
         raise SmaError(
@@ -96,7 +96,7 @@ def _wan_class(source: str, index: dict, wan: bool | None) -> type:
         )
     if (index.get("transformer_2") or [None, None])[1] is not None or index.get("boundary_ratio") is not None:
         raise SmaError(f"{source} has two transformers (Wan 2.2 A14B): sma trains Wan with one (2.1, 2.2 TI2V-5B)")
-    if index.get("_class_name") == IMAGE_PIPELINE or index.get("expand_timesteps"):
+    if is_image_to_video(index):
         return WanImageToVideoModel
     return WanModel
 

@@ -34,6 +34,12 @@ PIPELINE = "WanImageToVideoPipeline"
 MASK_CHANNELS = 4  # Wan 2.1 I2V: one mask channel per video frame of a latent frame
 
 
+def is_image_to_video(index: dict) -> bool:
+    """Whether a model_index.json is Wan image to video: WanImageToVideoPipeline, or TI2V-5B's WanPipeline with
+    `expand_timesteps`."""
+    return index.get("_class_name") == PIPELINE or bool(index.get("expand_timesteps"))
+
+
 def load_image_encoder(source: str, revision: str | None) -> CLIPVisionModel:
     """CLIP's vision tower from image_encoder/, every weight present in its shape (transformers would initialise a
     missing one at random and only warn); a projection head beside it is not used and may be there."""

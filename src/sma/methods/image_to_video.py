@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from sma.backbones.dispatch import model_index
-from sma.backbones.wan_i2v import ImageCondition, WanImageToVideoModel
+from sma.backbones.wan_i2v import PIPELINE, ImageCondition, WanImageToVideoModel, is_image_to_video
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.video import tensor_to_frames
@@ -50,10 +50,9 @@ def check_image_inputs(config: TransferConfig) -> None:
     for image in images:
         check_image(image, config.video.height, config.video.width)
     index = model_index(config.model, config.revision or None)
-    image_model = index.get("_class_name") == "WanImageToVideoPipeline" or bool(index.get("expand_timesteps"))
-    if images and index and not image_model:
+    if images and index and not is_image_to_video(index):
         raise SmaError(f"{config.model} is not an image-to-video model: `image` needs one ({IMAGE_MODELS})")
-    if not images and index.get("_class_name") == "WanImageToVideoPipeline":
+    if not images and index.get("_class_name") == PIPELINE:
         raise SmaError(f"{config.model} is an image-to-video model: give the image each video starts from (`image`)")
 
 
