@@ -347,3 +347,23 @@ def test_the_model_must_take_the_picture(tmp_path, picture):
     with pytest.raises(SmaError, match="is an image-to-video model: give the image"):
         check_image_inputs(i2v_config(image_to_video, 16))
     check_image_inputs(i2v_config(build_wan_ti2v(tmp_path / "ti2v", words=WORDS), 32))  # TI2V: text to video too
+
+
+def test_the_page_compares_reference_picture_untuned_and_both_variants(picture, tmp_path):
+    """The page's comparison of a job (with and without SMA) on image to video: reference, the picture, untuned,
+    with SMA, without SMA, one row per target."""
+    pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
+    from sma.runs import transfer
+    from sma.ui import results
+
+    folder = build_wan_i2v(tmp_path / "model", words=WORDS)
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=16, width=16)
+    reference = write_video(tmp_path / "reference.mp4", clip.frames)
+    settings = {"generate.sampler": "euler", "generate.steps": 2, "flowmotion.guidance_steps": 1, "image": str(picture)}
+    for variant, untuned in (("sma", True), ("nosma", False)):
+        config = i2v_config(folder, 16, "flowmotion", **settings, **{"generate.untuned": untuned})
+        transfer(config, reference, tmp_path / "job" / variant)
+    found = results(tmp_path / "job", tmp_path / "downloads")
+    video = read_video(tmp_path / "job" / "sma" / "videos" / "00-a-blue-square.mp4")
+    labels = ["reference", "image", "untuned", "with SMA", "without SMA"]
+    assert read_video(found.comparison).shape[1:3] == video_grid([video] * 5, labels, columns=5).shape[1:3]
