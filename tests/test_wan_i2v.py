@@ -360,6 +360,7 @@ def test_the_page_compares_reference_picture_untuned_and_both_variants(picture, 
     clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=16, width=16)
     reference = write_video(tmp_path / "reference.mp4", clip.frames)
     settings = {"generate.sampler": "euler", "generate.steps": 2, "flowmotion.guidance_steps": 1, "image": str(picture)}
+    settings["prompt"] = "a red circle"
     for variant, untuned in (("sma", True), ("nosma", False)):
         config = i2v_config(folder, 16, "flowmotion", **settings, **{"generate.untuned": untuned})
         transfer(config, reference, tmp_path / "job" / variant)
