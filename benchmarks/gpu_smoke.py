@@ -11,7 +11,10 @@ ControlVideo (8 frames 512x512, the issue's targets), and with a v1-5-3-sized An
 VMC and MotionDirector on AnimateDiff (16 frames 512x512); Show-1's base UNet (1.73 B; a 2-layer T5 of
 T5-XXL's width stands in for the 4.7 B encoder) for VMC on Show-1 (8 frames 40x64, pixels); Wan 2.1 T2V 1.3B's
 transformer (1.42 B) and VAE in bf16 (a 2-layer UMT5 of umt5-xxl's width stands in for the 5.7 B encoder) for
-motionlora (33 frames 480x832) and for flowmotion (49 frames 480x720, beside plain sampling of the same size).
+motionlora (33 frames 480x832) and for flowmotion (49 frames 480x720, beside plain sampling of the same size);
+Wan 2.2 TI2V-5B's transformer (5.0 B) and Wan 2.2 VAE in bf16 for motionlora and flowmotion from an image (49 frames
+at its native 704x1280; the picture is the reference's last frame), the training's peak held against 24 GB, the
+consumer-card target.
 Not run unless named, `vmc-show1-interp` adds Show-1's interpolation stage at the base's size (7 input
 channels) to generation, 8 -> 29 frames (phase "cascade"). Each method runs its recipe with a few steps of
 each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs the same on
@@ -47,6 +50,8 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "motiondirector-animatediff": ("motiondirector-animatediff", "animatediff", 16, (512, 512)),
     "motionlora-wan": ("motionlora-wan-1.3b", "wan", 33, (480, 832)),
     "flowmotion-wan": ("flowmotion-wan-1.3b", "wan", 49, (480, 720)),
+    "motionlora-wan2.2-ti2v": ("motionlora-wan2.2-ti2v-5b", "wan-ti2v", 49, (704, 1280)),
+    "flowmotion-wan2.2-ti2v": ("flowmotion-wan2.2-ti2v-5b", "wan-ti2v", 49, (704, 1280)),
     "vmc-show1-interp": ("vmc-show1", "show1-cascade", 8, (40, 64)),
 }
 OPTIONAL = ("vmc-show1-interp",)  # run only when named in --methods
@@ -57,6 +62,7 @@ DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidan
 # FlowMotion: the official share of guided steps (10 of 50), and plain sampling of the same size (the untuned
 # baseline: the same Euler steps, nothing guided) in the same run, for the ratio of seconds and of peak memory
 FLOWMOTION_SHORT_RUN = {"generate.steps": 10, "flowmotion.guidance_steps": 2, "generate.untuned": True}
+CONSUMER_CARD_GIB = 24  # Wan 2.2 TI2V-5B's motionlora training should fit a 24 GB card
 
 
 def clip_text_encoder(tokenizer, width: int, layers: int, heads: int, **options):
@@ -89,6 +95,8 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
 
     if backbone == "wan":
         return {"model": build_real_wan(folder / "model")}
+    if backbone == "wan-ti2v":
+        return {"model": build_real_wan_ti2v(folder / "model")}
     if backbone.startswith("show1"):  # the real base UNet (1.73 B); a 2-layer T5 of T5-XXL's width stands in for T5-XXL
         config = json.loads((ROOT / "tests" / "data" / "show1_base_unet_state.json").read_text())["config"]
         unet_config = {key: value for key, value in config.items() if not key.startswith("_")}
@@ -138,6 +146,27 @@ def build_real_wan(folder: Path) -> Path:
     return save_wan_folder(folder, *(network.to(torch.bfloat16) for network in networks))
 
 
+def build_real_wan_ti2v(folder: Path) -> Path:
+    """Wan 2.2 TI2V-5B's transformer (5.0 B parameters) and Wan 2.2 VAE in bf16, with build_real_wan's stand-in UMT5;
+    model_index.json as the Hub's (WanPipeline, `expand_timesteps`)."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from real_scale import WAN22_VAE, WAN_TI2V_5B
+    from tiny_wan_i2v import update_model_index
+    from transformers import UMT5EncoderModel
+
+    from sma.backbones.tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
+
+    tokenizer = write_umt5_tokenizer(folder / "tokenizer", words=("a", "red", "circle", "blue", "square"))
+    torch.manual_seed(0)
+    networks = (
+        WanTransformer3DModel.from_config(WAN_TI2V_5B),
+        AutoencoderKLWan.from_config(WAN22_VAE),
+        UMT5EncoderModel(umt5_config(tokenizer, width=4096, layers=2, heads=64, feed_forward=10240)),
+    )
+    save_wan_folder(folder, *(network.to(torch.bfloat16) for network in networks))
+    return update_model_index(folder, expand_timesteps=True, boundary_ratio=None, transformer_2=[None, None])
+
+
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     from sma.backbones.tiny import (
         TinySizes,
@@ -158,6 +187,10 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
         }
     if backbone == "wan":
         return {"model": build_wan(folder / "model")}
+    if backbone == "wan-ti2v":
+        from tiny_wan_i2v import build_wan_ti2v
+
+        return {"model": build_wan_ti2v(folder / "model")}
     if backbone == "animatediff":
         return {
             "model": build_text_to_image(folder / "model"),
@@ -187,6 +220,8 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
         overrides |= CASCADE_SHORT_RUN | {"show1.interpolation": str(models["interpolation"])}
     if name == "controlvideo":
         overrides |= {"controlvideo.controlnet": str(models["controlnet"]), "controlvideo.video": str(reference)}
+    if "picture" in models:
+        overrides["image"] = str(models["picture"])
     if size == "tiny":
         side = 16 if name.startswith("vmc-show1") else 32
         overrides |= {"video.height": side, "video.width": side}
@@ -252,6 +287,8 @@ def guidance_cost(result: dict) -> str:
 
 def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str, steps: int) -> dict:
     """Builds the method's backbone and reference clip on first use, then runs the method."""
+    from PIL import Image
+
     from sma.video import MovingObject, synthetic_video, write_video
 
     _, backbone, frames, (height, width) = RECIPES[method]
@@ -263,6 +300,9 @@ def run_on_backbone(method: str, models: dict, references: dict, build, work: Pa
         shape = {"num_frames": max(24, frames), "height": side[0], "width": side[1]}
         clip = synthetic_video(MovingObject("circle", "red", "zigzag"), **shape)
         references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
+        if backbone == "wan-ti2v":  # image to video: the picture every target starts from
+            models[backbone]["picture"] = work / "picture.png"
+            Image.fromarray(clip.frames[-1]).save(models[backbone]["picture"])
     return run_method(method, models[backbone], references[backbone], work / "runs", size, steps)
 
 
@@ -300,6 +340,9 @@ def main() -> int:
         print(HEADER if len(results) == 1 else "", row(result), sep="\n", flush=True)
         if "untuned" in result.get("phases", {}):
             print(guidance_cost(result), flush=True)
+        if method == "motionlora-wan2.2-ti2v" and "phases" in result:
+            peak = result["phases"].get("train", {}).get("peak_memory_gib", float("nan"))
+            print(f"{method}: training peak {peak:.2f} GiB (target: {CONSUMER_CARD_GIB} GB)", flush=True)
         if arguments.json:
             arguments.json.write_text(json.dumps({"device": device, "size": arguments.size, "results": results}))
         if torch.cuda.is_available():

@@ -365,3 +365,20 @@ def meta_wan(transformer: torch.nn.Module):
 
     transformer.requires_grad_(False)
     return WanModel(unet=transformer, vae=None, text_encoder=None, tokenizer=None, scheduler=None, source="meta")
+
+
+# --- Wan image-to-video. Wan-AI/Wan2.2-TI2V-5B-Diffusers and Wan-AI/Wan2.1-I2V-14B-480P-Diffusers, transformer/ and
+# vae/config.json as diffusers' scripts/convert_wan_to_diffusers.py writes them ("Wan2.2-TI2V-5B": dim 24 x 128 =
+# 3072, ffn 14336, 30 layers, 48 channels in and out; "Wan-I2V-14B-480p": the 14B with in_channels 36, image_dim 1280,
+# added_kv_proj_dim 5120; vae22_diffusers_config: base_dim 160, decoder_base_dim 256, z_dim 48, residual, 2x2 patches
+# of 12 channels, 16x in space), Wan's own wan/configs/wan_ti2v_5B.py (vae_stride (4, 16, 16)) and the CLIP ViT-H/14
+# the I2V pipeline encodes images with (laion/CLIP-ViT-H-14-laion2B-s32B-b79K: width 1280, 32 layers, 16 heads,
+# MLP 5120, 224 px in 14 px patches: 257 states) ---
+
+WAN_TI2V_5B = WAN_T2V_1_3B | {"ffn_dim": 14336, "num_attention_heads": 24, "in_channels": 48, "out_channels": 48}
+WAN_I2V_14B = WAN_T2V_14B | {"in_channels": 36, "image_dim": 1280, "added_kv_proj_dim": 5120}
+WAN22_VAE = {"base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": True, "in_channels": 12}
+WAN22_VAE |= {"out_channels": 12, "patch_size": 2, "scale_factor_spatial": 16, "scale_factor_temporal": 4}
+WAN22_VAE |= {"latents_mean": [0.0] * 48, "latents_std": [1.0] * 48}  # the values do not shape anything
+CLIP_VIT_H = {"hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16}
+CLIP_VIT_H |= {"image_size": 224, "patch_size": 14, "projection_dim": 1024, "hidden_act": "gelu"}

@@ -44,3 +44,12 @@ def test_the_sma_switch_of_flowmotion_adds_sma_beside_the_official_loss(recipe, 
 def test_the_page_runs_trained_and_zero_shot_methods(method, tmp_path):
     configs = make_job(form(method, False), "clip.mp4", tmp_path).configs
     assert list(configs) == ["nosma"] and configs["nosma"].train.steps == (20 if method == "vmc" else 400)
+
+
+def test_an_uploaded_image_starts_every_target(tmp_path):
+    page = form("flowmotion", True, "flowmotion-wan2.2-ti2v-5b") | {"image": "/uploads/cat.png"}
+    configs = make_job(page, "clip.mp4", tmp_path).configs
+    assert {config.image for config in configs.values()} == {"/uploads/cat.png"}
+    assert (
+        make_job(form("flowmotion", True, "flowmotion-wan2.2-ti2v-5b"), "clip.mp4", tmp_path).configs["sma"].image == ""
+    )

@@ -192,7 +192,7 @@ def test_wan_models_go_to_motionlora_and_motionlora_to_wan(wan_folder, tmp_path)
     with pytest.raises(SmaError, match="is a Wan model: the method that trains on it is motionlora"):
         build_method(load_config(overrides={"method": "vmc", "model": str(wan_folder)}))
     unet3d = build_text_to_video(tmp_path / "zeroscope")
-    with pytest.raises(SmaError, match=re.escape("is a TextToVideoSDPipeline, not a Wan 2.1 text-to-video model")):
+    with pytest.raises(SmaError, match=re.escape("is a TextToVideoSDPipeline, not a Wan text- or image-to-video")):
         build_method(wan_config(unet3d))
     with pytest.raises(SmaError, match=r"Wan takes 4k\+1 frames, got 8 .*: try 5 or 9"):
         wan_config(wan_folder, **{"video.frames": 8})

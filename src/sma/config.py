@@ -139,6 +139,8 @@ class TransferConfig:
     prompt: str = ""  # what the reference shows; the caption of every reference that has none of its own
     references: list[Any] = field(default_factory=list)  # videos or folders: paths, or {path, prompt} (sma.references)
     targets: list[str] = field(default_factory=list)
+    image: str = ""  # the picture every target starts from (image-to-video models); "" for none
+    target_images: list[str] = field(default_factory=list)  # or one picture per target, in the order of `targets`
     seed: int = 0
     video: VideoConfig = field(default_factory=VideoConfig)
     sma: SmaConfig = field(default_factory=SmaConfig)

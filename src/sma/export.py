@@ -1,8 +1,9 @@
 """Export a trained adapter as a LoRA file that other tools load: diffusers' `load_lora_weights`, ComfyUI.
 
 What is exported is what `sma generate` runs: MotionDirector's temporal LoRA (its spatial
-LoRA is off when generating), motionlora's motion set on Wan 2.1 (its appearance set is off
-when generating), VMC's trained q/k/v as a low-rank factorisation of their change from the
+LoRA is off when generating), motionlora's motion set on Wan, text or image to video (its
+appearance set is off when generating; an image-to-video file loads into
+WanImageToVideoPipeline), VMC's trained q/k/v as a low-rank factorisation of their change from the
 pretrained weights. Every scale is folded into the `up` factors, so each
 loader adds exactly `up @ down` to a layer's weight at strength 1. The backbone names the
 keys (`diffusers_lora_keys`, `comfyui_lora_keys`); docs/export.md has the layouts.
@@ -141,7 +142,7 @@ class VMCLora:
 
 
 class MotionLoRALora:
-    """motionlora's "motion" set, the one `sma generate` runs on Wan 2.1 (appearance debiasing's "appearance" set
+    """motionlora's "motion" set, the one `sma generate` runs on Wan (appearance debiasing's "appearance" set
     learns single frames and is off when generating), with peft's scale alpha / rank folded into the up factor."""
 
     wan: ClassVar[bool] = True

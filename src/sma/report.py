@@ -15,7 +15,12 @@ REFERENCES_DIR = "references"  # every reference of a run trained on several, as
 
 
 def write_report(
-    run_dir: Path, targets: list[str], paths: list[Path], extra: dict | None = None, untuned: list[Path] = ()
+    run_dir: Path,
+    targets: list[str],
+    paths: list[Path],
+    extra: dict | None = None,
+    untuned: list[Path] = (),
+    images: list[Path] = (),
 ) -> None:
     """Side-by-side video of the references and the outputs, and metrics.json (per output: the robust motion
     fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings).
@@ -24,22 +29,27 @@ def write_report(
     output follows it frame by frame); with several references (references/), `per_reference` adds the scores
     against each, in order, the first included. `untuned`: the untuned model's video of each target, scored the
     same way under "untuned"; the comparison then has one row per target: the references, untuned, output.
+    `images`: the picture each target started from (image to video), shown still after the references.
     """
     from sma.metrics import video_flow
     from sma.video import read_video
+    from sma.video.image import still_video
 
     files = sorted((run_dir / REFERENCES_DIR).glob("*.mp4")) or [run_dir / "reference.mp4"]
     references = [read_video(run_dir / "reference.mp4")] + [read_video(path) for path in files[1:]]
     flows = [video_flow(reference) for reference in references]  # once for every output
     outputs = [read_video(path) for path in paths]
     baselines = [read_video(path) for path in untuned]
+    stills = [still_video(path, *outputs[0].shape[:3]) for path in images]
     captions = ["reference", *(f"reference {index + 1}" for index in range(1, len(references)))]
-    if baselines:
+    if baselines or stills:
         cells, labels = [], []
-        for target, baseline, output in zip(targets, baselines, outputs, strict=True):
-            cells += [*references, baseline, output]
-            labels += [*captions, f"untuned: {target}", target]
-        write_grid(run_dir / "comparison.mp4", cells, labels, columns=len(references) + 2, overwrite=True)
+        for index, (target, output) in enumerate(zip(targets, outputs, strict=True)):
+            cells += [*references, *stills[index : index + 1], *baselines[index : index + 1], output]
+            labels += [*captions, *(["image"] if stills else []), *([f"untuned: {target}"] if baselines else [])]
+            labels.append(target)
+        columns = len(references) + bool(stills) + bool(baselines) + 1
+        write_grid(run_dir / "comparison.mp4", cells, labels, columns=columns, overwrite=True)
     else:
         write_grid(run_dir / "comparison.mp4", [*references, *outputs], [*captions, *targets], overwrite=True)
 

@@ -35,6 +35,8 @@ RESUMABLE = {
     "train.steps": "more or fewer steps, not below the latest checkpoint",
     "train.checkpoint_every": "how often checkpoints are written",
     "targets": "the prompts generated after training",
+    "image": "the picture every target starts from (training conditions on the reference's own first frame)",
+    "target_images": "the picture of each target",
     "show1.stages": "how far Show-1's cascade generates",
     "generate.untuned": "whether the untuned model's samples are written too",
 }

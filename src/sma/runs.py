@@ -17,6 +17,7 @@ import shutil
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator, PartialState
@@ -30,6 +31,7 @@ from sma.config import GENERATION_PRECISIONS, SHOW1_MODEL_KEYS, TransferConfig, 
 from sma.errors import SmaError
 from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
+from sma.methods.image_to_video import check_image_inputs, image_for
 from sma.phases import Phases
 from sma.recipes import flatten, load_config
 from sma.references import Reference, captioned, entry_path, resolve
@@ -83,6 +85,8 @@ def pin_sources(config: TransferConfig) -> None:
     if Path(config.model).expanduser().exists():
         config.model = str(Path(config.model).expanduser().resolve())
     config.references = [_pinned_entry(entry) for entry in config.references]
+    config.image = _pinned_entry(config.image) if config.image else ""
+    config.target_images = [_pinned_entry(image) for image in config.target_images]
     for field in dataclasses.fields(config.options) if config.options is not None else ():
         value = getattr(config.options, field.name)
         if isinstance(value, str) and value and Path(value).expanduser().exists():
@@ -316,11 +320,14 @@ def load_trained(
     model: str | None = None,
     stages: str | None = None,
     stage_models: dict[str, str] | None = None,
+    inputs: dict[str, Any] | None = None,
 ) -> tuple[TrainedMethod, Adapter]:
     """The base model (the adapter's, or `model`) with the adapter applied, in the adapter's (or the given)
     generation precision; `stages` and `stage_models` ({"sr1": folder, ...}) replace the adapter's `show1`
-    settings."""
+    settings, `inputs` its `targets`, `image` and `target_images`."""
     adapter = Adapter.load(adapter_dir)
+    for key, value in (inputs or {}).items():
+        setattr(adapter.config, key, value)
     if stages is not None:
         stages_after_base(stages)
         adapter.config.show1.stages = stages
@@ -338,6 +345,8 @@ def load_trained(
         pin_sources(adapter.config)
     elif Path(adapter.config.model).is_absolute() and not Path(adapter.config.model).exists():
         raise SmaError(f"the adapter's base model {adapter.config.model} is gone: set `model` to where it is now")
+    if inputs is not None:
+        check_image_inputs(adapter.config)
     method = build_method(adapter.config, device)
     method.prepare()
     method.load_adapter(adapter.tensors)
@@ -357,9 +366,12 @@ def generate(
     model: str | None = None,
     stages: str | None = None,
     stage_models: dict[str, str] | None = None,
+    image: str | None = None,
+    target_images: list[str] | None = None,
 ) -> list[Path]:
     """Videos for each target prompt from a trained adapter (`adapter_dir`: its folder or its run's; on its base
-    model, or `model`); returns the mp4 paths of the last stage run (`stages`, default the adapter's
+    model, or `model`), each started from `image` or its one of `target_images` on an image-to-video model (default:
+    the adapter's `image`); returns the mp4 paths of the last stage run (`stages`, default the adapter's
     `show1.stages`: base but for Show-1's cascade). A failure leaves no empty `out` behind."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
@@ -367,7 +379,10 @@ def generate(
     created = not out.exists()
     try:
         check_outputs(out, targets, overwrite, stages or "base")
-        method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models)
+        inputs: dict[str, Any] = {"targets": list(targets)}
+        if image is not None or target_images:
+            inputs |= {"image": image or "", "target_images": list(target_images or [])}
+        method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models, inputs)
         check_outputs(out, targets, overwrite, adapter.config.show1.stages)
         seed = adapter.config.seed if seed is None else seed
         write_videos(method, adapter.reference_latents, targets, out, seed, overwrite, Phases())
@@ -476,6 +491,7 @@ def untuned(config: TransferConfig, reference: ReferenceArgument, out: Path, *, 
     if not config.targets:
         raise SmaError("give at least one target prompt (`targets`)")
     config = with_references(config, reference)
+    check_image_inputs(config)
     references = resolve_references(config)
     check_outputs(Path(out), config.targets, overwrite, folder=UNTUNED_DIR)
     device = default_device()
@@ -548,6 +564,7 @@ def transfer(
         raise SmaError(f"this {config.method} run trains nothing, so there is nothing to resume: set `overwrite`")
     config = with_references(config, reference)
     check_cascade(config)
+    check_image_inputs(config)
     references = resolve_references(config)
     accelerator = make_accelerator(config) if trains else None
     main = accelerator is None or accelerator.is_main_process
@@ -581,7 +598,8 @@ def transfer(
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
         extra = {"phases": timings | phases.summary(), "sma_share": share}
-        write_report(run.path, config.targets, paths, extra, baseline)
+        images = [Path(image_for(config, target)) for target in config.targets if image_for(config, target)]
+        write_report(run.path, config.targets, paths, extra, baseline, images)
     return Path(out)
 
 

@@ -41,6 +41,7 @@ FIELDS = {
     "model": "Model",
     "prompt": "Reference prompt",
     "targets": "Target prompts",
+    "image": "Start image",
     "sma.enabled": "SMA",
     "compare": "Also without SMA",
     "generate.untuned": "Untuned baseline",
@@ -78,6 +79,8 @@ def config_from(form: dict[str, Any]) -> TransferConfig:
     keys = ("sma.global_weight", "sma.local_weight", "video.frames", "video.height", "video.width")
     keys += ("generate.inversion_steps",)
     overrides = {key: _number(form[key]) for key in keys} | {"generate.untuned": bool(form["generate.untuned"])}
+    if form.get("image"):  # an uploaded picture: every target starts from it (image-to-video models)
+        overrides["image"] = form["image"]
     if form["recipe"] == TOY_WORLD:
         return run_config(
             form["model"].strip() or embedded_model(),
@@ -175,8 +178,12 @@ METRIC_COLUMNS = ["run", "target", "motion fidelity (robust)", "two-sided (robus
 
 def results(job: Path, downloads: Path) -> Results:
     """What a job's folder holds, as the page shows it: the untuned model's videos and scores first, then each
-    variant's; the comparison of both variants (reference, untuned, with SMA, without SMA) is written once."""
+    variant's; the comparison of both variants (reference, the picture of an image-to-video run, untuned, with SMA,
+    without SMA) is written once."""
+    from sma.methods.image_to_video import image_for
+    from sma.recipes import load_config
     from sma.video import read_video, write_grid
+    from sma.video.image import still_video
 
     found = Results()
     runs = run_folders(job)
@@ -205,13 +212,18 @@ def results(job: Path, downloads: Path) -> Results:
             if baseline in finished:
                 columns.insert(0, (baseline, "untuned", UNTUNED))
             cells, captions = [], []
+            config = load_config(finished[0] / "config.yaml")  # its pictures (image to video): shown still
+            pictures = bool(config.image or config.target_images)
             for row in zip(*(metrics[run][kind] for run, kind, _ in columns), strict=False):
                 cells.append(read_video(finished[0] / "reference.mp4"))
                 captions.append("reference")
+                if pictures:
+                    cells.append(still_video(image_for(config, row[0]["target"]), *cells[-1].shape[:3]))
+                    captions.append("image")
                 for (run, _, label), output in zip(columns, row, strict=True):
                     cells.append(read_video(run / output["video"]))
                     captions.append(f"{label}: {output['target']}")
-            write_grid(path, cells, captions, columns=1 + len(columns), overwrite=True)
+            write_grid(path, cells, captions, columns=1 + pictures + len(columns), overwrite=True)
         found.comparison = str(path)
     if runs:
         found.downloads = archives(job, runs, downloads)
@@ -485,6 +497,13 @@ def build(out: Path):
                     "model": gr.Textbox(label=FIELDS["model"], placeholder="the embedded model (Hub id or folder)"),
                     "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
                     "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
+                    "image": gr.Image(
+                        label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B)",
+                        type="filepath",
+                        sources=["upload"],
+                        height=160,
+                        elem_id="image",
+                    ),
                 }
                 examples = app.examples()
                 example = gr.Radio(list(examples), label="Or an example (synthetic references)", elem_id="example")

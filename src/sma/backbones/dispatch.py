@@ -21,16 +21,16 @@ def load_text_to_video(
     motion_adapter: str | None = None,
     wan: bool | None = False,
 ):
-    """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan 2.1
-    text-to-video (`WanPipeline`; only when `wan` is not False: True for the methods built for Wan alone, None for
-    those that run on any backbone) or a diffusers UNet3D model (ZeroScope, ModelScope)."""
+    """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan (2.1
+    text-to-video, 2.2 TI2V-5B, 2.1 image-to-video; only when `wan` is not False: True for the methods built for Wan
+    alone, None for those that run on any backbone) or a diffusers UNet3D model (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.wan import WanModel
 
     backbone = text_to_video_class(source, revision, motion_adapter, wan)
     if backbone is AnimateDiffModel:
         return backbone.from_pretrained(source, motion_adapter, device=device, revision=revision)
-    if backbone is WanModel:  # no index: loading says what is missing
+    if issubclass(backbone, WanModel):  # no index: loading says what is missing
         scheduler = (model_index(source, revision).get("scheduler") or ["", "UniPCMultistepScheduler"])[1]
         return backbone.from_pretrained(source, scheduler, device=device, revision=revision)
     return backbone.from_pretrained(source, device=device, revision=revision)
@@ -78,21 +78,26 @@ def is_wan(index: dict) -> bool:
 
 
 def _wan_class(source: str, index: dict, wan: bool | None) -> type:
-    """Wan 2.1 text-to-video, checked from model_index.json before anything loads."""
+    """Wan 2.1 text-to-video, or Wan image-to-video (2.2 TI2V-5B, 2.1 I2V), checked from model_index.json before
+    anything loads."""
     from sma.backbones.wan import PIPELINE, WanModel
+    from sma.backbones.wan_i2v import PIPELINE as IMAGE_PIPELINE
+    from sma.backbones.wan_i2v import WanImageToVideoModel, is_image_to_video
 
     if wan is False:
         raise SmaError(
             f"{source} is a Wan model: the method that trains on it is motionlora, and flowmotion guides it "
             "without training (`method`)"
         )
-    if index and index.get("_class_name") != PIPELINE:
+    if index and index.get("_class_name") not in (PIPELINE, IMAGE_PIPELINE):
         raise SmaError(
-            f"{source} is a {index.get('_class_name')}, not a Wan 2.1 text-to-video model ({PIPELINE}, e.g. "
-            "Wan-AI/Wan2.1-T2V-1.3B-Diffusers)"
+            f"{source} is a {index.get('_class_name')}, not a Wan text- or image-to-video model ({PIPELINE}, "
+            f"{IMAGE_PIPELINE}, e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers, Wan-AI/Wan2.2-TI2V-5B-Diffusers)"
         )
     if (index.get("transformer_2") or [None, None])[1] is not None or index.get("boundary_ratio") is not None:
-        raise SmaError(f"{source} has two transformers (Wan 2.2 A14B): sma trains Wan 2.1, with one")
+        raise SmaError(f"{source} has two transformers (Wan 2.2 A14B): sma trains Wan with one (2.1, 2.2 TI2V-5B)")
+    if is_image_to_video(index):
+        return WanImageToVideoModel
     return WanModel
 
 

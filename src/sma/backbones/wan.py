@@ -92,10 +92,15 @@ class WanModel(LatentVideoModel):
 
     @classmethod
     def from_pretrained(
-        cls, source: str, scheduler: str, device: str | torch.device = "cpu", revision: str | None = None
+        cls,
+        source: str,
+        scheduler: str,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        **components,
     ) -> WanModel:
         """Every component in float32 (UMT5 in bfloat16 for a GPU) from a Hub id (at `revision`) or a folder;
-        `scheduler` is the class model_index.json names."""
+        `scheduler` is the class model_index.json names; `components` are a subclass's further fields."""
         if scheduler not in SCHEDULERS:
             raise SmaError(f"the scheduler/ of {source} is a {scheduler}: sma samples Wan with {', '.join(SCHEDULERS)}")
         model = cls(
@@ -105,6 +110,7 @@ class WanModel(LatentVideoModel):
             tokenizer=load_component(AutoTokenizer, source, "tokenizer", revision),
             scheduler=load_component(SCHEDULERS[scheduler], source, "scheduler", revision),
             source=source,
+            **components,
         )
         if torch.device(device).type == "cuda":  # Wan's own code runs UMT5 in bf16; it also halves its CPU memory
             model.text_encoder.to(torch.bfloat16)
@@ -155,7 +161,7 @@ class WanModel(LatentVideoModel):
 
     def latent_shape(self, frames: int, height: int, width: int, batch: int = 1) -> tuple[int, ...]:
         scale = self.vae_scale_factor
-        return (batch, self.unet.config.in_channels, self.latent_frames(frames), height // scale, width // scale)
+        return (batch, self.vae.config.z_dim, self.latent_frames(frames), height // scale, width // scale)
 
     def _normalisation(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         config = self.vae.config

@@ -83,6 +83,21 @@ TRAINING_FLAGS = (
     ),
 )
 TARGET_FLAG = Flag("--target", "targets", "prompt of a video to generate (repeatable)", {"action": "append"})
+IMAGE_FLAGS = (
+    Flag(
+        "--image",
+        "image",
+        "picture every target starts from, on an image-to-video model (Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B): scaled "
+        "to cover the video size (--height x --width) and cut at the centre (diffusers' resize_mode crop); 8-bit RGB, "
+        "no alpha",
+    ),
+    Flag(
+        "--target-image",
+        "target_images",
+        "instead of --image, one picture per --target, in the same order (repeatable)",
+        {"action": "append"},
+    ),
+)
 UNTUNED_FLAG = Flag(
     "--untuned",
     "generate.untuned",
@@ -137,7 +152,7 @@ def for_command_line(message: str) -> str:
 
     A change of a key that a `store_false` flag turns off reads as the flag given or not: "`sma.enabled` (True ->
     False)" would read "--no-sma (True -> False)", backwards."""
-    flags = (*TRAINING_FLAGS, TARGET_FLAG, UNTUNED_FLAG)
+    flags = (*TRAINING_FLAGS, TARGET_FLAG, *IMAGE_FLAGS, UNTUNED_FLAG)
     for flag in flags:
         if flag.options.get("action") == "store_false":
             for change, said in (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sma.cli.flags import IMAGE_FLAGS
 from sma.config import SHOW1_MODEL_KEYS, SHOW1_STAGES
 
 
@@ -15,6 +16,11 @@ def add_parser(subcommands) -> None:
     )
     parser.add_argument("--target", action="append", required=True, help="prompt of a video to generate (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos")
+    for flag in IMAGE_FLAGS:  # the adapter's recipe keys, set for this generation
+        metavar = flag.flag.removeprefix("--").upper().replace("-", "_")
+        parser.add_argument(
+            flag.flag, dest=flag.key, metavar=metavar, help=f"{flag.help} (default: the adapter's)", **flag.options
+        )
     parser.add_argument("--seed", type=int, help="sampling seed (default: the training seed)")
     parser.add_argument(
         "--precision",
@@ -68,6 +74,8 @@ def run(arguments: argparse.Namespace) -> int:
         model=arguments.model,
         stages=arguments.stages,
         stage_models=stage_models(arguments.stage_model),
+        image=arguments.image,
+        target_images=arguments.target_images,
     )
     for path in paths:
         print(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sma.cli.flags import TARGET_FLAG, TRAINING_FLAGS, UNTUNED_FLAG, add_flags, overrides
+from sma.cli.flags import IMAGE_FLAGS, TARGET_FLAG, TRAINING_FLAGS, UNTUNED_FLAG, add_flags, overrides
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from(arguments: argparse.Namespace):
     from sma.recipes import load_config
 
-    return load_config(arguments.config, overrides(arguments, (*TRAINING_FLAGS, TARGET_FLAG, UNTUNED_FLAG)))
+    flags = (*TRAINING_FLAGS, TARGET_FLAG, *IMAGE_FLAGS, UNTUNED_FLAG)
+    return load_config(arguments.config, overrides(arguments, flags))
 
 
 def add_parser(subcommands) -> None:
@@ -36,7 +37,7 @@ def add_parser(subcommands) -> None:
         "transfer", help="train on a reference video, then generate new appearances that move the same way"
     )
     add_training_arguments(parser)
-    add_flags(parser, (TARGET_FLAG, UNTUNED_FLAG))
+    add_flags(parser, (TARGET_FLAG, *IMAGE_FLAGS, UNTUNED_FLAG))
     parser.set_defaults(run=run)
 
 

@@ -32,6 +32,7 @@ class Method:
     trains: ClassVar[bool] = True
     Options: ClassVar[type | None] = None
     takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
+    takes_images: ClassVar[bool] = False  # starts each video from an image on an image-to-video model (`image`)
     samplers: ClassVar[tuple[str, ...]] = DIFFUSION_SAMPLERS  # `generate.sampler` values its models take
     sample_dtype: ClassVar[torch.dtype | None] = None  # dtype of the latents while sampling; None: the model's
 

@@ -7,7 +7,9 @@ match those of the reference noised to the same level and denoised. The velocity
 without gradient, so the loss reaches the latent directly through x0 = y - sigma u. SMA can replace
 the frame-difference term or join it (`flowmotion.motion_loss`). Wan is sampled as the official code
 does; every other backbone through the same Euler steps in DDIM's coordinates (`EulerSchedule`). What
-follows the official code and where it differs: docs/methods.md.
+follows the official code and where it differs: docs/methods.md. On an image-to-video Wan the reference's estimate
+is given its own first frame, the sampled video its target's image (docs/image-to-video.md), and both estimates have
+that image's latent as frame 0.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sma.backbones.wan import WanModel, check_frame_count, latent_frame_count
 from sma.config import MOTION_LOSSES, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
+from sma.methods.image_to_video import ImageConditioned, check_image_settings
 from sma.objectives import diffusion_mse, with_sma
 from sma.progress import track
 from sma.sampling import EulerSchedule, gaussian_like, guided
@@ -67,13 +70,15 @@ def uses_wan(config: TransferConfig) -> bool:
     return is_wan(model_index(config.model, config.revision or None))
 
 
-class FlowMotion(ZeroShotMethod):
-    """FlowMotion's guidance on any backbone with a denoised estimate: Wan 2.1, ZeroScope / ModelScope, Show-1's
-    base, AnimateDiff and the embedded models. Latents stay in float32, the model runs in its dtype."""
+class FlowMotion(ImageConditioned, ZeroShotMethod):
+    """FlowMotion's guidance on any backbone with a denoised estimate: Wan (text or image to video), ZeroScope /
+    ModelScope, Show-1's base, AnimateDiff and the embedded models. Latents stay in float32, the model runs in its
+    dtype."""
 
     name = "flowmotion"
     Options = FlowMotionOptions
     takes_motion_adapter = True
+    takes_images = True
     samplers = ("euler",)  # Euler on the model's own timesteps: UniPC's flow sigmas for Wan, DDIM's otherwise
     sample_dtype = torch.float32
 
@@ -93,6 +98,7 @@ class FlowMotion(ZeroShotMethod):
             raise SmaError(
                 f"flowmotion.motion_loss must be one of {', '.join(MOTION_LOSSES)}, got {options.motion_loss!r}"
             )
+        check_image_settings(config)
 
     @classmethod
     def uses_sma(cls, config: TransferConfig) -> bool:
@@ -123,6 +129,13 @@ class FlowMotion(ZeroShotMethod):
             check_frame_count(config.video.frames)
         self.sma = config.sma.build() if self.uses_sma(config) else None
 
+    def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
+        """On an image-to-video model, the reference's first frame as its image."""
+        return self.image_conditions(clip)
+
+    def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
+        self.set_image_conditions(conditions)
+
     def schedule(self, device: torch.device) -> EulerSchedule:
         return EulerSchedule(self.model.scheduler.config, self.config.generate.steps, device, self.options.flow_shift)
 
@@ -149,7 +162,15 @@ class FlowMotion(ZeroShotMethod):
         reference: torch.Tensor | None,
         phase: str = "sample",
     ) -> torch.Tensor:
-        """Euler steps from `noise` with classifier-free guidance of `target`; guided toward `reference` first."""
+        """Euler steps from `noise` with classifier-free guidance of `target` (given its image); guided toward
+        `reference` first."""
+        with self.conditioned_on(self.target_condition(target)):
+            return self.with_first_frame(self.sample_conditioned(noise, target, generator, reference, phase))
+
+    def sample_conditioned(
+        self, noise: torch.Tensor, target: str, generator: torch.Generator | None, reference, phase: str
+    ) -> torch.Tensor:
+        """`sample`'s steps, the model given the target's image (when there is one) by the caller."""
         model, settings = self.model, self.config.generate
         schedule = self.schedule(noise.device)
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])
@@ -174,8 +195,9 @@ class FlowMotion(ZeroShotMethod):
         if self.options.source == "clean_latent":
             return clean
         noisy = schedule.noised(clean, gaussian_like(clean, generator), index)
-        velocity = schedule.velocity(self.predict(noisy, schedule.timesteps[index], empty), noisy, index)
-        return schedule.estimate(noisy, velocity, index)
+        with self.conditioned_on(self.reference_condition):
+            velocity = schedule.velocity(self.predict(noisy, schedule.timesteps[index], empty), noisy, index)
+            return self.with_first_frame(schedule.estimate(noisy, velocity, index))
 
     def guide(
         self,
@@ -199,7 +221,8 @@ class FlowMotion(ZeroShotMethod):
             if mean_velocity is not None:
                 velocity = regulated(velocity, mean_velocity, options.regulate_scale)
             with torch.enable_grad():
-                terms = self.motion_loss(source, differences, schedule.estimate(optimized, velocity, index))
+                estimate = self.with_first_frame(schedule.estimate(optimized, velocity, index))
+                terms = self.motion_loss(source, differences, estimate)
                 optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
             optimizer.step()

@@ -13,6 +13,10 @@ single frames (each reference frame encoded alone, as the VAE encodes an image: 
 frame), with the "motion" set off; the "motion" set learns the clip (appearance set on, dropped
 with probability `appearance_dropout`) with MotionDirector's debiased term added. Each set is
 updated only by its own loss; generation uses the motion set alone.
+
+On an image-to-video Wan (2.2 TI2V-5B, 2.1 I2V-14B; docs/image-to-video.md) the reference trains conditioned on its
+own first frame, and each target is generated from its image (`image`, `target_images`). On TI2V the given first
+latent frame is left out of the flow-matching loss (the model is not asked to denoise it).
 """
 
 from __future__ import annotations
@@ -31,11 +35,16 @@ from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count, late
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
+from sma.methods.image_to_video import ImageConditioned, check_image_settings
 from sma.objectives import diffusion_mse, motiondirector_temporal_loss, with_sma
 from sma.sampling import FLOW_SAMPLERS, gaussian_like, make_scheduler
 
 ATTENTION = re.compile(r"blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)")
 FEED_FORWARD = re.compile(r"blocks\.\d+\.ffn\.net\.(0\.proj|2)")
+NO_DEBIASING_FROM_IMAGES = (
+    "motionlora.appearance_debiasing learns the look from single frames; from an image the image sets the look (and "
+    "an image-to-video model takes no single frames): turn it off"
+)
 
 
 @dataclass
@@ -56,11 +65,13 @@ def shifted_sigmas(count: int, shift: float, generator: torch.Generator) -> torc
     return shift * u / (1 + (shift - 1) * u)
 
 
-class MotionLoRA(TrainedMethod):
-    """A motion LoRA on Wan 2.1 (text-to-video), flow matching + SMA; generation as diffusers' WanPipeline."""
+class MotionLoRA(ImageConditioned, TrainedMethod):
+    """A motion LoRA on Wan, flow matching + SMA; generation as diffusers' WanPipeline (WanImageToVideoPipeline
+    from an image)."""
 
     name = "motionlora"
     Options = MotionLoRAOptions
+    takes_images = True
     samplers = FLOW_SAMPLERS
     sample_dtype = torch.float32  # as WanPipeline: the transformer casts its inputs to its own dtype
     adapters: ClassVar[tuple[str, ...]] = ("motion", "appearance")
@@ -76,6 +87,9 @@ class MotionLoRA(TrainedMethod):
                 raise SmaError(f"motionlora.{name} must be above 0, got {getattr(options, name)}")
         if not 0.0 <= options.appearance_dropout < 1.0:
             raise SmaError(f"motionlora.appearance_dropout must be in [0, 1), got {options.appearance_dropout}")
+        check_image_settings(config)
+        if options.appearance_debiasing and (config.image or config.target_images):
+            raise SmaError(NO_DEBIASING_FROM_IMAGES)
         check_frame_count(frames)
         least = 2 * TEMPORAL_FACTOR + 1 if not options.sma_first_latent_frame else TEMPORAL_FACTOR + 1
         if frames < least:
@@ -104,6 +118,8 @@ class MotionLoRA(TrainedMethod):
         ]
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
+        if self.debiasing and self.image_conditioned:  # I2V-14B: conditioned on an image even without `image`
+            raise SmaError(NO_DEBIASING_FROM_IMAGES)
         transformer, options = self.model.unet, self.options
         targets = self.lora_targets()
         with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
@@ -130,15 +146,17 @@ class MotionLoRA(TrainedMethod):
                     module.set_scale(adapter, 1.0 if enabled else 0.0)
 
     def condition_on(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """With appearance debiasing, every reference frame encoded alone (as an image: one latent frame each)."""
+        """With appearance debiasing, every reference frame encoded alone (as an image: one latent frame each); on
+        an image-to-video model, the reference's first frame as its image."""
         if not self.debiasing:
-            return {}
+            return self.image_conditions(clip)
         frames = clip.permute(2, 0, 1, 3, 4).unsqueeze(3)  # (f, b, 3, 1, h, w): one single-frame video per frame
         return {"frame_latents": torch.cat([self.model.encode_video(frame) for frame in frames])}
 
     def set_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
         latents = conditions.get("frame_latents")
         self.frame_latents = None if latents is None else latents.to(self.model.device)
+        self.set_image_conditions(conditions)
 
     def flow_step(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator):
         """One flow-matching prediction: (predicted velocity, its target eps - x0, noisy latents, sigmas), float32."""
@@ -155,6 +173,11 @@ class MotionLoRA(TrainedMethod):
         return video if self.options.sma_first_latent_frame else video[:, :, 1:]
 
     def loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        with self.conditioned_on(self.reference_condition):
+            return self.conditioned_loss(latents, text, generator)
+
+    def conditioned_loss(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator):
+        """`loss` with the model given the reference's first frame (on an image-to-video model)."""
         device = generator.device
         terms = {}
         keep_appearance = self.debiasing
@@ -174,11 +197,12 @@ class MotionLoRA(TrainedMethod):
         if self.debiasing:
             terms["motion"] = motiondirector_temporal_loss(velocity, target, anchor)
         else:
-            terms["flow"] = diffusion_mse(velocity, target)
+            denoised = slice(self.given_frames, None)
+            terms["flow"] = diffusion_mse(velocity[:, :, denoised], target[:, :, denoised])
         self.use(appearance=True, motion=True)
         sma = []
         if self.sma is not None:
-            predicted = noisy - scale * velocity  # x0_hat = x_t - s v_hat
+            predicted = self.with_first_frame(noisy - scale * velocity)  # x0_hat = x_t - s v_hat
             frames, predicted_frames = self.sma_frames(latents), self.sma_frames(predicted)
             # the signal's share of x_t, (1 - s)^2, as abar_t in a noise schedule
             sma = [self.weighted_sma(frames, predicted_frames, lambda: (1 - scale.flatten()) ** 2)]
@@ -198,9 +222,15 @@ class MotionLoRA(TrainedMethod):
         """`generate.sampler` with the flow shift of `motionlora.sample_shift`."""
         return make_scheduler(self.config.generate.sampler, self.model.scheduler.config, self.options.sample_shift)
 
+    def sample_from(self, start: torch.Tensor, target: str, phase: str = "sample") -> torch.Tensor:
+        """The base sampling, given `target`'s image on an image-to-video model; frame 0 then the image's latent."""
+        with self.conditioned_on(self.target_condition(target)):
+            return self.with_first_frame(super().sample_from(start, target, phase))
+
     @torch.no_grad()
     def generate(self, reference_latents: torch.Tensor, target: str, seed: int) -> torch.Tensor:
-        """WanPipeline's sampling from fresh noise shaped like the reference latents (float32 latents, the
-        transformer in its dtype), the motion LoRA on; the reference itself is not used."""
+        """WanPipeline's sampling (WanImageToVideoPipeline's from an image) from fresh noise shaped like the
+        reference latents (float32 latents, the transformer in its dtype), the motion LoRA on; the reference itself
+        is not used."""
         self.prepare_generation()
         return self.sample_from(self.fresh_noise(reference_latents.to(self.model.device, torch.float32), seed), target)
