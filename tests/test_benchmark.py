@@ -329,7 +329,8 @@ def test_bad_targets_are_one_line_errors(tmp_path, model_dir, target, message):
 def test_ground_truth_scores_of_a_perfect_transfer_and_of_a_copy(tmp_path, model_dir):
     from types import SimpleNamespace
 
-    from sma.benchmark import ground_truth_scores, reference_clip
+    from sma.benchmark import reference_clip
+    from sma.evaluation import GroundTruth, ground_truth_scores
     from sma.video import MovingObject, synthetic_video
 
     suite = read_suite(
@@ -352,21 +353,17 @@ def test_ground_truth_scores_of_a_perfect_transfer_and_of_a_copy(tmp_path, model
         "seed": 8,
     }
     perfect = synthetic_video(**new_look, num_frames=16).frames  # the same motion, the target's appearance
-    scores = ground_truth_scores(clip, scene, target, clip.frames, perfect, video)
+    truth = GroundTruth(clip, scene["background"], target)
+    scores = ground_truth_scores(truth, clip.frames, perfect)
     assert scores["object_error_px"] < 0.6 and scores["objects_found"] == 1.0 and len(scores["object_errors_px"]) == 2
     assert scores["camera_error_px"] < 0.5 and scores["texture_leakage"] < 0.2
     assert scores["colour_leakage"] == 0.0 and scores["appearance_accuracy"] > 0.9
-    copy = ground_truth_scores(clip, scene, target, clip.frames, clip.frames, video)  # the reference itself
+    copy = ground_truth_scores(truth, clip.frames, clip.frames)  # the reference itself
     assert copy["texture_leakage"] == pytest.approx(1.0) and copy["colour_leakage"] > 0.02
     assert copy["appearance_accuracy"] == 0.0 and copy["object_error_px"] > 3  # the target's colours are nowhere
     assert "camera_error_px" in copy  # the reference's texture shows its camera
     still = ground_truth_scores(
-        clip,
-        scene,
-        target,
-        clip.frames,
-        synthetic_video(**{**new_look, "pan": (0.0, 0.0)}, num_frames=16).frames,
-        video,
+        truth, clip.frames, synthetic_video(**{**new_look, "pan": (0.0, 0.0)}, num_frames=16).frames
     )
     assert still["camera_error_px"] > 3 * scores["camera_error_px"] + 2
 
@@ -393,7 +390,8 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
     from pathlib import Path
     from types import SimpleNamespace
 
-    from sma.benchmark import ground_truth_scores, reference_clip
+    from sma.benchmark import reference_clip
+    from sma.evaluation import GroundTruth, Target, ground_truth_scores
 
     suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
     assert len(suite.cells()) == 10 * 5 * 2 * 9 and suite.overrides["sma.levels"] == 3
@@ -405,8 +403,9 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
         assert clip.frames.shape == (16, 64, 64, 3)
         assert clip.trajectories.min() > 0.1 * 64 and clip.trajectories.max() < 0.9 * 64
         colours = [(obj.colour, obj.shape) for obj in clip.objects]
-        itself = reference.targets[0].__class__(reference.prompt, tuple(colours), reference.synthetic["background"])
-        scores = ground_truth_scores(clip, reference.synthetic, itself, clip.frames, clip.frames, video)
+        itself = Target(reference.prompt, tuple(colours), reference.synthetic["background"])
+        truth = GroundTruth(clip, reference.synthetic["background"], itself)
+        scores = ground_truth_scores(truth, clip.frames, clip.frames)
         assert scores["object_error_px"] < 0.6 and scores["camera_error_px"] < 0.5
         assert scores["texture_leakage"] == pytest.approx(1.0) and scores["colour_leakage"] == 0.0  # colours asked for
         for target in reference.targets:  # new looks: other colours and another texture
@@ -518,7 +517,7 @@ def test_results_of_the_two_sided_sum_read_as_the_mean(tmp_path):
     ]
     write_metrics(tmp_path, {"outputs": [{"robust_two_sided": None, "two_sided": 1.0}], "sma_share": 0.5})
     assert read_metrics(tmp_path) == {
-        "outputs": [{"robust_two_sided_mean": None, "two_sided_mean": 0.5}],
+        "outputs": [{"robust_two_sided_mean": None, "motion_fidelity_lk_two_sided_mean": 0.5}],
         "sma_share": 0.5,
     }
 

@@ -34,6 +34,8 @@ import numpy as np
 import yaml
 
 from sma.errors import SmaError
+from sma.evaluation import SUMMARY, GroundTruth, Target, current_keys, score
+from sma.evaluation.scoring import TEXTURES
 
 SUITE_KEYS = (
     "name",
@@ -69,37 +71,9 @@ OBJECT_KEYS = (
 SCENE_KEYS = ("objects", "background", "background_colours", "pan", "zoom", "camera_timing", "seed")
 SYNTHETIC_KEYS = OBJECT_KEYS + SCENE_KEYS
 TARGET_KEYS = ("colour", "shape", "objects", "background", "texture", "background_colours")
-MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that pin a camera's motion both ways
-TEXTURES = ("textured", "striped", "checkered", "spotted")
 METHOD_KEYS = ("method", "recipe", "overrides", "variants")
 VARIANT_KEYS = ("name", "sma", "scale")
-# (results key, table title, True when higher is better)
-METRICS: tuple[tuple[str, str, bool], ...] = (
-    ("robust_motion_fidelity", "robust MF", True),
-    ("robust_two_sided_mean", "robust MF two-sided (mean)", True),
-    ("motion_fidelity_lk", "MF (Lucas-Kanade)", True),
-    ("flow_cosine", "flow cosine", True),
-    ("flow_relative_endpoint_error", "flow EPE (relative)", False),
-    ("mtbench_motion_fidelity", "MTBench MF (DeT)", True),
-    ("trajectory_error_px", "trajectory error (px)", False),
-    ("object_error_px", "object error (px)", False),
-    ("camera_error_px", "camera error (px)", False),
-    ("appearance_accuracy", "appearance", True),
-    ("colour_leakage", "colour leakage", False),
-    ("texture_leakage", "texture leakage", False),
-)
 RESULTS_FILE = "results.jsonl"
-
-
-@dataclass(frozen=True)
-class Target:
-    """A target prompt; `objects` ((colour, shape) pairs, in the reference's order) and `background` (a kind
-    of `sma.video.synthetic.BACKGROUNDS`) are set when it asks for synthetic shapes, so the output can be
-    checked for them (appearance, each object's path found by its colour)."""
-
-    prompt: str
-    objects: tuple[tuple[str, str], ...] = ()
-    background: str | None = None
 
 
 @dataclass(frozen=True)
@@ -590,9 +564,9 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
 
 
 def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
-    """One record per target: the motion metrics against the reference as the run read it (reference.mp4)."""
-    from sma.metrics import flow_similarity, motion_fidelity, robust_motion_fidelity, video_flow
-    from sma.metrics.mtbench import mtbench_motion_fidelity
+    """One record per target: `sma.evaluation.score` against the reference as the run read it (reference.mp4),
+    with the ground truth of a synthetic reference's `clip`."""
+    from sma.metrics import video_flow
     from sma.run_folder import video_path
     from sma.video import read_video
 
@@ -602,72 +576,18 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
     for index, target in enumerate(cell.reference.targets):
         path = video_path(run_dir, index, target.prompt)
         frames = read_video(path, len(reference), size=reference.shape[1:3])
-        flow = video_flow(frames)
-        robust = robust_motion_fidelity(reference_flow, flow)
-        similarity = flow_similarity(reference_flow, flow)
-        record = {
-            "target": target.prompt,
-            "video": str(path.relative_to(run_dir.parent.parent)),
-            "robust_motion_fidelity": robust.motion_fidelity,
-            "robust_two_sided_mean": robust.two_sided_mean,
-            "motion_fidelity_lk": motion_fidelity(reference, frames).motion_fidelity,
-            "flow_cosine": similarity.cosine,
-            "flow_relative_endpoint_error": similarity.relative_endpoint_error,
-            "mtbench_motion_fidelity": mtbench_motion_fidelity(reference_flow, flow).as_dict()["hybrid"],
-        }
+        truth = None
         if clip is not None:
-            record |= ground_truth_scores(clip, cell.reference.synthetic, target, reference, frames, config.video)
-        records.append(record)
+            background = cell.reference.synthetic["background"]
+            truth = GroundTruth(clip, background, target, config.video.start, config.video.stride)
+        record = {"target": target.prompt, "video": str(path.relative_to(run_dir.parent.parent))}
+        records.append(record | score(reference, frames, reference_flow=reference_flow, truth=truth))
     return records
-
-
-def ground_truth_scores(clip, scene: dict[str, Any], target: Target, reference, frames, video) -> dict[str, Any]:
-    """The metrics of an output `frames` that only a synthetic reference allows: its `clip` (rendered with
-    `scene`) holds the truth, taken at `video.start` every `video.stride` frames as the run read them
-    (`reference`).
-
-    trajectory_error_px: objects followed by tracking from their true start. Where the target names
-    every object's colour and shape: object_error_px (each found by its colour, matched to the
-    reference's in order), appearance_accuracy and colour_leakage (the reference's object colours
-    the target did not ask for). camera_error_px where both backgrounds show a camera's motion
-    (MOVING_CAMERA_SEEN_ON); texture_leakage where the reference's background is textured.
-    """
-    from sma.metrics import camera_error, colour_leakage, colour_trajectory_error, texture_leakage, trajectory_error
-    from sma.metrics.appearance import appearance_accuracy
-    from sma.video.synthetic import rgb
-
-    taken = slice(video.start, video.start + video.stride * len(frames), video.stride)
-    truth, sizes = clip.trajectories[:, taken], clip.sizes[:, taken]
-    scores: dict[str, Any] = {"trajectory_error_px": trajectory_error(frames, truth, sizes).mean_error}
-    reference_colours = [rgb(obj.colour) for obj in clip.objects]
-    if len(target.objects) == len(clip.objects):
-        colours = [rgb(colour) for colour, _ in target.objects]
-        objects = colour_trajectory_error(frames, truth, colours)
-        scores["object_error_px"] = objects.mean_error
-        scores["object_errors_px"] = objects.per_object
-        scores["objects_found"] = objects.found
-        scores["appearance_accuracy"] = float(
-            np.mean(
-                [
-                    appearance_accuracy(frames, colour, shape, avoid)
-                    for colour, (_, shape), avoid in zip(colours, target.objects, reference_colours, strict=True)
-                ]
-            )
-        )
-        scores["colour_leakage"] = colour_leakage(frames, reference_colours, allowed=colours)
-    if scene["background"] in MOVING_CAMERA_SEEN_ON and target.background in MOVING_CAMERA_SEEN_ON:
-        first = np.linalg.inv(np.vstack([clip.camera[video.start], [0, 0, 1]]))
-        scores["camera_error_px"] = camera_error(frames, clip.camera[taken] @ first).mean_error
-    if scene["background"] in TEXTURES:
-        scores["texture_leakage"] = texture_leakage(reference, frames, clip.masks[taken])
-    return scores
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:
     """The records of results.jsonl (older files' keys read as today's); a last line cut short by an
     interruption is dropped from the file."""
-    from sma.metrics.motion_fidelity import with_current_keys
-
     path = Path(out) / RESULTS_FILE
     if not path.is_file():
         return []
@@ -675,7 +595,7 @@ def read_results(out: Path) -> list[dict[str, Any]]:
     records = []
     for number, line in enumerate(lines):
         try:
-            records.append(with_current_keys(json.loads(line)))
+            records.append(current_keys(json.loads(line)))
         except json.JSONDecodeError:
             if number != len(lines) - 1:
                 raise SmaError(f"{path} line {number + 1} is not JSON: the results file is damaged") from None
@@ -815,7 +735,7 @@ def summarise(records: list[dict]) -> list[dict]:
     for method, variant in _groups(records):
         chosen = [r for r in records if r["method"] == method and r["variant"] == variant]
         row = {"method": method, "variant": variant, "n": len(chosen)}
-        for key, _, _ in METRICS:
+        for key in (metric.key for metric in SUMMARY):
             row[key] = _statistics([r.get(key) for r in chosen], rng)
         rows.append(row)
     return rows
@@ -864,7 +784,7 @@ def paired_differences(
         if not chosen:
             continue
         row = {"method": method, "variant": f"{variant} minus {chosen[0][1]['variant']}", "n": len(chosen)}
-        for key, _, _ in METRICS:
+        for key in (metric.key for metric in SUMMARY):
             differences = [
                 r[key] - base[key] for r, base in chosen if r.get(key) is not None and base.get(key) is not None
             ]
@@ -875,13 +795,12 @@ def paired_differences(
 
 def table(rows: list[dict]) -> str:
     """A markdown table of `summarise` or `paired_differences` rows, with the metrics any row measured."""
-    shown = [(key, title, higher) for key, title, higher in METRICS if any(row[key] for row in rows)]
-    header = "| method | variant | n | " + " | ".join(f"{title} {'↑' if higher else '↓'}" for _, title, higher in shown)
+    shown = [metric for metric in SUMMARY if any(row[metric.key] for row in rows)]
+    header = "| method | variant | n | " + " | ".join(f"{metric.title}{metric.arrow}" for metric in shown)
     lines = [header + " |", "|---|---|---|" + "---|" * len(shown)]
     for row in rows:
         cells = [
-            "-" if row[key] is None else f"{row[key][0]:.3f} [{row[key][1]:.3f}, {row[key][2]:.3f}]"
-            for key, _, _ in shown
+            "-" if row[metric.key] is None else "{:.3f} [{:.3f}, {:.3f}]".format(*row[metric.key]) for metric in shown
         ]
         lines.append(f"| {row['method']} | {row['variant']} | {row['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -966,7 +885,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
     from sma.video.atomic import atomic_output
 
-    shown = [(key, title) for key, title, _ in METRICS if any(row[key] for row in rows)]
+    shown = [(metric.key, metric.title) for metric in SUMMARY if any(row[metric.key] for row in rows)]
     columns = min(4, len(shown))
     lines = -(-len(shown) // columns)
     figure, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)

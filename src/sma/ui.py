@@ -24,6 +24,7 @@ import gradio as gr
 
 from sma.config import TransferConfig
 from sma.errors import SmaError, phrase_keys
+from sma.evaluation import BY_KEY, HEADLINE
 from sma.methods import METHODS, method_class
 from sma.progress import Step, watch
 from sma.report import read_metrics
@@ -170,7 +171,8 @@ class Results:
     downloads: list[str] = field(default_factory=list)
 
 
-METRIC_COLUMNS = ["run", "target", "motion fidelity (robust)", "two-sided (robust)", "motion fidelity (LK)"]
+SCORE_COLUMNS = (HEADLINE, "robust_two_sided_mean", "motion_fidelity_lk")  # of metrics.json, as shown
+METRIC_COLUMNS = ["run", "target", *(BY_KEY[key].title for key in SCORE_COLUMNS)]
 
 
 def results(job: Path, downloads: Path) -> Results:
@@ -260,9 +262,7 @@ def previous_runs(out: Path) -> list[list[Any]]:
             except SmaError:
                 continue
             outputs = read_metrics(run).get("outputs", [])
-            scores = [
-                output["robust_motion_fidelity"] for output in outputs if output["robust_motion_fidelity"] is not None
-            ]
+            scores = [output[HEADLINE] for output in outputs if output[HEADLINE] is not None]
             checkpoints = sorted((run / "checkpoints").glob("step-*"))
             state = (
                 f"{len(outputs)} videos" if outputs else f"stopped at {checkpoints[-1].name}" if checkpoints else "-"
@@ -282,7 +282,7 @@ def previous_runs(out: Path) -> list[list[Any]]:
     return rows
 
 
-PREVIOUS_COLUMNS = ["run", "variant", "method", "SMA", "steps", "targets", "motion fidelity (robust)", "state"]
+PREVIOUS_COLUMNS = ["run", "variant", "method", "SMA", "steps", "targets", BY_KEY[HEADLINE].title, "state"]
 
 
 class Progress:
@@ -614,9 +614,6 @@ def build(out: Path):
         runs.change(lambda rows: gr.update(choices=list(dict.fromkeys(rows.iloc[:, 0]))), runs, chosen)
         show.click(app.show, chosen, [status, *results_out])
     return page, app
-
-
-SCORE_COLUMNS = ("robust_motion_fidelity", "robust_two_sided_mean", "motion_fidelity")  # of metrics.json, as shown
 
 
 def rounded(score: float | None) -> float | None:
