@@ -57,7 +57,7 @@ class Counting:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seed": [1]}, "unknown key seed in the suite: valid keys are name, model, world, seeds"),
+        ({"seed": [1]}, "unknown suite key seed: valid keys here are name, model, world, seeds"),
         ({"world": "harder"}, "world must be one of simple, hard, got 'harder'"),
         ({"references": [{"synthetic": {"objects": [{}], "shape": "star"}, "targets": ["y"]}]}, "inside objects"),
         ({"variants": ["half"]}, "unknown variant 'half': use one of sma, nosma, global-only, local-only, untuned"),
@@ -66,7 +66,10 @@ class Counting:
         ({"methods": {"vmc": {"recipe": "missing.yaml"}}}, "methods.vmc: no recipe file at"),
         ({"references": [{"path": "missing.mp4", "prompt": "x", "targets": ["y"]}]}, "no reference video at"),
         ({"references": [{"synthetic": {"motion": "fly"}, "targets": ["y"]}]}, "motion must be one of"),
-        ({"references": [{"synthetic": {}, "targets": ["y"], "colour": "red"}]}, "unknown key colour in references"),
+        (
+            {"references": [{"synthetic": {}, "targets": ["y"], "colour": "red"}]},
+            r"unknown suite key references\[0\].colour",
+        ),
         ({"references": [{"synthetic": {}}]}, r"references\[0\] needs a list of target prompts"),
         ({"size": "big"}, "size must be an integer or"),
         ({"variants": []}, "the suite names no variants"),
@@ -123,7 +126,11 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     ]
     summary = (out / "summary.md").read_text()
     assert "| vmc | sma | 1 |" in summary and "| vmc | sma minus nosma | 1 |" in summary
-    assert "robust MF two-sided (mean)" in summary and "trajectory error (px)" in summary
+    assert (
+        "motion fidelity (robust) ↑" in summary
+        and "robust MF two-sided (mean)" in summary
+        and "trajectory error (px)" in summary
+    )
     assert (out / "summary.png").stat().st_size > 0 and (out / "differences.png").stat().st_size > 0
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
@@ -229,7 +236,7 @@ def test_paired_differences_match_a_hand_computation():
     text = table(paired_differences(records))
     assert "MF (Lucas-Kanade)" not in text and "| vmc | sma minus nosma | 3 | 0.100 [" in text
 
-    from sma.benchmark import _tuned, _untuned
+    from sma.benchmark.stats import _tuned, _untuned
 
     by_variant = {row["variant"]: row for row in paired_differences(records, _tuned, _untuned)}
     assert set(by_variant) == {"nosma minus untuned", "sma minus untuned"}  # zigzag seed 0 only; md has no control
@@ -272,6 +279,13 @@ def test_set_on_the_command_line_reaches_every_cell_and_bad_keys_are_one_line_er
     (record,) = read_results(out)
     stored = yaml.safe_load((out / "cells" / record["cell"] / "config.yaml").read_text())
     assert stored["generate"]["noise_prior"] == 0.25 and stored["train"]["steps"] == 2
+    from sma.benchmark import SETTINGS_FILE, model_digest
+
+    settings = yaml.safe_load((out / SETTINGS_FILE).read_text())  # beside the results: what made them
+    assert settings["set"] == {"generate.noise_prior": 0.25} and settings["overrides"]["train.steps"] == 2
+    assert settings["model"] == str(model_dir) and settings["model_digest"] == model_digest(str(model_dir))
+    assert settings["variants"] == {"nosma": {"sma": {"enabled": False}, "scale": None, "tune": True}}
+    assert len(settings["sma_commit"]) == 40 or settings["sma_commit"] == "unknown"
 
 
 HARD_REFERENCE = {
@@ -566,3 +580,12 @@ def test_versus_pairs_two_methods_on_the_same_reference_target_and_seed():
     assert (row["variant"], row["n"]) == ("flowmotion/nosma minus vmc/nosma", 2)
     assert row["robust_motion_fidelity"][0] == pytest.approx((0.2 - 0.2) / 2)
     assert row["trajectory_error_px"][0] == pytest.approx((-2.0 - 3.0) / 2)
+
+
+def test_the_commit_is_unknown_outside_git(tmp_path, monkeypatch):
+    import sma.benchmark.runner as runner
+
+    assert runner.sma_commit() != ""
+    monkeypatch.setattr(runner, "__file__", str(tmp_path / "runner.py"))  # a folder no git checkout holds
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert runner.sma_commit() == "unknown"
