@@ -44,3 +44,16 @@ def test_the_sma_switch_of_flowmotion_adds_sma_beside_the_official_loss(recipe, 
 def test_the_page_runs_trained_and_zero_shot_methods(method, tmp_path):
     configs = make_job(form(method, False), "clip.mp4", tmp_path).configs
     assert list(configs) == ["nosma"] and configs["nosma"].train.steps == (20 if method == "vmc" else 400)
+
+
+def test_the_page_has_every_field_and_offers_the_demos_references(tmp_path):
+    from sma.embedded.scenes import DEMO_SCENES, REFERENCE_MOTIONS
+    from sma.ui import FIELDS, build
+
+    _, app = build(tmp_path)
+    assert sorted(app.names.values()) == sorted([*FIELDS, "reference"])  # every field reaches the run handler
+    examples = app.examples()
+    assert list(examples) == list(REFERENCE_MOTIONS) and DEMO_SCENES["simple"]["objects"] is REFERENCE_MOTIONS["zigzag"]
+    path, prompt, target = examples["zigzag"]
+    assert (tmp_path / ".examples" / "zigzag.mp4").is_file() and path.endswith("zigzag.mp4")
+    assert "zigzag" in prompt and target == "a blue square on a plain white background"

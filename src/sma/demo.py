@@ -27,18 +27,15 @@ import numpy as np
 
 from sma.config import TransferConfig
 from sma.embedded import embedded_model
-from sma.embedded.world import WORLDS, run_config, scene_prompt
+from sma.embedded.scenes import DEMO_SCENES, DEMO_TARGETS, WORLD_SIZES
+from sma.embedded.world import run_config
 from sma.evaluation import HEADLINE, GroundTruth, Target, means, score
 from sma.report import write_metrics
 from sma.run_folder import ADAPTER_DIR, UNTUNED_DIR, check_run_dir, create_run_dir, slug, video_path
 from sma.runs import generate, train, transfer
-from sma.video import MovingObject, SyntheticVideo, read_video, synthetic_video, write_grid, write_video
+from sma.video import SyntheticVideo, read_video, synthetic_video, write_grid, write_video
 
 DEMO_FILE = "demo.json"
-
-
-def target(objects: list[tuple[str, str]], texture: str, colours: tuple[str, str]) -> Target:
-    return Target(scene_prompt(objects, texture, colours), tuple(objects), texture)
 
 
 @dataclass(frozen=True)
@@ -52,8 +49,8 @@ class Case:
     columns: tuple[str, ...]
 
     def clip(self) -> SyntheticVideo:
-        world = WORLDS[self.world]
-        return synthetic_video(**self.scene, num_frames=world.frames, height=world.size, width=world.size)
+        frames, size = WORLD_SIZES[self.world]
+        return synthetic_video(**self.scene, num_frames=frames, height=size, width=size)
 
     def score(self, frames: np.ndarray, reference: np.ndarray, clip: SyntheticVideo, target: Target) -> dict:
         """`sma.evaluation.score` against the reference and the clip's ground truth, as `sma benchmark` scores."""
@@ -61,39 +58,18 @@ class Case:
         return score(reference, frames, truth=truth)
 
 
-CASES = {
-    "simple": Case(
-        "simple",
-        {
-            "objects": MovingObject(
-                "circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0
-            ),
-            "background_colours": ("white", "white"),
-        },
-        (  # on the reference's ground
-            target([("blue", "square")], "plain", ("white", "white")),
-            target([("yellow", "star")], "plain", ("white", "white")),
-        ),
-        (HEADLINE, "trajectory_error_px", "appearance_accuracy", "colour_leakage"),
-    ),
-    "hard": Case(
-        "hard",
-        {
-            "objects": MovingObject(
-                "circle", "red", "zigzag", start=(0.3, 0.5), end=(0.6, 0.5), size=0.28, amplitude=0.12
-            ),
-            "background": "textured",
-            "background_colours": ("white", "black"),
-            "pan": (0.22, 0.0),
-            "seed": 1,
-        },
-        (
-            target([("blue", "square")], "checkered", ("gray", "white")),
-            target([("yellow", "star")], "spotted", ("black", "gray")),
-        ),
-        (HEADLINE, "object_error_px", "camera_error_px", "appearance_accuracy", "colour_leakage", "texture_leakage"),
+COLUMNS = {
+    "simple": (HEADLINE, "trajectory_error_px", "appearance_accuracy", "colour_leakage"),
+    "hard": (
+        HEADLINE,
+        "object_error_px",
+        "camera_error_px",
+        "appearance_accuracy",
+        "colour_leakage",
+        "texture_leakage",
     ),
 }
+CASES = {world: Case(world, DEMO_SCENES[world], DEMO_TARGETS[world], COLUMNS[world]) for world in DEMO_SCENES}
 
 
 def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> dict[str, list[np.ndarray]]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from sma.benchmark.cells import cell_config, evaluate_cell, fingerprint, reference_clip
+from sma.benchmark.cells import cell_config, evaluate_cell, fingerprint, model_digest, reference_clip
 from sma.benchmark.suite import Cell, Suite
 from sma.benchmark.summary import write_summary
 from sma.errors import SmaError
@@ -132,7 +132,6 @@ def write_settings(out: Path, suite: Suite, model: str) -> None:
     """OUT/settings.yaml: what the results were made with, beside them. The suite as run (its selected seeds,
     references, methods and variants; its overrides, and the `--set` settings over them), the model and the digest
     of its files (None for a Hub id), and the commit of sma that ran it ("unknown" outside git)."""
-    from sma.benchmark.cells import model_digest
     from sma.video.atomic import atomic_output
 
     settings = {

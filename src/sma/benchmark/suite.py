@@ -263,7 +263,7 @@ def read_suite(path: Path, clips: Path | None = None) -> Suite:
 def _suite_overrides(values: dict[str, Any]) -> dict[str, Any]:
     """The suite's recipe keys, dotted: its overrides, then steps, frames and size, then the frames and size of its
     embedded model's world where it sets none."""
-    from sma.embedded.world import WORLDS
+    from sma.embedded.scenes import WORLD_SIZES
 
     overrides = _overrides(values.get("overrides", {}), "overrides")
     for key, dotted in (("steps", "train.steps"), ("frames", "video.frames")):
@@ -272,12 +272,12 @@ def _suite_overrides(values: dict[str, Any]) -> dict[str, Any]:
     if "size" in values:
         overrides["video.height"], overrides["video.width"] = _size(values["size"])
     if "world" in values:
-        if values["world"] not in WORLDS:
-            raise SmaError(f"{SUITE_KEY} world must be one of {', '.join(WORLDS)}, got {values['world']!r}")
-        world = WORLDS[values["world"]]
-        overrides.setdefault("video.frames", world.frames)
-        overrides.setdefault("video.height", world.size)
-        overrides.setdefault("video.width", world.size)
+        if values["world"] not in WORLD_SIZES:
+            raise SmaError(f"{SUITE_KEY} world must be one of {', '.join(WORLD_SIZES)}, got {values['world']!r}")
+        frames, size = WORLD_SIZES[values["world"]]
+        overrides.setdefault("video.frames", frames)
+        overrides.setdefault("video.height", size)
+        overrides.setdefault("video.width", size)
     return overrides
 
 
@@ -382,7 +382,7 @@ def _synthetic(values: Any, where: str) -> tuple[dict[str, Any], str]:
 def _target(entry: Any, where: str) -> Target:
     """A prompt, or {colour, shape} / {objects: [{colour, shape}, ...]} with a plain `background` colour (or a
     `texture` in two `background_colours`) for "a <colour> <shape> [and ...] on a ... background"."""
-    from sma.embedded.world import scene_prompt
+    from sma.embedded.scenes import target
     from sma.video.synthetic import COLOURS, SHAPES
 
     if isinstance(entry, str) and entry:
@@ -413,7 +413,7 @@ def _target(entry: Any, where: str) -> Target:
         raise SmaError(f"{where}.background_colours must be two colours, got {colours!r}")
     if len({colour for colour, _ in objects}) < len(objects):
         raise SmaError(f"{where}: each object needs its own colour, so that it can be found by it")
-    return Target(scene_prompt(objects, texture, tuple(colours)), tuple(objects), texture)
+    return target(objects, texture, tuple(colours))
 
 
 def _methods(values: Any, here: Path) -> tuple[MethodEntry, ...]:
