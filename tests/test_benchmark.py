@@ -236,9 +236,9 @@ def test_paired_differences_match_a_hand_computation():
     text = table(paired_differences(records))
     assert "MF (Lucas-Kanade)" not in text and "| vmc | sma minus nosma | 3 | 0.100 [" in text
 
-    from sma.benchmark.stats import _tuned, _untuned
+    from sma.benchmark.stats import tuned, untuned
 
-    by_variant = {row["variant"]: row for row in paired_differences(records, _tuned, _untuned)}
+    by_variant = {row["variant"]: row for row in paired_differences(records, tuned, untuned)}
     assert set(by_variant) == {"nosma minus untuned", "sma minus untuned"}  # zigzag seed 0 only; md has no control
     assert by_variant["sma minus untuned"]["robust_motion_fidelity"][0] == pytest.approx(0.80 - 0.05)
     assert by_variant["nosma minus untuned"]["trajectory_error_px"][0] == pytest.approx(10.0 - 20.0)

@@ -39,7 +39,7 @@ def summarise(records: list[dict]) -> list[dict]:
     return rows
 
 
-def _tuned(record: dict) -> bool:
+def tuned(record: dict) -> bool:
     return record.get("tuned", True)  # records of before the untuned control are all tuned
 
 
@@ -48,11 +48,11 @@ def _with_sma(record: dict) -> bool:
 
 
 def _tuned_without_sma(record: dict) -> bool:
-    return _tuned(record) and not record["sma"]
+    return tuned(record) and not record["sma"]
 
 
-def _untuned(record: dict) -> bool:
-    return not _tuned(record)
+def untuned(record: dict) -> bool:
+    return not tuned(record)
 
 
 def pair_up(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sma.benchmark.stats import _tuned, _untuned, paired_differences, summarise
+from sma.benchmark.stats import paired_differences, summarise, tuned, untuned
 from sma.evaluation import SUMMARY
 
 
@@ -39,7 +39,7 @@ def summary_text(records: list[dict], name: str) -> str:
             "",
             table(differences),
         ]
-    tuning = paired_differences(records, _tuned, _untuned)
+    tuning = paired_differences(records, tuned, untuned)
     if tuning:
         text += [
             "",
