@@ -355,13 +355,15 @@ def _synthetic(values: Any, where: str) -> tuple[dict[str, Any], str]:
         raise SmaError(f"{SUITE_KEY} {where} must be a mapping of an object's and the scene's keys")
     scene_keys = {f.name for f in fields(SceneKeys)}
     scene = _keys(SceneKeys(), {key: value for key, value in values.items() if key in scene_keys}, where)
-    values = _keys(MovingObject(), {key: value for key, value in values.items() if key not in scene_keys}, where)
+    values = {key: value for key, value in values.items() if key not in scene_keys}
     listed = scene.pop("objects", None)
     if listed is not None and values:
         raise SmaError(f"{where}: give the objects' keys inside objects, not beside it ({', '.join(values)})")
     if listed is not None and not listed:
         raise SmaError(f"{where}.objects must be a list of objects")
-    entries = [values] if listed is None else [_keys(MovingObject(), o, f"{where}.objects[]") for o in listed]
+    entries = [values] if listed is None else listed
+    for entry in entries:  # checked, and kept as given: a cell's fingerprint holds their repr
+        _keys(MovingObject(), entry, where if listed is None else f"{where}.objects[]")
     scene.setdefault("background", "plain")
     scene["background_colours"] = tuple(scene.get("background_colours", ("white", "white")))
     for key in ("pan", "zoom"):
