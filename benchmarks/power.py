@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sma.benchmark import METRICS, pair_up
+from sma.benchmark import pair_up
+from sma.evaluation import SUMMARY
 
 Z = 1.959964 + 0.841621  # z_0.975 + z_0.80
 PAPER_GAIN = {"vmc": 0.025, "motiondirector": 0.070}  # CLIP text alignment with / without SMA (DESIGN.md)
@@ -27,7 +28,8 @@ def power_rows(records: list[dict], variant: str) -> list[dict]:
     rows = []
     pairs = [(r, base) for r, base in pair_up(records) if r["variant"] == variant]
     for method in dict.fromkeys(r["method"] for r, _ in pairs):
-        for key, title, higher in METRICS:
+        for metric in SUMMARY:
+            key = metric.key
             chosen = [(r[key], base[key]) for r, base in pairs if r["method"] == method and r.get(key) is not None]
             chosen = [(value, baseline) for value, baseline in chosen if baseline is not None]
             if len(chosen) < 3:
@@ -38,7 +40,7 @@ def power_rows(records: list[dict], variant: str) -> list[dict]:
             rows.append(
                 {
                     "method": method,
-                    "metric": f"{title} {'↑' if higher else '↓'}",
+                    "metric": f"{metric.title}{metric.arrow}",
                     "pairs": len(chosen),
                     "without": float(np.mean(baselines)),
                     "difference": float(np.mean(values - baselines)),

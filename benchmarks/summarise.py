@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from sma.benchmark import (
-    METRICS,
     cell_config,
     evaluate_cell,
     merge_parts,
@@ -27,8 +26,9 @@ from sma.benchmark import (
 )
 from sma.embedded import embedded_model
 from sma.errors import SmaError
+from sma.evaluation import METRICS
 
-SCORES = {key for key, _, _ in METRICS} | {"video"}
+SCORES = {metric.key for metric in METRICS} | {"video"}
 
 
 def rescore(part: Path) -> list[dict]:

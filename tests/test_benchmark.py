@@ -57,7 +57,7 @@ class Counting:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"seed": [1]}, "unknown key seed in the suite: valid keys are name, model, world, seeds"),
+        ({"seed": [1]}, "unknown suite key seed: valid keys here are name, model, world, seeds"),
         ({"world": "harder"}, "world must be one of simple, hard, got 'harder'"),
         ({"references": [{"synthetic": {"objects": [{}], "shape": "star"}, "targets": ["y"]}]}, "inside objects"),
         ({"variants": ["half"]}, "unknown variant 'half': use one of sma, nosma, global-only, local-only, untuned"),
@@ -66,7 +66,10 @@ class Counting:
         ({"methods": {"vmc": {"recipe": "missing.yaml"}}}, "methods.vmc: no recipe file at"),
         ({"references": [{"path": "missing.mp4", "prompt": "x", "targets": ["y"]}]}, "no reference video at"),
         ({"references": [{"synthetic": {"motion": "fly"}, "targets": ["y"]}]}, "motion must be one of"),
-        ({"references": [{"synthetic": {}, "targets": ["y"], "colour": "red"}]}, "unknown key colour in references"),
+        (
+            {"references": [{"synthetic": {}, "targets": ["y"], "colour": "red"}]},
+            r"unknown suite key references\[0\].colour",
+        ),
         ({"references": [{"synthetic": {}}]}, r"references\[0\] needs a list of target prompts"),
         ({"size": "big"}, "size must be an integer or"),
         ({"variants": []}, "the suite names no variants"),
@@ -123,7 +126,11 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
     ]
     summary = (out / "summary.md").read_text()
     assert "| vmc | sma | 1 |" in summary and "| vmc | sma minus nosma | 1 |" in summary
-    assert "robust MF two-sided (mean)" in summary and "trajectory error (px)" in summary
+    assert (
+        "motion fidelity (robust) ↑" in summary
+        and "robust MF two-sided (mean)" in summary
+        and "trajectory error (px)" in summary
+    )
     assert (out / "summary.png").stat().st_size > 0 and (out / "differences.png").stat().st_size > 0
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
@@ -229,9 +236,9 @@ def test_paired_differences_match_a_hand_computation():
     text = table(paired_differences(records))
     assert "MF (Lucas-Kanade)" not in text and "| vmc | sma minus nosma | 3 | 0.100 [" in text
 
-    from sma.benchmark import _tuned, _untuned
+    from sma.benchmark.stats import tuned, untuned
 
-    by_variant = {row["variant"]: row for row in paired_differences(records, _tuned, _untuned)}
+    by_variant = {row["variant"]: row for row in paired_differences(records, tuned, untuned)}
     assert set(by_variant) == {"nosma minus untuned", "sma minus untuned"}  # zigzag seed 0 only; md has no control
     assert by_variant["sma minus untuned"]["robust_motion_fidelity"][0] == pytest.approx(0.80 - 0.05)
     assert by_variant["nosma minus untuned"]["trajectory_error_px"][0] == pytest.approx(10.0 - 20.0)
@@ -272,6 +279,13 @@ def test_set_on_the_command_line_reaches_every_cell_and_bad_keys_are_one_line_er
     (record,) = read_results(out)
     stored = yaml.safe_load((out / "cells" / record["cell"] / "config.yaml").read_text())
     assert stored["generate"]["noise_prior"] == 0.25 and stored["train"]["steps"] == 2
+    from sma.benchmark import SETTINGS_FILE, model_digest
+
+    settings = yaml.safe_load((out / SETTINGS_FILE).read_text())  # beside the results: what made them
+    assert settings["set"] == {"generate.noise_prior": 0.25} and settings["overrides"]["train.steps"] == 2
+    assert settings["model"] == str(model_dir) and settings["model_digest"] == model_digest(str(model_dir))
+    assert settings["variants"] == {"nosma": {"sma": {"enabled": False}, "scale": None, "tune": True}}
+    assert len(settings["sma_commit"]) == 40 or settings["sma_commit"] == "unknown"
 
 
 HARD_REFERENCE = {
@@ -329,7 +343,8 @@ def test_bad_targets_are_one_line_errors(tmp_path, model_dir, target, message):
 def test_ground_truth_scores_of_a_perfect_transfer_and_of_a_copy(tmp_path, model_dir):
     from types import SimpleNamespace
 
-    from sma.benchmark import ground_truth_scores, reference_clip
+    from sma.benchmark import reference_clip
+    from sma.evaluation import GroundTruth, ground_truth_scores
     from sma.video import MovingObject, synthetic_video
 
     suite = read_suite(
@@ -352,21 +367,17 @@ def test_ground_truth_scores_of_a_perfect_transfer_and_of_a_copy(tmp_path, model
         "seed": 8,
     }
     perfect = synthetic_video(**new_look, num_frames=16).frames  # the same motion, the target's appearance
-    scores = ground_truth_scores(clip, scene, target, clip.frames, perfect, video)
+    truth = GroundTruth(clip, scene["background"], target)
+    scores = ground_truth_scores(truth, clip.frames, perfect)
     assert scores["object_error_px"] < 0.6 and scores["objects_found"] == 1.0 and len(scores["object_errors_px"]) == 2
     assert scores["camera_error_px"] < 0.5 and scores["texture_leakage"] < 0.2
     assert scores["colour_leakage"] == 0.0 and scores["appearance_accuracy"] > 0.9
-    copy = ground_truth_scores(clip, scene, target, clip.frames, clip.frames, video)  # the reference itself
+    copy = ground_truth_scores(truth, clip.frames, clip.frames)  # the reference itself
     assert copy["texture_leakage"] == pytest.approx(1.0) and copy["colour_leakage"] > 0.02
     assert copy["appearance_accuracy"] == 0.0 and copy["object_error_px"] > 3  # the target's colours are nowhere
     assert "camera_error_px" in copy  # the reference's texture shows its camera
     still = ground_truth_scores(
-        clip,
-        scene,
-        target,
-        clip.frames,
-        synthetic_video(**{**new_look, "pan": (0.0, 0.0)}, num_frames=16).frames,
-        video,
+        truth, clip.frames, synthetic_video(**{**new_look, "pan": (0.0, 0.0)}, num_frames=16).frames
     )
     assert still["camera_error_px"] > 3 * scores["camera_error_px"] + 2
 
@@ -393,7 +404,8 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
     from pathlib import Path
     from types import SimpleNamespace
 
-    from sma.benchmark import ground_truth_scores, reference_clip
+    from sma.benchmark import reference_clip
+    from sma.evaluation import GroundTruth, Target, ground_truth_scores
 
     suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
     assert len(suite.cells()) == 10 * 5 * 2 * 9 and suite.overrides["sma.levels"] == 3
@@ -405,8 +417,9 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
         assert clip.frames.shape == (16, 64, 64, 3)
         assert clip.trajectories.min() > 0.1 * 64 and clip.trajectories.max() < 0.9 * 64
         colours = [(obj.colour, obj.shape) for obj in clip.objects]
-        itself = reference.targets[0].__class__(reference.prompt, tuple(colours), reference.synthetic["background"])
-        scores = ground_truth_scores(clip, reference.synthetic, itself, clip.frames, clip.frames, video)
+        itself = Target(reference.prompt, tuple(colours), reference.synthetic["background"])
+        truth = GroundTruth(clip, reference.synthetic["background"], itself)
+        scores = ground_truth_scores(truth, clip.frames, clip.frames)
         assert scores["object_error_px"] < 0.6 and scores["camera_error_px"] < 0.5
         assert scores["texture_leakage"] == pytest.approx(1.0) and scores["colour_leakage"] == 0.0  # colours asked for
         for target in reference.targets:  # new looks: other colours and another texture
@@ -518,7 +531,7 @@ def test_results_of_the_two_sided_sum_read_as_the_mean(tmp_path):
     ]
     write_metrics(tmp_path, {"outputs": [{"robust_two_sided": None, "two_sided": 1.0}], "sma_share": 0.5})
     assert read_metrics(tmp_path) == {
-        "outputs": [{"robust_two_sided_mean": None, "two_sided_mean": 0.5}],
+        "outputs": [{"robust_two_sided_mean": None, "motion_fidelity_lk_two_sided_mean": 0.5}],
         "sma_share": 0.5,
     }
 
@@ -567,3 +580,12 @@ def test_versus_pairs_two_methods_on_the_same_reference_target_and_seed():
     assert (row["variant"], row["n"]) == ("flowmotion/nosma minus vmc/nosma", 2)
     assert row["robust_motion_fidelity"][0] == pytest.approx((0.2 - 0.2) / 2)
     assert row["trajectory_error_px"][0] == pytest.approx((-2.0 - 3.0) / 2)
+
+
+def test_the_commit_is_unknown_outside_git(tmp_path, monkeypatch):
+    import sma.benchmark.runner as runner
+
+    assert runner.sma_commit() != ""
+    monkeypatch.setattr(runner, "__file__", str(tmp_path / "runner.py"))  # a folder no git checkout holds
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert runner.sma_commit() == "unknown"

@@ -22,7 +22,7 @@ def test_demo_writes_every_video_and_metric(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["summary"]) == ["untuned", "inverted", "sma", "nosma"]
     assert len(metrics["outputs"]) == 8
-    assert all("trajectory_error_px" in entry and "motion_fidelity" in entry for entry in metrics["outputs"])
+    assert all("trajectory_error_px" in entry and "robust_motion_fidelity" in entry for entry in metrics["outputs"])
     assert "results in" in capsys.readouterr().out
     assert main(["demo", "--out", str(out), "--model", str(model)]) == 2  # no silent overwrite
     from sma.demo import DEMO_FILE
@@ -38,8 +38,8 @@ def test_the_hard_demo_scores_against_the_ground_truth(tmp_path, capsys):
     arguments = ["--model", str(model), "--steps", "1", "--sampling-steps", "2", "--world", "hard"]
     assert main(["demo", "--out", str(out), *arguments]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["world"] == "hard" and "textured white and black background" in metrics["reference"]
-    assert "camera panning" in metrics["reference"] and len(metrics["outputs"]) == 8
+    assert metrics["world"] == "hard" and "textured white and black background" in metrics["reference_prompt"]
+    assert "camera panning" in metrics["reference_prompt"] and len(metrics["outputs"]) == 8
     keys = ("object_error_px", "camera_error_px", "texture_leakage", "colour_leakage", "appearance_accuracy")
     for entry in metrics["outputs"]:
         assert all(isinstance(entry[key], float) for key in keys), entry

@@ -29,13 +29,22 @@ def test_evaluate_prints_a_table_and_writes_json(tmp_path, clips, capsys):
     arguments = ["evaluate", str(clips["reference"]), str(clips["recoloured"]), str(clips["reversed"])]
     assert main([*arguments, "--no-clip", "--json", str(report)]) == 0
     table = capsys.readouterr().out
-    assert "MF (one-sided)" in table and "recoloured.gif" in table and "reversed" in table
+    assert (
+        "MF (Lucas-Kanade)" in table
+        and "motion fidelity (robust)" in table
+        and "recoloured.gif" in table
+        and "reversed" in table
+    )
     scores = json.loads(report.read_text())
     recoloured, reversed_ = scores["generated"]
     assert recoloured["video"] == str(clips["recoloured"])
-    assert recoloured["motion_fidelity"] > 0.9 > 0.0 > reversed_["motion_fidelity"]
-    assert {"two_sided_mean", "reference_to_generated", "tracker"} <= recoloured.keys()
-    assert "lucas-kanade" in scores["tracker"]
+    assert recoloured["motion_fidelity_lk"] > 0.9 > 0.0 > reversed_["motion_fidelity_lk"]
+    assert {
+        "motion_fidelity_lk_two_sided_mean",
+        "motion_fidelity_lk_reference_to_generated",
+        "lk_tracker",
+    } <= recoloured.keys()
+    assert "lucas-kanade" in scores["lk_tracker"]
     # MTBench's hybrid score (DeT): the same motion near the top, the motion played backwards well below
     assert "MTBench MF" in table and "MTBench hybrid" in scores["mtbench_motion_fidelity_form"]
     # the reference is an mp4, which x264 now and then encodes otherwise: over crf 14-23 these were 0.73-0.85
@@ -61,7 +70,7 @@ def test_unavailable_clip_is_skipped_with_instructions(tmp_path, clips, capsys, 
     error = capsys.readouterr().err
     assert "CLIP scores skipped" in error and "hf download sma-tests/absent" in error
     result = json.loads(report.read_text())["generated"][0]
-    assert "motion_fidelity" in result and "clip_text_alignment" not in result
+    assert "motion_fidelity_lk" in result and "clip_text_alignment" not in result
 
 
 @pytest.mark.parametrize("bad", ["missing", "text", "short"])
@@ -98,8 +107,9 @@ def test_python_dash_m_gives_the_same_scores(tmp_path, clips):
     assert result.returncode == 0, result.stderr
     assert main([*arguments, str(report_main)]) == 0
     module, direct = json.loads(report_module.read_text()), json.loads(report_main.read_text())
-    assert module["generated"][0]["motion_fidelity"] == direct["generated"][0]["motion_fidelity"]
-    assert np.isfinite(module["generated"][0]["two_sided_mean"])
+    assert module["generated"][0]["robust_motion_fidelity"] == direct["generated"][0]["robust_motion_fidelity"]
+    assert module["generated"][0]["motion_fidelity_lk"] == direct["generated"][0]["motion_fidelity_lk"]
+    assert np.isfinite(module["generated"][0]["motion_fidelity_lk_two_sided_mean"])
 
 
 @pytest.mark.parametrize(
@@ -140,9 +150,9 @@ def test_a_still_video_warns_that_its_motion_fidelity_is_undefined(tmp_path, cli
     printed = capsys.readouterr()
     assert "no moving point was tracked" in printed.err and "undefined (null in --json)" in printed.err
     (row,) = [line for line in printed.out.splitlines() if "still.mp4" in line]
-    assert row.split()[1:4] == ["undefined"] * 3  # robust, two-sided, one-sided: one rule, no 0.000
+    assert row.split()[1:4] == ["undefined"] * 3  # robust, robust two-sided, Lucas-Kanade: one rule, no 0.000
     (result,) = json.loads(report.read_text())["generated"]
-    assert result["motion_fidelity"] is None and result["robust_motion_fidelity"] is None
+    assert result["motion_fidelity_lk"] is None and result["robust_motion_fidelity"] is None
 
 
 def test_transfer_prints_an_undefined_score_as_undefined(tmp_path):
@@ -150,7 +160,7 @@ def test_transfer_prints_an_undefined_score_as_undefined(tmp_path):
     from sma.cli.transfer import summary
     from sma.report import write_metrics
 
-    scores = {"video": "videos/00-a.mp4", "robust_motion_fidelity": 0.5, "motion_fidelity": None}
+    scores = {"video": "videos/00-a.mp4", "robust_motion_fidelity": 0.5, "motion_fidelity": None}  # old key, read as LK
     write_metrics(tmp_path, {"outputs": [scores]})
     assert summary(tmp_path) == "videos/00-a.mp4: motion fidelity 0.500 (robust), undefined (Lucas-Kanade)\n"
 

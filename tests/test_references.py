@@ -195,7 +195,7 @@ def test_transfer_from_a_recipe_list_reports_against_every_reference(model_dir, 
         "references/01-square.mp4",
     ]
     assert output["per_reference"][0]["robust_motion_fidelity"] == output["robust_motion_fidelity"]  # the first
-    assert output["per_reference"][0]["motion_fidelity"] != output["per_reference"][1]["motion_fidelity"]
+    assert output["per_reference"][0]["motion_fidelity_lk"] != output["per_reference"][1]["motion_fidelity_lk"]
     comparison = read_video(out / "comparison.mp4")
     assert comparison.shape[2] > 3 * SIZE  # two references and the output side by side
     assert np.array_equal(read_video(out / "reference.mp4"), read_video(out / "references" / "00-a-circle.mp4"))

@@ -53,3 +53,16 @@ def test_an_uploaded_image_starts_every_target(tmp_path):
     assert (
         make_job(form("flowmotion", True, "flowmotion-wan2.2-ti2v-5b"), "clip.mp4", tmp_path).configs["sma"].image == ""
     )
+
+
+def test_the_page_has_every_field_and_offers_the_demos_references(tmp_path):
+    from sma.embedded.scenes import DEMO_SCENES, REFERENCE_MOTIONS
+    from sma.ui import FIELDS, build
+
+    _, app = build(tmp_path)
+    assert sorted(app.names.values()) == sorted([*FIELDS, "reference"])  # every field reaches the run handler
+    examples = app.examples()
+    assert list(examples) == list(REFERENCE_MOTIONS) and DEMO_SCENES["simple"]["objects"] is REFERENCE_MOTIONS["zigzag"]
+    path, prompt, target = examples["zigzag"]
+    assert (tmp_path / ".examples" / "zigzag.mp4").is_file() and path.endswith("zigzag.mp4")
+    assert "zigzag" in prompt and target == "a blue square on a plain white background"

@@ -8,11 +8,10 @@ folder holds every video (named reference, untuned, inverted, sma, nosma), a sid
 grid, the loss curves and metrics.json: scores against the reference and its ground truth.
 
 Two cases, one per embedded model: the simple world's (one rigid shape zigzagging on plain
-white; motion fidelity, trajectory error, whether the target's colour and shape and not the
-reference's colour are on screen) and the hard world's (a shape zigzagging on a textured
-background under a panning camera, transferred to other shapes on other textures; the
-ground-truth metrics of `sma benchmark`: the object's path found by its colour, the camera's
-motion, and the reference's colour and texture leaking into the output).
+white) and the hard world's (a shape zigzagging on a textured background under a panning camera,
+transferred to other shapes on other textures). Both are scored as `sma benchmark` scores
+(`sma.evaluation.score`, robust motion fidelity first): the object's path found by its colour,
+appearance, the camera's motion, and the reference's colour and texture leaking into the output.
 """
 
 from __future__ import annotations
@@ -26,91 +25,51 @@ from typing import Any
 
 import numpy as np
 
-from sma.benchmark import Target, ground_truth_scores
 from sma.config import TransferConfig
 from sma.embedded import embedded_model
-from sma.embedded.world import WORLDS, measure, run_config, scene_prompt
-from sma.metrics import motion_fidelity
+from sma.embedded.scenes import DEMO_SCENES, DEMO_TARGETS, WORLD_SIZES
+from sma.embedded.world import run_config
+from sma.evaluation import HEADLINE, GroundTruth, Target, means, score
+from sma.report import write_metrics
 from sma.run_folder import ADAPTER_DIR, UNTUNED_DIR, check_run_dir, create_run_dir, slug, video_path
 from sma.runs import generate, train, transfer
-from sma.video import MovingObject, SyntheticVideo, read_video, synthetic_video, write_grid, write_video
-from sma.video.atomic import atomic_output
+from sma.video import SyntheticVideo, read_video, synthetic_video, write_grid, write_video
 
 DEMO_FILE = "demo.json"
-
-
-def target(objects: list[tuple[str, str]], texture: str, colours: tuple[str, str]) -> Target:
-    return Target(scene_prompt(objects, texture, colours), tuple(objects), texture)
 
 
 @dataclass(frozen=True)
 class Case:
     """A demo: a world's synthetic reference (`synthetic_video` arguments), its targets, and which scores the
-    summary prints (key, header)."""
+    summary prints (`sma.evaluation.METRICS` keys)."""
 
     world: str
     scene: dict[str, Any]
     targets: tuple[Target, ...]
-    columns: tuple[tuple[str, str], ...]
+    columns: tuple[str, ...]
 
     def clip(self) -> SyntheticVideo:
-        world = WORLDS[self.world]
-        return synthetic_video(**self.scene, num_frames=world.frames, height=world.size, width=world.size)
+        frames, size = WORLD_SIZES[self.world]
+        return synthetic_video(**self.scene, num_frames=frames, height=size, width=size)
 
-    def score(self, frames: np.ndarray, reference: np.ndarray, clip: SyntheticVideo, target: Target, config) -> dict:
-        """The simple world's scores (`sma.embedded.world.measure`), or the hard world's: motion fidelity and the
-        ground-truth metrics of `sma benchmark`."""
-        if self.world == "simple":
-            return measure(frames, reference, clip, *target.objects[0])
-        fidelity = {"motion_fidelity": motion_fidelity(reference, frames).motion_fidelity}
-        return fidelity | ground_truth_scores(clip, self.scene, target, reference, frames, config.video)
+    def score(self, frames: np.ndarray, reference: np.ndarray, clip: SyntheticVideo, target: Target) -> dict:
+        """`sma.evaluation.score` against the reference and the clip's ground truth, as `sma benchmark` scores."""
+        truth = GroundTruth(clip, self.scene.get("background", "plain"), target)
+        return score(reference, frames, truth=truth)
 
 
-CASES = {
-    "simple": Case(
-        "simple",
-        {
-            "objects": MovingObject(
-                "circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0
-            ),
-            "background_colours": ("white", "white"),
-        },
-        (  # on the reference's ground
-            target([("blue", "square")], "plain", ("white", "white")),
-            target([("yellow", "star")], "plain", ("white", "white")),
-        ),
-        (
-            ("motion_fidelity", "motion fidelity"),
-            ("trajectory_error_px", "trajectory error (px)"),
-            ("appearance_accuracy", "appearance"),
-            ("reference_colour_fraction", "reference colour"),
-        ),
-    ),
-    "hard": Case(
-        "hard",
-        {
-            "objects": MovingObject(
-                "circle", "red", "zigzag", start=(0.3, 0.5), end=(0.6, 0.5), size=0.28, amplitude=0.12
-            ),
-            "background": "textured",
-            "background_colours": ("white", "black"),
-            "pan": (0.22, 0.0),
-            "seed": 1,
-        },
-        (
-            target([("blue", "square")], "checkered", ("gray", "white")),
-            target([("yellow", "star")], "spotted", ("black", "gray")),
-        ),
-        (
-            ("motion_fidelity", "motion fidelity"),
-            ("object_error_px", "object error (px)"),
-            ("camera_error_px", "camera error (px)"),
-            ("appearance_accuracy", "appearance"),
-            ("colour_leakage", "colour leakage"),
-            ("texture_leakage", "texture leakage"),
-        ),
+COLUMNS = {
+    "simple": (HEADLINE, "trajectory_error_px", "appearance_accuracy", "colour_leakage"),
+    "hard": (
+        HEADLINE,
+        "object_error_px",
+        "camera_error_px",
+        "appearance_accuracy",
+        "colour_leakage",
+        "texture_leakage",
     ),
 }
+CASES = {world: Case(world, DEMO_SCENES[world], DEMO_TARGETS[world], COLUMNS[world]) for world in DEMO_SCENES}
 
 
 def write_untuned(config: TransferConfig, reference: Path, run_dir: Path) -> dict[str, list[np.ndarray]]:
@@ -181,24 +140,22 @@ def run_demo(
         captions += ["reference", *(f"{label}: {looks}" for label in videos)]
     for name in ("comparison.mp4", "comparison.gif"):
         write_grid(run_dir / name, cells, captions, columns=1 + len(videos), overwrite=True)
-    metrics = report(case, reference, clip, videos, configs["sma"])
-    with atomic_output(run_dir / "metrics.json", overwrite=True) as temporary:
-        temporary.write_text(json.dumps(metrics, indent=2))
+    write_metrics(run_dir, report(case, reference, clip, videos))
     return run_dir
 
 
-def report(case: Case, reference: np.ndarray, clip, videos: dict[str, list[np.ndarray]], config) -> dict:
-    """Every output's scores, and their means by kind of video (over the targets where a score applies)."""
-    results = {"world": case.world, "reference": clip.prompt, "outputs": []}
-    for label, outputs in videos.items():
-        for wanted, frames in zip(case.targets, outputs, strict=True):
+def report(case: Case, reference: np.ndarray, clip, videos: dict[str, list[np.ndarray]]) -> dict:
+    """metrics.json as a run folder holds it (the reference, then every output's scores), with the world, and the
+    means of each kind of video (over the targets where a score applies)."""
+    outputs = []
+    for label, frames_of in videos.items():
+        for wanted, frames in zip(case.targets, frames_of, strict=True):
             entry = {"video": f"{label}-{slug(wanted.prompt)}.mp4", "kind": label, "target": wanted.prompt}
-            results["outputs"].append(entry | case.score(frames, reference, clip, wanted, config))
-    results["summary"] = {
-        label: {
-            key: float(np.mean([entry[key] for entry in results["outputs"] if entry["kind"] == label]))
-            for key, _ in case.columns
-        }
-        for label in videos
+            outputs.append(entry | case.score(frames, reference, clip, wanted))
+    return {
+        "reference": "reference.mp4",
+        "reference_prompt": clip.prompt,
+        "world": case.world,
+        "outputs": outputs,
+        "summary": means(outputs, by="kind"),
     }
-    return results

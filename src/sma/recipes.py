@@ -121,39 +121,55 @@ def merge(config: TransferConfig, values: dict[str, Any]) -> None:
 
 
 def _merge_section(instance, values: Any, where: str) -> None:
-    known = {f.name: f for f in dataclasses.fields(instance)}
-    if not isinstance(values, dict):
-        raise SmaError(f"recipe key {where.rstrip('.')} must be a mapping of {', '.join(map(repr, known))}")
-    for key, value in values.items():
-        if key not in known:
-            raise SmaError(f"unknown recipe key {where}{key}: valid keys here are {', '.join(known)}")
+    for key, value in check_section(instance, values, where).items():
         current = getattr(instance, key)
         if dataclasses.is_dataclass(current):
             _merge_section(current, value, f"{where}{key}.")
         else:
-            setattr(instance, key, _checked(value, current, str(known[key].type), f"{where}{key}"))
+            setattr(instance, key, value)
 
 
-def _checked(value: Any, current: Any, annotation: str, name: str) -> Any:
+def check_section(instance, values: Any, where: str, what: str = "recipe key") -> dict[str, Any]:
+    """`values` checked against the fields of the dataclass `instance`: known keys, each with the type of its
+    default (a nested section is left to its caller). `what` names the keys in messages (a benchmark suite's
+    schema is checked here too)."""
+    known = {f.name: f for f in dataclasses.fields(instance)}
+    if not isinstance(values, dict):
+        raise SmaError(f"{what} {where.rstrip('.')} must be a mapping of {', '.join(map(repr, known))}")
+    checked = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SmaError(f"unknown {what} {where}{key}: valid keys here are {', '.join(known)}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            checked[key] = value
+        else:
+            checked[key] = _checked(value, current, str(known[key].type), f"{where}{key}", what)
+    return checked
+
+
+def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "recipe key") -> Any:
     """The value with the type of the default it replaces; a clear error otherwise."""
     if isinstance(current, bool):
         if not isinstance(value, bool):
-            raise SmaError(f"recipe key {name} must be true or false, got {value!r}")
+            raise SmaError(f"{what} {name} must be true or false, got {value!r}")
         return value
     if isinstance(current, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SmaError(f"recipe key {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
+            raise SmaError(f"{what} {name} must be a number, got {value!r} (YAML needs 1.0e-4, not 1e-4)")
         if not math.isfinite(value):
             raise SmaError(f"`{name}` must be a finite number, got {value!r}")
         return float(value)
     if isinstance(current, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SmaError(f"recipe key {name} must be an integer, got {value!r}")
+            raise SmaError(f"{what} {name} must be an integer, got {value!r}")
         return value
     if isinstance(current, str) and not isinstance(value, str):
-        raise SmaError(f"recipe key {name} must be text, got {value!r}")
+        raise SmaError(f"{what} {name} must be text, got {value!r}")
+    if isinstance(current, dict) and not isinstance(value, dict):
+        raise SmaError(f"{what} {name} must be a mapping, got {value!r}")
     if ("list" in annotation) and value is not None and not isinstance(value, list):
-        raise SmaError(f"recipe key {name} must be a list, got {value!r}")
+        raise SmaError(f"{what} {name} must be a list, got {value!r}")
     return value
 
 

@@ -22,8 +22,8 @@ def write_report(
     untuned: list[Path] = (),
     images: list[Path] = (),
 ) -> None:
-    """Side-by-side video of the references and the outputs, and metrics.json (per output: the robust motion
-    fidelity, the Lucas-Kanade one under its old keys; plus `extra`: e.g. the run's timings).
+    """Side-by-side video of the references and the outputs, and metrics.json (per output: `sma.evaluation.score`;
+    plus `extra`: e.g. the run's timings).
 
     The scores of an output are against reference.mp4, the first reference, the one generation inverts (so the
     output follows it frame by frame); with several references (references/), `per_reference` adds the scores
@@ -31,6 +31,7 @@ def write_report(
     same way under "untuned"; the comparison then has one row per target: the references, untuned, output.
     `images`: the picture each target started from (image to video), shown still after the references.
     """
+    from sma.evaluation import score
     from sma.metrics import video_flow
     from sma.video import read_video
     from sma.video.image import still_video
@@ -56,7 +57,9 @@ def write_report(
     def records(videos: list[Path], frames_of: list) -> list[dict]:
         found = []
         for target, path, frames in zip(targets, videos, frames_of, strict=True):
-            scores = [motion_scores(reference, flow, frames) for reference, flow in zip(references, flows, strict=True)]
+            scores = [
+                score(reference, frames, reference_flow=flow) for reference, flow in zip(references, flows, strict=True)
+            ]
             record = {"target": target, "video": str(path.relative_to(run_dir)), **scores[0]}
             if len(references) > 1:
                 record["per_reference"] = [
@@ -72,17 +75,6 @@ def write_report(
     write_metrics(run_dir, metrics | (extra or {}))
 
 
-def motion_scores(reference, reference_flow, frames) -> dict:
-    from sma.metrics import motion_fidelity, robust_motion_fidelity
-
-    robust = robust_motion_fidelity(reference_flow, frames).as_dict()
-    return {
-        "robust_motion_fidelity": robust["motion_fidelity"],
-        "robust_two_sided_mean": robust["two_sided_mean"],
-        **motion_fidelity(reference, frames).as_dict(),
-    }
-
-
 def read_guidance(run_dir: Path) -> list[dict]:
     """A zero-shot run's guidance losses, one record per Adam iteration ([] when it has none)."""
     path = Path(run_dir) / GUIDANCE_LOG
@@ -90,17 +82,23 @@ def read_guidance(run_dir: Path) -> list[dict]:
 
 
 def read_metrics(run_dir: Path) -> dict:
-    from sma.metrics.motion_fidelity import with_current_keys
+    """A folder's metrics.json ({} without one), its scores under today's keys whatever version wrote it."""
+    from sma.evaluation import current_keys
 
     path = Path(run_dir) / METRICS_FILE
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    for kind in ("outputs", "untuned"):  # the scored videos, in a run folder of any version
+    for kind in ("outputs", "untuned"):  # the scored videos
+        entries = [current_keys(entry) for entry in metrics.get(kind, ())]
+        for entry in entries:
+            if "per_reference" in entry:
+                entry["per_reference"] = [current_keys(scores) for scores in entry["per_reference"]]
         if kind in metrics:
-            metrics[kind] = [with_current_keys(entry) for entry in metrics[kind]]
+            metrics[kind] = entries
     return metrics
 
 
 def write_metrics(run_dir: Path, metrics: dict) -> None:
+    """The one writer of metrics.json (runs, `sma demo`): scores under `sma.evaluation.METRICS`' keys."""
     with atomic_output(Path(run_dir) / METRICS_FILE, overwrite=True) as temporary:
         temporary.write_text(json.dumps(metrics, indent=2))
 

@@ -24,6 +24,7 @@ import gradio as gr
 
 from sma.config import TransferConfig
 from sma.errors import SmaError, phrase_keys
+from sma.evaluation import BY_KEY, HEADLINE
 from sma.methods import METHODS, method_class
 from sma.progress import Step, watch
 from sma.report import read_metrics
@@ -173,7 +174,8 @@ class Results:
     downloads: list[str] = field(default_factory=list)
 
 
-METRIC_COLUMNS = ["run", "target", "motion fidelity (robust)", "two-sided (robust)", "motion fidelity (LK)"]
+SCORE_COLUMNS = (HEADLINE, "robust_two_sided_mean", "motion_fidelity_lk")  # of metrics.json, as shown
+METRIC_COLUMNS = ["run", "target", *(BY_KEY[key].title for key in SCORE_COLUMNS)]
 
 
 def results(job: Path, downloads: Path) -> Results:
@@ -272,9 +274,7 @@ def previous_runs(out: Path) -> list[list[Any]]:
             except SmaError:
                 continue
             outputs = read_metrics(run).get("outputs", [])
-            scores = [
-                output["robust_motion_fidelity"] for output in outputs if output["robust_motion_fidelity"] is not None
-            ]
+            scores = [output[HEADLINE] for output in outputs if output[HEADLINE] is not None]
             checkpoints = sorted((run / "checkpoints").glob("step-*"))
             state = (
                 f"{len(outputs)} videos" if outputs else f"stopped at {checkpoints[-1].name}" if checkpoints else "-"
@@ -294,7 +294,7 @@ def previous_runs(out: Path) -> list[list[Any]]:
     return rows
 
 
-PREVIOUS_COLUMNS = ["run", "variant", "method", "SMA", "steps", "targets", "motion fidelity (robust)", "state"]
+PREVIOUS_COLUMNS = ["run", "variant", "method", "SMA", "steps", "targets", BY_KEY[HEADLINE].title, "state"]
 
 
 class Progress:
@@ -351,25 +351,20 @@ class App:
         self.names: dict[Any, str] = {}  # the page's input components: field name by component
 
     def examples(self) -> dict[str, tuple[str, str, str]]:
-        """The demo's and the toy ablation's synthetic references as clips: (path, its prompt, a target), by name."""
-        from sma.embedded.world import appearance_prompt, reference_clip
-        from sma.video import MovingObject, write_video
+        """The simple world's reference motions (`sma.embedded.scenes`, the demo's first) as clips: (path, its
+        prompt, a target), by name."""
+        from sma.embedded.scenes import EXAMPLE_TARGET, REFERENCE_MOTIONS
+        from sma.embedded.world import reference_clip
+        from sma.video import write_video
 
-        references = {
-            "zigzag": MovingObject("circle", "red", "zigzag", start=(0.25, 0.5), end=(0.75, 0.5), size=0.35, turns=1.0),
-            "circle": MovingObject(
-                "circle", "red", "circular", start=(0.5, 0.25), end=(0.5, 0.5), size=0.35, turns=0.75
-            ),
-            "diagonal": MovingObject("circle", "red", "linear", start=(0.25, 0.25), end=(0.75, 0.75), size=0.35),
-        }
         examples = {}
-        for name, reference in references.items():
+        for name, reference in REFERENCE_MOTIONS.items():
             clip = reference_clip(reference)
             path = self.out / ".examples" / f"{name}.mp4"
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.is_file():
                 write_video(path, clip.frames, overwrite=True)
-            examples[name] = (str(path), clip.prompt, appearance_prompt("blue", "square", "white"))
+            examples[name] = (str(path), clip.prompt, EXAMPLE_TARGET)
         return examples
 
     def enqueue(self, request: gr.Request) -> str:
@@ -477,9 +472,7 @@ class App:
 
 
 def build(out: Path):
-    """The page."""
-    from sma.recipes import shipped_recipes
-
+    """The page: the inputs (left), the job's progress and results (right), the previous runs (below)."""
     app = App(out)
     defaults = recipe_defaults(TOY_WORLD, "vmc")
     with gr.Blocks(title="sma: motion transfer") as page:
@@ -490,152 +483,167 @@ def build(out: Path):
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
-                reference = gr.Video(label="Reference video", sources=["upload"], height=240, elem_id="reference")
-                fields = {
-                    "recipe": gr.Dropdown([TOY_WORLD, *shipped_recipes()], value=TOY_WORLD, label=FIELDS["recipe"]),
-                    "method": gr.Dropdown(list(METHODS), value=defaults.method, label=FIELDS["method"]),
-                    "model": gr.Textbox(label=FIELDS["model"], placeholder="the embedded model (Hub id or folder)"),
-                    "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
-                    "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
-                    "image": gr.Image(
-                        label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B)",
-                        type="filepath",
-                        sources=["upload"],
-                        height=160,
-                        elem_id="image",
-                    ),
-                }
+                reference, fields = input_fields(defaults)
                 examples = app.examples()
                 example = gr.Radio(list(examples), label="Or an example (synthetic references)", elem_id="example")
-                with gr.Row():
-                    fields["sma.enabled"] = gr.Checkbox(defaults.sma.enabled, label=FIELDS["sma.enabled"])
-                    fields["compare"] = gr.Checkbox(True, label=FIELDS["compare"], elem_id="compare")
-                    fields["generate.untuned"] = gr.Checkbox(True, label=FIELDS["generate.untuned"], elem_id="untuned")
-                with gr.Accordion("Settings", open=False, elem_id="settings"):
-                    with gr.Row():
-                        fields["sma.global_weight"] = gr.Number(
-                            defaults.sma.global_weight, label=FIELDS["sma.global_weight"]
-                        )
-                        fields["sma.local_weight"] = gr.Number(
-                            defaults.sma.local_weight, label=FIELDS["sma.local_weight"]
-                        )
-                    with gr.Row():
-                        fields["train.steps"] = gr.Number(
-                            defaults.train.steps, label=FIELDS["train.steps"], precision=0, elem_id="steps"
-                        )
-                        fields["video.frames"] = gr.Number(
-                            defaults.video.frames, label=FIELDS["video.frames"], precision=0
-                        )
-                        fields["video.height"] = gr.Number(
-                            defaults.video.height, label=FIELDS["video.height"], precision=0
-                        )
-                        fields["video.width"] = gr.Number(
-                            defaults.video.width, label=FIELDS["video.width"], precision=0
-                        )
-                    with gr.Row():
-                        fields["generate.steps"] = gr.Number(
-                            defaults.generate.steps,
-                            label=FIELDS["generate.steps"],
-                            precision=0,
-                            elem_id="sampling-steps",
-                        )
-                        fields["generate.inversion_steps"] = gr.Number(
-                            defaults.generate.inversion_steps,
-                            label=FIELDS["generate.inversion_steps"],
-                            precision=0,
-                            elem_id="inversion-steps",
-                        )
-                        fields["seed"] = gr.Number(defaults.seed, label=FIELDS["seed"], precision=0)
-                    with gr.Row():
-                        fields["name"] = gr.Textbox(
-                            label=FIELDS["name"], placeholder="new: date and target", elem_id="name"
-                        )
-                        fields["resume"] = gr.Checkbox(False, label=FIELDS["resume"] + " (after a Cancel)")
+                settings_fields(fields, defaults)
             with gr.Column(scale=3, min_width=320):
-                with gr.Row():
-                    start = gr.Button("Run", variant="primary", elem_id="run")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
-                status = gr.Markdown("Ready.", elem_id="status")
-                bars = gr.HTML(elem_id="progress")
-                live = gr.Image(
-                    label="Loss while training", type="filepath", interactive=False, height=240, elem_id="live-loss"
-                )
-                comparison = gr.Video(
-                    label="Comparison", interactive=False, autoplay=True, loop=True, elem_id="comparison"
-                )
-                metrics = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics", interactive=False, elem_id="metrics")
-                with gr.Accordion("Each video, the loss curves, downloads", open=True):
-                    videos = gr.Gallery(label="Generated videos", columns=4, height="auto", elem_id="videos")
-                    losses = gr.Image(label="Loss curves", type="filepath", interactive=False, height=420)
-                    downloads = gr.File(
-                        label="Downloads: adapter, LoRA for diffusers, run folder",
-                        file_count="multiple",
-                        elem_id="downloads",
-                    )
+                shown = output_panel()
         with gr.Accordion("Previous runs", open=False, elem_id="previous"):
-            runs = gr.Dataframe(
-                previous_runs(app.out), headers=PREVIOUS_COLUMNS, interactive=False, wrap=True, elem_id="runs"
-            )
-            with gr.Row():
-                chosen = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=3)
-                show = gr.Button("Show its results", scale=1)
-                refresh = gr.Button("Refresh", scale=1)
-
-        results_out = [comparison, videos, metrics, losses, downloads]
+            previous = previous_panel(app)
         app.names = {component: name for name, component in fields.items()} | {reference: "reference"}
-        start.click(app.enqueue, None, status, concurrency_limit=None).then(
-            app.run,
-            set(app.names),
-            [status, bars, live, *results_out, runs, fields["name"], fields["resume"]],
-            concurrency_limit=1,
-            concurrency_id="job",
-        )
-        cancel.click(app.cancel, None, status, concurrency_limit=None)
+        connect_job(app, fields, shown, previous["runs"])
         example.change(
             lambda name: examples[name] if name else (gr.update(),) * 3,
             example,
             [reference, fields["prompt"], fields["targets"]],
         )
-
-        def fill(recipe: str, method: str) -> tuple:
-            try:
-                config = recipe_defaults(recipe, method)
-            except SmaError as error:
-                return (f"**Error:** {for_page(str(error))}", *(gr.update(),) * 9)
-            model = "" if recipe == TOY_WORLD else config.model
-            return (
-                "Ready.",
-                gr.update(value=config.method),
-                model,
-                config.sma.enabled,
-                config.train.steps,
-                config.video.frames,
-                config.video.height,
-                config.video.width,
-                config.generate.steps,
-                config.generate.inversion_steps,
-            )
-
-        fields["recipe"].change(
-            fill,
-            [fields["recipe"], fields["method"]],
-            [status, fields["method"], fields["model"], fields["sma.enabled"], fields["train.steps"]]
-            + [fields[key] for key in ("video.frames", "video.height", "video.width")]
-            + [fields["generate.steps"], fields["generate.inversion_steps"]],
-        )
-
-        def listed() -> tuple:
-            rows = previous_runs(app.out)
-            return rows, gr.update(choices=list(dict.fromkeys(row[0] for row in rows)))
-
-        refresh.click(listed, None, [runs, chosen])
-        page.load(listed, None, [runs, chosen])
-        runs.change(lambda rows: gr.update(choices=list(dict.fromkeys(rows.iloc[:, 0]))), runs, chosen)
-        show.click(app.show, chosen, [status, *results_out])
+        connect_recipe(fields, shown["status"])
+        connect_previous(app, page, previous, shown)
     return page, app
 
 
-SCORE_COLUMNS = ("robust_motion_fidelity", "robust_two_sided_mean", "motion_fidelity")  # of metrics.json, as shown
+def input_fields(defaults: TransferConfig) -> tuple[Any, dict[str, Any]]:
+    """The reference video and the fields above the settings, by the config key they set (FIELDS)."""
+    from sma.recipes import shipped_recipes
+
+    reference = gr.Video(label="Reference video", sources=["upload"], height=240, elem_id="reference")
+    fields = {
+        "recipe": gr.Dropdown([TOY_WORLD, *shipped_recipes()], value=TOY_WORLD, label=FIELDS["recipe"]),
+        "method": gr.Dropdown(list(METHODS), value=defaults.method, label=FIELDS["method"]),
+        "model": gr.Textbox(label=FIELDS["model"], placeholder="the embedded model (Hub id or folder)"),
+        "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
+        "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
+        "image": gr.Image(
+            label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B)",
+            type="filepath",
+            sources=["upload"],
+            height=160,
+            elem_id="image",
+        ),
+    }
+    return reference, fields
+
+
+def settings_fields(fields: dict[str, Any], defaults: TransferConfig) -> None:
+    """The switches and the Settings accordion, added to `fields`."""
+
+    def number(key: str, value, **options):
+        fields[key] = gr.Number(value, label=FIELDS[key], **options)
+
+    with gr.Row():
+        fields["sma.enabled"] = gr.Checkbox(defaults.sma.enabled, label=FIELDS["sma.enabled"])
+        fields["compare"] = gr.Checkbox(True, label=FIELDS["compare"], elem_id="compare")
+        fields["generate.untuned"] = gr.Checkbox(True, label=FIELDS["generate.untuned"], elem_id="untuned")
+    with gr.Accordion("Settings", open=False, elem_id="settings"):
+        with gr.Row():
+            number("sma.global_weight", defaults.sma.global_weight)
+            number("sma.local_weight", defaults.sma.local_weight)
+        with gr.Row():
+            number("train.steps", defaults.train.steps, precision=0, elem_id="steps")
+            for side in ("frames", "height", "width"):
+                number(f"video.{side}", getattr(defaults.video, side), precision=0)
+        with gr.Row():
+            number("generate.steps", defaults.generate.steps, precision=0, elem_id="sampling-steps")
+            number(
+                "generate.inversion_steps", defaults.generate.inversion_steps, precision=0, elem_id="inversion-steps"
+            )
+            number("seed", defaults.seed, precision=0)
+        with gr.Row():
+            fields["name"] = gr.Textbox(label=FIELDS["name"], placeholder="new: date and target", elem_id="name")
+            fields["resume"] = gr.Checkbox(False, label=FIELDS["resume"] + " (after a Cancel)")
+
+
+def output_panel() -> dict[str, Any]:
+    """Run and Cancel, the status, the progress bars and live loss, and the results (RESULTS_SHOWN, in order)."""
+    with gr.Row():
+        start = gr.Button("Run", variant="primary", elem_id="run")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="cancel")
+    shown = {"start": start, "cancel": cancel, "status": gr.Markdown("Ready.", elem_id="status")}
+    shown["bars"] = gr.HTML(elem_id="progress")
+    shown["live"] = gr.Image(
+        label="Loss while training", type="filepath", interactive=False, height=240, elem_id="live-loss"
+    )
+    shown["comparison"] = gr.Video(
+        label="Comparison", interactive=False, autoplay=True, loop=True, elem_id="comparison"
+    )
+    shown["metrics"] = gr.Dataframe(headers=METRIC_COLUMNS, label="Metrics", interactive=False, elem_id="metrics")
+    with gr.Accordion("Each video, the loss curves, downloads", open=True):
+        shown["videos"] = gr.Gallery(label="Generated videos", columns=4, height="auto", elem_id="videos")
+        shown["losses"] = gr.Image(label="Loss curves", type="filepath", interactive=False, height=420)
+        shown["downloads"] = gr.File(
+            label="Downloads: adapter, LoRA for diffusers, run folder", file_count="multiple", elem_id="downloads"
+        )
+    return shown
+
+
+RESULTS_SHOWN = ("comparison", "videos", "metrics", "losses", "downloads")  # the order of `App.shown`
+
+
+def previous_panel(app: App) -> dict[str, Any]:
+    runs = gr.Dataframe(previous_runs(app.out), headers=PREVIOUS_COLUMNS, interactive=False, wrap=True, elem_id="runs")
+    with gr.Row():
+        chosen = gr.Dropdown(label="Run", choices=[], allow_custom_value=True, scale=3)
+        show = gr.Button("Show its results", scale=1)
+        refresh = gr.Button("Refresh", scale=1)
+    return {"runs": runs, "chosen": chosen, "show": show, "refresh": refresh}
+
+
+def connect_job(app: App, fields: dict[str, Any], shown: dict[str, Any], runs) -> None:
+    """Run queues a job (one at a time) that streams its progress and results; Cancel stops it."""
+    results = [shown[name] for name in RESULTS_SHOWN]
+    shown["start"].click(app.enqueue, None, shown["status"], concurrency_limit=None).then(
+        app.run,
+        set(app.names),
+        [shown["status"], shown["bars"], shown["live"], *results, runs, fields["name"], fields["resume"]],
+        concurrency_limit=1,
+        concurrency_id="job",
+    )
+    shown["cancel"].click(app.cancel, None, shown["status"], concurrency_limit=None)
+
+
+RECIPE_FILLS = ("method", "model", "sma.enabled", "train.steps", "video.frames", "video.height", "video.width")
+RECIPE_FILLS += ("generate.steps", "generate.inversion_steps")  # the fields a recipe's choice fills, in order
+
+
+def connect_recipe(fields: dict[str, Any], status) -> None:
+    """A recipe's choice fills the fields with its settings (the toy world's: the demo's for the method)."""
+
+    def fill(recipe: str, method: str) -> tuple:
+        try:
+            config = recipe_defaults(recipe, method)
+        except SmaError as error:
+            return (f"**Error:** {for_page(str(error))}", *(gr.update(),) * len(RECIPE_FILLS))
+        return (
+            "Ready.",
+            gr.update(value=config.method),
+            "" if recipe == TOY_WORLD else config.model,
+            config.sma.enabled,
+            config.train.steps,
+            config.video.frames,
+            config.video.height,
+            config.video.width,
+            config.generate.steps,
+            config.generate.inversion_steps,
+        )
+
+    fields["recipe"].change(
+        fill, [fields["recipe"], fields["method"]], [status, *(fields[key] for key in RECIPE_FILLS)]
+    )
+
+
+def connect_previous(app: App, page, previous: dict[str, Any], shown: dict[str, Any]) -> None:
+    """The previous runs' table, refreshed on load and on demand; Show puts a chosen run's results on the page."""
+    runs, chosen = previous["runs"], previous["chosen"]
+
+    def listed() -> tuple:
+        rows = previous_runs(app.out)
+        return rows, gr.update(choices=list(dict.fromkeys(row[0] for row in rows)))
+
+    previous["refresh"].click(listed, None, [runs, chosen])
+    page.load(listed, None, [runs, chosen])
+    runs.change(lambda rows: gr.update(choices=list(dict.fromkeys(rows.iloc[:, 0]))), runs, chosen)
+    previous["show"].click(app.show, chosen, [shown["status"], *(shown[name] for name in RESULTS_SHOWN)])
 
 
 def rounded(score: float | None) -> float | None:

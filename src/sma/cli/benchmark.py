@@ -13,7 +13,8 @@ def add_parser(subcommands) -> None:
         "benchmark",
         help="run a suite of transfers (references x methods x SMA variants x seeds) and tabulate the metrics",
         description="Run a benchmark suite (see benchmarks/suites/) through `sma transfer`, score every output "
-        "against its reference, and write OUT/results.jsonl, OUT/summary.md, OUT/summary.png and OUT/differences.png.",
+        "against its reference, and write OUT/results.jsonl, OUT/settings.yaml (the suite as run, the sma commit, the "
+        "model's digest), OUT/summary.md, OUT/summary.png and OUT/differences.png.",
     )
     parser.add_argument("suite", type=Path, help="suite YAML (references, methods, variants, seeds)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
@@ -74,5 +75,5 @@ def run(arguments: argparse.Namespace) -> int:
         suite, arguments.out, model=arguments.model, resume=arguments.resume, overwrite=arguments.overwrite
     )
     print(summary_text(records, suite.name))
-    print(f"results in {arguments.out}: results.jsonl, summary.md, summary.png, differences.png, cells/")
+    print(f"results in {arguments.out}: results.jsonl, settings.yaml, summary.md, summary.png, differences.png, cells/")
     return 0

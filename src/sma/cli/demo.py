@@ -30,9 +30,9 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    import json
-
     from sma.demo import CASES, run_demo
+    from sma.evaluation import table_text
+    from sma.report import read_metrics
 
     run_dir = run_demo(
         arguments.out,
@@ -43,10 +43,8 @@ def run(arguments: argparse.Namespace) -> int:
         seed=arguments.seed,
         overwrite=arguments.overwrite,
     )
-    summary = json.loads((run_dir / "metrics.json").read_text())["summary"]
-    columns = CASES[arguments.world].columns
-    print(f"{'videos':<10}" + "".join(f"{header:>{len(header) + 2}}" for _, header in columns))
-    for label, values in summary.items():
-        print(f"{label:<10}" + "".join(f"{values[key]:>{len(header) + 2}.3f}" for key, header in columns))
+    summary = read_metrics(run_dir)["summary"]
+    rows = [{"videos": label} | values for label, values in summary.items()]
+    print(table_text(rows, label="videos", keys=CASES[arguments.world].columns))
     print(f"results in {run_dir}: comparison.mp4 (and .gif), reference/untuned/inverted/sma/nosma videos, metrics.json")
     return 0

@@ -1,8 +1,8 @@
 """`sma evaluate`: motion metrics (and CLIP scores) of generated videos against a reference.
 
-Motion: robust motion fidelity (DIS flow tracks that carry motion), the old Lucas-Kanade motion
-fidelity under its own name, flow-field similarity, warping error and motion magnitude; the
-metric card in docs/results.md says how far each can be trusted.
+Motion (`sma.evaluation.score`): robust motion fidelity (DIS flow tracks that carry motion), the old
+Lucas-Kanade motion fidelity (motion_fidelity_lk), MTBench's, flow-field similarity, warping error and
+motion magnitude; the metric card in docs/results.md says how far each can be trusted.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from sma.evaluation import score, table_text
     from sma.metrics import motion_magnitude, video_flow, warping_error
     from sma.metrics.clip import DEFAULT_CLIP
     from sma.video.atomic import atomic_output, check_writable
@@ -56,12 +57,14 @@ def run(arguments: argparse.Namespace) -> int:
     _check_box_inside(box, reference.shape[2], reference.shape[1])
     reference_flow = video_flow(reference)
     results = [
-        _motion_scores(path, reference, reference_flow, frames, arguments.grid_size, box) for path, frames in generated
+        {"video": str(path)}
+        | score(reference, frames, reference_flow=reference_flow, grid_size=arguments.grid_size, box=box)
+        for path, frames in generated
     ]
     if arguments.tracks:
         _add_tracked_scores(results, arguments.tracks, reference, [frames for _, frames in generated])
     for result in results:
-        if result["generated_tracks"] == 0:
+        if result["robust_generated_tracks"] == 0:
             print(
                 f"sma: warning: no moving point was tracked in {result['video']}: its motion fidelity is "
                 "undefined (null in --json)",
@@ -70,12 +73,12 @@ def run(arguments: argparse.Namespace) -> int:
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
     if clip_name is not None:
         _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt, arguments.clip)
-    print(_table(results))
+    print(table_text(results))
     if arguments.json is not None:
         report = {
             "reference": str(arguments.reference),
-            "tracker": results[0]["tracker"],
-            "motion_fidelity_form": "one-sided (DMT): mean over generated tracks of the best reference match",
+            "lk_tracker": results[0]["lk_tracker"],
+            "motion_fidelity_lk_form": "one-sided (DMT): mean over generated tracks of the best reference match",
             "robust_tracker": results[0]["robust_tracker"],
             "robust_motion_fidelity_form": "one-sided, over tracks that carry motion, weighted by their travel",
             "mtbench_motion_fidelity_form": "DeT's MTBench hybrid: 0.5 cosine + 0.5 1/(1 + mean point distance), "
@@ -101,43 +104,6 @@ def _read_all(arguments: argparse.Namespace):
         (path, read_video(path, len(reference), stride=arguments.stride, size=size)) for path in arguments.generated
     ]
     return reference, generated
-
-
-def _motion_scores(path: Path, reference, reference_flow, frames, grid_size: int | None, box) -> dict:
-    """The old motion fidelity under its own keys; the flow metrics share one flow per video."""
-    from sma.metrics import (
-        flow_similarity,
-        motion_fidelity,
-        motion_magnitude,
-        robust_motion_fidelity,
-        video_flow,
-        warping_error,
-    )
-    from sma.metrics.mtbench import mtbench_motion_fidelity
-
-    flow = video_flow(frames)
-    magnitude, reference_magnitude = motion_magnitude(flow), motion_magnitude(reference_flow)
-    grid = {"box": box} if grid_size is None else {"box": box, "grid_size": grid_size}
-    robust = robust_motion_fidelity(reference_flow, flow, **grid).as_dict()
-    mtbench = mtbench_motion_fidelity(reference_flow, flow, **grid).as_dict()
-    similarity = flow_similarity(reference_flow, flow)
-    return {
-        "video": str(path),
-        **motion_fidelity(reference, frames, **grid).as_dict(),
-        "robust_motion_fidelity": robust["motion_fidelity"],
-        "robust_reference_to_generated": robust["reference_to_generated"],
-        "robust_two_sided_mean": robust["two_sided_mean"],
-        "robust_tracks": robust["generated_tracks"],
-        "robust_tracker": robust["tracker"],
-        "mtbench_motion_fidelity": mtbench["hybrid"],
-        "mtbench_cosine": mtbench["cosine"],
-        "flow_cosine": similarity.cosine,
-        "flow_endpoint_error": similarity.endpoint_error,
-        "flow_relative_endpoint_error": similarity.relative_endpoint_error,
-        "warping_error": warping_error(flow),
-        "motion_magnitude": magnitude,
-        "motion_magnitude_ratio": _ratio(magnitude, reference_magnitude),
-    }
 
 
 def _add_tracked_scores(results: list[dict], paths: list[Path], reference, videos: list) -> None:
@@ -175,13 +141,6 @@ def _load_tracks(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True).float().numpy()
     except Exception as error:  # a damaged or foreign file: one line, whatever the loader raised
         raise SmaError(f"--tracks: cannot read {path} as .npy or .pt tracks ({type(error).__name__})") from error
-
-
-def _ratio(value: float, reference: float) -> float:
-    """value / reference; a still reference gives 1 against a still video and infinity against a moving one."""
-    if reference > 0:
-        return value / reference
-    return float("inf") if value > 0 else 1.0
 
 
 def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None, asked: str | None) -> None:
@@ -245,28 +204,3 @@ def _parse_box(text: str | None):
     if x1 <= x0 or y1 <= y0:
         raise SmaError(f"--box {text} is empty: X1 must exceed X0 and Y1 exceed Y0")
     return x0, y0, x1, y1
-
-
-def _table(results: list[dict]) -> str:
-    from sma.metrics.motion_fidelity import score_text
-
-    columns = [
-        ("video", "video", "{}"),
-        ("robust_motion_fidelity", "robust MF", "{:.4f}"),
-        ("robust_two_sided_mean", "robust MF two-sided (mean)", "{:.4f}"),
-        ("motion_fidelity", "MF (one-sided)", "{:.4f}"),
-        ("mtbench_motion_fidelity", "MTBench MF", "{:.4f}"),
-        ("mtbench_cotracker", "MTBench MF (given tracks)", "{:.4f}"),
-        ("flow_cosine", "flow cosine", "{:.4f}"),
-        ("flow_relative_endpoint_error", "flow EPE (relative)", "{:.4f}"),
-        ("warping_error", "warping error", "{:.5f}"),
-        ("motion_magnitude_ratio", "motion ratio", "{:.3f}"),
-        ("clip_text_alignment", "CLIP text", "{:.4f}"),
-        ("clip_frame_consistency", "CLIP consistency", "{:.4f}"),
-    ]
-    shown = [(key, title, form) for key, title, form in columns if any(key in result for result in results)]
-    rows = [[title for _, title, _ in shown]]
-    rows += [[score_text(result[key], form) if key in result else "-" for key, _, form in shown] for result in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(shown))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
-    return "\n".join(lines)

@@ -61,13 +61,13 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
 def summary(run_dir: Path) -> str:
     """One line per generated video (and untuned baseline) with its motion fidelity, from the run's metrics.json
     (empty if none)."""
-    from sma.metrics.motion_fidelity import score_text
+    from sma.evaluation import score_text
     from sma.report import read_metrics
 
     metrics = read_metrics(run_dir)
     lines = [
         f"{output['video']}: motion fidelity {score_text(output['robust_motion_fidelity'])} (robust), "
-        f"{score_text(output['motion_fidelity'])} (Lucas-Kanade)\n"
+        f"{score_text(output['motion_fidelity_lk'])} (Lucas-Kanade)\n"
         for output in metrics.get("outputs", []) + metrics.get("untuned", [])
     ]
     return "".join(lines)

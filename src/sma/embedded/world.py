@@ -1,4 +1,4 @@
-"""The synthetic worlds the embedded model learns, and how transfers in them are run and measured.
+"""The synthetic worlds the embedded model learns, and how transfers in them are set up and sampled.
 
 The simple world (the shipped model's: four shapes, six colours, three plain backgrounds,
 four kinds of motion, 8 frames) is small enough that a model trained for an hour on two CPU
@@ -7,8 +7,9 @@ setting in one place) adds what the SMA paper says plain objectives miss: textur
 backgrounds under a moving camera (pan, zoom), two objects moving differently, non-rigid
 bodies, changes of speed, over 16 frames. Prompts name the appearance and, most of the time,
 the motion; without a motion phrase the model must choose a motion itself, which is what
-motion transfer then replaces. `sma demo` and the model's training set up, sample and score
-their runs here; the suites of `sma benchmark` build their target prompts here.
+motion transfer then replaces. The worlds' words, prompts and the scenes transferred are data in
+`sma.embedded.scenes`; `sma demo`, `sma ui` and the model's training set up and sample their runs here
+(`sma.evaluation` scores them).
 """
 
 from __future__ import annotations
@@ -21,28 +22,20 @@ import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import TransferConfig
-from sma.metrics.appearance import appearance_accuracy, colour_fraction
-from sma.metrics.motion_fidelity import motion_fidelity
-from sma.metrics.trajectory import trajectory_error
+from sma.embedded.scenes import (
+    BACKGROUNDS,
+    COLOURS,
+    FRAMES,
+    HARD_FRAMES,
+    MOTIONS,
+    SHAPES,
+    SIZE,
+    appearance_prompt,
+    scene_prompt,
+)
 from sma.recipes import load_config
 from sma.sampling import guided, make_scheduler, sample
-from sma.video.synthetic import MovingObject, SyntheticVideo, ground_phrase, rgb, synthetic_video
-
-SHAPES = ("circle", "square", "triangle", "star")
-COLOURS = ("red", "green", "blue", "yellow", "purple", "orange")
-BACKGROUNDS = ("white", "black", "gray")
-MOTIONS = ("linear", "circular", "zigzag", "bounce")
-FRAMES, SIZE = 8, 64
-
-
-def appearance_prompt(colour: str, shape: str, background: str) -> str:
-    return scene_prompt([(colour, shape)], "plain", (background, background))
-
-
-def scene_prompt(objects: list[tuple[str, str]], background: str, colours: tuple[str, str]) -> str:
-    """What a scene looks like, without its motion: "a red circle and a blue star on a striped white and gray
-    background" (`objects`: (colour, shape) pairs; `background`: one of sma.video.synthetic.BACKGROUNDS)."""
-    return f"{' and '.join(f'a {colour} {shape}' for colour, shape in objects)} on {ground_phrase(background, colours)}"
+from sma.video.synthetic import MovingObject, SyntheticVideo, ground_phrase, synthetic_video
 
 
 def random_object(rng: np.random.Generator, shape: str, colour: str) -> MovingObject:
@@ -107,8 +100,8 @@ def _vocabulary(samples: int, seed: int, world: str) -> tuple[str, ...]:
 class HardWorld:
     """Every setting of the hard world: the shares are probabilities per clip (or per object)."""
 
-    frames: int = 16
-    size: int = 64
+    frames: int = HARD_FRAMES
+    size: int = SIZE
     object_sizes: tuple[float, float] = (0.22, 0.32)  # diameter, share of the frame side
     second_object: float = 0.5  # clips with two objects, each in its own band (top and bottom)
     motions: tuple[str, ...] = ("linear", "circular", "zigzag", "bounce")
@@ -305,21 +298,3 @@ def sample_untuned(
     denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([""]), guidance_scale)
     latents = sample(denoise, noise, make_scheduler("ddim", model.scheduler.config), steps, progress=False)
     return model.decode_latents(latents)
-
-
-def measure(frames: np.ndarray, reference: np.ndarray, clip: SyntheticVideo, colour: str, shape: str) -> dict:
-    """Scores of `frames`, generated for a `colour` `shape` from the run on `clip` (`reference`:
-    the clip as the run read it): motion fidelity against the reference, trajectory error
-    against the ground truth, and whether the target's colour and shape, and not the
-    reference's colour, are on screen."""
-    fidelity = motion_fidelity(reference, frames)
-    reference_colour = rgb(clip.objects[0].colour)
-    return {
-        "motion_fidelity": fidelity.motion_fidelity,
-        "motion_fidelity_two_sided_mean": fidelity.two_sided_mean,
-        "trajectory_error_px": trajectory_error(frames, clip.trajectories, clip.sizes).mean_error,
-        "appearance_accuracy": appearance_accuracy(frames, rgb(colour), shape, reference_colour),
-        "target_colour_fraction": colour_fraction(frames, rgb(colour)),
-        "reference_colour_fraction": colour_fraction(frames, reference_colour),
-        "tracker": fidelity.tracker,
-    }

@@ -35,7 +35,8 @@ from sma.video.frames import as_frames
 class MotionFidelity:
     """motion_fidelity: DMT's one-sided form (generated -> reference), comparable with published tables;
     reference_to_generated: the other half; two_sided_mean: their mean, 0..1 like either (the SMA paper sums
-    them, up to 2: files written before the mean hold that sum under `two_sided`, read through OLD_KEYS).
+    them, up to 2: files written before the mean hold that sum under `two_sided`, read by
+    `sma.evaluation.current_keys`).
     Track counts are the moving tracks used. With no moving track in one of the videos the scores are
     undefined: 0 in the fields (for arithmetic), None in `as_dict` (null in a metrics.json), "undefined" printed."""
 
@@ -58,29 +59,6 @@ class MotionFidelity:
 
 
 SCORES = ("motion_fidelity", "reference_to_generated", "two_sided_mean")  # the fields that are undefined without tracks
-
-
-# keys of results written while two-sided scores were sums (0..2), read as the means (0..1) they now are
-OLD_KEYS = {
-    "two_sided": "two_sided_mean",
-    "robust_two_sided": "robust_two_sided_mean",
-    "motion_fidelity_two_sided": "motion_fidelity_two_sided_mean",
-}
-
-
-def with_current_keys(record: dict) -> dict:
-    """A score record with the sums of older files as today's means, under today's keys."""
-    record = dict(record)
-    for old, new in OLD_KEYS.items():
-        if old in record and new not in record:
-            total = record.pop(old)
-            record[new] = None if total is None else total / 2
-    return record
-
-
-def score_text(value: float | None, form: str = "{:.3f}") -> str:
-    """A score as printed: "undefined" where it has none."""
-    return "undefined" if value is None else form.format(value)
 
 
 def motion_fidelity(

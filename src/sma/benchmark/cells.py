@@ -1,0 +1,129 @@
+"""A cell's settings and what identifies them (the fingerprint a resumed benchmark compares), its reference
+clip, and its outputs scored by `sma.evaluation.score`."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sma.benchmark.suite import Cell, Suite
+from sma.errors import SmaError
+from sma.evaluation import GroundTruth, score
+
+
+def cell_config(suite: Suite, cell: Cell, model: str):
+    """The TransferConfig of a cell: the method's recipe, the suite's overrides, the method's, the variant's; a method
+    that trains nothing (DMT, FlowMotion) beside trained ones takes none of the suite's training keys."""
+    from sma.methods import method_class
+    from sma.recipes import load_config
+
+    reference = cell.reference
+    trains = method_class(cell.method.method).trains
+    overrides = {
+        **without_training(suite.overrides, trains),
+        **cell.method.overrides,
+        "method": cell.method.method,
+        "model": model,
+        "prompt": reference.prompt,
+        "targets": [target.prompt for target in reference.targets],
+        "seed": cell.seed,
+        **without_training(suite.settings, trains),
+        **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
+    }
+    try:
+        config = load_config(cell.method.recipe, overrides)
+        if cell.variant.scale is not None:
+            scaled = {
+                f"sma.{key}": getattr(config.sma, key) * cell.variant.scale for key in ("global_weight", "local_weight")
+            }
+            config = load_config(cell.method.recipe, overrides | scaled)
+    except SmaError as error:
+        raise SmaError(f"cell {cell.id}: {error}") from error
+    return config
+
+
+def without_training(overrides: dict[str, Any], trains: bool) -> dict[str, Any]:
+    """The dotted overrides, less the `train.*` keys for a method that trains nothing."""
+    return overrides if trains else {key: value for key, value in overrides.items() if not key.startswith("train.")}
+
+
+def fingerprint(config, cell: Cell) -> str:
+    """Short hash of everything that makes a cell's outputs: its resolved config, its reference and, for a
+    model in a local folder, the folder's contents (a model retrained in place is another setting)."""
+    reference = cell.reference
+    source = str(reference.path) if reference.path is not None else repr(reference.synthetic)
+    untuned = [] if cell.variant.tune else ["untuned"]
+    models = [model_digest(config.model), model_digest(config.motion_adapter)]
+    text = json.dumps([config.to_dict(), source, *untuned, *models], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+UNHASHED = {".md", ".gif", ".png"}  # a model card and its samples do not make the outputs
+
+
+def model_digest(source: str) -> str | None:
+    """Hash of a local model folder's files (weights, configs, tokenizer); None for a hub id, whose revision is in
+    the config."""
+    if not source or not Path(source).is_dir():
+        return None
+    folder = Path(source).resolve()
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix not in UNHASHED)
+    stamps = tuple((path.relative_to(folder).as_posix(), *_size_and_time(path)) for path in files)
+    return _files_digest(folder, stamps)
+
+
+def _size_and_time(path: Path) -> tuple[int, int]:
+    status = path.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+@functools.cache
+def _files_digest(folder: Path, stamps: tuple[tuple[str, int, int], ...]) -> str:
+    """Content hash of the files that (name, size, mtime) `stamps` name: hashed once per process unless one changes."""
+    digest = hashlib.sha256()
+    for name, _, _ in stamps:
+        digest.update(name.encode())
+        with open(folder / name, "rb") as file:
+            digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()[:16]
+
+
+def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
+    """The reference file of a cell and, for a synthetic one, its clip (ground truth in the cell's pixels):
+    rendered at the cell's size with as many frames as `video.frames`, `video.stride` and `video.start` take."""
+    from sma.video import synthetic_video, write_video
+
+    reference = cell.reference
+    if reference.synthetic is None:
+        return reference.path, None
+    video = config.video
+    frames = video.start + (video.frames - 1) * video.stride + 1
+    clip = synthetic_video(**reference.synthetic, num_frames=frames, height=video.height, width=video.width)
+    path = out / "references" / f"{reference.name}-{frames}x{video.height}x{video.width}.mp4"
+    write_video(path, clip.frames, fps=clip.fps, overwrite=True)
+    return path, clip
+
+
+def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
+    """One record per target: `sma.evaluation.score` against the reference as the run read it (reference.mp4),
+    with the ground truth of a synthetic reference's `clip`."""
+    from sma.metrics import video_flow
+    from sma.run_folder import video_path
+    from sma.video import read_video
+
+    reference = read_video(run_dir / "reference.mp4")
+    reference_flow = video_flow(reference)
+    records = []
+    for index, target in enumerate(cell.reference.targets):
+        path = video_path(run_dir, index, target.prompt)
+        frames = read_video(path, len(reference), size=reference.shape[1:3])
+        truth = None
+        if clip is not None:
+            background = cell.reference.synthetic["background"]
+            truth = GroundTruth(clip, background, target, config.video.start, config.video.stride)
+        record = {"target": target.prompt, "video": str(path.relative_to(run_dir.parent.parent))}
+        records.append(record | score(reference, frames, reference_flow=reference_flow, truth=truth))
+    return records

@@ -1,0 +1,58 @@
+"""`sma.evaluation`: one score for every caller, one table of metrics, old keys read as today's."""
+
+import pytest
+
+from sma.embedded.world import reference_clip
+from sma.evaluation import BY_KEY, HEADLINE, METRICS, GroundTruth, Target, current_keys, means, score, table_text
+from sma.video.synthetic import MovingObject
+
+PATH = {"motion": "zigzag", "start": (0.25, 0.5), "end": (0.75, 0.5), "size": 0.35}
+
+
+def test_score_tells_a_perfect_transfer_from_a_copy_and_from_another_motion():
+    clip = reference_clip(MovingObject("circle", "red", **PATH))
+    wanted = Target("a blue square on a white background", (("blue", "square"),), "plain")
+    truth = GroundTruth(clip, "plain", wanted)
+    transfer = reference_clip(MovingObject("square", "blue", **PATH)).frames
+    perfect = score(clip.frames, transfer, truth=truth)
+    assert perfect[HEADLINE] > 0.9 and perfect["motion_fidelity_lk"] > 0.9
+    assert perfect["trajectory_error_px"] < 1.0 and perfect["object_error_px"] < 1.0
+    assert perfect["appearance_accuracy"] == 1.0 and perfect["colour_leakage"] == 0.0
+    assert "camera_error_px" not in perfect and "texture_leakage" not in perfect  # plain ground shows neither
+    copy = score(clip.frames, clip.frames, truth=truth)
+    assert copy["appearance_accuracy"] == 0.0 < copy["colour_leakage"]
+    moved = reference_clip(MovingObject("square", "blue", "linear", start=(0.75, 0.25), end=(0.25, 0.75), size=0.35))
+    elsewhere = score(clip.frames, moved.frames, truth=truth)
+    assert elsewhere[HEADLINE] < 0.5 and elsewhere["trajectory_error_px"] > 5
+    assert set(perfect) >= {metric.key for metric in METRICS if metric.key in elsewhere}
+
+
+def test_every_metric_has_one_key_and_old_keys_load_as_todays():
+    assert len(BY_KEY) == len(METRICS)
+    old = {"motion_fidelity": 0.4, "two_sided": 1.2, "robust_two_sided": 1.0, "tracker": "lucas-kanade", "seed": 3}
+    assert current_keys(old) == {
+        "motion_fidelity_lk": 0.4,
+        "motion_fidelity_lk_two_sided_mean": 0.6,  # files of before the mean held the sum
+        "robust_two_sided_mean": 0.5,
+        "lk_tracker": "lucas-kanade",
+        "seed": 3,
+    }
+    today = {"motion_fidelity_lk": 0.7, "motion_fidelity_lk_two_sided_mean": None}
+    assert current_keys(today) == today
+    assert current_keys({"motion_fidelity_two_sided": None}) == {"motion_fidelity_lk_two_sided_mean": None}
+
+
+def test_means_and_the_printed_table_skip_what_is_unmeasured():
+    records = [
+        {"kind": "sma", HEADLINE: 0.8, "colour_leakage": 0.1},
+        {"kind": "sma", HEADLINE: None, "colour_leakage": 0.3},
+        {"kind": "nosma", HEADLINE: 0.4},
+    ]
+    found = means(records, by="kind")
+    assert found["sma"] == {HEADLINE: 0.8, "colour_leakage": pytest.approx(0.2)}
+    assert found["nosma"] == {HEADLINE: 0.4}
+    text = table_text([{"videos": kind} | values for kind, values in found.items()], label="videos")
+    header, first, second = text.splitlines()
+    assert header.split("  ")[0] == "videos" and "motion fidelity (robust)" in header and "colour leakage" in header
+    assert first.split()[:3] == ["sma", "0.8000", "0.200"] and second.split() == ["nosma", "0.4000", "-"]
+    assert "MF (Lucas-Kanade)" not in header
