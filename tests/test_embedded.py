@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_text_to_video
 from sma.embedded.train import (
     as_pixels,
     cosine_decay,
@@ -24,6 +23,7 @@ from sma.embedded.world import FRAMES, HARD, SIZE, measure, random_clip, referen
 from sma.errors import SmaError
 from sma.video.frames import frames_to_tensor
 from sma.video.synthetic import MovingObject
+from tiny_models import build_text_to_video
 
 
 @pytest.mark.parametrize("world", ["simple", "hard"])

@@ -8,17 +8,17 @@ import torch
 
 from sma.backbones.show1_cascade import PixelStage, check_sources, interpolate, run_cascade, windows
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
-from sma.backbones.tiny import build_text_to_video
-from sma.backbones.tiny_show1 import (
+from sma.cli import main
+from sma.config import Show1Config
+from sma.errors import SmaError
+from sma.video import read_video
+from tiny_models import build_text_to_video
+from tiny_show1 import (
     build_if_super_resolution,
     build_show1_base,
     build_show1_interpolation,
     build_show1_sr1,
 )
-from sma.cli import main
-from sma.config import Show1Config
-from sma.errors import SmaError
-from sma.video import read_video
 
 DATA = Path(__file__).parent / "data"
 KEYFRAMES = (1, 3, 8, 4, 4)  # 8 keyframes, as the base stage makes them; 4x4 keeps the tiny stages fast

@@ -3,7 +3,7 @@
     python -m sma.embedded.train --out DIR [--world simple|hard] [--seed 0] [--max-minutes 60]
 
 Same classes and layout as ZeroScope (AutoencoderKL, CLIPTextModel + CLIPTokenizer,
-UNet3DConditionModel, DDIMScheduler), built by `sma.backbones.tiny` and trained here in
+UNet3DConditionModel, DDIMScheduler), built by `sma.embedded.architecture` and trained here in
 two stages: the VAE on single frames, then the UNet and the text encoder together on VAE
 latents of the world's clips (simple: 8 frames, hard: 16, both 64x64; epsilon prediction,
 10% empty prompts for classifier-free guidance, EMA of the weights). Writes the model, a
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import TinySizes, build_text_to_video
+from sma.embedded.architecture import TinySizes, build_text_to_video
 from sma.embedded.world import BACKGROUNDS, COLOURS, SHAPES, WORLDS, appearance_prompt, sample_untuned, vocabulary
 from sma.errors import SmaError
 from sma.recipes import NATIVE_SIZE_KEY
