@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from sma.backbones.show1_cascade import PixelStage, check_sources, interpolate, run_cascade, windows
+from sma.backbones.show1_options import Show1Options
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.cli import main
-from sma.config import Show1Config
 from sma.errors import SmaError
 from sma.video import read_video
 from tiny_models import build_text_to_video
@@ -27,7 +27,7 @@ KEYFRAMES = (1, 3, 8, 4, 4)  # 8 keyframes, as the base stage makes them; 4x4 ke
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("show-1-stages")
-    return Show1Config(
+    return Show1Options(
         stages="sr2",
         interpolation=str(build_show1_interpolation(root / "interpolation")),
         image_sr=str(build_if_super_resolution(root / "if-ii")),
@@ -94,10 +94,10 @@ def test_sr1_windows_cover_every_frame_and_start_on_a_frame_already_made():
 def test_a_stage_model_that_is_missing_or_of_another_stage_is_a_one_line_error(stages, tmp_path, monkeypatch):
     with pytest.raises(SmaError, match=r"^`show1.sr1`: no model folder at '/nowhere/sr1'") as error:
         check_sources(
-            Show1Config(stages="sr1", interpolation=stages.interpolation, image_sr=stages.image_sr, sr1="/nowhere/sr1")
+            Show1Options(stages="sr1", interpolation=stages.interpolation, image_sr=stages.image_sr, sr1="/nowhere/sr1")
         )
     assert "\n" not in str(error.value)
-    check_sources(Show1Config(stages="interp", interpolation=stages.interpolation, sr1="/nowhere/sr1"))  # sr1 unused
+    check_sources(Show1Options(stages="interp", interpolation=stages.interpolation, sr1="/nowhere/sr1"))  # sr1 unused
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SmaError, match=r"^`show1.sr2`: 'showlab/show-1-sr2' is not in the local Hugging Face cache"):
         check_sources(stages.__class__(**{**vars(stages), "sr2": "showlab/show-1-sr2"}))
