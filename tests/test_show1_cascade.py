@@ -11,6 +11,7 @@ from sma.backbones.show1_options import Show1Options
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.cli import main
 from sma.errors import SmaError
+from sma.recipes import load_config
 from sma.video import read_video
 from tiny_models import build_text_to_video
 from tiny_show1 import (
@@ -106,6 +107,28 @@ def test_a_stage_model_that_is_missing_or_of_another_stage_is_a_one_line_error(s
     (tmp_path / "empty").mkdir()
     with pytest.raises(SmaError, match=r"^`show1.interpolation`: .*empty has no unet/ folder"):
         PixelStage.load("show1.interpolation", str(tmp_path / "empty"), Show1UNet3DConditionModel, 7, False)
+
+
+def test_the_show1_section_reads_and_writes_like_a_shared_one(tmp_path):
+    """Show-1 owns `show1` (a section of `TransferConfig.sections`): a recipe and dotted overrides set it, config.yaml
+    keeps it after `generate`, and its own checks refuse what cannot run."""
+    config = load_config("vmc-show1", overrides={"show1.stages": "sr1", "show1.sr1_steps": 5})
+    section = config.sections["show1"]
+    assert isinstance(section, Show1Options)
+    assert (section.stages, section.sr1_steps, section.sr2_steps) == ("sr1", 5, 50)
+    assert config.later_stages() == ["interp", "sr1"]
+    values = config.to_dict()
+    keys = list(values)
+    assert keys[keys.index("generate") + 1] == "show1" and values["show1"]["sr1_steps"] == 5
+    config.save(tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml").to_dict() == values
+    assert load_config("vmc-show1").later_stages() == []
+    with pytest.raises(SmaError, match=r"^`show1.sr2_steps` must be >= 1, got 0$"):
+        load_config(overrides={"show1.sr2_steps": 0})
+    with pytest.raises(SmaError, match=r"^`show1.stages` must be one of base, interp, sr1, sr2, got 'sr3'$"):
+        load_config(overrides={"show1.stages": "sr3"})
+    with pytest.raises(SmaError, match=r"^unknown recipe key show1.steps: valid keys here are stages, interpolation"):
+        load_config(overrides={"show1.steps": 3})
 
 
 def test_the_cascade_needs_a_show1_model(model_dir, reference, tmp_path, capsys):
