@@ -33,7 +33,7 @@ import torch
 
 
 def tiny_method(use_sma: bool, iterations: int, precision: str):
-    from sma.backbones.tiny import TinySizes, build_text_to_video
+    from sma.embedded.architecture import TinySizes, build_text_to_video
     from sma.methods import build_method
     from sma.recipes import load_config
 

@@ -29,7 +29,7 @@ def seconds_per_step(
 ) -> tuple[float, int]:
     """Mean seconds of `steps` denoiser steps after one warm-up step, and the UNet's parameter count."""
     from sma.backbones.text_to_video import TextToVideoModel
-    from sma.backbones.tiny import build_text_to_video
+    from sma.embedded.architecture import build_text_to_video
     from sma.embedded.train import encode_dataset, latent_foreground, make_dataset, model_sizes, train_denoiser
     from sma.embedded.world import vocabulary
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # real-size configurations live with the structure tests
+sys.path.insert(0, str(ROOT / "tests"))  # real-size configurations and tiny builders live with the tests
 
 RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "vmc": ("vmc-zeroscope", "zeroscope", 16, (320, 576)),
@@ -68,7 +68,7 @@ CONSUMER_CARD_GIB = 24  # Wan 2.2 TI2V-5B's motionlora training should fit a 24 
 def clip_text_encoder(tokenizer, width: int, layers: int, heads: int, **options):
     from transformers import CLIPTextModel
 
-    from sma.backbones.tiny import clip_text_config
+    from sma.embedded.architecture import clip_text_config
 
     return CLIPTextModel(clip_text_config(tokenizer, width, layers, heads, vocab_size=49408, **options))
 
@@ -90,8 +90,8 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
     from diffusers import ControlNetModel, MotionAdapter, UNet2DConditionModel, UNet3DConditionModel
     from real_scale import ANIMATEDIFF_V153_ADAPTER, SD15_CONTROLNET_DEPTH, SD15_UNET, ZEROSCOPE_UNET
 
-    from sma.backbones.tiny import save_model_folder, write_clip_tokenizer
-    from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
+    from sma.embedded.architecture import save_model_folder, write_clip_tokenizer
+    from tiny_show1 import build_show1_base, build_show1_interpolation
 
     if backbone == "wan":
         return {"model": build_real_wan(folder / "model")}
@@ -134,7 +134,7 @@ def build_real_wan(folder: Path) -> Path:
     from real_scale import WAN_T2V_1_3B
     from transformers import UMT5EncoderModel
 
-    from sma.backbones.tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
+    from tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
 
     tokenizer = write_umt5_tokenizer(folder / "tokenizer", words=("a", "red", "circle", "blue", "square"))
     torch.manual_seed(0)
@@ -154,7 +154,7 @@ def build_real_wan_ti2v(folder: Path) -> Path:
     from tiny_wan_i2v import update_model_index
     from transformers import UMT5EncoderModel
 
-    from sma.backbones.tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
+    from tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
 
     tokenizer = write_umt5_tokenizer(folder / "tokenizer", words=("a", "red", "circle", "blue", "square"))
     torch.manual_seed(0)
@@ -168,15 +168,9 @@ def build_real_wan_ti2v(folder: Path) -> Path:
 
 
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
-    from sma.backbones.tiny import (
-        TinySizes,
-        build_controlnet,
-        build_motion_adapter,
-        build_text_to_image,
-        build_text_to_video,
-    )
-    from sma.backbones.tiny_show1 import build_show1_base, build_show1_interpolation
-    from sma.backbones.tiny_wan import build_wan
+    from tiny_models import TinySizes, build_controlnet, build_motion_adapter, build_text_to_image, build_text_to_video
+    from tiny_show1 import build_show1_base, build_show1_interpolation
+    from tiny_wan import build_wan
 
     if backbone == "show1":
         return {"model": build_show1_base(folder / "model")}

@@ -27,7 +27,7 @@ import torch
 
 
 def measure_tiny(method_name: str, use_sma: bool, steps: int) -> dict:
-    from sma.backbones.tiny import build_text_to_video
+    from sma.embedded.architecture import build_text_to_video
     from sma.methods import build_method
     from sma.recipes import load_config
 

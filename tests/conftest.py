@@ -24,7 +24,7 @@ def reference(tmp_path_factory):
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     """A tiny text-to-video model in ZeroScope's layout (UNet3D, VAE, CLIP text encoder), loaded by path."""
-    from sma.backbones.tiny import build_text_to_video
+    from tiny_models import build_text_to_video
 
     return build_text_to_video(tmp_path_factory.mktemp("zeroscope-tiny"))
 
@@ -32,7 +32,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sd_dir(tmp_path_factory):
     """A tiny Stable-Diffusion-1.x-layout model (UNet2D, VAE, CLIP text encoder), loaded by path."""
-    from sma.backbones.tiny import build_text_to_image
+    from tiny_models import build_text_to_image
 
     return build_text_to_image(tmp_path_factory.mktemp("sd-tiny"))
 
@@ -40,7 +40,7 @@ def sd_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def controlnet_dir(tmp_path_factory):
     """A tiny ControlNet for `sd_dir`, saved like lllyasviel/sd-controlnet-depth."""
-    from sma.backbones.tiny import build_controlnet
+    from tiny_models import build_controlnet
 
     return build_controlnet(tmp_path_factory.mktemp("controlnet-tiny"))
 

@@ -20,7 +20,6 @@ from safetensors.torch import load_file
 
 from sma.backbones.animatediff import AnimateDiffModel
 from sma.backbones.dispatch import load_text_to_video
-from sma.backbones.tiny import build_motion_adapter
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -31,6 +30,7 @@ from sma.runs import generate, make_accelerator
 from sma.sampling import guided, make_scheduler, sample
 from sma.training import train as train_loop
 from sma.video import read_video
+from tiny_models import build_motion_adapter
 
 SIZE = 16
 FRAMES = 8

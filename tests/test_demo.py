@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from sma.backbones.tiny import build_text_to_video
 from sma.cli import main
 from sma.embedded import MODEL_DIRS, embedded_model
 from sma.errors import SmaError
+from tiny_models import build_text_to_video
 
 
 def test_demo_writes_every_video_and_metric(tmp_path, capsys):

@@ -11,7 +11,6 @@ import pytest
 import torch
 from diffusers import DDIMScheduler
 
-from sma.backbones.tiny import TinySizes, build_text_to_video
 from sma.cli import main
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -29,6 +28,7 @@ from sma.runs import untuned
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler, sample
 from sma.spectral import SpectralMotionAlignment
 from sma.video import read_video, read_video_tensor
+from tiny_models import TinySizes, build_text_to_video
 
 SIZE = 32
 RECIPE = Path(__file__).parents[1] / "configs" / "dmt-zeroscope.yaml"

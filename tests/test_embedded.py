@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_text_to_video
 from sma.embedded.train import (
     as_pixels,
     cosine_decay,
@@ -23,6 +22,7 @@ from sma.embedded.train import (
 from sma.embedded.world import FRAMES, HARD, SIZE, random_clip, scene_prompt, vocabulary
 from sma.errors import SmaError
 from sma.video.frames import frames_to_tensor
+from tiny_models import build_text_to_video
 
 
 @pytest.mark.parametrize("world", ["simple", "hard"])

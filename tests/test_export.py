@@ -28,8 +28,6 @@ from safetensors.torch import load_file
 
 from sma.backbones.animatediff import AnimateDiffModel
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_motion_adapter
-from sma.backbones.tiny_wan import build_wan
 from sma.backbones.wan import WanModel
 from sma.cli import main
 from sma.errors import SmaError
@@ -37,6 +35,8 @@ from sma.export import export_adapter, low_rank
 from sma.recipes import load_config
 from sma.runs import load_trained, train
 from sma.video import MovingObject, synthetic_video, write_video
+from tiny_models import build_motion_adapter
+from tiny_wan import build_wan
 
 FRAMES, SIZE, SEED, TARGET = 8, 16, 3, "a blue square"
 # Equality of the sampled latents: float32 sums in another order (a LoRA beside the weight instead of

@@ -9,15 +9,15 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, UniPCMultistepScheduler
 
-from sma.backbones.tiny import build_motion_adapter, build_text_to_image, build_text_to_video
-from sma.backbones.tiny_show1 import build_show1_base
-from sma.backbones.tiny_wan import build_wan
 from sma.cli import main
 from sma.methods import build_method
 from sma.methods.flowmotion import frame_differences
 from sma.recipes import load_config
 from sma.sampling import EulerSchedule, gaussian_like, guided, make_scheduler, sample
 from sma.video import MovingObject, read_video, synthetic_video, write_video
+from tiny_models import build_motion_adapter, build_text_to_image, build_text_to_video
+from tiny_show1 import build_show1_base
+from tiny_wan import build_wan
 
 RECIPES = Path(__file__).parents[1] / "configs"
 

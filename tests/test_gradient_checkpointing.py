@@ -9,8 +9,8 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from sma.backbones.dispatch import load_text_to_video
-from sma.backbones.tiny import build_motion_adapter
-from sma.backbones.tiny_show1 import build_show1_base
+from tiny_models import build_motion_adapter
+from tiny_show1 import build_show1_base
 
 # Written from the UNets' layouts, not from the code under test: a layer is an element of a block's layer list.
 LAYER_NAME = re.compile(

@@ -22,10 +22,9 @@ from transformers import CLIPModel, CLIPTextModel
 from sma.backbones.hub import ModelNotFoundError
 from sma.backbones.text_to_image import TextToImageModel
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_controlnet, build_text_to_image, build_text_to_video
 from sma.methods.tuneavideo import TuneAVideo
 from sma.metrics.clip import ClipUnavailableError, load_clip
-from tiny_models import build_tiny_clip
+from tiny_models import build_controlnet, build_text_to_image, build_text_to_video, build_tiny_clip
 
 TEXT_TO_VIDEO = {"unet": UNet3DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}
 TEXT_TO_IMAGE = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel}

@@ -5,10 +5,10 @@ import torch
 from real_scale import meta_text_to_video, modelscope_unet, parameter_count, vmc_official, zeroscope_unet
 from torch.overrides import TorchFunctionMode
 
-from sma.backbones.tiny import build_text_to_video
 from sma.methods import build_method
 from sma.methods.vmc import VMC
 from sma.recipes import load_config
+from tiny_models import build_text_to_video
 
 
 def test_vmc_trains_what_the_official_code_trains():

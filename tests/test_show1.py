@@ -14,14 +14,14 @@ from sma.backbones.dispatch import load_text_to_video
 from sma.backbones.show1 import Show1Model
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import build_text_to_video
-from sma.backbones.tiny_show1 import build_show1_base
 from sma.errors import SmaError
 from sma.methods import build_method
 from sma.recipes import load_config
 from sma.runs import generate, make_accelerator, train
 from sma.training import train as train_loop
 from sma.video import read_video
+from tiny_models import build_text_to_video
+from tiny_show1 import build_show1_base
 
 DATA = Path(__file__).parent / "data"
 SIZE = 16

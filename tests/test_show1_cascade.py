@@ -7,18 +7,19 @@ import pytest
 import torch
 
 from sma.backbones.show1_cascade import PixelStage, check_sources, interpolate, run_cascade, windows
+from sma.backbones.show1_options import Show1Options
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
-from sma.backbones.tiny import build_text_to_video
-from sma.backbones.tiny_show1 import (
+from sma.cli import main
+from sma.errors import SmaError
+from sma.recipes import load_config
+from sma.video import read_video
+from tiny_models import build_text_to_video
+from tiny_show1 import (
     build_if_super_resolution,
     build_show1_base,
     build_show1_interpolation,
     build_show1_sr1,
 )
-from sma.cli import main
-from sma.config import Show1Config
-from sma.errors import SmaError
-from sma.video import read_video
 
 DATA = Path(__file__).parent / "data"
 KEYFRAMES = (1, 3, 8, 4, 4)  # 8 keyframes, as the base stage makes them; 4x4 keeps the tiny stages fast
@@ -27,7 +28,7 @@ KEYFRAMES = (1, 3, 8, 4, 4)  # 8 keyframes, as the base stage makes them; 4x4 ke
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
     root = tmp_path_factory.mktemp("show-1-stages")
-    return Show1Config(
+    return Show1Options(
         stages="sr2",
         interpolation=str(build_show1_interpolation(root / "interpolation")),
         image_sr=str(build_if_super_resolution(root / "if-ii")),
@@ -94,10 +95,10 @@ def test_sr1_windows_cover_every_frame_and_start_on_a_frame_already_made():
 def test_a_stage_model_that_is_missing_or_of_another_stage_is_a_one_line_error(stages, tmp_path, monkeypatch):
     with pytest.raises(SmaError, match=r"^`show1.sr1`: no model folder at '/nowhere/sr1'") as error:
         check_sources(
-            Show1Config(stages="sr1", interpolation=stages.interpolation, image_sr=stages.image_sr, sr1="/nowhere/sr1")
+            Show1Options(stages="sr1", interpolation=stages.interpolation, image_sr=stages.image_sr, sr1="/nowhere/sr1")
         )
     assert "\n" not in str(error.value)
-    check_sources(Show1Config(stages="interp", interpolation=stages.interpolation, sr1="/nowhere/sr1"))  # sr1 unused
+    check_sources(Show1Options(stages="interp", interpolation=stages.interpolation, sr1="/nowhere/sr1"))  # sr1 unused
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SmaError, match=r"^`show1.sr2`: 'showlab/show-1-sr2' is not in the local Hugging Face cache"):
         check_sources(stages.__class__(**{**vars(stages), "sr2": "showlab/show-1-sr2"}))
@@ -106,6 +107,28 @@ def test_a_stage_model_that_is_missing_or_of_another_stage_is_a_one_line_error(s
     (tmp_path / "empty").mkdir()
     with pytest.raises(SmaError, match=r"^`show1.interpolation`: .*empty has no unet/ folder"):
         PixelStage.load("show1.interpolation", str(tmp_path / "empty"), Show1UNet3DConditionModel, 7, False)
+
+
+def test_the_show1_section_reads_and_writes_like_a_shared_one(tmp_path):
+    """Show-1 owns `show1` (a section of `TransferConfig.sections`): a recipe and dotted overrides set it, config.yaml
+    keeps it after `generate`, and its own checks refuse what cannot run."""
+    config = load_config("vmc-show1", overrides={"show1.stages": "sr1", "show1.sr1_steps": 5})
+    section = config.sections["show1"]
+    assert isinstance(section, Show1Options)
+    assert (section.stages, section.sr1_steps, section.sr2_steps) == ("sr1", 5, 50)
+    assert config.later_stages() == ["interp", "sr1"]
+    values = config.to_dict()
+    keys = list(values)
+    assert keys[keys.index("generate") + 1] == "show1" and values["show1"]["sr1_steps"] == 5
+    config.save(tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml").to_dict() == values
+    assert load_config("vmc-show1").later_stages() == []
+    with pytest.raises(SmaError, match=r"^`show1.sr2_steps` must be >= 1, got 0$"):
+        load_config(overrides={"show1.sr2_steps": 0})
+    with pytest.raises(SmaError, match=r"^`show1.stages` must be one of base, interp, sr1, sr2, got 'sr3'$"):
+        load_config(overrides={"show1.stages": "sr3"})
+    with pytest.raises(SmaError, match=r"^unknown recipe key show1.steps: valid keys here are stages, interpolation"):
+        load_config(overrides={"show1.steps": 3})
 
 
 def test_the_cascade_needs_a_show1_model(model_dir, reference, tmp_path, capsys):

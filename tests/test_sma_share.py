@@ -6,7 +6,6 @@ import random
 import pytest
 import torch
 
-from sma.backbones.tiny_wan import build_wan
 from sma.cli import main
 from sma.methods import build_method
 from sma.objectives import weighted_terms, with_sma
@@ -14,6 +13,7 @@ from sma.objectives.total import ShareControl
 from sma.recipes import load_config
 from sma.spectral import SpectralMotionAlignment
 from sma.video import MovingObject, synthetic_video, write_video
+from tiny_wan import build_wan
 
 
 def test_the_share_is_exact_at_steady_losses_and_tracks_noisy_ones():

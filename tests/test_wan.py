@@ -18,8 +18,6 @@ from real_scale import (
 )
 from transformers import AutoTokenizer
 
-from sma.backbones.tiny import build_text_to_video
-from sma.backbones.tiny_wan import build_wan
 from sma.backbones.wan import WanModel
 from sma.errors import SmaError
 from sma.methods import build_method
@@ -28,6 +26,8 @@ from sma.recipes import load_config
 from sma.runs import make_accelerator, transfer
 from sma.spectral import SpectralMotionAlignment
 from sma.video import MovingObject, read_video, synthetic_video, write_video
+from tiny_models import build_text_to_video
+from tiny_wan import build_wan
 
 WORDS = ("a", "red", "blue", "circle", "square")
 NEGATIVE = "static, blurred &amp; gray"  # an HTML entity: both sides must clean the prompt the same way

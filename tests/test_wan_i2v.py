@@ -337,8 +337,8 @@ def test_flowmotion_estimates_the_reference_given_its_own_first_frame(tmp_path, 
 
 def test_the_model_must_take_the_picture(tmp_path, picture):
     """Read from model_index.json before loading: a picture for a text-to-video model, none for I2V-14B."""
-    from sma.backbones.tiny_wan import build_wan
     from sma.methods.image_to_video import check_image_inputs
+    from tiny_wan import build_wan
 
     text_to_video = build_wan(tmp_path / "t2v", words=WORDS)
     with pytest.raises(SmaError, match="is not an image-to-video model"):

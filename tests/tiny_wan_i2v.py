@@ -19,7 +19,7 @@ import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel, UMT5EncoderModel
 
-from sma.backbones.tiny_wan import save_wan_folder, tiny_wan_vae, umt5_config, write_umt5_tokenizer
+from tiny_wan import save_wan_folder, tiny_wan_vae, umt5_config, write_umt5_tokenizer
 
 LATENT_CHANNELS = 4
 TRANSFORMER = {"patch_size": (1, 2, 2), "num_attention_heads": 2, "attention_head_dim": 8, "text_dim": 32}

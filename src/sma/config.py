@@ -1,12 +1,14 @@
 """Run configuration: the sections every method shares, and the resolved whole saved in the run folder.
 
-Each method owns its own section (its `Options` dataclass, recipe key = the method's name);
-`sma.recipes` reads YAML recipes and overrides into a `TransferConfig`.
+Each method owns its own section (its `Options` dataclass, recipe key = the method's name), and a
+backbone may own one too (a `BackboneSection`); `sma.recipes` reads YAML recipes and overrides into a `TransferConfig`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,33 +103,29 @@ class GenerateConfig:
     untuned: bool = False  # transfer also samples each target from the untuned model (untuned/), as a baseline
 
 
-SHOW1_STAGES = (
-    "base",
-    "interp",
-    "sr1",
-    "sr2",
-)  # Show-1's cascade in order: keyframes, then 29 frames, 160x256, 320x576
-SHOW1_STAGE_MODELS = {"interp": ("interpolation",), "sr1": ("image_sr", "sr1"), "sr2": ("sr2",)}  # keys of `show1`
-SHOW1_MODEL_KEYS = tuple(key for keys in SHOW1_STAGE_MODELS.values() for key in keys)
+class BackboneSection:
+    """A recipe section that a backbone owns (registered in `sma.backbones.sections`), as a dataclass of its
+    settings with these hooks: the recipe reads it under its key like a shared section, and `sma.runs` asks it
+    to check a run before anything loads and runs the stages it adds after generation (each writes a video of
+    every target, NN-target.STAGE.mp4). The defaults check nothing and add no stage."""
 
+    def validate(self) -> None:
+        """Refuse settings that cannot work (a one-line `SmaError`), as the recipe is read."""
 
-@dataclass
-class Show1Config:
-    """Generation through Show-1's cascade after the base stage (a Show-1 `model` only); the stage models are
-    Hub ids or folders, the step counts the authors'."""
+    def check(self, config: TransferConfig) -> None:
+        """Refuse a run these settings cannot finish (another backbone, a missing model), before anything loads."""
 
-    stages: str = "base"  # base | interp | sr1 | sr2: the last stage run
-    interpolation: str = "showlab/show-1-interpolation"
-    image_sr: str = "DeepFloyd/IF-II-L-v1.0"  # the first frame of sr1
-    sr1: str = "showlab/show-1-sr1"
-    sr2: str = "showlab/show-1-sr2"
-    interp_steps: int = 75
-    image_sr_steps: int = 70
-    sr1_steps: int = 125
-    sr2_steps: int = 50  # of which strength 0.8 runs: 40
-    sr2_height: int = 320
-    sr2_width: int = 576
-    sr2_negative_prompt: str = "low resolution, blur"
+    def later_stages(self) -> list[str]:
+        """The stages this section runs after generation, in order."""
+        return []
+
+    def run_later_stages(
+        self, model, keyframes: list[torch.Tensor], targets: list[str], negative_prompt: str, seed: int
+    ) -> AbstractContextManager[Iterator[tuple[str, list[torch.Tensor]]]]:
+        """Entered once the generated videos (`keyframes`, one per target) are written: prepares `model` for the
+        stages, gives the iterator of (stage, the videos of every target in [-1, 1] on the CPU), and puts
+        `model` back as it was on leaving."""
+        return nullcontext(iter(()))
 
 
 @dataclass
@@ -146,16 +144,22 @@ class TransferConfig:
     sma: SmaConfig = field(default_factory=SmaConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
-    show1: Show1Config = field(default_factory=Show1Config)
+    sections: dict[str, BackboneSection] = field(default_factory=dict)  # the backbones' sections, by recipe key
     options: Any = None  # the method's own section, an instance of its `Options` (None if it has none)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe that reproduces this run: shared sections, then the method's section under its name."""
+        """The recipe that reproduces this run: shared sections, the backbones' sections, then the method's section
+        under its name."""
         values = dataclasses.asdict(self)
-        options = values.pop("options")
+        options, sections = values.pop("options"), values.pop("sections")
+        values |= sections
         if options is not None:
             values[self.method] = options
         return values
+
+    def later_stages(self) -> list[str]:
+        """The stages the backbones' sections run after generation, in order (`BackboneSection.later_stages`)."""
+        return [stage for section in self.sections.values() for stage in section.later_stages()]
 
     def save(self, path: Path) -> None:
         with atomic_output(path, overwrite=True) as temporary:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from sma.backbones.sections import default_sections
 from sma.config import GENERATION_PRECISIONS, TIMESTEP_WEIGHTS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
@@ -34,7 +35,7 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
-    config = TransferConfig()
+    config = TransferConfig(sections=default_sections())
     at_native_size(values, config.model)
     method = values.get("method", config.method)
     if not isinstance(method, str) or method not in METHODS:
@@ -104,10 +105,14 @@ def read_recipe(recipe: Path | str) -> dict[str, Any]:
 
 
 def merge(config: TransferConfig, values: dict[str, Any]) -> None:
-    """Shared keys into the config; the section named after the method into its options."""
-    shared = [f.name for f in dataclasses.fields(config) if f.name != "options"]
+    """Shared keys into the config, the backbones' sections into theirs, the section named after the method into
+    its options."""
+    shared = [f.name for f in dataclasses.fields(config) if f.name not in ("options", "sections")]
+    shared += list(config.sections)
     for key, value in values.items():
-        if key == config.method and config.options is not None:
+        if key in config.sections:
+            _merge_section(config.sections[key], value, f"{key}.")
+        elif key == config.method and config.options is not None:
             _merge_section(config.options, value, f"{key}.")
         elif key in METHODS:
             if key == config.method:
@@ -199,7 +204,8 @@ def validate(config: TransferConfig) -> TransferConfig:
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
     check_generation(config.generate, method_class(config.method).samplers)
-    check_show1(config.show1)
+    for section in config.sections.values():
+        section.validate()
     check_entries(config.references)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
@@ -230,15 +236,6 @@ def check_generation(generate: GenerateConfig, samplers: tuple[str, ...]) -> Non
         raise SmaError(f"`generate.noise_prior` must be in [0, 1], got {generate.noise_prior}")
     if generate.sampler not in samplers:
         raise SmaError(f"`generate.sampler` must be one of {', '.join(samplers)}, got {generate.sampler!r}")
-
-
-def check_show1(settings) -> None:
-    from sma.backbones.show1_cascade import stages_after_base
-
-    stages_after_base(settings.stages)
-    for name in ("interp_steps", "image_sr_steps", "sr1_steps", "sr2_steps", "sr2_height", "sr2_width"):
-        if getattr(settings, name) < 1:
-            raise SmaError(f"`show1.{name}` must be >= 1, got {getattr(settings, name)}")
 
 
 def check_nothing_trained(config: TransferConfig) -> None:

@@ -25,9 +25,8 @@ from accelerate.state import AcceleratorState
 from tqdm.auto import tqdm
 
 from sma.adapter import Adapter, adapter_folder, trained_steps
-from sma.backbones.show1_cascade import check_sources, run_cascade, stages_after_base
 from sma.checkpoints import checkpoint_step, latest_checkpoint
-from sma.config import GENERATION_PRECISIONS, SHOW1_MODEL_KEYS, TransferConfig, generation_dtype
+from sma.config import GENERATION_PRECISIONS, TransferConfig, generation_dtype
 from sma.errors import SmaError
 from sma.methods import build_method, method_class
 from sma.methods.base import Method, TrainedMethod, ZeroShotMethod
@@ -264,7 +263,7 @@ def train(
     if not method_class(config.method).trains:
         raise SmaError(f"{config.method} trains nothing: transfer guides generation directly")
     config = with_references(config, reference)
-    check_cascade(config)
+    check_sections(config)
     references = resolve_references(config)
     accelerator = make_accelerator(config)
     with RunFolder(out, overwrite=overwrite, resume=resume, main=accelerator.is_main_process) as run:
@@ -313,29 +312,22 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
     accelerator.wait_for_everyone()
 
 
-def load_trained(
+def adapter_for_generation(
     adapter_dir: Path,
-    device: str | torch.device = "cpu",
     precision: str | None = None,
     model: str | None = None,
-    stages: str | None = None,
-    stage_models: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
     inputs: dict[str, Any] | None = None,
-) -> tuple[TrainedMethod, Adapter]:
-    """The base model (the adapter's, or `model`) with the adapter applied, in the adapter's (or the given)
-    generation precision; `stages` and `stage_models` ({"sr1": folder, ...}) replace the adapter's `show1`
-    settings, `inputs` its `targets`, `image` and `target_images`."""
+) -> Adapter:
+    """The adapter, its settings changed for generation: its generation `precision`, its base `model`,
+    `settings` of the backbones' sections (recipe keys, dotted: {"SECTION.KEY": value}) and `inputs` (its
+    `targets`, `image` and `target_images`); checked before any model loads."""
     adapter = Adapter.load(adapter_dir)
     for key, value in (inputs or {}).items():
         setattr(adapter.config, key, value)
-    if stages is not None:
-        stages_after_base(stages)
-        adapter.config.show1.stages = stages
-    for key, source in (stage_models or {}).items():
-        if key not in SHOW1_MODEL_KEYS:
-            raise SmaError(f"no Show-1 stage model `show1.{key}`: there are {', '.join(SHOW1_MODEL_KEYS)}")
-        setattr(adapter.config.show1, key, source)
-    check_cascade(adapter.config)
+    if settings:
+        adapter.config = with_section_settings(adapter.config, settings)
+    check_sections(adapter.config)
     if precision is not None:
         if precision not in GENERATION_PRECISIONS:
             raise SmaError(f"precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {precision!r}")
@@ -347,12 +339,39 @@ def load_trained(
         raise SmaError(f"the adapter's base model {adapter.config.model} is gone: set `model` to where it is now")
     if inputs is not None:
         check_image_inputs(adapter.config)
+    return adapter
+
+
+def with_section_settings(config: TransferConfig, settings: dict[str, Any]) -> TransferConfig:
+    """`config` with `settings` ({"SECTION.KEY": value}) of the backbones' sections, checked as a recipe is."""
+    for key in settings:
+        if key.partition(".")[0] not in config.sections:
+            raise SmaError(
+                f"`{key}` is not a setting generation can change: those of the sections {', '.join(config.sections)}"
+            )
+    return load_config(overrides=flatten(config.to_dict()) | settings)
+
+
+def trained_method(adapter: Adapter, device: str | torch.device) -> TrainedMethod:
+    """The adapter's method on its base model with the adapter applied, in its generation precision."""
     method = build_method(adapter.config, device)
     method.prepare()
     method.load_adapter(adapter.tensors)
     method.set_conditions(adapter.conditions)
     method.model.to(device, generation_dtype(adapter.config.generate.precision, device))
-    return method, adapter
+    return method
+
+
+def load_trained(
+    adapter_dir: Path,
+    device: str | torch.device = "cpu",
+    precision: str | None = None,
+    model: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[TrainedMethod, Adapter]:
+    """The base model (the adapter's, or `model`) with the adapter applied (`adapter_for_generation`)."""
+    adapter = adapter_for_generation(adapter_dir, precision, model, settings)
+    return trained_method(adapter, device), adapter
 
 
 def generate(
@@ -364,26 +383,26 @@ def generate(
     precision: str | None = None,
     overwrite: bool = False,
     model: str | None = None,
-    stages: str | None = None,
-    stage_models: dict[str, str] | None = None,
+    settings: dict[str, Any] | None = None,
     image: str | None = None,
     target_images: list[str] | None = None,
 ) -> list[Path]:
     """Videos for each target prompt from a trained adapter (`adapter_dir`: its folder or its run's; on its base
     model, or `model`), each started from `image` or its one of `target_images` on an image-to-video model (default:
-    the adapter's `image`); returns the mp4 paths of the last stage run (`stages`, default the adapter's
-    `show1.stages`: base but for Show-1's cascade). A failure leaves no empty `out` behind."""
+    the adapter's `image`); returns the mp4 paths of the last stage run (the base stage, or the last that the
+    backbone's sections add: `BackboneSection.later_stages`, which `settings` may change, as for
+    `adapter_for_generation`). A failure leaves no empty `out` behind."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
     adapter_dir, out = adapter_folder(adapter_dir), Path(out)
     created = not out.exists()
     try:
-        check_outputs(out, targets, overwrite, stages or "base")
         inputs: dict[str, Any] = {"targets": list(targets)}
         if image is not None or target_images:
             inputs |= {"image": image or "", "target_images": list(target_images or [])}
-        method, adapter = load_trained(adapter_dir, default_device(), precision, model, stages, stage_models, inputs)
-        check_outputs(out, targets, overwrite, adapter.config.show1.stages)
+        adapter = adapter_for_generation(adapter_dir, precision, model, settings, inputs)
+        check_outputs(out, targets, overwrite, adapter.config.later_stages())
+        method = trained_method(adapter, default_device())
         seed = adapter.config.seed if seed is None else seed
         write_videos(method, adapter.reference_latents, targets, out, seed, overwrite, Phases())
     except BaseException:
@@ -391,8 +410,8 @@ def generate(
             with contextlib.suppress(OSError):
                 out.rmdir()  # the folder it made, if it holds nothing: a corrected rerun is not refused
         raise
-    last = adapter.config.show1.stages
-    return [video_path(Path(out), index, target, last) for index, target in enumerate(targets)]
+    last = ["base", *adapter.config.later_stages()][-1]
+    return [video_path(out, index, target, last) for index, target in enumerate(targets)]
 
 
 def write_output(path: Path, video: torch.Tensor, overwrite: bool) -> Path:
@@ -403,12 +422,12 @@ def write_output(path: Path, video: torch.Tensor, overwrite: bool) -> Path:
 
 
 def check_outputs(
-    out: Path, targets: list[str], overwrite: bool, last_stage: str = "base", folder: str = "videos"
+    out: Path, targets: list[str], overwrite: bool, later_stages: Sequence[str] = (), folder: str = "videos"
 ) -> None:
-    """Fail before any work when a video exists (and `overwrite` is not set) or `out` cannot be written."""
-    stages = ["base", *stages_after_base(last_stage)]
+    """Fail before any work when a video exists, of the base stage or of `later_stages` (and `overwrite` is not
+    set), or `out` cannot be written."""
     for index, target in enumerate(targets):
-        for stage in stages:
+        for stage in ["base", *later_stages]:
             path = video_path(out, index, target, stage, folder)
             check_writable(path, overwrite)
             check_writable(path.with_suffix(".gif"), overwrite)
@@ -431,8 +450,8 @@ def write_videos(
 ) -> list[Path]:
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
-    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. With
-    `show1.stages` beyond base, Show-1's cascade then takes every video further (see `write_cascade`).
+    A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. Stages that the
+    backbone's sections add then take every video further (see `write_later_stages`).
     """
     paths, guidance, videos = [], [], []
     for index, target in enumerate(targets):
@@ -448,8 +467,8 @@ def write_videos(
     if guidance:
         with atomic_output(out / GUIDANCE_LOG, overwrite=True) as temporary:
             temporary.write_text(json.dumps(guidance, indent=1))
-    if method.config.show1.stages != "base":
-        write_cascade(method, videos, targets, out, seed, overwrite, phases)
+    if method.config.later_stages():
+        write_later_stages(method, videos, targets, out, seed, overwrite, phases)
     return paths
 
 
@@ -499,44 +518,25 @@ def untuned(config: TransferConfig, reference: ReferenceArgument, out: Path, *, 
     return write_untuned(method, config.targets, Path(out), config.seed, overwrite)
 
 
-def check_cascade(config: TransferConfig) -> None:
-    """Stages after base need a Show-1 model and their own models; checked before anything is generated."""
-    if config.show1.stages == "base":
-        return
-    from sma.backbones.dispatch import model_index
-    from sma.backbones.show1 import PIPELINE
-
-    if model_index(config.model, config.revision or None).get("_class_name") != PIPELINE:
-        raise SmaError(
-            f"`show1.stages` {config.show1.stages} takes Show-1's keyframes further, but {config.model} is not "
-            f"Show-1's base stage ({PIPELINE}): set `show1.stages` to base"
-        )
-    check_sources(config.show1)
+def check_sections(config: TransferConfig) -> None:
+    """What the backbones' sections refuse (`BackboneSection.check`), before anything loads."""
+    for section in config.sections.values():
+        section.check(config)
 
 
-def write_cascade(
-    method: Method, keyframes: list[torch.Tensor], targets: list[str], out: Path, seed: int, overwrite, phases
+def write_later_stages(
+    method: Method, videos: list[torch.Tensor], targets: list[str], out: Path, seed: int, overwrite, phases
 ) -> None:
-    """Show-1's stages after base on every keyframe video, each stage's videos written as NN-target.STAGE.mp4.
-
-    T5 encodes the prompts first and is freed, and the base UNet leaves the accelerator: each stage then
-    has it to itself.
-    """
-    model, settings = method.model, method.config.show1
-    texts = [model.encode_prompts([target]).cpu() for target in targets]
-    negative = model.encode_prompts([method.config.generate.negative_prompt]).cpu()
-    model.release_text_encoder()
-    device, dtype = model.device, model.dtype
-    model.to("cpu")
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    try:
-        with phases("cascade"):
-            for stage, videos in run_cascade(keyframes, targets, texts, negative, settings, device, dtype, seed):
-                for index, (target, video) in enumerate(zip(targets, videos, strict=True)):
+    """The stages the backbones' sections add (`BackboneSection.run_later_stages`) on every generated video (one
+    per target), each stage's videos written as NN-target.STAGE.mp4 (phase "cascade")."""
+    negative = method.config.generate.negative_prompt
+    for section in method.config.sections.values():
+        if not section.later_stages():
+            continue
+        with section.run_later_stages(method.model, videos, targets, negative, seed) as stages, phases("cascade"):
+            for stage, outputs in stages:
+                for index, (target, video) in enumerate(zip(targets, outputs, strict=True)):
                     write_output(video_path(out, index, target, stage), video, overwrite)
-    finally:
-        model.to(device, dtype)
 
 
 def transfer(
@@ -563,7 +563,7 @@ def transfer(
     if resume and not trains:
         raise SmaError(f"this {config.method} run trains nothing, so there is nothing to resume: set `overwrite`")
     config = with_references(config, reference)
-    check_cascade(config)
+    check_sections(config)
     check_image_inputs(config)
     references = resolve_references(config)
     accelerator = make_accelerator(config) if trains else None

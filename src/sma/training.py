@@ -151,23 +151,10 @@ def train(
     text = text if isinstance(text, list) else [text]
     if len(text) != len(latents) or (conditions is not None and len(conditions) != len(latents)):
         raise ValueError(f"{len(latents)} latents need as many texts and conditions, got {len(text)}")
-    parameters = list(method.prepare().values())
-    if accelerator.mixed_precision in HALF_PRECISIONS:
-        method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
+    parameters, optimizer, start = _start(accelerator, method, config, run_dir, resume)
     unet = method.model.unet
-    if config.gradient_checkpointing:
-        method.model.enable_gradient_checkpointing()
-    unet.train()
-    optimizer = accelerator.prepare(make_optimizer(parameters, config))
-    start = 0
-    if resume and (loaded := load_latest_checkpoint(run_dir, optimizer)) is not None:
-        start, adapter = loaded
-        method.load_adapter(adapter)
     loss_log = Path(run_dir) / "losses.jsonl"
-    history = _read_losses(loss_log, start)
-    if accelerator.is_main_process:
-        with atomic_output(loss_log, overwrite=True) as temporary:
-            temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
+    history = _restart_loss_log(loss_log, start, accelerator.is_main_process)
     last_saved = start
     progress = tqdm(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
@@ -176,9 +163,8 @@ def train(
         for step in range(start, config.steps):
             terms, drawn = {}, []
             for micro_step in range(config.gradient_accumulation):
-                where = (step, micro_step, config.gradient_accumulation, accelerator.process_index)
-                seed_here = step_seed(seed, *where, accelerator.num_processes)
-                index = reference_draw(seed, draw_index(*where, accelerator.num_processes), len(latents))
+                accumulation = config.gradient_accumulation
+                index, seed_here = _draw(accelerator, seed, step, micro_step, accumulation, len(latents))
                 drawn.append(index)
                 if conditions is not None:
                     method.set_conditions(conditions[index])
@@ -193,16 +179,7 @@ def train(
                             f"the loss became {loss.item()} at step {step + 1} ({kept_here}): "
                             f"{divergence_advice(accelerator.mixed_precision)}"
                         )
-                    groups = method.loss_groups(terms)
-                    for index, (group_loss, group_parameters) in enumerate(groups):
-                        retain = index + 1 < len(groups)  # later groups may share this graph
-                        accelerator.backward(group_loss, inputs=group_parameters, retain_graph=retain)
-                    if accelerator.sync_gradients:
-                        average_gradients(accelerator, parameters)
-                        if config.max_grad_norm > 0:  # the accelerator's: it unscales fp16 gradients first
-                            accelerator.clip_grad_norm_(parameters, config.max_grad_norm)
-                    optimizer.step()
-                    optimizer.zero_grad()
+                    _apply_gradients(accelerator, method, terms, parameters, optimizer, config.max_grad_norm)
             losses = {name: round(value.item(), 6) for name, value in terms.items()}
             record = {"step": step, **losses, **({"references": drawn} if len(latents) > 1 else {})}
             history.append(record)
@@ -225,6 +202,68 @@ def train(
                 )
     unet.eval()
     return history
+
+
+def _draw(
+    accelerator: Accelerator, seed: int, step: int, micro_step: int, accumulation: int, references: int
+) -> tuple[int, int]:
+    """Which reference a micro-step trains on and the seed of its noise, from (seed, step, micro-step, process)
+    alone, so that a resumed run draws as if it had never stopped."""
+    where = (step, micro_step, accumulation, accelerator.process_index)
+    index = reference_draw(seed, draw_index(*where, accelerator.num_processes), references)
+    return index, step_seed(seed, *where, accelerator.num_processes)
+
+
+def _start(
+    accelerator: Accelerator, method: TrainedMethod, config: TrainConfig, run_dir: Path, resume: bool
+) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer, int]:
+    """The trained parameters, in a model set up for training (frozen weights in the half precision, gradient
+    checkpointing as asked), their optimizer, and the step to start from: 0, or the latest checkpoint's with
+    `resume` (its adapter and optimizer state loaded)."""
+    parameters = list(method.prepare().values())
+    if accelerator.mixed_precision in HALF_PRECISIONS:
+        method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
+    if config.gradient_checkpointing:
+        method.model.enable_gradient_checkpointing()
+    method.model.unet.train()
+    optimizer = accelerator.prepare(make_optimizer(parameters, config))
+    start = 0
+    if resume and (loaded := load_latest_checkpoint(run_dir, optimizer)) is not None:
+        start, adapter = loaded
+        method.load_adapter(adapter)
+    return parameters, optimizer, start
+
+
+def _restart_loss_log(loss_log: Path, start: int, main: bool) -> list[dict[str, float]]:
+    """The records of the steps before `start`, and the log rewritten to hold only those (by the main process):
+    steps a resumed run trains again are logged once."""
+    history = _read_losses(loss_log, start)
+    if main:
+        with atomic_output(loss_log, overwrite=True) as temporary:
+            temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
+    return history
+
+
+def _apply_gradients(
+    accelerator: Accelerator,
+    method: TrainedMethod,
+    terms: dict[str, torch.Tensor],
+    parameters: list[torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    max_grad_norm: float,
+) -> None:
+    """Backward of each of the method's loss groups into its parameters; on a step that syncs, the gradients
+    averaged over processes and clipped; then the optimizer's step (accelerate skips it between syncs)."""
+    groups = method.loss_groups(terms)
+    for index, (group_loss, group_parameters) in enumerate(groups):
+        retain = index + 1 < len(groups)  # later groups may share this graph
+        accelerator.backward(group_loss, inputs=group_parameters, retain_graph=retain)
+    if accelerator.sync_gradients:
+        average_gradients(accelerator, parameters)
+        if max_grad_norm > 0:  # the accelerator's: it unscales fp16 gradients first
+            accelerator.clip_grad_norm_(parameters, max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad()
 
 
 def divergence_advice(mixed_precision: str) -> str:

@@ -18,6 +18,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import diffusers
 import torch
@@ -27,13 +28,14 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
 from sma.backbones.hub import ModelNotFoundError, cached_snapshot, hub_reachable, load_component, local_folder
+from sma.backbones.show1_options import STAGE_MODELS, Show1Options, stages_after_base
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.config import SHOW1_STAGE_MODELS, SHOW1_STAGES, Show1Config
 from sma.errors import SmaError
 from sma.sampling import gaussian_like, guided
 
-STAGES, STAGE_MODELS = SHOW1_STAGES, SHOW1_STAGE_MODELS
+if TYPE_CHECKING:
+    from sma.backbones.show1 import Show1Model
 
 # The authors' run_inference.py: guidance, noise levels of the conditioning frames, strength
 INTERP_GUIDANCE = 4.0
@@ -243,7 +245,7 @@ def super_resolve_video(stage: PixelStage, first: torch.Tensor, video, text, neg
 
 
 @torch.no_grad()
-def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negative: str, settings: Show1Config, seed):
+def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negative: str, settings: Show1Options, seed):
     """sr2: frames resized to (sr2_height, sr2_width), encoded, noised to strength 0.8 of the schedule and
     denoised from there (video-to-video), then decoded."""
     size = (settings.sr2_height, settings.sr2_width)
@@ -267,7 +269,7 @@ def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negati
     return model.decode_latents(latents)
 
 
-def check_sources(settings: Show1Config) -> None:
+def check_sources(settings: Show1Options) -> None:
     """Fail before the base stage runs when a later stage's model is neither a folder, nor in the Hub cache,
     nor downloadable."""
     for stage in stages_after_base(settings.stages):
@@ -289,18 +291,12 @@ def generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-def stages_after_base(last: str) -> list[str]:
-    if last not in STAGES:
-        raise SmaError(f"`show1.stages` must be one of {', '.join(STAGES)}, got {last!r}")
-    return list(STAGES[1 : STAGES.index(last) + 1])
-
-
 def run_cascade(
     keyframes: list[torch.Tensor],
     prompts: list[str],
     texts: list[torch.Tensor],
     negative: torch.Tensor,
-    settings: Show1Config,
+    settings: Show1Options,
     device: torch.device | str,
     dtype: torch.dtype,
     seed: int,
@@ -348,3 +344,30 @@ def run_cascade(
                     )
         videos = [output.float().clamp(-1, 1).cpu() for output in outputs]
         yield stage_name, videos
+
+
+@contextmanager
+def cascade_after(
+    model: Show1Model,
+    keyframes: list[torch.Tensor],
+    targets: list[str],
+    negative_prompt: str,
+    settings: Show1Options,
+    seed: int,
+) -> Iterator[Iterator[tuple[str, list[torch.Tensor]]]]:
+    """`run_cascade` on the base stage's videos of `targets` (`Show1Options.run_later_stages`).
+
+    T5 encodes the prompts first and is freed, and the base UNet leaves the accelerator: each stage then
+    has it to itself. The base UNet is back where it was on leaving.
+    """
+    texts = [model.encode_prompts([target]).cpu() for target in targets]
+    negative = model.encode_prompts([negative_prompt]).cpu()
+    model.release_text_encoder()
+    device, dtype = model.device, model.dtype
+    model.to("cpu")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    try:
+        yield run_cascade(keyframes, targets, texts, negative, settings, device, dtype, seed)
+    finally:
+        model.to(device, dtype)

@@ -32,6 +32,21 @@ from torch import nn
 
 DOWN_BLOCKS = ("ResnetDownsampleBlock3D", "SimpleCrossAttnDownBlock3D")  # without, with attention
 UP_BLOCKS = ("ResnetUpsampleBlock3D", "SimpleCrossAttnUpBlock3D")
+BASE_DOWN_BLOCKS = (DOWN_BLOCKS[0], *[DOWN_BLOCKS[1]] * 3)  # Show-1 base's (the defaults)
+BASE_UP_BLOCKS = (*[UP_BLOCKS[1]] * 3, UP_BLOCKS[0])
+# the settings every block reads (with "time_channels", the width of the timestep embedding)
+BLOCK_SETTINGS = (
+    "norm_eps",
+    "norm_num_groups",
+    "resnet_time_scale_shift",
+    "act_fn",
+    "resnet_out_scale_factor",
+    "resnet_skip_time_act",
+    "mid_block_scale_factor",
+    "attention_head_dim",
+    "cross_attention_dim",
+    "cross_attention_norm",
+)
 
 # Settings of the authors' class that Show-1 base leaves at these values; others would build another network.
 FIXED_SETTINGS = {
@@ -179,6 +194,36 @@ def temporal_attention(settings: dict, channels: int) -> TransformerTemporalMode
     )
 
 
+def down_path(
+    settings: dict, widths: list[int], layers: list[int], block_types: tuple[str, ...]
+) -> tuple[nn.ModuleList, list[int]]:
+    """The down blocks, and the channels of the skip connections they leave for the up path, in order (the first
+    is conv_in's output)."""
+    blocks, skip_channels = nn.ModuleList(), [widths[0]]
+    for index, block_type in enumerate(block_types):
+        last = index == len(widths) - 1
+        previous = widths[max(index - 1, 0)]
+        blocks.append(
+            Show1DownBlock(settings, previous, widths[index], layers[index], block_type == DOWN_BLOCKS[1], not last)
+        )
+        skip_channels += [widths[index]] * (layers[index] + (not last))
+    return blocks, skip_channels
+
+
+def up_path(
+    settings: dict, widths: list[int], layers: list[int], block_types: tuple[str, ...], skip_channels: list[int]
+) -> nn.ModuleList:
+    """The up blocks, each joining its input with the last skip connections the down path left."""
+    blocks, skip_channels, previous = nn.ModuleList(), list(skip_channels), widths[-1]
+    for index, block_type in enumerate(block_types):
+        channels = widths[-1 - index]
+        skips = [skip_channels.pop() for _ in range(layers[-1 - index] + 1)]
+        last = index == len(widths) - 1
+        blocks.append(Show1UpBlock(settings, skips, previous, channels, block_type == UP_BLOCKS[1], upsample=not last))
+        previous = channels
+    return blocks
+
+
 class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
     """Show-1's pixel UNet: (b, in_channels, f, h, w) pixels, timesteps and T5 states -> (b, 6, f, h, w).
 
@@ -192,19 +237,9 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         sample_size: int | None = 64,
         in_channels: int = 3,
         out_channels: int = 6,
-        down_block_types: tuple[str, ...] = (
-            "ResnetDownsampleBlock3D",
-            "SimpleCrossAttnDownBlock3D",
-            "SimpleCrossAttnDownBlock3D",
-            "SimpleCrossAttnDownBlock3D",
-        ),
+        down_block_types: tuple[str, ...] = BASE_DOWN_BLOCKS,
         mid_block_type: str = "UNetMidBlock3DSimpleCrossAttn",
-        up_block_types: tuple[str, ...] = (
-            "SimpleCrossAttnUpBlock3D",
-            "SimpleCrossAttnUpBlock3D",
-            "SimpleCrossAttnUpBlock3D",
-            "ResnetUpsampleBlock3D",
-        ),
+        up_block_types: tuple[str, ...] = BASE_UP_BLOCKS,
         block_out_channels: tuple[int, ...] = (320, 640, 960, 1280),
         layers_per_block: int | tuple[int, ...] = 3,
         attention_head_dim: int = 64,
@@ -250,19 +285,8 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         check_supported(locals())
         widths = list(block_out_channels)
         time_channels = 4 * widths[0]
-        settings = {
-            "time_channels": time_channels,
-            "norm_eps": norm_eps,
-            "norm_num_groups": norm_num_groups,
-            "resnet_time_scale_shift": resnet_time_scale_shift,
-            "act_fn": act_fn,
-            "resnet_out_scale_factor": resnet_out_scale_factor,
-            "resnet_skip_time_act": resnet_skip_time_act,
-            "mid_block_scale_factor": mid_block_scale_factor,
-            "attention_head_dim": attention_head_dim,
-            "cross_attention_dim": cross_attention_dim,
-            "cross_attention_norm": cross_attention_norm,
-        }
+        arguments = locals()
+        settings = {name: arguments[name] for name in BLOCK_SETTINGS} | {"time_channels": time_channels}
         layers = [layers_per_block] * len(widths) if isinstance(layers_per_block, int) else list(layers_per_block)
         self.conv_in = nn.Conv2d(in_channels, widths[0], conv_in_kernel, padding=(conv_in_kernel - 1) // 2)
         self.time_proj = Timesteps(widths[0], flip_sin_to_cos, freq_shift)
@@ -273,26 +297,9 @@ class Show1UNet3DConditionModel(ModelMixin, ConfigMixin):
         self.encoder_hid_proj = nn.Linear(encoder_hid_dim, cross_attention_dim)
         self.add_embedding = TextTimeEmbedding(encoder_hid_dim, time_channels, num_heads=addition_embed_type_num_heads)
 
-        self.down_blocks = nn.ModuleList()
-        skip_channels = [widths[0]]
-        for index, block_type in enumerate(down_block_types):
-            last = index == len(widths) - 1
-            previous = widths[max(index - 1, 0)]
-            block = Show1DownBlock(
-                settings, previous, widths[index], layers[index], block_type == DOWN_BLOCKS[1], not last
-            )
-            self.down_blocks.append(block)
-            skip_channels += [widths[index]] * (layers[index] + (not last))
+        self.down_blocks, skip_channels = down_path(settings, widths, layers, down_block_types)
         self.mid_block = Show1MidBlock(settings, widths[-1])
-        self.up_blocks = nn.ModuleList()
-        previous = widths[-1]
-        for index, block_type in enumerate(up_block_types):
-            channels = widths[-1 - index]
-            skips = [skip_channels.pop() for _ in range(layers[-1 - index] + 1)]
-            last = index == len(widths) - 1
-            block = Show1UpBlock(settings, skips, previous, channels, block_type == UP_BLOCKS[1], upsample=not last)
-            self.up_blocks.append(block)
-            previous = channels
+        self.up_blocks = up_path(settings, widths, layers, up_block_types, skip_channels)
         self.conv_norm_out = nn.GroupNorm(norm_num_groups, widths[0], eps=norm_eps)
         self.conv_act = get_activation(act_fn)
         self.conv_out = nn.Conv2d(widths[0], out_channels, conv_out_kernel, padding=(conv_out_kernel - 1) // 2)

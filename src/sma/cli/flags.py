@@ -7,7 +7,8 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from sma.config import MOTION_LOSSES, SHOW1_STAGES
+from sma.backbones.show1_options import STAGES as SHOW1_STAGES
+from sma.config import MOTION_LOSSES
 from sma.errors import phrase_keys
 from sma.methods import methods_help
 
@@ -120,12 +121,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
 
 def shared_default(key: str) -> Any:
-    """The default of a shared recipe key ("train.steps") without a recipe; None for a method's own keys."""
+    """The default of a shared or backbone-section recipe key ("train.steps", "show1.stages") without a recipe; None
+    for a method's own keys."""
+    from sma.backbones.sections import default_sections
     from sma.config import TransferConfig
 
-    value: Any = TransferConfig()
+    value: Any = TransferConfig(sections=default_sections()).to_dict()
     for part in key.split("."):
-        value = getattr(value, part, None)
+        value = value.get(part) if isinstance(value, dict) else None
     return value
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sma.backbones.show1_options import MODEL_KEYS, STAGES
 from sma.cli.flags import IMAGE_FLAGS
-from sma.config import SHOW1_MODEL_KEYS, SHOW1_STAGES
 
 
 def add_parser(subcommands) -> None:
@@ -33,32 +33,30 @@ def add_parser(subcommands) -> None:
     )
     parser.add_argument(
         "--stages",
-        choices=SHOW1_STAGES,
+        choices=STAGES,
         help="Show-1 only: generate through its cascade up to this stage (default: the adapter's show1.stages)",
     )
     parser.add_argument(
         "--stage-model",
         action="append",
         metavar="NAME=SOURCE",
-        help=f"Show-1 cascade: a stage's model, Hub id or folder; NAME is one of {', '.join(SHOW1_MODEL_KEYS)} "
+        help=f"Show-1 cascade: a stage's model, Hub id or folder; NAME is one of {', '.join(MODEL_KEYS)} "
         "(repeatable; default: the adapter's show1 settings)",
     )
     parser.set_defaults(run=run)
 
 
-def stage_models(pairs: list[str] | None) -> dict[str, str]:
-    """`--stage-model NAME=SOURCE` values -> {NAME: SOURCE}; the names are checked where they are used."""
+def show1_settings(stages: str | None, pairs: list[str] | None) -> dict[str, str]:
+    """`--stages` and the `--stage-model NAME=SOURCE` values -> the `show1` recipe keys they set."""
     from sma.errors import SmaError
 
-    models = {}
+    settings = {"show1.stages": stages} if stages is not None else {}
     for pair in pairs or []:
         name, _, source = pair.partition("=")
-        if not name or not source:
-            raise SmaError(
-                f"--stage-model takes NAME=SOURCE with NAME one of {', '.join(SHOW1_MODEL_KEYS)}, got {pair!r}"
-            )
-        models[name] = source
-    return models
+        if name not in MODEL_KEYS or not source:
+            raise SmaError(f"--stage-model takes NAME=SOURCE with NAME one of {', '.join(MODEL_KEYS)}, got {pair!r}")
+        settings[f"show1.{name}"] = source
+    return settings
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -72,8 +70,7 @@ def run(arguments: argparse.Namespace) -> int:
         precision=arguments.precision,
         overwrite=arguments.overwrite,
         model=arguments.model,
-        stages=arguments.stages,
-        stage_models=stage_models(arguments.stage_model),
+        settings=show1_settings(arguments.stages, arguments.stage_model),
         image=arguments.image,
         target_images=arguments.target_images,
     )

@@ -3,7 +3,7 @@
     python -m sma.embedded.train --out DIR [--world simple|hard] [--seed 0] [--max-minutes 60]
 
 Same classes and layout as ZeroScope (AutoencoderKL, CLIPTextModel + CLIPTokenizer,
-UNet3DConditionModel, DDIMScheduler), built by `sma.backbones.tiny` and trained here in
+UNet3DConditionModel, DDIMScheduler), built by `sma.embedded.architecture` and trained here in
 two stages: the VAE on single frames, then the UNet and the text encoder together on VAE
 latents of the world's clips (simple: 8 frames, hard: 16, both 64x64; epsilon prediction,
 10% empty prompts for classifier-free guidance, EMA of the weights). Writes the model, a
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.backbones.tiny import TinySizes, build_text_to_video
+from sma.embedded.architecture import TinySizes, build_text_to_video
 from sma.embedded.world import BACKGROUNDS, COLOURS, SHAPES, WORLDS, appearance_prompt, sample_untuned, vocabulary
 from sma.errors import SmaError
 from sma.recipes import NATIVE_SIZE_KEY
@@ -368,7 +368,7 @@ def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None
     (folder / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def main(argv: list[str] | None = None) -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--world", choices=sorted(WORLDS), default="simple", help="the synthetic world to learn")
@@ -387,32 +387,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--init", type=Path, help="continue training the denoiser of a model this script wrote")
     parser.add_argument("--check-samples", type=int, default=24, help="colour x shape prompts the card scores")
     parser.add_argument("--sample-steps", type=int, default=30, help="DDIM steps of the card's samples")
-    arguments = parser.parse_args(argv)
-    torch.set_num_threads(arguments.threads)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.manual_seed(arguments.seed)
-    rng = np.random.default_rng(arguments.seed)
-    started = time.time()
-    try:
-        sizes = model_sizes(arguments.world, arguments.unet_channels)
-    except SmaError as error:
-        parser.error(str(error))
-    earlier = None
-    if arguments.init:
-        try:
-            earlier = continue_from(arguments.init, arguments.out)
-        except SmaError as error:
-            parser.error(str(error))
-        if earlier["world"] != arguments.world:
-            parser.error(f"{arguments.init} learnt the {earlier['world']} world: pass `--world {earlier['world']}`")
-    else:
+    return parser
+
+
+def start_model(arguments: argparse.Namespace) -> tuple[TinySizes, dict | None]:
+    """A new model in `--out` at the asked widths, or the `--init` model copied there; returns the widths and
+    the continued model's training record (None for a new one)."""
+    sizes = model_sizes(arguments.world, arguments.unet_channels)
+    if not arguments.init:
         build_text_to_video(arguments.out, sizes, arguments.seed, words=vocabulary(world=arguments.world))
+        return sizes, None
+    earlier = continue_from(arguments.init, arguments.out)
+    if earlier["world"] != arguments.world:
+        raise SmaError(f"{arguments.init} learnt the {earlier['world']} world: pass `--world {earlier['world']}`")
+    return sizes, earlier
+
+
+def train_model(arguments: argparse.Namespace, continued: bool, rng: np.random.Generator) -> int:
+    """The two stages on a fresh dataset of the world (a `continued` model keeps its VAE and latent scale), the
+    model saved after each; returns the denoiser steps taken."""
     model = TextToVideoModel.from_pretrained(str(arguments.out), arguments.device)
     log(f"making {arguments.videos} clips of the {arguments.world} world")
     videos, masks, prompts = make_dataset(arguments.videos, rng, arguments.world)
-    if earlier is None:
+    if not continued:
         train_vae(model, videos, masks, arguments.vae_steps, rng)
-    latents = encode_dataset(model, videos, keep_scale=earlier is not None)
+    latents = encode_dataset(model, videos, keep_scale=continued)
     log(f"latents {tuple(latents.shape)}, scaling factor {model.vae.config.scaling_factor:.4f}")
     save(model, arguments.out, arguments.world)
     deadline = time.time() + 60 * arguments.max_minutes
@@ -428,9 +427,14 @@ def main(argv: list[str] | None = None) -> None:
         lambda: save(model, arguments.out, arguments.world),
     )
     save(model, arguments.out, arguments.world)
-    minutes = (time.time() - started) / 60
-    log(f"trained {steps} denoiser steps in {minutes:.1f} minutes")
-    record = {
+    return steps
+
+
+def training_record(
+    arguments: argparse.Namespace, sizes: TinySizes, earlier: dict | None, steps: int, minutes: float
+) -> dict:
+    """What the model card and training.json say of a run (and of the runs it continues)."""
+    return {
         "world": arguments.world,
         "seed": arguments.seed,
         "videos": arguments.videos,
@@ -446,6 +450,24 @@ def main(argv: list[str] | None = None) -> None:
         "sizes": earlier["sizes"] if earlier else sizes.__dict__,
         "example_prompt": appearance_prompt("red", "circle", "white"),
     } | ({"continues": earlier} if earlier else {})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argument_parser()
+    arguments = parser.parse_args(argv)
+    torch.set_num_threads(arguments.threads)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.manual_seed(arguments.seed)
+    rng = np.random.default_rng(arguments.seed)
+    started = time.time()
+    try:
+        sizes, earlier = start_model(arguments)
+    except SmaError as error:
+        parser.error(str(error))
+    steps = train_model(arguments, earlier is not None, rng)
+    minutes = (time.time() - started) / 60
+    log(f"trained {steps} denoiser steps in {minutes:.1f} minutes")
+    record = training_record(arguments, sizes, earlier, steps, minutes)
     (arguments.out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     sample_grid(arguments.out, arguments.seed, arguments.world, arguments.sample_steps, arguments.device)
     appearance = appearance_check(

@@ -203,63 +203,126 @@ def synthetic_video(
     if min(zoom) <= 0:
         raise ValueError(f"zoom factors must be positive, not {zoom!r}")
     t = np.linspace(0.0, 1.0, num_frames)
-    travelled = progress(camera_timing, t)
-    offsets = np.outer(travelled, pan) * (width, height)  # where the camera has moved, in world pixels
-    zooms = zoom[0] * (zoom[1] / zoom[0]) ** travelled
-    centre = np.array([(width - 1) / 2, (height - 1) / 2])
-
-    def view(points: np.ndarray) -> np.ndarray:
-        """World pixels (..., f, 2) to frame pixels: q = z (p - c - centre) + centre."""
-        return zooms[:, None] * (points - offsets - centre) + centre
-
-    unit = min(height, width)
-    count = len(objects)
-    trajectories = (
-        np.stack([view(o.position(t) * (width, height)) for o in objects]) if objects else np.zeros((0, num_frames, 2))
+    camera = _Camera.moving(progress(camera_timing, t), pan, zoom, height, width)
+    paths = _Paths.of(objects, t, camera, height, width)
+    canvas, origin = _background_canvas(background, background_colours, height, width, camera, seed)
+    frames, masks = _render(objects, paths, camera, canvas, origin, height, width)
+    prompt = describe(objects, background, background_colours, pan, zoom, camera_timing)
+    return SyntheticVideo(
+        frames,
+        paths.trajectories,
+        paths.sizes,
+        paths.angles,
+        prompt,
+        fps,
+        objects,
+        paths.stretch,
+        paths.arm_tips,
+        camera.maps(),
+        masks,
     )
-    wobbles = np.array([o.wobble(t) for o in objects]).reshape(count, num_frames)
-    bodies = np.array([o.body for o in objects]).reshape(count, 1)
-    sizes = np.array([o.size * unit * np.linspace(*o.scale, num_frames) for o in objects]).reshape(count, num_frames)
-    sizes = sizes * zooms * np.where(bodies == "pulsing", 1 + wobbles, 1.0)
-    angles = np.array([o.rotation * t for o in objects]).reshape(count, num_frames)
-    squash = np.where(bodies == "squashing", 1 + wobbles, 1.0)
-    stretch = np.stack([squash, 1 / squash], axis=-1)
-    arm_angles = np.radians(angles - 90 + 180 * wobbles)
-    arm_tips = trajectories + 0.9 * sizes[..., None] * np.stack([np.cos(arm_angles), np.sin(arm_angles)], axis=-1)
-    arm_tips[np.broadcast_to(bodies != "waving", (count, num_frames))] = np.nan
 
-    scales = zooms / zooms[0]
-    shifts = centre - scales[:, None] * centre + zooms[:, None] * (offsets[0] - offsets)
-    camera = np.zeros((num_frames, 2, 3))
-    camera[:, 0, 0] = camera[:, 1, 1] = scales
-    camera[:, :, 2] = shifts
 
-    canvas, origin = _background_canvas(background, background_colours, height, width, offsets, zooms, seed)
+@dataclass(frozen=True)
+class _Camera:
+    """Where the camera has moved at each frame (`offsets` (f, 2), world pixels) and its zoom (`zooms` (f,)),
+    about the frame's `centre`."""
+
+    offsets: np.ndarray
+    zooms: np.ndarray
+    centre: np.ndarray
+
+    @classmethod
+    def moving(cls, travelled: np.ndarray, pan, zoom, height: int, width: int) -> _Camera:
+        """Panning by `pan` (fractions of the frame) and zooming from `zoom[0]` to `zoom[1]` at a constant rate,
+        `travelled` (f,) the share of the way done at each frame."""
+        offsets = np.outer(travelled, pan) * (width, height)
+        zooms = zoom[0] * (zoom[1] / zoom[0]) ** travelled
+        return cls(offsets, zooms, np.array([(width - 1) / 2, (height - 1) / 2]))
+
+    def view(self, points: np.ndarray) -> np.ndarray:
+        """World pixels (..., f, 2) to frame pixels: q = z (p - c - centre) + centre."""
+        return self.zooms[:, None] * (points - self.offsets - self.centre) + self.centre
+
+    def maps(self) -> np.ndarray:
+        """(f, 2, 3) affine maps carrying a still point's position in the first frame to its position in frame k."""
+        scales = self.zooms / self.zooms[0]
+        shifts = self.centre - scales[:, None] * self.centre + self.zooms[:, None] * (self.offsets[0] - self.offsets)
+        maps = np.zeros((len(self.zooms), 2, 3))
+        maps[:, 0, 0] = maps[:, 1, 1] = scales
+        maps[:, :, 2] = shifts
+        return maps
+
+    def window(self, index: int, origin: np.ndarray) -> np.ndarray:
+        """The map from frame `index`'s pixels to the pixels of a canvas whose top-left pixel is at `origin`."""
+        inverse = 1 / self.zooms[index]
+        corner = self.offsets[index] + self.centre - self.centre * inverse - origin  # under frame pixel (0, 0)
+        return np.float32([[inverse, 0, corner[0]], [0, inverse, corner[1]]])
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """The ground truth of each object at each frame, in frame pixels (see `SyntheticVideo`)."""
+
+    trajectories: np.ndarray
+    sizes: np.ndarray
+    angles: np.ndarray
+    stretch: np.ndarray
+    arm_tips: np.ndarray
+
+    @classmethod
+    def of(cls, objects: tuple[MovingObject, ...], t: np.ndarray, camera: _Camera, height: int, width: int) -> _Paths:
+        count, num_frames = len(objects), len(t)
+        trajectories = (
+            np.stack([camera.view(o.position(t) * (width, height)) for o in objects])
+            if objects
+            else np.zeros((0, num_frames, 2))
+        )
+        wobbles = np.array([o.wobble(t) for o in objects]).reshape(count, num_frames)
+        bodies = np.array([o.body for o in objects]).reshape(count, 1)
+        unit = min(height, width)
+        sizes = np.array([o.size * unit * np.linspace(*o.scale, num_frames) for o in objects])
+        sizes = sizes.reshape(count, num_frames) * camera.zooms * np.where(bodies == "pulsing", 1 + wobbles, 1.0)
+        angles = np.array([o.rotation * t for o in objects]).reshape(count, num_frames)
+        squash = np.where(bodies == "squashing", 1 + wobbles, 1.0)
+        arm_angles = np.radians(angles - 90 + 180 * wobbles)
+        arm_tips = trajectories + 0.9 * sizes[..., None] * np.stack([np.cos(arm_angles), np.sin(arm_angles)], axis=-1)
+        arm_tips[np.broadcast_to(bodies != "waving", (count, num_frames))] = np.nan
+        return cls(trajectories, sizes, angles, np.stack([squash, 1 / squash], axis=-1), arm_tips)
+
+
+def _render(
+    objects: tuple[MovingObject, ...],
+    paths: _Paths,
+    camera: _Camera,
+    canvas: np.ndarray,
+    origin: np.ndarray,
+    height: int,
+    width: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (f, h, w, 3) uint8: the camera's view of the background canvas, the objects drawn on it in order;
+    and masks (f, h, w) bool of the pixels they cover."""
+    num_frames = len(camera.zooms)
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.zeros((num_frames, height, width), np.uint8)
     for index in range(num_frames):
-        inverse = 1 / zooms[index]
-        corner = offsets[index] + centre - centre * inverse - origin  # canvas pixel under frame pixel (0, 0)
-        window = np.float32([[inverse, 0, corner[0]], [0, inverse, corner[1]]])
+        window = camera.window(index, origin)
         frame = cv2.warpAffine(canvas, window, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         for number, obj in enumerate(objects):
             parts = _parts(
                 obj,
-                trajectories[number, index],
-                sizes[number, index] / 2,
-                angles[number, index],
-                stretch[number, index],
-                arm_tips[number, index],
+                paths.trajectories[number, index],
+                paths.sizes[number, index] / 2,
+                paths.angles[number, index],
+                paths.stretch[number, index],
+                paths.arm_tips[number, index],
             )
             for outline, shade in parts:
                 colour = tuple(round(c * shade) for c in rgb(obj.colour))
                 _fill(frame, outline, colour)
                 _fill(masks[index], outline, 255)
         frames[index] = frame
-    prompt = describe(objects, background, background_colours, pan, zoom, camera_timing)
-    return SyntheticVideo(
-        frames, trajectories, sizes, angles, prompt, fps, objects, stretch, arm_tips, camera, masks > 127
-    )
+    return frames, masks > 127
 
 
 def random_synthetic_video(
@@ -406,15 +469,14 @@ def _background_canvas(
     colours: tuple[Colour, Colour],
     height: int,
     width: int,
-    offsets: np.ndarray,
-    zooms: np.ndarray,
+    camera: _Camera,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The world behind the camera: every pixel any frame sees, and the world position (x, y) of its
     top-left pixel. Patterns are laid out in world pixels, scaled to the shorter frame side."""
-    centre = np.array([(width - 1) / 2, (height - 1) / 2])
     corners = np.array([[-1, -1], [width, -1], [-1, height], [width, height]], np.float64)
-    seen = (corners[None] - centre) / zooms[:, None, None] + centre + offsets[:, None]  # (f, 4, 2) world pixels
+    centre = camera.centre
+    seen = (corners[None] - centre) / camera.zooms[:, None, None] + centre + camera.offsets[:, None]  # (f, 4, 2)
     origin = np.floor(seen.reshape(-1, 2).min(axis=0)) - 1
     canvas_width, canvas_height = (np.ceil(seen.reshape(-1, 2).max(axis=0)) + 2 - origin).astype(int)
     first, second = np.array(rgb(colours[0]), np.float32), np.array(rgb(colours[1]), np.float32)

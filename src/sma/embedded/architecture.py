@@ -1,10 +1,9 @@
-"""Small models of the real classes, written in the real diffusers layout.
+"""The embedded model's networks: ZeroScope's classes at small widths, written in the diffusers layout.
 
-No machine here can download weights, so tests and the embedded default model start from
-these: the same classes as ZeroScope (UNet3DConditionModel, AutoencoderKL, CLIPTextModel,
-CLIPTokenizer, DDIMScheduler), Stable Diffusion 1.x (UNet2DConditionModel instead),
-ControlNet and AnimateDiff's MotionAdapter, saved with `save_pretrained` and loaded back
-through the code a Hub id takes.
+No machine here can download weights, so the embedded default model starts from a fresh one of
+these (UNet3DConditionModel, AutoencoderKL, CLIPTextModel, a CLIPTokenizer written here,
+DDIMScheduler), saved with `save_pretrained` and loaded back through the code a Hub id takes. The
+tests build their tiny models of the same classes from here (`tests/tiny_models.py`).
 """
 
 from __future__ import annotations
@@ -15,14 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from diffusers import (
-    AutoencoderKL,
-    ControlNetModel,
-    DDIMScheduler,
-    MotionAdapter,
-    UNet2DConditionModel,
-    UNet3DConditionModel,
-)
+from diffusers import AutoencoderKL, DDIMScheduler, UNet3DConditionModel
 from diffusers import __version__ as diffusers_version
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -123,71 +115,10 @@ def build_text_to_video(folder: Path, sizes: TinySizes = TinySizes(), seed: int 
         attention_head_dim=sizes.attention_head_dim,
         norm_num_groups=sizes.norm_groups,
     )
-    return _write_model(folder, unet, "TextToVideoSDPipeline", sizes, words)
+    return write_model(folder, unet, "TextToVideoSDPipeline", sizes, words)
 
 
-def build_text_to_image(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
-    """Randomly initialised Stable-Diffusion-1.x-layout model (UNet2DConditionModel) in `folder`."""
-    torch.manual_seed(seed)
-    unet = UNet2DConditionModel(**_unet_2d_options(sizes))
-    return _write_model(folder, unet, "StableDiffusionPipeline", sizes)
-
-
-def build_controlnet(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
-    """A ControlNetModel for `build_text_to_image`'s model, saved like `lllyasviel/sd-controlnet-depth`.
-
-    diffusers starts its output convolutions (and the last one of the control image's embedding) at zero;
-    they are drawn at random here so that the control matters, as in a trained ControlNet.
-    """
-    torch.manual_seed(seed)
-    options = _unet_2d_options(sizes)
-    del options["out_channels"], options["up_block_types"]
-    controlnet = ControlNetModel(
-        **options,
-        conditioning_embedding_out_channels=tuple(sizes.vae_channels),  # downsamples pixels like the VAE
-    )
-    embedding = controlnet.controlnet_cond_embedding.conv_out
-    for convolution in [*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block, embedding]:
-        torch.nn.init.normal_(convolution.weight, std=0.1)
-    controlnet.save_pretrained(folder)
-    return Path(folder)
-
-
-def build_motion_adapter(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:
-    """A MotionAdapter for `build_text_to_image`'s model, saved on its own like
-    `guoyww/animatediff-motion-adapter-v1-5-3` (config.json and the weights, no subfolder).
-
-    One motion module per resolution level, as many as the UNet's layers per block, and one in
-    the mid block (AnimateDiff v2 has it, v3 not), so that every place a motion module can sit is used.
-    """
-    torch.manual_seed(seed)
-    adapter = MotionAdapter(
-        block_out_channels=sizes.unet_channels,
-        motion_layers_per_block=1,
-        motion_num_attention_heads=2,
-        motion_norm_num_groups=sizes.norm_groups,
-        motion_max_seq_length=32,
-        use_motion_mid_block=True,
-    )
-    adapter.save_pretrained(folder)
-    return Path(folder)
-
-
-def _unet_2d_options(sizes: TinySizes) -> dict:
-    return {
-        "in_channels": 4,
-        "out_channels": 4,
-        "down_block_types": ("CrossAttnDownBlock2D",) * (len(sizes.unet_channels) - 1) + ("DownBlock2D",),
-        "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(sizes.unet_channels) - 1),
-        "block_out_channels": sizes.unet_channels,
-        "layers_per_block": 1,
-        "cross_attention_dim": sizes.text_width,
-        "attention_head_dim": sizes.attention_head_dim,
-        "norm_num_groups": sizes.norm_groups,
-    }
-
-
-def _write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Sequence[str] = ()) -> Path:
+def write_model(folder: Path, unet, pipeline: str, sizes: TinySizes, words: Sequence[str] = ()) -> Path:
     """Write `unet` with a new tokenizer, CLIP text encoder, VAE, DDIM scheduler and model_index.json."""
     folder = Path(folder)
     tokenizer = write_clip_tokenizer(folder / "tokenizer", sizes.max_prompt_tokens, words)

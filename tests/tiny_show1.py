@@ -6,7 +6,7 @@ unigram model saved as tokenizer.json: no sentencepiece file), the Hub's DPM-Sol
 scheduler settings and model_index.json. The cascade: the interpolation and sr1 UNets (the
 same class, 7 and 6 input channels, sr1 with a noise-level embedding), DeepFloyd IF-II's
 `UNet2DConditionModel`, each with DDPM schedulers as DeepFloyd IF ships them; sr2 is the
-ZeroScope layout of `sma.backbones.tiny`.
+ZeroScope layout of `tiny_models`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,14 @@ UNET = {
 }
 
 
+def draw_temporal_outputs(unet: Show1UNet3DConditionModel) -> None:
+    """diffusers starts the temporal convolutions' last layer at zero; a trained model's is not, so draw it."""
+    with torch.no_grad():
+        for name, parameter in unet.named_parameters():
+            if "temp_convs" in name and ".conv4." in name and parameter.ndim > 1:
+                parameter.normal_(std=1 / math.sqrt(parameter[0].numel()))
+
+
 def write_t5_tokenizer(folder: str | Path, words: Sequence[str] = ()) -> T5Tokenizer:
     """A unigram T5 tokenizer: special pieces, `words` as whole pieces, then letters; saved and reloaded."""
     pieces = [(piece, 0.0) for piece in SPECIAL_PIECES]
@@ -102,10 +110,7 @@ def build_show1_base(
         )
     )
     unet = Show1UNet3DConditionModel(**{**(unet_config or UNET), "encoder_hid_dim": text_width})
-    with torch.no_grad():  # diffusers starts temporal convolutions' last layer at zero; a trained model's is not
-        for name, parameter in unet.named_parameters():
-            if "temp_convs" in name and ".conv4." in name and parameter.ndim > 1:
-                parameter.normal_(std=1 / math.sqrt(parameter[0].numel()))
+    draw_temporal_outputs(unet)
     text_encoder.to(dtype).save_pretrained(folder / "text_encoder")
     unet.to(dtype).save_pretrained(folder / "unet")
     (folder / "scheduler").mkdir(exist_ok=True)
@@ -139,10 +144,7 @@ IF_NOISING = {"beta_schedule": "squaredcos_cap_v2"}
 
 def save_pixel_stage(folder: Path, unet, pipeline: str, noising: bool) -> Path:
     """A pixel stage's folder: unet/, scheduler/ (DDPM), image_noising_scheduler/ for super-resolution."""
-    with torch.no_grad():  # diffusers starts temporal convolutions' last layer at zero; a trained model's is not
-        for name, parameter in unet.named_parameters():
-            if "temp_convs" in name and ".conv4." in name and parameter.ndim > 1:
-                parameter.normal_(std=1 / math.sqrt(parameter[0].numel()))
+    draw_temporal_outputs(unet)
     unet.save_pretrained(folder / "unet")
     DDPMScheduler(**IF_SAMPLING).save_pretrained(folder / "scheduler")
     index = {
