@@ -127,7 +127,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or its folder turned read-only: the flock ends all the same
                 self.path.unlink()
             os.close(self._fd)
             self._fd = None

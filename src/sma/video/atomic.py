@@ -6,6 +6,7 @@ A reader never sees a half-written file, and a failure leaves the target as it w
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -42,6 +43,8 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     """
     path = check_writable(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.stem)}.{'?' * 8}.tmp{glob.escape(path.suffix)}"):
+        _remove(stale)  # what a killed writer of the same output left
     temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
         yield temporary
