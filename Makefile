@@ -13,7 +13,7 @@ EXTRAS := dev,bench,ui,docs
 # Where pip finds torch's CPU build: the lock must name that build, not PyPI's CUDA one with its nvidia wheels.
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: demo demo-simple test test-latest lint lock bench clean browser ui docs
+.PHONY: demo demo-simple test test-latest lint lock bench clean browser ui docs faults
 
 demo: $(VENV)/.installed
 	$(BIN)/sma demo --world hard --out sma-demo-hard --overwrite
@@ -25,6 +25,11 @@ test: $(VENV)/.installed browser docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2  # two workers of one thread each: 4 minutes, not 6.5
+
+# Every kill point (kill -9, then resume or rerun: over a hundred) and more fuzzed inputs than `make test` tries
+# (it runs a subset of the kill points that changes with the day; SMA_FAULT_ROTATION=N replays day N's).
+faults: $(VENV)/.installed
+	SMA_FAULTS=all OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/test_fault_injection.py tests/test_fuzz.py
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

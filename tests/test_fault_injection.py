@@ -1,64 +1,39 @@
-"""kill -9 at random points of training, checkpointing and writing; then resume: nothing is lost or half-written.
+"""kill -9 at chosen points of training, checkpointing, export and generation; then resume or rerun: the result
+equals the uninterrupted one, and nothing is lost or half-written.
 
-A forked child trains with a profiler that counts the calls made in sma's code and in the
-modules that write files, and SIGKILLs itself at a chosen call. Each run is killed first at a
-call made while a file or folder is being written, each seed in another writer (checkpoint,
-adapter and config, the run's starting files, metrics, ...), then, resumed, at a call drawn
-among all (a point past its end lets it finish), then resumed to the end.
+Each scenario is profiled once (tests/kill_points.py), then killed at some of its calls: one inside each file
+writer first, the rest drawn among all calls. `make faults` (SMA_FAULTS=all) tries every scenario's full count
+(over a hundred points in all); `make test` tries a subset that changes with the day (SMA_FAULT_ROTATION picks one).
 """
 
+import contextlib
+import functools
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-import safetensors
 import torch
+from kill_points import budget, killed, profiled, rotation
+from safetensors import safe_open
 from safetensors.torch import load_file
 
-import sma
 from sma.checkpoints import checkpoints
+from sma.cli import main
+from sma.export import export_adapter
 from sma.recipes import load_config
-from sma.runs import Adapter, train
+from sma.runs import Adapter, generate, train
 from sma.video import read_video
 
-SEEDS = 10  # runs; each is killed twice (resume, or overwrite of a finished run), then resumed to the end
-WRITERS = {"save_checkpoint", "save", "begin", "write_metrics", "_swap", "atomic_output"}  # sma functions that write
-WATCHED = tuple(
-    str(Path(module.__file__).parent) if module.__file__.endswith("__init__.py") else module.__file__
-    for module in (sma, safetensors, shutil, json, os, __import__("pathlib"), __import__("tempfile"))
-)
-SMA = str(Path(sma.__file__).parent)
-
-
-class KillPoints:
-    """A profiler that numbers the watched calls, notes which writer (outermost) each happens in, and kills at
-    `kill_at`."""
-
-    def __init__(self, kill_at: int | None = None) -> None:
-        self.kill_at, self.count, self.writers = kill_at, 0, []
-        self.writing: dict[str, list[int]] = {}
-
-    def __call__(self, frame, event, _arg) -> None:
-        code = frame.f_code
-        if event not in ("call", "c_call", "return") or not code.co_filename.startswith(WATCHED):
-            return
-        writer = event != "c_call" and code.co_name in WRITERS and code.co_filename.startswith(SMA)
-        if event == "return":
-            if writer:
-                self.writers.pop()
-            return
-        if writer:
-            self.writers.append(code.co_name)
-        if self.count == self.kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
-        if self.writers:
-            self.writing.setdefault(self.writers[0], []).append(self.count)
-        self.count += 1
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+TARGETS = ["a blue square", "a green star"]
+NOBODY = 65534
 
 
 def settings(model_dir):
@@ -71,52 +46,9 @@ def settings(model_dir):
             "video.width": 16,
             "train.steps": 3,
             "train.checkpoint_every": 1,
+            "generate.steps": 2,
         }
     )
-
-
-def killed_run(model_dir, reference, out, kill_at: int, **mode) -> bool:
-    """Train in a forked child that kills itself at call `kill_at`; True when it was killed."""
-    sys.stdout.flush(), sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            sys.setprofile(KillPoints(kill_at))
-            train(settings(model_dir), reference, out, **mode)
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert not os.WIFEXITED(status) or os.WEXITSTATUS(status) == 0, "the child failed without being killed"
-    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-
-
-def profiled_run(model_dir, reference, out) -> KillPoints:
-    """A fresh run (as the killed runs start: `resume` on a new folder) profiled in a forked child, so that it
-    starts from exactly the process state the killed children start from; its kill points come back."""
-    sys.stdout.flush(), sys.stderr.flush()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        profile = KillPoints()
-        sys.setprofile(profile)
-        try:
-            train(settings(model_dir), reference, out, resume=True)
-        finally:
-            sys.setprofile(None)
-            with os.fdopen(write, "w") as pipe:
-                json.dump({"count": profile.count, "writing": profile.writing}, pipe)
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        recorded = json.load(pipe)
-    os.waitpid(pid, 0)
-    profile = KillPoints()
-    profile.count, profile.writing = recorded["count"], recorded["writing"]
-    return profile
 
 
 def assert_whole(out: Path) -> None:
@@ -135,49 +67,199 @@ def assert_whole(out: Path) -> None:
         Adapter.load(out / "adapter")
 
 
-@pytest.fixture
+def hidden(folder: Path) -> list[str]:
+    """What a killed writer could leave behind: hidden temporaries, staging folders, retired runs."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob(".*") if path.name != ".lock")
+
+
+def lora(path: Path) -> tuple[dict[str, str], dict[str, list]]:
+    """An export's metadata and tensors (its bytes vary: safetensors writes the metadata in hash order)."""
+    with safe_open(path, "pt") as file:
+        names = file.keys()
+        return file.metadata(), {name: file.get_tensor(name).tolist() for name in names}
+
+
+def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
+
+
+HIT: dict[str, int] = {}  # kill points that struck and were recovered from, by test
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tally(request):
+    """The count `make faults` reports."""
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and HIT:
+        counts = ", ".join(f"{name} {count}" for name, count in HIT.items())
+        reporter.write_line(f"kill -9 at {sum(HIT.values())} points, every one recovered ({counts})")
+
+
+@pytest.fixture(scope="module")
 def one_thread():
     """Forked children cannot use the parent's OpenMP pool (a parallel region hangs), and one thread
-    everywhere keeps every run's rounding the same: torch runs serially for the whole test."""
+    everywhere keeps every run's rounding the same: torch runs serially for the whole module."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_kill_9_anywhere_then_resume_gives_the_uninterrupted_adapter(model_dir, reference, tmp_path, one_thread):
-    train(settings(model_dir), reference, tmp_path / "warm-up")  # first-time imports: the children do not repeat them
-    profile = profiled_run(model_dir, reference, tmp_path / "straight")
-    straight = Adapter.load(tmp_path / "straight" / "adapter").tensors
-    writers = sorted(profile.writing)
-    assert {"begin", "save", "save_checkpoint", "write_metrics"} <= set(writers), writers
+@pytest.fixture(scope="module")
+def straight(model_dir, reference, tmp_path_factory, one_thread):
+    """An uninterrupted run (after a warm-up, so that the children repeat no first-time imports)."""
+    folder = tmp_path_factory.mktemp("straight")
+    train(settings(model_dir), reference, folder / "warm-up")
+    profile = profiled(functools.partial(train, settings(model_dir), reference, folder / "run", resume=True))
+    return folder / "run", profile
 
-    killed = 0
-    for seed in range(SEEDS):
-        rng = random.Random(seed)
-        out = tmp_path / f"run-{seed}"
-        replacing = seed % 3 == 2  # a finished run replaced with `overwrite`, killed midway
+
+@pytest.mark.parametrize("replacing", [False, True], ids=["resume", "overwrite"])
+def test_kill_9_in_training_then_resume_gives_the_uninterrupted_adapter(
+    model_dir, reference, straight, tmp_path, replacing
+):
+    """Killed inside a writer, then killed again at any call of the resumed run (a point past its end lets it
+    finish), then resumed to the end. A finished run replaced with `overwrite` stays whole meanwhile: the old run
+    or the new one, never a mix."""
+    run, profile = straight
+    expected = Adapter.load(run / "adapter").tensors
+    seed = rotation() + replacing
+    rng = random.Random(seed)
+    cases = profile.points(budget(10, 2) if replacing else budget(30, 6), rng)
+    hits = 0
+    for case, first in enumerate(cases):
+        out = tmp_path / f"run-{case}"
         if replacing:
-            shutil.copytree(tmp_path / "straight", out)
-        for attempt in range(2):
-            writer = writers[seed % len(writers)]
-            point = rng.choice(profile.writing[writer]) if attempt == 0 else rng.randrange(profile.count)
-            mode = {"overwrite": True} if replacing else {"resume": True}
-            hit = killed_run(model_dir, reference, out, point, **mode)
-            assert hit or attempt == 1, f"the first kill point of seed {seed} ({writer}) was not reached"
-            killed += hit
+            shutil.copytree(run, out)
+        mode = {"overwrite": True} if replacing else {"resume": True}
+        work = functools.partial(train, settings(model_dir), reference, out, **mode)
+        for attempt, point in enumerate((first, rng.randrange(profile.count))):
+            hit = killed(work, point)
+            assert hit or attempt == 1, f"rotation {seed}: case {case}'s first kill point ({point}) was not reached"
+            hits += hit
             assert_whole(out)
-            if replacing:  # the old run, or the new one complete: never a mix
-                assert all(
-                    torch.equal(straight[name], tensor)
-                    for name, tensor in Adapter.load(out / "adapter").tensors.items()
-                )
+            if replacing:
+                assert same_tensors(Adapter.load(out / "adapter").tensors, expected), (seed, case)
         train(settings(model_dir), reference, out, resume=True)
-        resumed = Adapter.load(out / "adapter").tensors
-        assert resumed.keys() == straight.keys()
-        assert all(torch.equal(straight[name], resumed[name]) for name in straight), seed
+        assert same_tensors(Adapter.load(out / "adapter").tensors, expected), (seed, case)
         steps = [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()]
-        assert steps == [0, 1, 2], seed
-        assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(f".run-{seed}")) == []
-    print(f"{killed} of {2 * SEEDS} kill points hit the run ({profile.count} calls; writers {writers})")
+        assert steps == [0, 1, 2], (seed, case)
+        assert hidden(out) == [] and not list(tmp_path.glob(f".run-{case}*")), (seed, case)
+    HIT["overwrite" if replacing else "resume"] = hits
+
+
+def test_kill_9_in_export_then_rerun_gives_the_uninterrupted_file(straight, tmp_path):
+    run, _ = straight
+    expected = lora(export_adapter(run, "diffusers", tmp_path / "straight.safetensors").path)
+    out = tmp_path / "exports" / "lora.safetensors"
+    out.parent.mkdir()
+    profile = profiled(lambda: export_adapter(run, "diffusers", out, overwrite=True))
+    out.unlink()
+    seed = rotation()
+    points = profile.points(budget(25, 5), random.Random(seed))
+    for point in points:
+        assert killed(lambda: export_adapter(run, "diffusers", out, overwrite=True), point), (seed, point)
+        assert not out.exists() or lora(out) == expected, (seed, point)  # absent, or whole
+        export_adapter(run, "diffusers", out, overwrite=True)
+        assert lora(out) == expected, (seed, point)
+        assert hidden(out.parent) == [], (seed, point)
+        out.unlink()
+    HIT["export"] = len(points)
+
+
+def test_kill_9_in_generation_then_rerun_gives_the_uninterrupted_videos(straight, tmp_path):
+    run, _ = straight
+    expected = [read_video(path) for path in generate(run, TARGETS, tmp_path / "straight", seed=3)]
+    out = tmp_path / "videos"
+    profile = profiled(lambda: generate(run, TARGETS, out, seed=3, overwrite=True))
+    shutil.rmtree(out)
+    seed = rotation()
+    points = profile.points(budget(25, 5), random.Random(seed))
+    for point in points:
+        assert killed(lambda: generate(run, TARGETS, out, seed=3, overwrite=True), point), (seed, point)
+        for video in out.rglob("*.mp4") if out.exists() else []:
+            assert len(read_video(video)) == 4, (seed, point, video)  # whole, or absent
+        paths = generate(run, TARGETS, out, seed=3, overwrite=True)
+        videos = [read_video(path) for path in paths]
+        assert all(map(np.array_equal, videos, expected)) and len(videos) == len(expected), (seed, point)
+        assert hidden(out) == [], (seed, point)
+        shutil.rmtree(out)
+    HIT["generation"] = len(points)
+
+
+def turn(fault: str, out: Path) -> None:
+    """The disk fills up (each file now limited to 1 KiB), or `out` turns read-only (for root too: the process
+    gives up root, and root's files are read-only to it)."""
+    if fault == "full":
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+        return
+    for folder in (out, out / "checkpoints"):
+        folder.chmod(0o555)
+    if os.geteuid() == 0:
+        os.setresgid(NOBODY, NOBODY, NOBODY), os.setresuid(NOBODY, NOBODY, NOBODY)
+
+
+@contextlib.contextmanager
+def traversable(folder: Path):
+    """Let anyone pass through `folder`'s ancestors (pytest makes them root's alone), as a user's home would."""
+    ancestors = [path for path in folder.parents if path != Path(path.anchor)]
+    modes = {path: path.stat().st_mode for path in ancestors}
+    for path in ancestors:
+        path.chmod(modes[path] | 0o011)
+    try:
+        yield
+    finally:
+        for path, mode in modes.items():
+            path.chmod(mode)
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_a_full_disk_or_a_folder_turned_read_only_mid_run_is_one_line_and_keeps_the_checkpoint(
+    model_dir, reference, tmp_path, fault
+):
+    """After the first checkpoint the fault strikes: the run stops with one line naming what could not be written,
+    the checkpoint is whole, and once the fault is gone a resume finishes the run."""
+    out, recipe = tmp_path / "run", tmp_path / "recipe.yaml"
+    settings(model_dir).save(recipe)
+    command = ["train", str(reference), "--out", str(out), "--config", str(recipe)]
+    with traversable(out):
+        status, printed = faulted(command, fault, out)
+    for folder in (out, out / "checkpoints"):
+        folder.chmod(0o755)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 2, printed
+    error = printed[printed.index("sma: error: ") :]
+    assert len(error.strip().splitlines()) == 1, error
+    assert [checkpoint.name for checkpoint in checkpoints(out)] == ["step-000001"], error
+    assert_whole(out)
+    assert hidden(out) == [], error
+    assert main([*command, "--resume"]) == 0
+    assert [json.loads(line)["step"] for line in (out / "losses.jsonl").read_text().splitlines()] == [0, 1, 2]
+
+
+def faulted(command: list[str], fault: str, out: Path) -> tuple[int, str]:
+    """Run `command` in a forked child on which `fault` strikes after its first checkpoint; its exit status and
+    what it printed to stderr."""
+    read, write = os.pipe()
+    sys.stdout.flush(), sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        sys.stderr = os.fdopen(write, "w", buffering=1)  # pytest's capture holds fd 2 elsewhere
+
+        def strike(frame, event, _arg):
+            if event == "return" and frame.f_code.co_name == "save_checkpoint":
+                sys.setprofile(None)
+                turn(fault, out)
+
+        sys.setprofile(strike)
+        code = 1
+        try:
+            code = main(command)
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        printed = pipe.read()
+    return os.waitpid(pid, 0)[1], printed

@@ -51,6 +51,8 @@ def save_checkpoint(
     """Write the checkpoint of `step` into a temporary folder, then rename it into place."""
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(".staging-*"):  # a killed save's; the run's lock keeps other writers out
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
     staging.chmod(0o777 & ~umask())  # mkdtemp's folder is its owner's alone
     state = optimizer.state_dict()
@@ -67,6 +69,12 @@ def save_checkpoint(
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+    except OSError as error:
+        kept = latest_checkpoint(run_dir)
+        raise SmaError(
+            f"cannot write the checkpoint of step {step} ({error.strerror}: {error.filename}); "
+            + (f"{kept.name} is kept: make room, then resume" if kept else "no checkpoint is kept")
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for old in sorted(target.parent.glob("step-*[0-9]"))[:-KEEP]:

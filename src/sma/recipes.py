@@ -20,6 +20,8 @@ from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 from sma.references import check_entries
 
+MAX_VIDEO_SIDE = 4096  # Wan 2.2 TI2V-5B's native 704 x 1280 is the largest backbone's
+MAX_VIDEO_PIXELS = 2**29  # 537M: Wan 2.2's native 121 x 704 x 1280 is 109M
 MAX_TRAIN_STEPS = 100_000  # a day or more a run at real size; beyond, a typo (1e12 gave an ETA of 741 million hours)
 MAX_SAMPLING_STEPS = 1000  # no scheduler of the supported models has more training timesteps to step through
 
@@ -153,8 +155,16 @@ def check_section(instance, values: Any, where: str, what: str = "recipe key") -
     return checked
 
 
+OPTIONAL_EXAMPLES = {"float": 0.0, "int": 0, "str": "", "bool": False}  # values of the types a None default stands for
+
+
 def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "recipe key") -> Any:
-    """The value with the type of the default it replaces; a clear error otherwise."""
+    """The value with the type of the default it replaces (or, for a default of None, of its annotation); a clear
+    error otherwise."""
+    if current is None and value is not None:
+        declared = annotation.replace(" ", "").removesuffix("|None").removeprefix("None|")
+        if declared in OPTIONAL_EXAMPLES:
+            return _checked(value, OPTIONAL_EXAMPLES[declared], declared, name, what)
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise SmaError(f"{what} {name} must be true or false, got {value!r}")
@@ -192,6 +202,16 @@ def validate(config: TransferConfig) -> TransferConfig:
             raise SmaError(f"`video.{name}` must be >= 1, got {getattr(video, name)}")
     if video.frames < 2:
         raise SmaError("`video.frames` must be >= 2: motion needs at least two frames")
+    if max(video.height, video.width) > MAX_VIDEO_SIDE:
+        raise SmaError(
+            f"`video.height` x `video.width` is {video.height} x {video.width}: over {MAX_VIDEO_SIDE} pixels a side, "
+            "more than any backbone takes (a typo?)"
+        )
+    if video.frames * video.height * video.width > MAX_VIDEO_PIXELS:
+        raise SmaError(
+            f"`video.frames` x `video.height` x `video.width` is {video.frames} x {video.height} x {video.width}: over "
+            f"{MAX_VIDEO_PIXELS:,} pixels no backbone could take, and reading the reference would exhaust the memory"
+        )
     if train.steps < 1:
         raise SmaError(f"`train.steps` must be >= 1, got {train.steps}")
     if train.steps > MAX_TRAIN_STEPS:

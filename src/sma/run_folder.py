@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sma.errors import SmaError
-from sma.video.atomic import can_write_in
+from sma.video.atomic import can_write_in, replace_folder
 
 CONFIG_FILE = "config.yaml"  # what makes a folder a run folder
 RUN_FILE = "run.json"  # the reference's path and hash, for an honest resume
@@ -127,7 +127,7 @@ class RunLock:
 
     def release(self) -> None:
         if self._fd is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or its folder turned read-only: the flock ends all the same
                 self.path.unlink()
             os.close(self._fd)
             self._fd = None
@@ -219,9 +219,9 @@ class RunFolder:
 
     def _swap(self) -> None:
         if self.out.exists():
-            os.replace(self.out, self._old)
-        os.replace(self.staging, self.out)
-        shutil.rmtree(self._old, ignore_errors=True)
+            replace_folder(self.staging, self.out, retired=self._old)
+        else:
+            os.replace(self.staging, self.out)
         self.path = self.out
 
 

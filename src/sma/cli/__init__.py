@@ -8,6 +8,7 @@ arguments and sets `run(arguments) -> int`. Heavy imports happen inside `run`, s
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import sys
@@ -66,6 +67,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return _PYTHON_FORMAT(message, category, filename, lineno, line)
 
 
+# what the place written to says (a full disk, a file-size limit, a read-only folder), not a fault of sma's
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+
+
 def main(argv: list[str] | None = None) -> int:
     quiet_libraries()
     parser = build_parser()
@@ -80,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         from sma.cli.flags import for_command_line
 
         print(f"sma: error: {for_command_line(str(error))}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if error.errno not in UNWRITABLE:
+            raise
+        print(f"sma: error: {error.strerror}: {error.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sma: interrupted", file=sys.stderr)

@@ -36,10 +36,12 @@ def resize_frames(frames: np.ndarray, size: tuple[int, int], fit: str = "crop") 
         scale = min(height / source_height, width / source_width)
         scaled_height = min(height, max(1, round(source_height * scale)))
         scaled_width = min(width, max(1, round(source_width * scale)))
-    scaled = np.stack([_resize(frame, scaled_height, scaled_width) for frame in frames])
-    if fit == "crop":
+    if fit == "crop":  # frame by frame: one scaled frame in memory, not all (a wide target scales a frame up a lot)
         top, left = (scaled_height - height) // 2, (scaled_width - width) // 2
-        return np.ascontiguousarray(scaled[:, top : top + height, left : left + width])
+        return np.stack(
+            [_resize(frame, scaled_height, scaled_width)[top : top + height, left : left + width] for frame in frames]
+        )
+    scaled = np.stack([_resize(frame, scaled_height, scaled_width) for frame in frames])
     padded = np.zeros((len(frames), height, width, 3), dtype=np.uint8)
     top, left = (height - scaled_height) // 2, (width - scaled_width) // 2
     padded[:, top : top + scaled_height, left : left + scaled_width] = scaled

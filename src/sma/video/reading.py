@@ -216,7 +216,7 @@ def _decode_container(path: Path) -> Iterator[np.ndarray]:
 
 def _open_container(path: Path) -> av.container.InputContainer:
     try:
-        container = av.open(str(path))
+        container = av.open(str(path), metadata_errors="replace")  # damaged tags read as U+FFFD, not a crash
     except av.error.FFmpegError as error:
         with path.open("rb") as file:
             head = file.read(12)
@@ -230,6 +230,9 @@ def _open_container(path: Path) -> av.container.InputContainer:
         container.close()
         kind = f"FFmpeg reads it as {format_name!r}" if container.streams.video else "it has no video stream"
         raise NotAVideoError(f"{path} is not a video ({kind})")
+    if container.streams.video[0].codec_context is None:
+        container.close()
+        raise CorruptVideoError(f"{path} is corrupt or its codec unknown: FFmpeg has no decoder for its video stream")
     return container
 
 
