@@ -305,7 +305,9 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
         Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / ADAPTER_DIR)
         plot_losses(history, run.path / "loss_curves.png")
         share = sma_share(history)
-        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share})
+        plan = method.checkpointing_plan
+        checkpointing = {} if plan is None else {"checkpointing": plan.summary()}
+        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share} | checkpointing)
         say_sma_share(share)
         if resuming:  # the settings it ended with (only RESUMABLE ones can differ)
             config.save(run.path / CONFIG_FILE)
@@ -598,6 +600,7 @@ def transfer(
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
         extra = {"phases": timings | phases.summary(), "sma_share": share}
+        extra |= {key: trained[key] for key in ("checkpointing",) if key in trained}  # training's memory plan
         images = [Path(image_for(config, target)) for target in config.targets if image_for(config, target)]
         write_report(run.path, config.targets, paths, extra, baseline, images)
     return Path(out)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import signal
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,14 @@ from tqdm.auto import tqdm
 from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
 from sma.errors import SmaError
+from sma.memory_budget import (
+    CheckpointingPlan,
+    budget_bytes,
+    measure_activations,
+    plan_checkpointing,
+    state_kept,
+    static_bytes,
+)
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
 from sma.progress import report, stop_requested
@@ -32,6 +41,10 @@ HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 class TrainingDiverged(SmaError):
     """The loss became NaN or infinite."""
+
+
+class MemoryBudgetWarning(UserWarning):
+    """Even with every layer recomputed, training's estimated peak is over `train.memory_budget_gb`."""
 
 
 class TrainingInterrupted(SmaError):
@@ -152,6 +165,11 @@ def train(
     if len(text) != len(latents) or (conditions is not None and len(conditions) != len(latents)):
         raise ValueError(f"{len(latents)} latents need as many texts and conditions, got {len(text)}")
     parameters, optimizer, start = _start(accelerator, method, config, run_dir, resume)
+    if config.budgeted:
+        first = (latents[0], text[0], None if conditions is None else conditions[0])
+        method.checkpointing_plan = plan_layers(accelerator, method, config, parameters, first, seed)
+    if config.compile:
+        method.model.compile_layers()
     unet = method.model.unet
     loss_log = Path(run_dir) / "losses.jsonl"
     history = _restart_loss_log(loss_log, start, accelerator.is_main_process)
@@ -223,7 +241,7 @@ def _start(
     parameters = list(method.prepare().values())
     if accelerator.mixed_precision in HALF_PRECISIONS:
         method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
-    if config.gradient_checkpointing:
+    if config.gradient_checkpointing is True and not config.budgeted:
         method.model.enable_gradient_checkpointing()
     method.model.unet.train()
     optimizer = accelerator.prepare(make_optimizer(parameters, config))
@@ -232,6 +250,52 @@ def _start(
         start, adapter = loaded
         method.load_adapter(adapter)
     return parameters, optimizer, start
+
+
+def plan_layers(
+    accelerator: Accelerator,
+    method: TrainedMethod,
+    config: TrainConfig,
+    parameters: list[torch.nn.Parameter],
+    first: tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None],
+    seed: int,
+) -> CheckpointingPlan | None:
+    """Checkpoint the fewest layers that fit `train.memory_budget_gb`, from a measuring forward of the loss on the
+    first reference (`sma.memory_budget`); None, and nothing checkpointed, without a budget (on the CPU)."""
+    model = method.model
+    budget = budget_bytes(config.memory_budget_gb, model.device)
+    if budget is None:
+        return None
+    latents, text, conditions = first
+    if conditions is not None:
+        method.set_conditions(conditions)
+    layers = model.checkpointable_layers()
+    weights = [tensor for network in model.networks() for tensor in (*network.parameters(), *network.buffers())]
+
+    def forward() -> None:
+        generator = torch.Generator(device=latents.device).manual_seed(seed)
+        with accelerator.autocast(), state_kept(method, "sma_share"):
+            method.loss(latents, text, generator)
+
+    activations, outside = measure_activations(layers, forward, weights)
+    on_device = [network for network in model.networks() if network.device == model.device]
+    static = static_bytes(on_device, parameters, "adamw8bit" if config.use_8bit_adam else "adamw")
+    plan = plan_checkpointing(budget, static, outside, activations)
+    model.checkpoint_some_layers(plan.checkpointed)
+    said = f"estimated peak {plan.estimate_gib:.2f} GiB (weights and optimizer {plan.static_gib:.2f} GiB)"
+    if not plan.fits:
+        warnings.warn(
+            f"the memory budget of {plan.budget_gib:.2f} GiB cannot be met: every layer is recomputed and the {said}; "
+            "raise `train.memory_budget_gb` or train fewer frames or a smaller size",
+            MemoryBudgetWarning,
+            stacklevel=2,
+        )
+    elif accelerator.is_main_process:
+        tqdm.write(
+            f"memory budget {plan.budget_gib:.2f} GiB: {len(plan.checkpointed)} of {plan.layers} layers recomputed "
+            f"in backward, {said}; none recomputed: {plan.unplanned_gib:.2f} GiB"
+        )
+    return plan
 
 
 def _restart_loss_log(loss_log: Path, start: int, main: bool) -> list[dict[str, float]]:

@@ -135,6 +135,7 @@ class TrainedMethod(Method):
         super().__init__(model, config)
         self.sma = config.sma.build()
         self.trainable: dict[str, torch.nn.Parameter] = {}
+        self.checkpointing_plan = None  # the layers training recomputes under a memory budget (sma.memory_budget)
         self._inversion: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
