@@ -453,9 +453,12 @@ def write_videos(
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
     A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. Stages that the
-    backbone's sections add then take every video further (see `write_later_stages`).
+    backbone's sections add then take every video further (see `write_later_stages`). With `generate.compile`, the
+    denoiser's repeated blocks are compiled first (`LatentVideoModel.compile_layers`).
     """
     paths, guidance, videos = [], [], []
+    if method.config.generate.compile:
+        method.model.compile_layers()
     for index, target in enumerate(targets):
         tqdm.write(f"generating {index + 1}/{len(targets)}: {target}")
         with phases("generate"):

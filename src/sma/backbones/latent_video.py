@@ -80,12 +80,24 @@ COMPILE_BACKEND = "SMA_COMPILE_BACKEND"  # environment variable: torch.compile's
 
 
 def compile_layers(layers: Iterable[torch.nn.Module]) -> None:
-    """Regional compilation: each layer compiled on its own (`torch.compile`), not the whole network, so that
-    layers of one shape share their compiled code and compiling takes seconds, not minutes. The backend is
-    inductor unless `SMA_COMPILE_BACKEND` names another (the tests use aot_eager: inductor takes minutes on a CPU)."""
+    """Regional compilation: each layer's forward compiled on its own (`torch.compile`), not the whole network, so
+    that layers of one shape share their compiled code and compiling takes seconds, not minutes. Inside gradient
+    checkpointing where a layer has it (torch's `checkpoint` is not traced by dynamo: the recomputation runs the
+    compiled code too); module hooks stay outside. The backend is inductor unless the environment variable
+    `SMA_COMPILE_BACKEND` names another (the tests use aot_eager: inductor takes minutes on a CPU).
+
+    Static shapes (`dynamic=False`: one graph per shape, the kernels CUDA graphs can take); layers of one class
+    share a code object, and dynamo's limit of recompilations per code object is raised to the layer count, or
+    the layers past it would silently run uncompiled."""
+    layers = list(layers)
     backend = os.environ.get(COMPILE_BACKEND, "inductor")
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, len(layers))
     for layer in layers:
-        layer.compile(backend=backend)
+        if is_checkpointed(layer):
+            compiled = torch.compile(layer.forward.args[0], backend=backend, dynamic=False)
+            layer.forward = functools.partial(checkpoint, compiled, use_reentrant=False)
+        else:
+            layer.forward = torch.compile(layer.forward, backend=backend, dynamic=False)
 
 
 def encode_prompts_once(model, prompts: list[str], encoder: str) -> torch.Tensor:

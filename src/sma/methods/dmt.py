@@ -103,6 +103,11 @@ class DMT(ZeroShotMethod):
             raise SmaError(f"dmt.guidance_fraction must be in [0, 1], got {options.guidance_fraction}")
         if options.iterations < 0 or options.low_pass_factor < 1:
             raise SmaError("dmt.iterations must be >= 0 and dmt.low_pass_factor >= 1")
+        if generate.compile:
+            raise SmaError(
+                "dmt's guidance reads UNet features through hooks and stops the UNet early, untested with compiled "
+                "blocks: unset `generate.compile`"
+            )
         if options.precision not in PRECISIONS:
             raise SmaError(f"dmt.precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
 
