@@ -165,7 +165,9 @@ def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "
         declared = annotation.replace(" ", "").removesuffix("|None").removeprefix("None|")
         if declared in OPTIONAL_EXAMPLES:
             return _checked(value, OPTIONAL_EXAMPLES[declared], declared, name, what)
-    if isinstance(current, bool) and not (isinstance(value, str) and "str" in annotation):
+    if isinstance(current, bool) and isinstance(value, str) and "str" in annotation:  # true, false or a word
+        return value
+    if isinstance(current, bool):
         if not isinstance(value, bool):
             raise SmaError(f"{what} {name} must be true or false, got {value!r}")
         return value
