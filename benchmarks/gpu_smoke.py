@@ -25,7 +25,8 @@ still run (one GPU session is short); any failure makes the exit non-zero.
 `--variants` runs each method once per variant: its recipe, without checkpointing, with the memory budget
 (`train.gradient_checkpointing: budget`: the card less 10%; the plan is printed under the row), with regional
 compilation (`train.compile`, `generate.compile`; the first step's compilation is in the mean s/step:
-benchmarks/compile_step.py times it apart), or both; zero-shot methods take the generation keys alone.
+benchmarks/compile_step.py times it apart), or both; zero-shot methods take the generation keys alone, DMT the
+checkpointing of its guidance (`dmt.gradient_checkpointing`).
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidan
 # baseline: the same Euler steps, nothing guided) in the same run, for the ratio of seconds and of peak memory
 FLOWMOTION_SHORT_RUN = {"generate.steps": 10, "flowmotion.guidance_steps": 2, "generate.untuned": True}
 # --variants: each method's recipe as it is, and with the speed options (sma.memory_budget, regional compilation);
-# the training keys only on trained methods, generate.compile not on DMT (it refuses it)
+# the training keys only on trained methods; DMT takes the checkpointing as dmt.gradient_checkpointing and no
+# generate.compile (it refuses it)
 VARIANTS = {
     "recipe": {},
     "no-checkpointing": {"train.gradient_checkpointing": False},
@@ -213,10 +215,11 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
 def variant_overrides(name: str, variant: str) -> dict:
     """The recipe keys a variant sets for a method: those it can take."""
     keys = VARIANTS[variant]
-    if name.startswith(ZERO_SHOT):
+    if name == "dmt":  # its guidance's checkpointing is its own key
+        checkpointing = keys.get("train.gradient_checkpointing")
+        keys = {} if checkpointing is None else {"dmt.gradient_checkpointing": checkpointing}
+    elif name.startswith(ZERO_SHOT):
         keys = {key: value for key, value in keys.items() if not key.startswith("train.")}
-    if name == "dmt":
-        keys = {key: value for key, value in keys.items() if key != "generate.compile"}
     return keys
 
 

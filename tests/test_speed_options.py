@@ -11,11 +11,10 @@ import torch
 from sma.backbones.dispatch import load_text_to_video
 from sma.backbones.latent_video import COMPILE_BACKEND, LatentVideoModel, compile_layers, is_checkpointed
 from sma.errors import SmaError
-from sma.memory_budget import estimate, measure_activations, plan_checkpointing
+from sma.memory_budget import MemoryBudgetWarning, estimate, measure_activations, plan_checkpointing
 from sma.methods import build_method
 from sma.recipes import load_config
 from sma.runs import Adapter, train, transfer
-from sma.training import MemoryBudgetWarning
 
 SIZE = 32
 # aot_eager runs the traced graphs through AOTAutograd (functionalised forward and backward, as inductor gets

@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import warnings
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 GIB = 2**30
 CARD_MARGIN = 0.1  # share of the card's memory a default budget leaves free (allocator cache, workspaces)
 OPTIMIZER_STATE_BYTES = {"adamw": 8, "adamw8bit": 2}  # per trained parameter: AdamW's two moments
+
+
+class MemoryBudgetWarning(UserWarning):
+    """Even with every layer recomputed, the estimated peak is over the memory budget."""
 
 
 @dataclass
@@ -111,7 +117,8 @@ def measure_activations(
     handles = []
     for name, layer in layers.items():
         handles.append(layer.register_forward_pre_hook(enter(name), with_kwargs=True))
-        handles.append(layer.register_forward_hook(leave, with_kwargs=True))
+        # always: a forward stopped by an exception (DMT's features end the UNet early) leaves the layer too
+        handles.append(layer.register_forward_hook(leave, with_kwargs=True, always_call=True))
     try:
         with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, unpack):
             forward()
@@ -177,3 +184,25 @@ def state_kept(owner: object, name: str):
         yield
     finally:
         setattr(owner, name, saved)
+
+
+def weights_and_buffers(networks: Iterable[torch.nn.Module]) -> list[torch.Tensor]:
+    return [tensor for network in networks for tensor in (*network.parameters(), *network.buffers())]
+
+
+def announce(plan: CheckpointingPlan, budget_key: str, printed: bool = True) -> None:
+    """One line about the plan: a `MemoryBudgetWarning` when even every layer recomputed does not fit, else
+    (when `printed`) what is recomputed."""
+    said = f"estimated peak {plan.estimate_gib:.2f} GiB (weights and optimizer {plan.static_gib:.2f} GiB)"
+    if not plan.fits:
+        warnings.warn(
+            f"the memory budget of {plan.budget_gib:.2f} GiB cannot be met: every layer is recomputed and the {said}; "
+            f"raise `{budget_key}` or lower the frames or the size",
+            MemoryBudgetWarning,
+            stacklevel=3,
+        )
+    elif printed:
+        tqdm.write(
+            f"memory budget {plan.budget_gib:.2f} GiB: {len(plan.checkpointed)} of {plan.layers} layers recomputed "
+            f"in backward, {said}; none recomputed: {plan.unplanned_gib:.2f} GiB"
+        )

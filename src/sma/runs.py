@@ -603,7 +603,9 @@ def transfer(
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
         extra = {"phases": timings | phases.summary(), "sma_share": share}
-        extra |= {key: trained[key] for key in ("checkpointing",) if key in trained}  # training's memory plan
+        plan = method.checkpointing_plan  # a zero-shot method's; a trained one's is in training's metrics
+        extra |= {"checkpointing": plan.summary()} if plan is not None else {}
+        extra |= {key: trained[key] for key in ("checkpointing",) if key in trained}
         images = [Path(image_for(config, target)) for target in config.targets if image_for(config, target)]
         write_report(run.path, config.targets, paths, extra, baseline, images)
     return Path(out)

@@ -12,7 +12,6 @@ import contextlib
 import json
 import math
 import signal
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +24,13 @@ from sma.config import TrainConfig
 from sma.errors import SmaError
 from sma.memory_budget import (
     CheckpointingPlan,
+    announce,
     budget_bytes,
     measure_activations,
     plan_checkpointing,
     state_kept,
     static_bytes,
+    weights_and_buffers,
 )
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
@@ -41,10 +42,6 @@ HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 class TrainingDiverged(SmaError):
     """The loss became NaN or infinite."""
-
-
-class MemoryBudgetWarning(UserWarning):
-    """Even with every layer recomputed, training's estimated peak is over `train.memory_budget_gb`."""
 
 
 class TrainingInterrupted(SmaError):
@@ -270,7 +267,7 @@ def plan_layers(
     if conditions is not None:
         method.set_conditions(conditions)
     layers = model.checkpointable_layers()
-    weights = [tensor for network in model.networks() for tensor in (*network.parameters(), *network.buffers())]
+    weights = weights_and_buffers(model.networks())
 
     def forward() -> None:
         generator = torch.Generator(device=latents.device).manual_seed(seed)
@@ -282,19 +279,7 @@ def plan_layers(
     static = static_bytes(on_device, parameters, "adamw8bit" if config.use_8bit_adam else "adamw")
     plan = plan_checkpointing(budget, static, outside, activations)
     model.checkpoint_some_layers(plan.checkpointed)
-    said = f"estimated peak {plan.estimate_gib:.2f} GiB (weights and optimizer {plan.static_gib:.2f} GiB)"
-    if not plan.fits:
-        warnings.warn(
-            f"the memory budget of {plan.budget_gib:.2f} GiB cannot be met: every layer is recomputed and the {said}; "
-            "raise `train.memory_budget_gb` or train fewer frames or a smaller size",
-            MemoryBudgetWarning,
-            stacklevel=2,
-        )
-    elif accelerator.is_main_process:
-        tqdm.write(
-            f"memory budget {plan.budget_gib:.2f} GiB: {len(plan.checkpointed)} of {plan.layers} layers recomputed "
-            f"in backward, {said}; none recomputed: {plan.unplanned_gib:.2f} GiB"
-        )
+    announce(plan, "train.memory_budget_gb", accelerator.is_main_process)
     return plan
 
 

@@ -72,6 +72,7 @@ class Method:
         self.config = config
         self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
         self.sma_share = config.sma.share_control()  # None: SMA at its fixed weights
+        self.checkpointing_plan = None  # the layers recomputed under a memory budget (sma.memory_budget)
 
     @property
     def options(self) -> Any:
@@ -135,7 +136,6 @@ class TrainedMethod(Method):
         super().__init__(model, config)
         self.sma = config.sma.build()
         self.trainable: dict[str, torch.nn.Parameter] = {}
-        self.checkpointing_plan = None  # the layers training recomputes under a memory budget (sma.memory_budget)
         self._inversion: tuple[torch.Tensor, tuple, torch.Tensor] | None = None
 
     def prepare(self) -> dict[str, torch.nn.Parameter]:
