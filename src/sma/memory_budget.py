@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import torch
+from accelerate import PartialState
 from tqdm.auto import tqdm
 
 GIB = 2**30
@@ -206,3 +207,20 @@ def announce(plan: CheckpointingPlan, budget_key: str, printed: bool = True) -> 
             f"memory budget {plan.budget_gib:.2f} GiB: {len(plan.checkpointed)} of {plan.layers} layers recomputed "
             f"in backward, {said}; none recomputed: {plan.unplanned_gib:.2f} GiB"
         )
+
+
+def checkpoint_within_budget(
+    model, budget_gb: float | None, forward: Callable[[], object], trained: list[torch.Tensor], optimizer: str, key: str
+) -> CheckpointingPlan | None:
+    """Measure `forward` (the loss a step runs) on `model` (a `LatentVideoModel`), plan for the budget (`key`'s
+    value `budget_gb`; see `budget_bytes`), checkpoint the planned layers and say so; None without a budget."""
+    budget = budget_bytes(budget_gb, model.device)
+    if budget is None:
+        return None
+    weights = weights_and_buffers(model.networks())
+    activations, outside = measure_activations(model.checkpointable_layers(), forward, weights)
+    on_device = [network for network in model.networks() if network.device == model.device]
+    plan = plan_checkpointing(budget, static_bytes(on_device, trained, optimizer), outside, activations)
+    model.checkpoint_some_layers(plan.checkpointed)
+    announce(plan, key, printed=PartialState().is_main_process)
+    return plan

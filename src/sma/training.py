@@ -22,16 +22,7 @@ from tqdm.auto import tqdm
 from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
 from sma.errors import SmaError
-from sma.memory_budget import (
-    CheckpointingPlan,
-    announce,
-    budget_bytes,
-    measure_activations,
-    plan_checkpointing,
-    state_kept,
-    static_bytes,
-    weights_and_buffers,
-)
+from sma.memory_budget import CheckpointingPlan, checkpoint_within_budget, state_kept
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
 from sma.progress import report, stop_requested
@@ -259,28 +250,19 @@ def plan_layers(
 ) -> CheckpointingPlan | None:
     """Checkpoint the fewest layers that fit `train.memory_budget_gb`, from a measuring forward of the loss on the
     first reference (`sma.memory_budget`); None, and nothing checkpointed, without a budget (on the CPU)."""
-    model = method.model
-    budget = budget_bytes(config.memory_budget_gb, model.device)
-    if budget is None:
-        return None
     latents, text, conditions = first
     if conditions is not None:
         method.set_conditions(conditions)
-    layers = model.checkpointable_layers()
-    weights = weights_and_buffers(model.networks())
 
     def forward() -> None:
         generator = torch.Generator(device=latents.device).manual_seed(seed)
         with accelerator.autocast(), state_kept(method, "sma_share"):
             method.loss(latents, text, generator)
 
-    activations, outside = measure_activations(layers, forward, weights)
-    on_device = [network for network in model.networks() if network.device == model.device]
-    static = static_bytes(on_device, parameters, "adamw8bit" if config.use_8bit_adam else "adamw")
-    plan = plan_checkpointing(budget, static, outside, activations)
-    model.checkpoint_some_layers(plan.checkpointed)
-    announce(plan, "train.memory_budget_gb", accelerator.is_main_process)
-    return plan
+    optimizer = "adamw8bit" if config.use_8bit_adam else "adamw"
+    return checkpoint_within_budget(
+        method.model, config.memory_budget_gb, forward, parameters, optimizer, "train.memory_budget_gb"
+    )
 
 
 def _restart_loss_log(loss_log: Path, start: int, main: bool) -> list[dict[str, float]]:

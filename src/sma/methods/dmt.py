@@ -25,15 +25,7 @@ from safetensors.torch import load_file, save_file
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import PRECISIONS, TransferConfig
 from sma.errors import SmaError
-from sma.memory_budget import (
-    announce,
-    budget_bytes,
-    measure_activations,
-    plan_checkpointing,
-    state_kept,
-    static_bytes,
-    weights_and_buffers,
-)
+from sma.memory_budget import checkpoint_within_budget, state_kept
 from sma.methods.base import ZeroShotMethod
 from sma.objectives import dmt_feature_loss, with_sma
 from sma.progress import track
@@ -285,23 +277,15 @@ class DMT(ZeroShotMethod):
         """Recompute the fewest UNet layers whose estimated peak fits `dmt.memory_budget_gb`, from a measuring
         forward of the guidance's loss (`sma.memory_budget`); nothing without a budget (on the CPU). Planned once,
         at the first guided step: every later one has the same shapes."""
-        model = self.model
-        budget = budget_bytes(self.options.memory_budget_gb, model.device)
-        if budget is None:
-            self.budgeted = False
-            return
 
         def forward() -> None:
             with state_kept(self, "sma_share"):
                 self.feature_loss(reference, self.feature_videos(optimized, t, condition))
 
-        layers = model.checkpointable_layers()
-        activations, outside = measure_activations(layers, forward, weights_and_buffers(model.networks()))
-        on_device = [network for network in model.networks() if network.device == model.device]
-        static = static_bytes(on_device, [optimized], "adamw")  # Adam's moments and the gradient of the latent
-        self.checkpointing_plan = plan_checkpointing(budget, static, outside, activations)
-        model.checkpoint_some_layers(self.checkpointing_plan.checkpointed)
-        announce(self.checkpointing_plan, "dmt.memory_budget_gb")
+        budget_gb = self.options.memory_budget_gb  # Adam's moments and the gradient are the latent's
+        plan = checkpoint_within_budget(self.model, budget_gb, forward, [optimized], "adamw", "dmt.memory_budget_gb")
+        self.budgeted = plan is not None
+        self.checkpointing_plan = plan
 
     def feature_videos(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Outputs of `dmt.layers` as videos (b, c, f, h, w); the UNet stops after the last of them."""
