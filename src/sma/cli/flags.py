@@ -76,7 +76,7 @@ TRAINING_FLAGS = (
     Flag(
         "--compile",
         "train.compile",
-        "compile each repeated block of the denoiser for training (torch.compile; seconds to compile)",
+        "compile each repeated block of the denoiser for training (torch.compile; compiled on the first step)",
         {"action": "store_true", "default": None},
     ),
     Flag(
