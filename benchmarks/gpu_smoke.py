@@ -2,6 +2,7 @@
 through the same code path as `sma transfer` (`sma.runs.transfer`).
 
     python benchmarks/gpu_smoke.py [--size real|tiny] [--methods NAME ...] [--train-steps N] [--json FILE] [--profile]
+        [--variants recipe no-checkpointing budget compile compile+budget]
 
 `--size real` (the default; needs a CUDA GPU) writes model folders with random weights in fp16 safetensors,
 nothing downloaded: ZeroScope's UNet3D configuration (1.41 B parameters) with Stable Diffusion's VAE and an
@@ -21,6 +22,11 @@ each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `-
 tiny models on the CPU, to check the script. A method that fails is reported with its traceback and the others
 still run (one GPU session is short); any failure makes the exit non-zero.
 `--json` rewrites FILE after each method, so a run cut short keeps what it measured.
+`--variants` runs each method once per variant: its recipe, without checkpointing, with the memory budget
+(`train.gradient_checkpointing: budget`: the card less 10%; the plan is printed under the row), with regional
+compilation (`train.compile`, `generate.compile`; the first step's compilation is in the mean s/step:
+benchmarks/compile_step.py times it apart), or both; zero-shot methods take the generation keys alone, DMT the
+checkpointing of its guidance (`dmt.gradient_checkpointing`).
 """
 
 from __future__ import annotations
@@ -62,6 +68,17 @@ DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidan
 # FlowMotion: the official share of guided steps (10 of 50), and plain sampling of the same size (the untuned
 # baseline: the same Euler steps, nothing guided) in the same run, for the ratio of seconds and of peak memory
 FLOWMOTION_SHORT_RUN = {"generate.steps": 10, "flowmotion.guidance_steps": 2, "generate.untuned": True}
+# --variants: each method's recipe as it is, and with the speed options (sma.memory_budget, regional compilation);
+# the training keys only on trained methods; DMT takes the checkpointing as dmt.gradient_checkpointing and no
+# generate.compile (it refuses it)
+VARIANTS = {
+    "recipe": {},
+    "no-checkpointing": {"train.gradient_checkpointing": False},
+    "budget": {"train.gradient_checkpointing": "budget"},
+    "compile": {"train.compile": True, "generate.compile": True},
+    "compile+budget": {"train.compile": True, "generate.compile": True, "train.gradient_checkpointing": "budget"},
+}
+ZERO_SHOT = ("dmt", "flowmotion")
 CONSUMER_CARD_GIB = 24  # Wan 2.2 TI2V-5B's motionlora training should fit a 24 GB card
 
 
@@ -195,7 +212,20 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     return {"model": build_text_to_image(folder / "model"), "controlnet": build_controlnet(folder / "controlnet")}
 
 
-def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, size: str, steps: int) -> dict:
+def variant_overrides(name: str, variant: str) -> dict:
+    """The recipe keys a variant sets for a method: those it can take."""
+    keys = VARIANTS[variant]
+    if name == "dmt":  # its guidance's checkpointing is its own key
+        checkpointing = keys.get("train.gradient_checkpointing")
+        keys = {} if checkpointing is None else {"dmt.gradient_checkpointing": checkpointing}
+    elif name.startswith(ZERO_SHOT):
+        keys = {key: value for key, value in keys.items() if not key.startswith("train.")}
+    return keys
+
+
+def run_method(
+    name: str, models: dict[str, Path], reference: Path, out: Path, size: str, steps: int, variant: str = "recipe"
+) -> dict:
     from sma.recipes import load_config
     from sma.runs import transfer
 
@@ -222,12 +252,14 @@ def run_method(name: str, models: dict[str, Path], reference: Path, out: Path, s
         overrides |= {} if name.startswith("flowmotion") else {"train.mixed_precision": "no"}
     else:
         overrides |= {"video.height": height, "video.width": width}
-    config = load_config(ROOT / "configs" / f"{recipe}.yaml", overrides)
+    config = load_config(ROOT / "configs" / f"{recipe}.yaml", overrides | variant_overrides(name, variant))
     start = time.perf_counter()
-    run_dir = transfer(config, reference, out / name, overwrite=True)
+    run_dir = transfer(config, reference, out / f"{name}-{variant}", overwrite=True)
     wall = time.perf_counter() - start
-    phases = json.loads((run_dir / "metrics.json").read_text())["phases"]
-    return {"method": name, "frames": config.video.frames, "wall_s": wall, "phases": phases}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    label = name if variant == "recipe" else f"{name} [{variant}]"
+    result = {"method": label, "frames": config.video.frames, "wall_s": wall, "phases": metrics["phases"]}
+    return result | ({"checkpointing": metrics["checkpointing"]} if "checkpointing" in metrics else {})
 
 
 PHASES = ("train", "invert", "sample", "untuned", "generate", "decode", "cascade")
@@ -269,6 +301,16 @@ def profiled(enabled: bool, method: str, rows: int = 15):
     print(averages.table(sort_by=sort, row_limit=rows), flush=True)
 
 
+def plan_line(result: dict) -> str:
+    """What a memory budget chose, beside the row that measured its peak."""
+    plan = result["checkpointing"]
+    return (
+        f"{result['method']}: {len(plan['checkpointed'])} of {plan['layers']} layers recomputed for a budget of "
+        f"{plan['budget_gib']:.1f} GiB; estimated peak {plan['estimate_gib']:.2f} GiB "
+        f"({plan['unplanned_gib']:.2f} with none recomputed)"
+    )
+
+
 def guidance_cost(result: dict) -> str:
     """Guided sampling against plain sampling of the same size in the same run (FlowMotion's targets: within
     1.7x the seconds, peak memory within the official 19 GB)."""
@@ -279,7 +321,9 @@ def guidance_cost(result: dict) -> str:
     return f"{result['method']}: guided / plain sampling {guided['seconds'] / plain['seconds']:.2f}x seconds{memory}"
 
 
-def run_on_backbone(method: str, models: dict, references: dict, build, work: Path, size: str, steps: int) -> dict:
+def run_on_backbone(
+    method: str, models: dict, references: dict, build, work: Path, size: str, steps: int, variant: str
+) -> dict:
     """Builds the method's backbone and reference clip on first use, then runs the method."""
     from PIL import Image
 
@@ -297,7 +341,7 @@ def run_on_backbone(method: str, models: dict, references: dict, build, work: Pa
         if backbone == "wan-ti2v":  # image to video: the picture every target starts from
             models[backbone]["picture"] = work / "picture.png"
             Image.fromarray(clip.frames[-1]).save(models[backbone]["picture"])
-    return run_method(method, models[backbone], references[backbone], work / "runs", size, steps)
+    return run_method(method, models[backbone], references[backbone], work / "runs", size, steps, variant)
 
 
 def main() -> int:
@@ -310,6 +354,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one)")
     parser.add_argument("--json", type=Path, help="results file, rewritten after each method")
     parser.add_argument("--profile", action="store_true", help="print where each method spends its time")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=["recipe"],
+        help="a row per method and variant: the recipe, and with the speed options",
+    )
     arguments = parser.parse_args()
     if arguments.size == "real" and not torch.cuda.is_available():
         print("gpu_smoke: --size real needs a CUDA GPU (use --size tiny to check the script on the CPU)")
@@ -323,15 +374,19 @@ def main() -> int:
     start = time.perf_counter()
     build = build_real if arguments.size == "real" else build_tiny
     results, models, references = [], {}, {}
-    for method in arguments.methods:
+    for method, variant in [(method, variant) for method in arguments.methods for variant in arguments.variants]:
         try:
             with profiled(arguments.profile, method):
-                result = run_on_backbone(method, models, references, build, work, arguments.size, arguments.train_steps)
+                result = run_on_backbone(
+                    method, models, references, build, work, arguments.size, arguments.train_steps, variant
+                )
         except Exception as error:
             traceback.print_exc()
             result = {"method": method, "error": f"{type(error).__name__}: {error}".splitlines()[0]}
         results.append(result)
         print(HEADER if len(results) == 1 else "", row(result), sep="\n", flush=True)
+        if "checkpointing" in result:
+            print(plan_line(result), flush=True)
         if "untuned" in result.get("phases", {}):
             print(guidance_cost(result), flush=True)
         if method == "motionlora-wan2.2-ti2v" and "phases" in result:

@@ -5,6 +5,7 @@ CrossAttnUpBlock3D with an upsampler: the official three taps exist in it.
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from diffusers import DDIMScheduler
 
 from sma.cli import main
 from sma.errors import SmaError
+from sma.memory_budget import MemoryBudgetWarning
 from sma.methods import build_method
 from sma.methods.dmt import (
     DMT,
@@ -521,3 +523,26 @@ def test_the_untuned_baseline_of_dmt_is_plain_sampling(model_dir, reference, tmp
     plain |= {"video.frames": 8, "video.height": SIZE, "video.width": SIZE}
     (vmc,) = untuned(load_config(overrides=plain), reference, tmp_path / "vmc")
     assert (read_video(dmt[0].with_suffix(".gif")) == read_video(vmc.with_suffix(".gif"))).all()  # no codec noise
+
+
+def test_guidance_within_a_memory_budget_gives_the_same_video(model_dir, reference_latents):
+    """A roomy budget recomputes nothing; one between the weights and the unplanned peak some layers, whose estimate
+    fits; one below the weights every layer, with one warning. The video is the same each time."""
+    roomy = build_method(dmt_config(model_dir, **{"dmt.memory_budget_gb": 1000.0}))
+    expected = roomy.generate(reference_latents, "a blue square", seed=5)
+    plan = roomy.checkpointing_plan
+    assert plan.fits and plan.checkpointed == [] and plan.unplanned_gib > plan.static_gib
+    middle = (plan.static_gib + plan.unplanned_gib) / 2
+    for budget in (middle, plan.static_gib / 2):
+        method = build_method(dmt_config(model_dir, **{"dmt.memory_budget_gb": budget}))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            output = method.generate(reference_latents, "a blue square", seed=5)
+        torch.testing.assert_close(output, expected, rtol=1e-5, atol=1e-5)
+        planned = method.checkpointing_plan
+        said = [warning for warning in caught if issubclass(warning.category, MemoryBudgetWarning)]
+        if budget == middle:
+            assert planned.fits and 0 < len(planned.checkpointed) < planned.layers and not said
+            assert planned.estimate_gib <= budget
+        else:
+            assert not planned.fits and len(planned.checkpointed) == planned.layers and len(said) == 1

@@ -85,9 +85,19 @@ class TrainConfig:
     gradient_accumulation: int = 1
     max_grad_norm: float = 1.0  # 0 turns clipping off
     mixed_precision: str = "no"  # no | fp16 | bf16
-    gradient_checkpointing: bool = False
+    # true: every layer recomputed in backward; false: none; "budget": the fewest that fit `memory_budget_gb`
+    gradient_checkpointing: bool | str = False
+    # GiB; set, it is the budget whatever `gradient_checkpointing` says; None: a CUDA card's memory less 10%
+    # with `gradient_checkpointing: budget` (no limit on the CPU)
+    memory_budget_gb: float | None = None
+    compile: bool = False  # each repeated block through torch.compile (regional compilation)
     use_8bit_adam: bool = False
     checkpoint_every: int = 100
+
+    @property
+    def budgeted(self) -> bool:
+        """Whether a memory budget picks the layers to recompute (`sma.memory_budget`)."""
+        return self.gradient_checkpointing == "budget" or self.memory_budget_gb is not None
 
 
 @dataclass
@@ -100,6 +110,7 @@ class GenerateConfig:
     inversion_steps: int = 30
     noise_prior: float = 1.0  # weight p of the inverted latent: sqrt(p) z_inv + sqrt(1 - p) eps
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 weights and latents while generating
+    compile: bool = False  # each repeated block of the denoiser through torch.compile (regional compilation)
     untuned: bool = False  # transfer also samples each target from the untuned model (untuned/), as a baseline
 
 

@@ -165,6 +165,8 @@ def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "
         declared = annotation.replace(" ", "").removesuffix("|None").removeprefix("None|")
         if declared in OPTIONAL_EXAMPLES:
             return _checked(value, OPTIONAL_EXAMPLES[declared], declared, name, what)
+    if isinstance(current, bool) and isinstance(value, str) and "str" in annotation:  # true, false or a word
+        return value
     if isinstance(current, bool):
         if not isinstance(value, bool):
             raise SmaError(f"{what} {name} must be true or false, got {value!r}")
@@ -219,6 +221,11 @@ def validate(config: TransferConfig) -> TransferConfig:
             f"`train.steps` is {train.steps}: more than {MAX_TRAIN_STEPS} would not finish (the official recipes "
             "train 300-1000 steps; a run resumed with more steps continues where it stopped)"
         )
+    if train.gradient_checkpointing not in (True, False, "budget"):
+        said = train.gradient_checkpointing
+        raise SmaError(f"`train.gradient_checkpointing` must be true, false or budget, got {said!r}")
+    if train.memory_budget_gb is not None and train.memory_budget_gb <= 0:
+        raise SmaError(f"`train.memory_budget_gb` must be above 0, got {train.memory_budget_gb}")
     if train.checkpoint_every < 1:
         raise SmaError(f"`train.checkpoint_every` must be >= 1, got {train.checkpoint_every}")
     if train.learning_rate <= 0:

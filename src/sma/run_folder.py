@@ -39,6 +39,9 @@ RESUMABLE = {
     "target_images": "the picture of each target",
     "show1.stages": "how far Show-1's cascade generates",
     "generate.untuned": "whether the untuned model's samples are written too",
+    "train.compile": "whether training compiles the repeated blocks (the same numbers, another speed)",
+    "generate.compile": "whether generation compiles the repeated blocks",
+    "train.memory_budget_gb": "the memory budget that picks the layers recomputed (the same gradients)",
 }
 
 

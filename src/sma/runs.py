@@ -305,7 +305,9 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
         Adapter(method.adapter_state(), latents[0][:1].cpu(), pinned, conditions[0]).save(run.path / ADAPTER_DIR)
         plot_losses(history, run.path / "loss_curves.png")
         share = sma_share(history)
-        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share})
+        plan = method.checkpointing_plan
+        checkpointing = {} if plan is None else {"checkpointing": plan.summary()}
+        write_metrics(run.path, {"phases": phases.summary(), "sma_share": share} | checkpointing)
         say_sma_share(share)
         if resuming:  # the settings it ended with (only RESUMABLE ones can differ)
             config.save(run.path / CONFIG_FILE)
@@ -451,9 +453,12 @@ def write_videos(
     """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
 
     A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. Stages that the
-    backbone's sections add then take every video further (see `write_later_stages`).
+    backbone's sections add then take every video further (see `write_later_stages`). With `generate.compile`, the
+    denoiser's repeated blocks are compiled first (`LatentVideoModel.compile_layers`).
     """
     paths, guidance, videos = [], [], []
+    if method.config.generate.compile:
+        method.model.compile_layers()
     for index, target in enumerate(targets):
         tqdm.write(f"generating {index + 1}/{len(targets)}: {target}")
         with phases("generate"):
@@ -598,6 +603,9 @@ def transfer(
             baseline = write_untuned(method, config.targets, run.path, config.seed, True)
             timings |= method.phases.summary()
         extra = {"phases": timings | phases.summary(), "sma_share": share}
+        plan = method.checkpointing_plan  # a zero-shot method's; a trained one's is in training's metrics
+        extra |= {"checkpointing": plan.summary()} if plan is not None else {}
+        extra |= {key: trained[key] for key in ("checkpointing",) if key in trained}
         images = [Path(image_for(config, target)) for target in config.targets if image_for(config, target)]
         write_report(run.path, config.targets, paths, extra, baseline, images)
     return Path(out)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
 from sma.errors import SmaError
+from sma.memory_budget import CheckpointingPlan, checkpoint_within_budget, state_kept
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
 from sma.progress import report, stop_requested
@@ -152,6 +153,11 @@ def train(
     if len(text) != len(latents) or (conditions is not None and len(conditions) != len(latents)):
         raise ValueError(f"{len(latents)} latents need as many texts and conditions, got {len(text)}")
     parameters, optimizer, start = _start(accelerator, method, config, run_dir, resume)
+    if config.budgeted:
+        first = (latents[0], text[0], None if conditions is None else conditions[0])
+        method.checkpointing_plan = plan_layers(accelerator, method, config, parameters, first, seed)
+    if config.compile:
+        method.model.compile_layers()
     unet = method.model.unet
     loss_log = Path(run_dir) / "losses.jsonl"
     history = _restart_loss_log(loss_log, start, accelerator.is_main_process)
@@ -223,7 +229,7 @@ def _start(
     parameters = list(method.prepare().values())
     if accelerator.mixed_precision in HALF_PRECISIONS:
         method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
-    if config.gradient_checkpointing:
+    if config.gradient_checkpointing is True and not config.budgeted:
         method.model.enable_gradient_checkpointing()
     method.model.unet.train()
     optimizer = accelerator.prepare(make_optimizer(parameters, config))
@@ -232,6 +238,31 @@ def _start(
         start, adapter = loaded
         method.load_adapter(adapter)
     return parameters, optimizer, start
+
+
+def plan_layers(
+    accelerator: Accelerator,
+    method: TrainedMethod,
+    config: TrainConfig,
+    parameters: list[torch.nn.Parameter],
+    first: tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor] | None],
+    seed: int,
+) -> CheckpointingPlan | None:
+    """Checkpoint the fewest layers that fit `train.memory_budget_gb`, from a measuring forward of the loss on the
+    first reference (`sma.memory_budget`); None, and nothing checkpointed, without a budget (on the CPU)."""
+    latents, text, conditions = first
+    if conditions is not None:
+        method.set_conditions(conditions)
+
+    def forward() -> None:
+        generator = torch.Generator(device=latents.device).manual_seed(seed)
+        with accelerator.autocast(), state_kept(method, "sma_share"):
+            method.loss(latents, text, generator)
+
+    optimizer = "adamw8bit" if config.use_8bit_adam else "adamw"
+    return checkpoint_within_budget(
+        method.model, config.memory_budget_gb, forward, parameters, optimizer, "train.memory_budget_gb"
+    )
 
 
 def _restart_loss_log(loss_log: Path, start: int, main: bool) -> list[dict[str, float]]:

@@ -7,9 +7,10 @@ differ only in how they load and run the UNet; everything here works on either.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
@@ -48,19 +49,55 @@ def matching_linears(network: torch.nn.Module, patterns: dict[str, re.Pattern]) 
 BLOCK_LAYERS = ("resnets", "temp_convs", "attentions", "temp_attentions", "motion_modules")
 
 
-def checkpoint_each_layer(unet: torch.nn.Module) -> None:
-    """Recompute each layer of each UNet block during backward instead of keeping its activations.
+def block_layers(network: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """The layers of each block of a UNet (or ControlNet) by module name, and its `transformer_in`: the repeated
+    units that gradient checkpointing recomputes and regional compilation compiles one by one."""
+    blocks = [block for block in (*network.down_blocks, network.mid_block, *getattr(network, "up_blocks", ())) if block]
+    layers = [layer for block in blocks for name in BLOCK_LAYERS for layer in getattr(block, name, ())]
+    chosen = {id(layer) for layer in layers}
+    if getattr(network, "transformer_in", None) is not None:
+        chosen.add(id(network.transformer_in))
+    return {name: module for name, module in network.named_modules() if id(module) in chosen}
+
+
+def is_checkpointed(layer: torch.nn.Module) -> bool:
+    return isinstance(layer.forward, functools.partial) and layer.forward.func is checkpoint
+
+
+def checkpoint_layers(layers: Iterable[torch.nn.Module]) -> None:
+    """Recompute each of `layers` during backward instead of keeping its activations.
 
     Per layer rather than per block: backward then holds one layer's activations at a time, not a
     whole block's. It also covers what diffusers' own checkpointing leaves out: UNet3DConditionModel
     supports none, and UNetMotionModel never checkpoints its motion modules (the layers VMC trains).
     """
-    blocks = [*unet.down_blocks, unet.mid_block, *unet.up_blocks]
-    layers = [layer for block in blocks for name in BLOCK_LAYERS for layer in getattr(block, name, ())]
-    if getattr(unet, "transformer_in", None) is not None:
-        layers.append(unet.transformer_in)
     for layer in layers:
-        layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
+        if not is_checkpointed(layer):
+            layer.forward = functools.partial(checkpoint, layer.forward, use_reentrant=False)
+
+
+COMPILE_BACKEND = "SMA_COMPILE_BACKEND"  # environment variable: torch.compile's backend (default inductor)
+
+
+def compile_layers(layers: Iterable[torch.nn.Module]) -> None:
+    """Regional compilation: each layer's forward compiled on its own (`torch.compile`), not the whole network, so
+    that layers of one shape share their compiled code and compiling takes seconds, not minutes. Inside gradient
+    checkpointing where a layer has it (torch's `checkpoint` is not traced by dynamo: the recomputation runs the
+    compiled code too); module hooks stay outside. The backend is inductor unless the environment variable
+    `SMA_COMPILE_BACKEND` names another (the tests use aot_eager: inductor takes minutes on a CPU).
+
+    Static shapes (`dynamic=False`: one graph per shape, the kernels CUDA graphs can take); layers of one class
+    share a code object, and dynamo's limit of recompilations per code object (8) is raised to a few per layer
+    (shapes, a LoRA switched on or off), or the layers past it would silently run uncompiled."""
+    layers = list(layers)
+    backend = os.environ.get(COMPILE_BACKEND, "inductor")
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * len(layers))
+    for layer in layers:
+        if is_checkpointed(layer):
+            compiled = torch.compile(layer.forward.args[0], backend=backend, dynamic=False)
+            layer.forward = functools.partial(checkpoint, compiled, use_reentrant=False)
+        else:
+            layer.forward = torch.compile(layer.forward, backend=backend, dynamic=False)
 
 
 def encode_prompts_once(model, prompts: list[str], encoder: str) -> torch.Tensor:
@@ -159,8 +196,26 @@ class LatentVideoModel:
         """The modules with weights; frozen and in eval mode after loading."""
         return [*self.denoisers().values(), self.vae, self.text_encoder]
 
+    def checkpointable_layers(self) -> dict[str, torch.nn.Module]:
+        """The layers checkpointing can recompute and regional compilation compiles, by "denoiser.module" name."""
+        return {
+            f"{denoiser}.{name}": layer
+            for denoiser, network in self.denoisers().items()
+            for name, layer in block_layers(network).items()
+        }
+
     def enable_gradient_checkpointing(self) -> None:
-        checkpoint_each_layer(self.unet)
+        """Every layer recomputed in backward."""
+        checkpoint_layers(self.checkpointable_layers().values())
+
+    def checkpoint_some_layers(self, names: Iterable[str]) -> None:
+        """The named layers (of `checkpointable_layers`) recomputed in backward; the others keep their activations."""
+        layers = self.checkpointable_layers()
+        checkpoint_layers(layers[name] for name in names)
+
+    def compile_layers(self) -> None:
+        """Each of `checkpointable_layers` compiled on its own (`compile_layers`)."""
+        compile_layers(self.checkpointable_layers().values())
 
     def move_encoders(self, device: str | torch.device) -> None:
         """Move the networks that are not denoisers (VAE, text encoder): training needs only what they

@@ -232,3 +232,11 @@ class WanModel(LatentVideoModel):
     def enable_gradient_checkpointing(self) -> None:
         """diffusers' own checkpointing: each transformer block is recomputed in backward."""
         self.unet.enable_gradient_checkpointing()
+
+    def checkpointable_layers(self) -> dict[str, torch.nn.Module]:
+        """The transformer blocks of each denoiser."""
+        return {
+            f"{denoiser}.blocks.{index}": block
+            for denoiser, network in self.denoisers().items()
+            for index, block in enumerate(network.blocks)
+        }

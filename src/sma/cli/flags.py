@@ -68,6 +68,24 @@ TRAINING_FLAGS = (
         {"action": "store_true", "default": None},
     ),
     Flag(
+        "--memory-budget-gb",
+        "train.memory_budget_gb",
+        "recompute in backward the fewest layers whose estimated peak fits this many GiB",
+        {"type": float},
+    ),
+    Flag(
+        "--compile",
+        "train.compile",
+        "compile each repeated block of the denoiser for training (torch.compile; compiled on the first step)",
+        {"action": "store_true", "default": None},
+    ),
+    Flag(
+        "--compile-sampling",
+        "generate.compile",
+        "compile each repeated block of the denoiser for generation",
+        {"action": "store_true", "default": None},
+    ),
+    Flag(
         "--stages",
         "show1.stages",
         "Show-1 only: generate through its cascade up to this stage",

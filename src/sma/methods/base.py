@@ -72,6 +72,7 @@ class Method:
         self.config = config
         self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
         self.sma_share = config.sma.share_control()  # None: SMA at its fixed weights
+        self.checkpointing_plan = None  # the layers recomputed under a memory budget (sma.memory_budget)
 
     @property
     def options(self) -> Any:

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.config import PRECISIONS, TransferConfig
 from sma.errors import SmaError
+from sma.memory_budget import checkpoint_within_budget, state_kept
 from sma.methods.base import ZeroShotMethod
 from sma.objectives import dmt_feature_loss, with_sma
 from sma.progress import track
@@ -50,7 +51,10 @@ class DMTOptions:
     precision: str = "fp16"  # autocast of every UNet pass: fp16 (gradient scaler; fp32 without CUDA) | bf16 | fp32
     # recompute each UNet layer in the guidance's backward: the same gradients in less memory (not in the official
     # code, which keeps every activation up to up_blocks.1: over 24 GB at 24 frames of 320x576)
-    gradient_checkpointing: bool = True
+    # "budget": the fewest layers whose estimate fits `memory_budget_gb` (sma.memory_budget), planned at the first
+    # guided step
+    gradient_checkpointing: bool | str = True
+    memory_budget_gb: float | None = None  # GiB; set, it implies "budget"; None: a CUDA card's memory less 10%
     sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
     sma_local_weight: float = 0.2
 
@@ -103,6 +107,17 @@ class DMT(ZeroShotMethod):
             raise SmaError(f"dmt.guidance_fraction must be in [0, 1], got {options.guidance_fraction}")
         if options.iterations < 0 or options.low_pass_factor < 1:
             raise SmaError("dmt.iterations must be >= 0 and dmt.low_pass_factor >= 1")
+        if options.gradient_checkpointing not in (True, False, "budget"):
+            raise SmaError(
+                f"dmt.gradient_checkpointing must be true, false or budget, got {options.gradient_checkpointing!r}"
+            )
+        if options.memory_budget_gb is not None and options.memory_budget_gb <= 0:
+            raise SmaError(f"dmt.memory_budget_gb must be above 0, got {options.memory_budget_gb}")
+        if generate.compile:
+            raise SmaError(
+                "dmt's guidance reads UNet features through hooks and stops the UNet early, untested with compiled "
+                "blocks: unset `generate.compile`"
+            )
         if options.precision not in PRECISIONS:
             raise SmaError(f"dmt.precision must be one of {', '.join(PRECISIONS)}, got {options.precision!r}")
 
@@ -114,7 +129,8 @@ class DMT(ZeroShotMethod):
         if missing:
             raise SmaError(f"dmt.layers: the UNet has no module named {', '.join(missing)}")
         self.check_timesteps()
-        if options.gradient_checkpointing:
+        self.budgeted = options.gradient_checkpointing == "budget" or options.memory_budget_gb is not None
+        if options.gradient_checkpointing is True and not self.budgeted:
             model.enable_gradient_checkpointing()
         self._inversion: tuple[torch.Tensor, ReferenceLatents] | None = None
 
@@ -237,6 +253,8 @@ class DMT(ZeroShotMethod):
         with torch.no_grad():
             reference = self.feature_videos(reference_latent, t, source)
         optimized = latents.detach().to(torch.float32, copy=True).requires_grad_(True)
+        if self.budgeted and self.checkpointing_plan is None:
+            self.plan_checkpointing(reference, t, condition, optimized)
         optimizer = torch.optim.Adam([optimized], lr=learning_rate)
         scaler = torch.amp.GradScaler(self.model.device.type, enabled=self.compute_dtype == torch.float16)
         with torch.enable_grad():
@@ -252,6 +270,22 @@ class DMT(ZeroShotMethod):
                 self.guidance_log.append({"timestep": int(t), "iteration": iteration, **record})
                 del terms  # the graph of this iteration goes before the next forward
         return optimized.detach()
+
+    def plan_checkpointing(
+        self, reference: dict[str, torch.Tensor], t: torch.Tensor, condition: torch.Tensor, optimized: torch.Tensor
+    ) -> None:
+        """Recompute the fewest UNet layers whose estimated peak fits `dmt.memory_budget_gb`, from a measuring
+        forward of the guidance's loss (`sma.memory_budget`); nothing without a budget (on the CPU). Planned once,
+        at the first guided step: every later one has the same shapes."""
+
+        def forward() -> None:
+            with state_kept(self, "sma_share"):
+                self.feature_loss(reference, self.feature_videos(optimized, t, condition))
+
+        budget_gb = self.options.memory_budget_gb  # Adam's moments and the gradient are the latent's
+        plan = checkpoint_within_budget(self.model, budget_gb, forward, [optimized], "adamw", "dmt.memory_budget_gb")
+        self.budgeted = plan is not None
+        self.checkpointing_plan = plan
 
     def feature_videos(self, latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> dict[str, torch.Tensor]:
         """Outputs of `dmt.layers` as videos (b, c, f, h, w); the UNet stops after the last of them."""
