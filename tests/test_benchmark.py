@@ -563,3 +563,18 @@ def test_the_commit_is_unknown_outside_git(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "__file__", str(tmp_path / "runner.py"))  # a folder no git checkout holds
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert runner.sma_commit() == "unknown"
+
+
+def test_executor_flags_are_one_line_errors_before_any_work(tmp_path, model_dir, capsys, monkeypatch):
+    import sys
+
+    suite, out = str(write_suite(tmp_path, model_dir)), str(tmp_path / "out")
+    assert main(["benchmark", suite, "--out", out, "--ray-address", "10.0.0.1:6379"]) == 2
+    assert capsys.readouterr().err == "sma: error: --ray-address and --gpus-per-cell need --executor ray\n"
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    assert main(["benchmark", suite, "--out", out, "--executor", "ray"]) == 2
+    assert capsys.readouterr().err == "sma: error: the Ray executor needs Ray: pip install 'sma[ray]'\n"
+    with pytest.raises(SystemExit):
+        main(["benchmark", suite, "--out", out, "--executor", "ray", "--cpus-per-cell", "-1"])
+    assert "takes a number of 0 or more, not '-1'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

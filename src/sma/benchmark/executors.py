@@ -61,6 +61,7 @@ class RayExecutor:
     worker imported (torch, diffusers, sma) is paid for once per worker, not per cell."""
 
     def __init__(self, address: str | None = None, cpus_per_cell: float = 1.0, gpus_per_cell: float | None = None):
+        _import_ray()  # missing Ray is said before any work
         self.address, self.cpus_per_cell, self.gpus_per_cell = address, cpus_per_cell, gpus_per_cell
         self.running = 0
 
