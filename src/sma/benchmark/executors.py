@@ -43,13 +43,12 @@ def one_line(error: BaseException) -> str:
 class InProcess:
     """Cells one after another in this process: the default, and what `sma benchmark` always did."""
 
-    running = 0
+    running = 0  # cells under way as an outcome is handed over: the next one, if any
 
     def run(self, jobs: list[tuple[Cell, Any]], out: Path, transfer: Callable) -> Iterator[Outcome]:
-        for cell, config in jobs:
-            self.running = 1
+        for index, (cell, config) in enumerate(jobs):
             outcome = attempt(cell, config, out, transfer)
-            self.running = 0
+            self.running = int(index + 1 < len(jobs))
             yield outcome
 
 
@@ -66,12 +65,12 @@ class RayExecutor:
         self.running = 0
 
     def run(self, jobs: list[tuple[Cell, Any]], out: Path, transfer: Callable) -> Iterator[Outcome]:
+        for cell, config in jobs:  # each reference written once here, not by cells racing for it
+            reference_clip(cell, config, out)
         ray = _import_ray()
         started_here = not ray.is_initialized()
         if started_here:
             _start_ray(ray, self.address)
-        for cell, config in jobs:  # each reference written once here, not by cells racing for it
-            reference_clip(cell, config, out)
         task = ray.remote(max_retries=0)(attempt)
         pending = {}
         try:
@@ -80,9 +79,9 @@ class RayExecutor:
                 options = {"num_cpus": self.cpus_per_cell, "num_gpus": self._gpus(config, gpus)}
                 pending[task.options(**options).remote(cell, config, out, transfer)] = cell
             while pending:
-                self.running = min(len(pending), _slots(ray, self.cpus_per_cell))
                 finished, _ = ray.wait(list(pending), num_returns=1)
                 cell = pending.pop(finished[0])
+                self.running = min(len(pending), _slots(ray, self.cpus_per_cell))
                 yield _collect(ray, finished[0], cell)
         finally:
             for reference in pending:
