@@ -70,6 +70,7 @@ def test_ray_runs_each_cell_once_as_in_process_records_a_failure_and_resumes_aft
             "error": "RuntimeError: cell linear-vmc-nosma-seed0 broke",
         }
     ]
+    assert "second line" in (tmp_path / "ray" / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the traceback
 
     results = tmp_path / "ray" / "results.jsonl"
     results.write_text(results.read_text() + '{"cell": "linear-vmc-nosma-se')  # a driver killed while writing

@@ -5,6 +5,7 @@ finishes; the driver (`runner.run_suite`) alone writes results, so an executor n
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +28,15 @@ class Outcome:
 
 
 def attempt(cell: Cell, config, out: Path, transfer: Callable) -> Outcome:
-    """Run one cell; an exception becomes its Outcome's one-line error, so the other cells go on (an interrupt
-    still stops everything)."""
+    """Run one cell; an exception becomes its Outcome's one-line error (the traceback goes to the cell's log), so
+    the other cells go on (an interrupt still stops everything)."""
     try:
         return Outcome(cell, run_cell(cell, config, Path(out), transfer))
     except Exception as error:  # any failure of a cell is recorded, not raised
+        log = Path(out) / "logs" / f"{cell.id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as file:
+            traceback.print_exc(file=file)
         return Outcome(cell, error=one_line(error))
 
 
@@ -65,6 +70,7 @@ class RayExecutor:
         self.running = 0
 
     def run(self, jobs: list[tuple[Cell, Any]], out: Path, transfer: Callable) -> Iterator[Outcome]:
+        out = Path(out).resolve()  # the workers do not start in this folder
         for cell, config in jobs:  # each reference written once here, not by cells racing for it
             reference_clip(cell, config, out)
         ray = _import_ray()
