@@ -9,7 +9,7 @@ SHELL := /bin/bash
 comma := ,
 LOCK := requirements.lock
 UV := uv==0.13.9
-EXTRAS := dev,bench,ui,docs
+EXTRAS := dev,bench,ui,docs,ray
 # Where pip finds torch's CPU build: the lock must name that build, not PyPI's CUDA one with its nvidia wheels.
 TORCH_WHEELS ?= /opt/wheels
 

@@ -450,32 +450,6 @@ def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():
         select(suite, seeds=[10])
 
 
-def test_lanes_share_out_the_seeds_so_a_deadline_leaves_every_kind_of_motion_some():
-    from pathlib import Path
-
-    from benchmark_scripts import load_script
-
-    from sma.benchmark import select
-
-    lanes = load_script("lanes").lanes
-    suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard.yaml")
-    many = lanes(suite, 20)  # 2 methods x 5 references: two shares of the seeds each
-    assert len(many) == 20 and {len(lane["references"]) for lane in many} == {1}
-    assert sorted(seed for lane in many if lane["name"] == "vmc-non-rigid-1" for seed in lane["seeds"]) == [
-        1,
-        3,
-        5,
-        7,
-        9,
-    ]
-    cells = {
-        (m, r, seed) for lane in many for m in lane["methods"] for r in lane["references"] for seed in lane["seeds"]
-    }
-    assert len(cells) == 2 * 5 * 10  # every (method, reference, seed) in exactly one lane
-    few = lanes(select(suite, seeds=[0, 1, 2]), 2)  # fewer lanes than pairs: each runs every pair, seed by seed
-    assert [lane["seeds"] for lane in few] == [(0, 2), (1,)] and all(len(lane["references"]) == 5 for lane in few)
-
-
 def test_parts_run_apart_merge_into_one_summary_and_a_cell_twice_is_refused(tmp_path, monkeypatch):
     import sys
 
@@ -589,3 +563,18 @@ def test_the_commit_is_unknown_outside_git(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "__file__", str(tmp_path / "runner.py"))  # a folder no git checkout holds
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     assert runner.sma_commit() == "unknown"
+
+
+def test_executor_flags_are_one_line_errors_before_any_work(tmp_path, model_dir, capsys, monkeypatch):
+    import sys
+
+    suite, out = str(write_suite(tmp_path, model_dir)), str(tmp_path / "out")
+    assert main(["benchmark", suite, "--out", out, "--ray-address", "10.0.0.1:6379"]) == 2
+    assert capsys.readouterr().err == "sma: error: --ray-address and --gpus-per-cell need --executor ray\n"
+    monkeypatch.setitem(sys.modules, "ray", None)  # Ray not installed
+    assert main(["benchmark", suite, "--out", out, "--executor", "ray"]) == 2
+    assert capsys.readouterr().err == "sma: error: the Ray executor needs Ray: pip install 'sma[ray]'\n"
+    with pytest.raises(SystemExit):
+        main(["benchmark", suite, "--out", out, "--executor", "ray", "--cpus-per-cell", "-1"])
+    assert "takes a number of 0 or more, not '-1'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

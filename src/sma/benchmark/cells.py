@@ -1,11 +1,14 @@
 """A cell's settings and what identifies them (the fingerprint a resumed benchmark compares), its reference
-clip, and its outputs scored by `sma.evaluation.score`."""
+clip, one cell run (`run_cell`, wherever an executor runs it), and its outputs scored by `sma.evaluation.score`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +96,8 @@ def _files_digest(folder: Path, stamps: tuple[tuple[str, int, int], ...]) -> str
 
 def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
     """The reference file of a cell and, for a synthetic one, its clip (ground truth in the cell's pixels):
-    rendered at the cell's size with as many frames as `video.frames`, `video.stride` and `video.start` take."""
+    rendered at the cell's size with as many frames as `video.frames`, `video.stride` and `video.start` take, and
+    written once per folder."""
     from sma.video import synthetic_video, write_video
 
     reference = cell.reference
@@ -103,7 +107,8 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
     frames = video.start + (video.frames - 1) * video.stride + 1
     clip = synthetic_video(**reference.synthetic, num_frames=frames, height=video.height, width=video.width)
     path = out / "references" / f"{reference.name}-{frames}x{video.height}x{video.width}.mp4"
-    write_video(path, clip.frames, fps=clip.fps, overwrite=True)
+    if not path.is_file():  # rendered once: cells running side by side read it while it stays
+        write_video(path, clip.frames, fps=clip.fps)
     return path, clip
 
 
@@ -127,3 +132,32 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
         record = {"target": target.prompt, "video": str(path.relative_to(run_dir.parent.parent))}
         records.append(record | score(reference, frames, reference_flow=reference_flow, truth=truth))
     return records
+
+
+def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str, Any]]:
+    """One transfer into OUT/cells/<cell>/ (its messages in OUT/logs/<cell>.log) and a record per target."""
+    started = time.perf_counter()
+    reference_path, clip = reference_clip(cell, config, out)
+    with cell_log(out / "logs" / f"{cell.id}.log"):
+        run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True, tune=cell.variant.tune)
+    common = {
+        "cell": cell.id,
+        "reference": cell.reference.name,
+        "method": cell.method.name,
+        "variant": cell.variant.name,
+        "sma": cell.variant.uses_sma,
+        "tuned": cell.variant.tune,
+        "seed": cell.seed,
+        "fingerprint": fingerprint(config, cell),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return [{**common, **record} for record in evaluate_cell(cell, config, Path(run_dir), clip)]
+
+
+@contextlib.contextmanager
+def cell_log(path: Path) -> Iterator[None]:
+    """The cell's own messages (training and sampling bars, warnings, what it is generating) go to its log, so
+    the suite's bar is the one on the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
+        yield

@@ -1,5 +1,6 @@
-"""Running a suite: every cell not yet in OUT/results.jsonl, its records appended as it finishes, the resolved
-settings beside them (settings.yaml), the summary rewritten after each cell; and parts run apart merged."""
+"""Running a suite: every cell not yet in OUT/results.jsonl handed to an executor (`executors`), its records
+appended as it finishes, the cells that failed in OUT/failures.jsonl, the resolved settings beside them
+(settings.yaml), the summary rewritten after each cell; and parts run apart merged."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sma.benchmark.cells import cell_config, evaluate_cell, fingerprint, model_digest, reference_clip
+from sma.benchmark.cells import cell_config, fingerprint, model_digest
+from sma.benchmark.executors import InProcess, Outcome
 from sma.benchmark.suite import Cell, Suite
 from sma.benchmark.summary import write_summary
 from sma.errors import SmaError
@@ -24,6 +25,7 @@ from sma.evaluation import current_keys
 
 RESULTS_FILE = "results.jsonl"
 SETTINGS_FILE = "settings.yaml"
+FAILURES_FILE = "failures.jsonl"
 
 
 def read_results(out: Path) -> list[dict[str, Any]]:
@@ -61,21 +63,23 @@ def run_suite(
     overwrite: bool = False,
     transfer: Callable | None = None,
     progress: bool = True,
+    executor=None,
+    fail_fast: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every cell not yet in OUT/results.jsonl, score its outputs, and rewrite the summary after each.
 
     `model` replaces the suite's (default: the embedded model of the suite's world). `transfer` is `sma.runs.transfer`
-    unless given. Returns every record.
+    unless given. `executor` runs the cells (default `InProcess()`; `RayExecutor` fans them out). A cell that fails
+    goes to OUT/failures.jsonl with its one-line error and the others go on; with `fail_fast` the first failure stops
+    the run (an SmaError). Returns every record.
     """
-    from tqdm.auto import tqdm
-
-    from sma.embedded import embedded_model
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise SmaError(f"{out} is a file, not a benchmark folder")
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise SmaError(f"{out} already holds a benchmark: set `resume` to continue it or `overwrite` to replace it")
+    from sma.embedded import embedded_model
+
     model = model or suite.model or embedded_model(suite.world)
     cells = suite.cells()
     configs = {cell.id: cell_config(suite, cell, model) for cell in cells}  # every config checked before any work
@@ -86,46 +90,64 @@ def run_suite(
     write_settings(out, suite, model)
     records = read_results(out)
     done = _finished(records, cells, configs)
+    (out / FAILURES_FILE).unlink(missing_ok=True)  # the failures of this run: earlier ones are run again
     if transfer is None:
         from sma.runs import transfer
-    bar = tqdm(
-        total=len(cells),
-        initial=len(done),
-        desc=f"benchmark {suite.name}",
-        unit="cell",
-        disable=not progress,
-        file=sys.stderr,
-    )
-    for cell in (cell for cell in cells if cell.id not in done):
-        bar.set_postfix_str(cell.id)
-        new = run_cell(cell, configs[cell.id], out, transfer)
-        append_results(out, new)
-        records += new
-        write_summary(out, records, suite.name)
-        bar.update()
-    bar.close()
+    jobs = [(cell, configs[cell.id]) for cell in cells if cell.id not in done]
+    executor = executor or InProcess()
+    with _CellsBar(len(cells), len(done), suite.name, progress) as bar:
+        outcomes = executor.run(jobs, out, transfer)
+        with contextlib.closing(outcomes):
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    _record_failure(out, outcome, configs[outcome.cell.id])
+                    bar.finish(executor.running, failed=True)
+                    if fail_fast:
+                        raise SmaError(f"cell {outcome.cell.id} failed: {outcome.error}")
+                    continue
+                append_results(out, outcome.records)
+                records += outcome.records
+                write_summary(out, records, suite.name)
+                bar.finish(executor.running, failed=False)
     write_summary(out, records, suite.name)
     return records
 
 
-def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str, Any]]:
-    """One transfer into OUT/cells/<cell>/ (its messages in OUT/logs/<cell>.log) and a record per target."""
-    started = time.perf_counter()
-    reference_path, clip = reference_clip(cell, config, out)
-    with _cell_log(out / "logs" / f"{cell.id}.log"):
-        run_dir = transfer(config, reference_path, out / "cells" / cell.id, overwrite=True, tune=cell.variant.tune)
-    common = {
-        "cell": cell.id,
-        "reference": cell.reference.name,
-        "method": cell.method.name,
-        "variant": cell.variant.name,
-        "sma": cell.variant.uses_sma,
-        "tuned": cell.variant.tune,
-        "seed": cell.seed,
-        "fingerprint": fingerprint(config, cell),
-        "seconds": round(time.perf_counter() - started, 1),
-    }
-    return [{**common, **record} for record in evaluate_cell(cell, config, Path(run_dir), clip)]
+def read_failures(out: Path) -> list[dict[str, Any]]:
+    """The cells that failed in the last run of OUT, each with its one-line error."""
+    path = Path(out) / FAILURES_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+def _record_failure(out: Path, outcome: Outcome, config) -> None:
+    cell = outcome.cell
+    failure = {"cell": cell.id, "fingerprint": fingerprint(config, cell), "error": outcome.error}
+    with open(out / FAILURES_FILE, "a", encoding="utf-8") as file:
+        file.write(json.dumps(failure) + "\n")
+
+
+class _CellsBar:
+    """One bar over the suite's cells, with how many are running, finished and failed."""
+
+    def __init__(self, total: int, finished: int, name: str, shown: bool):
+        from tqdm.auto import tqdm
+
+        self.finished, self.failed = finished, 0
+        self.bar = tqdm(
+            total=total, initial=finished, desc=f"benchmark {name}", unit="cell", disable=not shown, file=sys.stderr
+        )
+
+    def finish(self, running: int, failed: bool) -> None:
+        self.failed += failed
+        self.finished += not failed
+        self.bar.set_postfix_str(f"running {running}, finished {self.finished}, failed {self.failed}")
+        self.bar.update()
+
+    def __enter__(self) -> _CellsBar:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.bar.close()
 
 
 def write_settings(out: Path, suite: Suite, model: str) -> None:
@@ -190,17 +212,8 @@ def _finished(records: list[dict], cells: list[Cell], configs: dict) -> set[str]
     return done
 
 
-@contextlib.contextmanager
-def _cell_log(path: Path) -> Iterator[None]:
-    """The cell's own messages (training and sampling bars, warnings, what it is generating) go to its log, so
-    the suite's bar is the one on the terminal."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as log, contextlib.redirect_stderr(log), contextlib.redirect_stdout(log):
-        yield
-
-
 def merge_parts(parts: list[Path], out: Path, name: str, read: Callable = read_results) -> list[dict]:
-    """One benchmark out of parts run apart (in parallel lanes, or over several sessions): OUT/results.jsonl and its
+    """One benchmark out of parts run apart (on other machines, or over several sessions): OUT/results.jsonl and its
     summary, from each part's records as `read` gives them. A cell recorded in two parts is refused: which of them to
     keep is the user's call."""
     from sma.video.atomic import atomic_output

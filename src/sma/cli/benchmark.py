@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import yaml
@@ -36,6 +37,23 @@ def add_parser(subcommands) -> None:
     )
     parser.add_argument("--resume", action="store_true", help="skip the cells already finished in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
+    parser.add_argument(
+        "--executor",
+        choices=["in-process", "ray"],
+        default="in-process",
+        help="run the cells one after another here (default), or each as a Ray task (pip install 'sma[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address", help="the Ray cluster to run on (ray start --head prints it; default: start a local Ray)"
+    )
+    parser.add_argument("--cpus-per-cell", type=_positive, default=1.0, help="CPUs a Ray task asks for (default 1)")
+    parser.add_argument(
+        "--gpus-per-cell",
+        type=_positive,
+        help="GPUs a Ray task asks for, a fraction to share one (default: none without GPUs, else 1, 0.05 for an "
+        "embedded model)",
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first cell that fails")
     parser.set_defaults(run=run)
 
 
@@ -50,6 +68,16 @@ def _integers(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds are comma-separated integers, not {text!r}") from None
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"takes a number of 0 or more, not {text!r}")
+    return value
+
+
 def _setting(text: str) -> tuple[str, object]:
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
@@ -60,8 +88,19 @@ def _setting(text: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not a YAML value") from None
 
 
+def _executor(arguments: argparse.Namespace):
+    from sma.benchmark import InProcess, RayExecutor
+    from sma.errors import SmaError
+
+    if arguments.executor == "ray":
+        return RayExecutor(arguments.ray_address, arguments.cpus_per_cell, arguments.gpus_per_cell)
+    if arguments.ray_address or arguments.gpus_per_cell is not None:
+        raise SmaError("--ray-address and --gpus-per-cell need --executor ray")
+    return InProcess()
+
+
 def run(arguments: argparse.Namespace) -> int:
-    from sma.benchmark import read_suite, run_suite, select, summary_text, with_settings
+    from sma.benchmark import read_failures, read_suite, run_suite, select, summary_text, with_settings
 
     suite = select(
         read_suite(arguments.suite, arguments.clips),
@@ -72,8 +111,19 @@ def run(arguments: argparse.Namespace) -> int:
     )
     suite = with_settings(suite, dict(arguments.settings or ()))
     records = run_suite(
-        suite, arguments.out, model=arguments.model, resume=arguments.resume, overwrite=arguments.overwrite
+        suite,
+        arguments.out,
+        model=arguments.model,
+        resume=arguments.resume,
+        overwrite=arguments.overwrite,
+        executor=_executor(arguments),
+        fail_fast=arguments.fail_fast,
     )
     print(summary_text(records, suite.name))
     print(f"results in {arguments.out}: results.jsonl, settings.yaml, summary.md, summary.png, differences.png, cells/")
-    return 0
+    failures = read_failures(arguments.out)
+    for failure in failures:
+        print(f"sma: cell {failure['cell']} failed: {failure['error']}", file=sys.stderr)
+    if failures:
+        print(f"sma: {len(failures)} cells failed (failures.jsonl); --resume runs them again", file=sys.stderr)
+    return 1 if failures else 0
