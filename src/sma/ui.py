@@ -157,7 +157,8 @@ def make_job(form: dict[str, Any], reference: str | None, out: Path) -> Job:
     delivers them too (a run name is a slug: it never leaves `out`)."""
     if not reference:
         raise SmaError("give a reference video: upload one or pick an example")
-    for path, suffixes, what in ((reference, VIDEO_SUFFIXES, "reference"), (form.get("image"), IMAGE_SUFFIXES, "start image")):
+    uploads = ((reference, VIDEO_SUFFIXES, "reference"), (form.get("image"), IMAGE_SUFFIXES, "start image"))
+    for path, suffixes, what in uploads:
         if path and not path.lower().endswith(suffixes):
             raise SmaError(f"the {what} must be a {suffixes[0][1:]} ({', '.join(suffixes)}), not {Path(path).name}")
     config = config_from(form)
