@@ -263,3 +263,84 @@ def faulted(command: list[str], fault: str, out: Path) -> tuple[int, str]:
     with os.fdopen(read) as pipe:
         printed = pipe.read()
     return os.waitpid(pid, 0)[1], printed
+
+
+def page_job(model_dir, reference, out: Path, resume: bool):
+    """The page's job (`sma ui`'s Run, no browser): with and without SMA and the untuned baseline, on the tiny
+    model at the settings above; `resume` is the page's Resume box."""
+    pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
+    from ui_forms import form
+
+    from sma.ui import make_job
+
+    recipe = out.parent / "page-recipe.yaml"
+    if not recipe.exists():
+        settings(model_dir).save(recipe)
+    values = form(str(recipe)) | {"model": str(model_dir), "name": "job", "resume": resume, "train.steps": 3}
+    values |= {"video.frames": 4, "video.height": 16, "video.width": 16, "generate.steps": 2}
+    return make_job(values | {"generate.inversion_steps": 2}, str(reference), out)
+
+
+def run_page_job(job) -> dict:
+    """The page's worker on `job`, as Run starts it; what went wrong (nothing: an empty mapping)."""
+    import queue
+    import threading
+
+    from sma.ui import App
+
+    outcome: dict = {}
+    App(job.folder.parent)._work(job, queue.Queue(), threading.Event(), outcome)
+    return outcome
+
+
+def job_outputs(folder: Path) -> dict[str, object]:
+    """Every video a job made and each variant's adapter, by path."""
+    found: dict[str, object] = {str(path.relative_to(folder)): read_video(path) for path in folder.rglob("*.mp4")}
+    for variant in ("sma", "nosma"):
+        found[f"{variant}/adapter"] = Adapter.load(folder / variant / "adapter").tensors
+    return found
+
+
+def same_outputs(a: dict[str, object], b: dict[str, object]) -> bool:
+    return a.keys() == b.keys() and all(
+        same_tensors(a[key], b[key]) if isinstance(a[key], dict) else np.array_equal(a[key], b[key]) for key in a
+    )
+
+
+def test_kill_9_in_a_page_job_then_resume_gives_the_uninterrupted_runs(model_dir, reference, straight, tmp_path):
+    """Run pressed on the page, the server killed at a chosen call; pressed again with Resume ticked: the same
+    adapters and videos (each variant's, the untuned model's, the comparisons) as a job never interrupted."""
+    uninterrupted = page_job(model_dir, reference, tmp_path / "straight", resume=False)
+    profile = profiled(functools.partial(run_page_job, uninterrupted))
+    expected = job_outputs(uninterrupted.folder)
+    seed = rotation()
+    points = profile.points(budget(20, 2), random.Random(seed))
+    for case, point in enumerate(points):
+        out = tmp_path / f"page-{case}"
+        assert killed(functools.partial(run_page_job, page_job(model_dir, reference, out, resume=False)), point)
+        assert run_page_job(page_job(model_dir, reference, out, resume=True)) == {}, (seed, point)
+        assert same_outputs(job_outputs(out / "job"), expected), (seed, point)
+        assert hidden(out / "job") == [], (seed, point)
+    HIT["page job"] = len(points)
+
+
+def test_kill_9_while_a_benchmark_writes_then_resume_gives_the_uninterrupted_results(model_dir, tmp_path, one_thread):
+    """`sma benchmark` killed while it runs a cell or writes results.jsonl, then resumed: the same records (cells,
+    scores) as a run never interrupted, none lost, none twice."""
+    from test_benchmark import write_suite
+
+    from sma.benchmark import read_results, read_suite, run_suite
+
+    suite = read_suite(write_suite(tmp_path, model_dir, frames=4, size=16))
+    run = functools.partial(run_suite, suite, progress=False)
+    profile = profiled(functools.partial(run, tmp_path / "straight"))
+    expected = [record | {"seconds": None} for record in read_results(tmp_path / "straight")]
+    seed = rotation()
+    points = profile.points(budget(20, 3), random.Random(seed))
+    for case, point in enumerate(points):
+        out = tmp_path / f"bench-{case}"
+        assert killed(functools.partial(run, out), point), (seed, point)
+        run(out, resume=True)
+        assert [record | {"seconds": None} for record in read_results(out)] == expected, (seed, point)
+        assert (out / "summary.md").read_text() == (tmp_path / "straight" / "summary.md").read_text(), (seed, point)
+    HIT["benchmark"] = len(points)

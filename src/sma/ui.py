@@ -704,6 +704,8 @@ def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
     limits = limits or Limits()
     os.environ["GRADIO_TEMP_DIR"] = str(Path(out).resolve() / ".uploads")
     page, app = build(out, limits)
+    for event in page.fns.values():  # the page's events serve the page alone: gradio would describe them to anyone,
+        event.api_visibility = "private"  # logged in or not, in the HTML of its login page
     app.out.mkdir(parents=True, exist_ok=True)
     page.queue(default_concurrency_limit=1).launch(
         server_name=host,
