@@ -1,8 +1,8 @@
 """`sma ui` driven as a person would, in headless Chromium: a login, run, results, a bad input, an upload too big,
 a cancelled run, a job turned away by a full queue; and its HTTP API, which tells nothing before a login.
 
-Needs the `ui` extra (gradio, playwright) and a Chromium (the API's test: gradio alone) (Debian's `chromium` package; `SMA_CHROMIUM`
-names another). Screenshots at 1280x800 and in a narrow window go to build/ui-screenshots/.
+Needs the `ui` extra (gradio, playwright) and a Chromium (Debian's `chromium` package; `SMA_CHROMIUM` names
+another); the API's test, gradio alone. Screenshots at 1280x800 and in a narrow window go to build/ui-screenshots/.
 """
 
 import json
