@@ -295,8 +295,8 @@ def run_page_job(job) -> dict:
 
 def job_outputs(folder: Path) -> dict[str, object]:
     """Every video a job generated and each variant's adapter, by path. The reference as the run wrote it and the
-    comparisons that show it are read whole but not compared: written under the profiler (the straight run, a
-    killed one) x264 encodes it a few levels apart from a run without it."""
+    comparisons that show it are read whole but not compared: x264 encodes the same frames to another stream now
+    and then."""
     found: dict[str, object] = {}
     for path in folder.rglob("*.mp4"):
         video = read_video(path)
