@@ -123,6 +123,8 @@ def test_a_full_queue_turns_a_job_away_before_it_joins_the_queue(tmp_path):
     with pytest.raises(gr.Error):
         app.admit(visitor("eve"))
     assert app.enqueue(visitor("bob")).startswith("**Queued:**")  # pressing Run again keeps its place
+    app.leave(visitor("bob"))  # closing the page gives it up
+    assert app.enqueue(visitor("eve")).startswith("**Queued:**")
 
 
 def test_a_job_past_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(model_dir, reference, tmp_path):

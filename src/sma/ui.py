@@ -411,6 +411,11 @@ class App:
             self.refused.discard(request.session_hash)
             raise gr.Error("the queue is full", visible=False, print_exception=False)
 
+    def leave(self, request: gr.Request) -> None:
+        """A visitor closed the page: their job no longer holds a place in the queue (gradio drops it)."""
+        with self.lock:
+            self.waiting.discard(request.session_hash)
+
     def cancel(self, request: gr.Request) -> str:
         stop = self.stops.get(request.session_hash)
         if stop is None:
@@ -538,6 +543,7 @@ def build(out: Path, limits: Limits | None = None):
             previous = previous_panel(app)
         app.names = {component: name for name, component in fields.items()} | {reference: "reference"}
         connect_job(app, fields, shown, previous["runs"])
+        page.unload(app.leave)
         example.change(
             lambda name: examples[name] if name else (gr.update(),) * 3,
             example,
