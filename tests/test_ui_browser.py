@@ -218,7 +218,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         visitor.locator("#status").get_by_text("Queued: another job").wait_for(timeout=15_000)
         third = visit(browser, address)  # one more: the queue (--max-queue 1) is full
         third.locator("#run").click()
-        third.locator("#status").get_by_text("Refused: 1 jobs are waiting already").wait_for(timeout=15_000)
+        third.locator("#status").get_by_text("Refused: the queue is full (1 waiting").wait_for(timeout=15_000)
         assert "\n" not in status(third).strip()
         third.close()
         visitor.locator("#cancel").click()

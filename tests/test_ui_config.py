@@ -118,7 +118,7 @@ def test_a_full_queue_turns_a_job_away_before_it_joins_the_queue(tmp_path):
     app.running = "ann's job"
     assert app.enqueue(visitor("bob")).startswith("**Queued:**")
     refused = app.enqueue(visitor("eve"))
-    assert refused.startswith("**Refused:** 1 jobs are waiting already") and "\n" not in refused
+    assert refused.startswith("**Refused:** the queue is full (1 waiting,") and "\n" not in refused
     app.admit(visitor("bob"))
     with pytest.raises(gr.Error):
         app.admit(visitor("eve"))

@@ -401,7 +401,7 @@ class App:
             if visitor not in self.waiting and len(self.waiting) >= self.limits.max_queue:
                 self.refused.add(visitor)
                 waiting = len(self.waiting)
-                return f"**Refused:** {waiting} jobs are waiting already, the most this page takes; try later."
+                return f"**Refused:** the queue is full ({waiting} waiting, the most this page takes); try again later."
             self.waiting.add(visitor)
         return f"**Queued:** another job ({self.running}) is running; yours starts when it ends."
 
