@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from kill_points import budget, killed, profiled, rotation
+from kill_points import HIT, budget, killed, profiled, rotation
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -81,19 +81,6 @@ def lora(path: Path) -> tuple[dict[str, str], dict[str, list]]:
 
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
-
-
-HIT: dict[str, int] = {}  # kill points that struck and were recovered from, by test
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tally(request):
-    """The count `make faults` reports."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and HIT:
-        counts = ", ".join(f"{name} {count}" for name, count in HIT.items())
-        reporter.write_line(f"kill -9 at {sum(HIT.values())} points, every one recovered ({counts})")
 
 
 @pytest.fixture(scope="module")
