@@ -73,3 +73,11 @@ def depth_model_dir(tmp_path_factory):
     processor = DPTImageProcessor(size={"height": 28, "width": 28}, keep_aspect_ratio=False, do_pad=False)
     processor.save_pretrained(folder)
     return folder
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The count `make faults` reports (a fixture's teardown would print it into pytest's capture, unseen)."""
+    hit = getattr(sys.modules.get("kill_points"), "HIT", None)
+    if hit:
+        counts = ", ".join(f"{name} {count}" for name, count in hit.items())
+        terminalreporter.write_line(f"kill -9 at {sum(hit.values())} points, every one recovered ({counts})")

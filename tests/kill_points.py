@@ -36,6 +36,7 @@ WATCHED = tuple(
     for module in (sma, safetensors, shutil, json, os, __import__("pathlib"), __import__("tempfile"))
 )
 SMA = str(Path(sma.__file__).parent)
+HIT: dict[str, int] = {}  # kill points that struck and were recovered from, by scenario (conftest prints them)
 
 
 class KillPoints:

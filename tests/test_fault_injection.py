@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from kill_points import budget, killed, profiled, rotation
+from kill_points import HIT, budget, killed, profiled, rotation
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -81,19 +81,6 @@ def lora(path: Path) -> tuple[dict[str, str], dict[str, list]]:
 
 def same_tensors(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[name], b[name]) for name in a)
-
-
-HIT: dict[str, int] = {}  # kill points that struck and were recovered from, by test
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tally(request):
-    """The count `make faults` reports."""
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and HIT:
-        counts = ", ".join(f"{name} {count}" for name, count in HIT.items())
-        reporter.write_line(f"kill -9 at {sum(HIT.values())} points, every one recovered ({counts})")
 
 
 @pytest.fixture(scope="module")
@@ -263,3 +250,109 @@ def faulted(command: list[str], fault: str, out: Path) -> tuple[int, str]:
     with os.fdopen(read) as pipe:
         printed = pipe.read()
     return os.waitpid(pid, 0)[1], printed
+
+
+def page_job(model_dir, reference, out: Path, resume: bool):
+    """The page's job (`sma ui`'s Run, no browser): with and without SMA and the untuned baseline, on the tiny
+    model at the settings above; `resume` is the page's Resume box."""
+    pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
+    from ui_forms import form
+
+    from sma.ui import make_job
+
+    recipe = out.parent / "page-recipe.yaml"
+    if not recipe.exists():
+        settings(model_dir).save(recipe)
+    values = form(str(recipe)) | {"model": str(model_dir), "name": "job", "resume": resume, "train.steps": 3}
+    values |= {"video.frames": 4, "video.height": 16, "video.width": 16, "generate.steps": 2}
+    return make_job(values | {"generate.inversion_steps": 2}, str(reference), out)
+
+
+def run_page_job(job) -> dict:
+    """The page's worker on `job`, as Run starts it; what went wrong (nothing: an empty mapping)."""
+    import queue
+    import threading
+
+    from sma.ui import App
+
+    outcome: dict = {}
+    App(job.folder.parent)._work(job, queue.Queue(), threading.Event(), outcome)
+    return outcome
+
+
+def job_outputs(folder: Path) -> dict[str, object]:
+    """Every video a job generated (its gif: x264 encodes the same frames to another mp4 stream now and then) and
+    each variant's adapter, by path; every mp4 is read whole."""
+    found: dict[str, object] = {}
+    for path in folder.rglob("*.mp4"):
+        assert len(read_video(path)) == 4, path
+    for path in folder.rglob("*.gif"):
+        found[str(path.relative_to(folder))] = read_video(path)
+    for variant in ("sma", "nosma"):
+        found[f"{variant}/adapter"] = Adapter.load(folder / variant / "adapter").tensors
+    return found
+
+
+def differing(a: dict[str, object], b: dict[str, object]) -> list[str]:
+    """The outputs that `a` and `b` do not hold alike (by path)."""
+    same = {
+        key
+        for key in a.keys() & b.keys()
+        if (same_tensors if isinstance(a[key], dict) else np.array_equal)(a[key], b[key])
+    }
+    return sorted((a.keys() | b.keys()) - same)
+
+
+def test_kill_9_in_a_page_job_then_resume_gives_the_uninterrupted_runs(model_dir, reference, straight, tmp_path):
+    """Run pressed on the page, the server killed at a chosen call; pressed again with Resume ticked: the same
+    adapters and videos (each variant's, the untuned model's, the comparisons) as a job never interrupted."""
+    uninterrupted = page_job(model_dir, reference, tmp_path / "straight", resume=False)
+    profile = profiled(functools.partial(run_page_job, uninterrupted))
+    expected = job_outputs(uninterrupted.folder)
+    seed = rotation()
+    points = profile.points(budget(20, 1), random.Random(seed))
+    for case, point in enumerate(points):
+        out = tmp_path / f"page-{case}"
+        assert killed(functools.partial(run_page_job, page_job(model_dir, reference, out, resume=False)), point)
+        assert run_page_job(page_job(model_dir, reference, out, resume=True)) == {}, (seed, point)
+        assert differing(job_outputs(out / "job"), expected) == [], (seed, point)
+        assert hidden(out / "job") == [], (seed, point)
+    HIT["page job"] = len(points)
+
+
+def identity(record: dict) -> dict:
+    """What a benchmark record is of (a cell, a target, a video) and which scores it holds."""
+    kept = {key: value for key, value in record.items() if isinstance(value, str) or key in ("sma", "tuned", "seed")}
+    return kept | {"keys": sorted(record)}
+
+
+def scores(record: dict) -> dict:
+    """A benchmark record's numbers, its time left out."""
+    numbers = {key: value for key, value in record.items() if type(value) in (int, float)}
+    return {key: value for key, value in numbers.items() if key not in ("seconds", "seed")}
+
+
+def test_kill_9_while_a_benchmark_writes_then_resume_gives_the_uninterrupted_results(model_dir, tmp_path, one_thread):
+    """`sma benchmark` killed while it runs a cell or writes results.jsonl, then resumed: the records of a run never
+    interrupted (the same cells, targets and videos; scores within 10%: x264 encodes the same frames to another stream
+    now and then, and a redone cell encodes its videos again), none lost, none twice."""
+    from test_benchmark import write_suite
+
+    from sma.benchmark import read_results, read_suite, run_suite
+
+    suite = read_suite(write_suite(tmp_path, model_dir, frames=4, size=16, variants=["sma"]))
+    run = functools.partial(run_suite, suite, progress=False)
+    profile = profiled(functools.partial(run, tmp_path / "straight"))
+    expected = read_results(tmp_path / "straight")
+    seed = rotation()
+    points = profile.points(budget(15, 1), random.Random(seed))
+    hits = 0
+    for case, point in enumerate(points):
+        out = tmp_path / f"bench-{case}"
+        hits += killed(functools.partial(run, out), point)  # scoring calls vary with the videos: a late point may pass
+        run(out, resume=True)
+        records = read_results(out)
+        assert [identity(record) for record in records] == [identity(record) for record in expected], (seed, point)
+        for record, wanted in zip(records, expected, strict=True):  # a redone cell encodes its videos again
+            assert scores(record) == pytest.approx(scores(wanted), rel=0.1, abs=0.02), (seed, point)
+    HIT["benchmark"] = hits

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from sma.errors import SmaError
 from sma.recipes import load_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -64,3 +65,19 @@ def test_the_shipped_models_by_name_at_their_own_size(model_dir):
     assert (hard.model, hard.video.frames, hard.video.height, hard.video.width) == (embedded_model("hard"), 16, 32, 64)
     tiny = load_config(overrides={"model": str(model_dir)})  # a model that names no size: the defaults
     assert (tiny.video.height, tiny.video.width) == (320, 576)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([None, None], r"recipe key sma.level_weights\[0\] must be a number, got None"),
+        ([1, "x"], r"recipe key sma.level_weights\[1\] must be a number, got 'x'"),
+        (["a blue square", 3], r"recipe key targets\[1\] must be text, got 3"),
+    ],
+)
+def test_each_item_of_a_list_of_numbers_or_text_is_checked(value, message):
+    """`make faults`' fuzzing found `sma.level_weights: [null, null]` a TypeError deep in the loss."""
+    key = "targets" if isinstance(value[0], str) else "sma.level_weights"
+    with pytest.raises(SmaError, match=message):
+        load_config(overrides={key: value})
+    assert load_config(overrides={"sma.level_weights": [1, 0.5, 1]}).sma.level_weights == [1.0, 0.5, 1.0]

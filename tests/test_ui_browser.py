@@ -1,7 +1,8 @@
-"""`sma ui` driven as a person would, in headless Chromium: run, results, a bad input, a cancelled run.
+"""`sma ui` driven as a person would, in headless Chromium: a login, run, results, a bad input, an upload too big,
+a cancelled run, a job turned away by a full queue; and its HTTP API, which tells nothing before a login.
 
-Needs the `ui` extra (gradio, playwright) and a Chromium (Debian's `chromium` package; `SMA_CHROMIUM`
-names another). Screenshots at 1280x800 and in a narrow window go to build/ui-screenshots/.
+Needs the `ui` extra (gradio, playwright) and a Chromium (Debian's `chromium` package; `SMA_CHROMIUM` names
+another); the API's test, gradio alone. Screenshots at 1280x800 and in a narrow window go to build/ui-screenshots/.
 """
 
 import json
@@ -21,6 +22,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the ui extra is no
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "build" / "ui-screenshots"
+LOGIN = ("ann", "s3:cret")
+MAX_UPLOAD_MB = 0.1
 
 
 def chromium() -> str | None:
@@ -38,12 +41,14 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`sma ui` on a free port, as a user starts it; yields (address, output folder)."""
-    if chromium() is None:
-        pytest.skip("no Chromium: apt-get install chromium (or set SMA_CHROMIUM to a Chromium binary)")
+    """`sma ui` on a free port, as a user starts it, with a login, small uploads and one job waiting at most;
+    yields (address, output folder)."""
     out, port = tmp_path_factory.mktemp("ui") / "runs", free_port()
+    logins = tmp_path_factory.mktemp("ui-login") / "logins"
+    logins.write_text(f"# the page's logins\n{':'.join(LOGIN)}\n")
     env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    command = [sys.executable, "-m", "sma", "ui", "--port", str(port), "--out", str(out)]
+    command = [sys.executable, "-m", "sma", "ui", "--port", str(port), "--out", str(out), "--auth-file", str(logins)]
+    command += ["--max-upload-mb", str(MAX_UPLOAD_MB), "--max-queue", "1"]
     log = tmp_path_factory.mktemp("ui-log") / "server.log"
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -66,6 +71,47 @@ def server(tmp_path_factory):
         process.terminate()
         process.wait(timeout=30)
     assert "Traceback" not in log.read_text(), log.read_text()
+
+
+def test_without_a_login_the_page_and_its_api_tell_nothing(server, tmp_path):
+    """Before a login: the page is gradio's login form (none of its fields), and its API, files and uploads answer
+    401; after it, files outside the run folder stay out of reach (403), its own are served."""
+    import httpx
+
+    address, out = server
+    example = out / ".examples" / "zigzag.mp4"
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for visitors")
+    with httpx.Client(base_url=address) as client:
+        for path in ("/", "/?all_endpoints=true"):  # gradio's login page, the page's API left out
+            assert "Reference prompt" not in client.get(path).text and "zigzag" not in client.get(path).text
+        for path in ("/config", "/gradio_api/info", f"/gradio_api/file={example}", f"/gradio_api/file={outside}"):
+            assert client.get(path).status_code == 401, path
+        call = client.post("/gradio_api/queue/join", json={"data": [], "fn_index": 0, "session_hash": "x"})
+        assert call.status_code == 401
+        assert client.post("/gradio_api/upload", files={"files": ("a.mp4", b"0")}).status_code == 401
+        assert client.post("/login", data={"username": LOGIN[0], "password": "wrong"}).status_code == 400
+        assert client.get("/config").status_code == 401
+        assert client.post("/login", data=dict(zip(("username", "password"), LOGIN, strict=True))).is_success
+        assert "Reference prompt" in client.get("/config").text
+        assert client.get(f"/gradio_api/file={example}").is_success
+        for path in (outside, ROOT / "README.md", Path("/etc/passwd")):
+            assert client.get(f"/gradio_api/file={path}").status_code == 403, path
+        uploaded = client.post("/gradio_api/upload", files={"files": ("a.mp4", b"0")}).json()[0]
+        assert Path(uploaded).is_relative_to(out)  # uploads stay in the run folder too
+        big = client.post("/gradio_api/upload", files={"files": ("a.mp4", b"0" * int(MAX_UPLOAD_MB * 2**20 + 1))})
+        assert big.status_code == 413
+
+
+def visit(browser, address: str):
+    """A new visitor (a browser context of its own) who logs in."""
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(address)
+    page.get_by_label("username").fill(LOGIN[0])
+    page.get_by_label("password").fill(LOGIN[1])
+    page.get_by_role("button", name="Login").click()
+    page.locator("#run").wait_for(timeout=30_000)
+    return page
 
 
 def fill(page, label: str, value) -> None:
@@ -100,6 +146,8 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
     from sma.ui import SCORE_COLUMNS
     from sma.video import MovingObject, read_video, synthetic_video, write_video
 
+    if chromium() is None:
+        pytest.skip("no Chromium: apt-get install chromium (or set SMA_CHROMIUM to a Chromium binary)")
     address, out = server
     clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=64, width=64)
     video = write_video(tmp_path / "circle.mp4", clip.frames)
@@ -108,6 +156,20 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         browser = playwright.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         page.goto(address)
+        page.get_by_label("username").fill(LOGIN[0])
+        page.get_by_label("password").fill("wrong")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect Credentials").wait_for(timeout=15_000)
+        assert page.locator("#run").count() == 0
+        page.close()
+        page = visit(browser, address)
+        big = tmp_path / "big.mp4"
+        big.write_bytes(os.urandom(int(MAX_UPLOAD_MB * 2**20) + 1))
+        page.locator("#reference input[type=file]").set_input_files(str(big))
+        refused = page.locator(".toast-body").get_by_text("exceed the maximum allowed size")
+        refused.wait_for(timeout=15_000)
+        assert "big.mp4" in refused.inner_text() and "\n" not in refused.inner_text().strip()
+        assert not list(out.glob(".uploads/*/big.mp4"))
         page.locator("#reference input[type=file]").set_input_files(str(video))
         fill(page, "Reference prompt", "a red circle moving right")
         fill(page, "Target prompts (one per line)", "a blue square on a plain white background")
@@ -151,10 +213,14 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         fill(page, "Training steps", 2000)
         page.locator("#run").click()
         page.locator("#progress").get_by_text("training").wait_for(timeout=30_000)
-        visitor = browser.new_page(viewport={"width": 1280, "height": 800})  # a second visitor, while it trains
-        visitor.goto(address)
+        visitor = visit(browser, address)  # a second visitor, while it trains
         visitor.locator("#run").click()
         visitor.locator("#status").get_by_text("Queued: another job").wait_for(timeout=15_000)
+        third = visit(browser, address)  # one more: the queue (--max-queue 1) is full
+        third.locator("#run").click()
+        third.locator("#status").get_by_text("Refused: the queue is full (1 waiting").wait_for(timeout=15_000)
+        assert "\n" not in status(third).strip()
+        third.close()
         visitor.locator("#cancel").click()
         page.locator("#cancel").click()
         cancelled = wait_status(page, ("Cancelled", "Error", "Done"), 30)

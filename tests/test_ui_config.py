@@ -1,34 +1,22 @@
 """The page's fields -> the runs' configurations, for methods that train and methods that train nothing."""
 
+import re
+from types import SimpleNamespace
+
 import pytest
 
 pytest.importorskip("gradio", reason="the ui extra is not installed: pip install -e '.[ui]'")
 
-from sma.ui import TOY_WORLD, make_job
+from ui_forms import form as page_form
+
+from sma.cli import main
+from sma.errors import SmaError
+from sma.recipes import load_config
+from sma.ui import FIELDS, TOY_WORLD, App, Limits, make_job
 
 
 def form(method: str, sma: bool, recipe: str = TOY_WORLD) -> dict:
-    return {
-        "recipe": recipe,
-        "method": method,
-        "model": "",
-        "prompt": "a red circle moving right",
-        "targets": "a blue square",
-        "sma.enabled": sma,
-        "compare": True,
-        "generate.untuned": True,
-        "sma.global_weight": 0.4,
-        "sma.local_weight": 0.2,
-        "train.steps": 20,
-        "video.frames": 8,
-        "video.height": 64,
-        "video.width": 64,
-        "generate.steps": 10,
-        "generate.inversion_steps": 10,
-        "seed": 0,
-        "name": "",
-        "resume": False,
-    }
+    return page_form(recipe, method, sma)
 
 
 @pytest.mark.parametrize("recipe", [TOY_WORLD, "flowmotion-zeroscope"])
@@ -66,3 +54,87 @@ def test_the_page_has_every_field_and_offers_the_demos_references(tmp_path):
     path, prompt, target = examples["zigzag"]
     assert (tmp_path / ".examples" / "zigzag.mp4").is_file() and path.endswith("zigzag.mp4")
     assert "zigzag" in prompt and target == "a blue square on a plain white background"
+
+
+@pytest.mark.parametrize("name", ["../x", "/etc/passwd", "a/../../b", "..", "C:\\Windows", "x\x00y", "~root"])
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_run_name_never_leaves_the_run_folder(name, resume, tmp_path):
+    out = tmp_path / "runs"
+    folder = make_job(form("vmc", True) | {"name": name, "resume": resume}, "clip.mp4", out).folder
+    assert folder.parent == out and folder.name and folder.name[0] not in "./~", folder
+
+
+@pytest.mark.parametrize(
+    ("reference", "image", "message"),
+    [
+        ("notes.txt", None, "the reference must be a mp4 .* not notes.txt"),
+        ("clip.MP4", "clip.mp4", "the start image must be a png .* not clip.mp4"),
+    ],
+)
+def test_an_upload_of_the_wrong_kind_is_one_line(reference, image, message, tmp_path):
+    with pytest.raises(SmaError, match=message):
+        make_job(form("vmc", True) | {"image": image}, reference, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 serves the page beyond this machine: give --auth or --auth-file"),
+        (["--host", "example.org"], "--host example.org serves the page beyond"),
+        (["--share"], "--share puts the page on a public link: give --auth USER:PASSWORD or --auth-file"),
+        (["--auth", "ann"], "--auth: a login is USER:PASSWORD, both non-empty"),
+        (["--auth", ":secret"], "--auth: a login is USER:PASSWORD"),
+        (["--auth-file", "{tmp}/logins"], "--auth-file .*/logins line 3: a login is USER:PASSWORD"),
+        (["--auth-file", "{tmp}/none"], "--auth-file .*/none cannot be read: No such file or directory"),
+        (["--auth", "ann:x", "--max-queue", "0"], "--max-queue must be positive, got 0"),
+        (["--auth", "ann:x", "--job-minutes", "-1"], "--job-minutes must be positive, got -1"),
+    ],
+)
+def test_serving_beyond_this_machine_needs_a_login_and_bad_access_flags_are_one_line(flags, message, tmp_path, capsys):
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\nbob\n")
+    assert main(["ui", "--out", str(tmp_path / "out"), *(flag.format(tmp=tmp_path) for flag in flags)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and re.search(message, error), error
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_logins_of_an_auth_file_keep_colons_in_passwords(tmp_path):
+    from sma.cli.ui import read_auth_file
+
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\n\n  bob:pw  \n")
+    assert read_auth_file(tmp_path / "logins") == [("ann", "s3:cret"), ("bob", "pw")]
+
+
+def visitor(name: str) -> SimpleNamespace:
+    """A gradio.Request as App reads it: who is asking."""
+    return SimpleNamespace(session_hash=name)
+
+
+def test_a_full_queue_turns_a_job_away_before_it_joins_the_queue(tmp_path):
+    import gradio as gr
+
+    app = App(tmp_path, Limits(max_queue=1))
+    assert app.enqueue(visitor("ann")) == "Starting…"
+    app.running = "ann's job"
+    assert app.enqueue(visitor("bob")).startswith("**Queued:**")
+    refused = app.enqueue(visitor("eve"))
+    assert refused.startswith("**Refused:** the queue is full (1 waiting,") and "\n" not in refused
+    app.admit(visitor("bob"))
+    with pytest.raises(gr.Error):
+        app.admit(visitor("eve"))
+    assert app.enqueue(visitor("bob")).startswith("**Queued:**")  # pressing Run again keeps its place
+    app.leave(visitor("bob"))  # closing the page gives it up
+    assert app.enqueue(visitor("eve")).startswith("**Queued:**")
+
+
+def test_a_job_past_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(model_dir, reference, tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    load_config(overrides={"model": str(model_dir)}).save(recipe)
+    app = App(tmp_path / "runs", Limits(job_minutes=0.002))  # 0.12 s: past it by the first training step
+    app.names = {name: name for name in [*FIELDS, "reference"]}
+    values = form("vmc", True, str(recipe)) | {"reference": str(reference), "model": str(model_dir)}
+    values |= {"train.steps": 500, "video.frames": 4, "video.height": 16, "video.width": 16, "name": "slow"}
+    status = [shown[0] for shown in app.run(values, visitor("ann"))]
+    assert status[-1].startswith("**Time limit:** the job ran past the page's 0.002 minutes; stopped at step")
+    assert "continue with 'Resume'" in status[-1] and "\n" not in status[-1], status[-1]
+    assert list((tmp_path / "runs" / "slow" / "sma" / "checkpoints").glob("step-*"))

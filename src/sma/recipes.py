@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,10 @@ def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "
         raise SmaError(f"{what} {name} must be a mapping, got {value!r}")
     if ("list" in annotation) and value is not None and not isinstance(value, list):
         raise SmaError(f"{what} {name} must be a list, got {value!r}")
+    item = re.search(r"list\[(\w+)\]", annotation)
+    if isinstance(value, list) and item and item[1] in OPTIONAL_EXAMPLES:  # each item of a list of numbers or text
+        example = OPTIONAL_EXAMPLES[item[1]]
+        return [_checked(entry, example, item[1], f"{name}[{index}]", what) for index, entry in enumerate(value)]
     return value
 
 

@@ -10,6 +10,7 @@ Imported only by `sma ui`, which checks first that gradio is installed (the `ui`
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import threading
@@ -58,6 +59,8 @@ FIELDS = {
     "name": "Run name",
     "resume": "Resume",
 }
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi", ".gif")  # what the page takes as a reference
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")  # and as a start image
 CSS = """
 #status {min-height: 1.5em}
 .phase-row {display: grid; grid-template-columns: 14em 1fr 6em; gap: .6em; align-items: center; margin: .15em 0}
@@ -138,9 +141,26 @@ class Job:
     resume: bool
 
 
+@dataclass
+class Limits:
+    """What the page allows its visitors: who may log in ((user, password) pairs; None: anyone), the size of an
+    upload, how many jobs may wait for the running one, and how long one job may run."""
+
+    auth: list[tuple[str, str]] | None = None
+    max_upload_mb: float = 200
+    max_queue: int = 4
+    job_minutes: float = 120
+
+
 def make_job(form: dict[str, Any], reference: str | None, out: Path) -> Job:
+    """The job of a press of Run; an upload of the wrong kind and a run name are checked here, where the page's API
+    delivers them too (a run name is a slug: it never leaves `out`)."""
     if not reference:
         raise SmaError("give a reference video: upload one or pick an example")
+    uploads = ((reference, VIDEO_SUFFIXES, "reference"), (form.get("image"), IMAGE_SUFFIXES, "start image"))
+    for path, suffixes, what in uploads:
+        if path and not path.lower().endswith(suffixes):
+            raise SmaError(f"the {what} must be a {suffixes[0][1:]} ({', '.join(suffixes)}), not {Path(path).name}")
     config = config_from(form)
     with_sma = method_class(config.method).uses_sma(config)
     configs = {"sma" if with_sma else "nosma": config}
@@ -342,11 +362,14 @@ class Progress:
 class App:
     """The page's state shared by every visitor: the output folder, the running job, each visitor's stop."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, limits: Limits | None = None) -> None:
         self.out = Path(out).resolve()
+        self.limits = limits or Limits()
         self.downloads = self.out / ".downloads"
         self.running: str | None = None
         self.stops: dict[str, threading.Event] = {}
+        self.waiting: set[str] = set()  # the visitors whose job waits for the running one
+        self.refused: set[str] = set()  # the visitors whose last press of Run the queue limit turned away
         self.lock = threading.Lock()
         self.names: dict[Any, str] = {}  # the page's input components: field name by component
 
@@ -368,11 +391,30 @@ class App:
         return examples
 
     def enqueue(self, request: gr.Request) -> str:
-        """A fresh stop for this visitor's next job, and whether it waits for another."""
-        self.stops[request.session_hash] = threading.Event()
-        if self.running:
-            return f"**Queued:** another job ({self.running}) is running; yours starts when it ends."
-        return "Starting…"
+        """A fresh stop for this visitor's next job, and whether it waits for another or is turned away (more than
+        `max_queue` waiting)."""
+        visitor = request.session_hash
+        self.stops[visitor] = threading.Event()
+        with self.lock:
+            if not self.running:
+                return "Starting…"
+            if visitor not in self.waiting and len(self.waiting) >= self.limits.max_queue:
+                self.refused.add(visitor)
+                waiting = len(self.waiting)
+                return f"**Refused:** the queue is full ({waiting} waiting, the most this page takes); try again later."
+            self.waiting.add(visitor)
+        return f"**Queued:** another job ({self.running}) is running; yours starts when it ends."
+
+    def admit(self, request: gr.Request) -> None:
+        """Ends a refused press of Run here, silently (its line is on the page), so that it never joins the queue."""
+        if request.session_hash in self.refused:
+            self.refused.discard(request.session_hash)
+            raise gr.Error("the queue is full", visible=False, print_exception=False)
+
+    def leave(self, request: gr.Request) -> None:
+        """A visitor closed the page: their job no longer holds a place in the queue (gradio drops it)."""
+        with self.lock:
+            self.waiting.discard(request.session_hash)
 
     def cancel(self, request: gr.Request) -> str:
         stop = self.stops.get(request.session_hash)
@@ -385,6 +427,8 @@ class App:
         """Run a job from the page's values (by component), yielding (status, progress, live losses, results…,
         previous runs, run name, resume)."""
         keep = (gr.update(),) * 8  # results (5), runs table, run name, resume: left as they are
+        with self.lock:
+            self.waiting.discard(request.session_hash)
         stop = self.stops.get(request.session_hash, threading.Event())
         if stop.is_set():
             yield ("Cancelled before it started.", "", gr.update(), *keep)
@@ -404,10 +448,14 @@ class App:
         progress = Progress({variant: VARIANTS[variant] for variant in job.configs}, targets)
         with self.lock:
             self.running = job.folder.name
+        deadline, late = time.monotonic() + 60 * self.limits.job_minutes, False
         try:
             worker.start()
             status = f"Running **{job.folder.name}**…"
             while worker.is_alive() or not events.empty():
+                if time.monotonic() > deadline and not stop.is_set():
+                    stop.set()
+                    late = True
                 try:
                     progress.add(*events.get(timeout=0.5))
                     while not events.empty():
@@ -424,6 +472,8 @@ class App:
             again = (gr.update(value=job.folder.name), gr.update(value=True)) if (job.folder / "sma").exists() else ()
             again = again or (gr.update(), gr.update())
             prefix = "**Cancelled:**" if stop.is_set() else "**Error:**"
+            if late:
+                prefix = f"**Time limit:** the job ran past the page's {self.limits.job_minutes:g} minutes;"
             yield (
                 f"{prefix} {for_page(str(error))}",
                 progress.html(),
@@ -471,9 +521,9 @@ class App:
         return (f"Showing **{name}** (in {self.out / name})", *self.shown(found))
 
 
-def build(out: Path):
+def build(out: Path, limits: Limits | None = None):
     """The page: the inputs (left), the job's progress and results (right), the previous runs (below)."""
-    app = App(out)
+    app = App(out, limits)
     defaults = recipe_defaults(TOY_WORLD, "vmc")
     with gr.Blocks(title="sma: motion transfer") as page:
         gr.Markdown(
@@ -493,6 +543,7 @@ def build(out: Path):
             previous = previous_panel(app)
         app.names = {component: name for name, component in fields.items()} | {reference: "reference"}
         connect_job(app, fields, shown, previous["runs"])
+        page.unload(app.leave)
         example.change(
             lambda name: examples[name] if name else (gr.update(),) * 3,
             example,
@@ -590,9 +641,11 @@ def previous_panel(app: App) -> dict[str, Any]:
 
 
 def connect_job(app: App, fields: dict[str, Any], shown: dict[str, Any], runs) -> None:
-    """Run queues a job (one at a time) that streams its progress and results; Cancel stops it."""
+    """Run queues a job (one at a time, a few waiting at most) that streams its progress and results; Cancel
+    stops it."""
     results = [shown[name] for name in RESULTS_SHOWN]
-    shown["start"].click(app.enqueue, None, shown["status"], concurrency_limit=None).then(
+    queued = shown["start"].click(app.enqueue, None, shown["status"], concurrency_limit=None)
+    queued.then(app.admit, None, None, concurrency_limit=None, show_progress="hidden").success(
         app.run,
         set(app.names),
         [shown["status"], shown["bars"], shown["live"], *results, runs, fields["name"], fields["resume"]],
@@ -651,15 +704,22 @@ def rounded(score: float | None) -> float | None:
     return None if score is None else round(score, 3)
 
 
-def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False) -> None:
-    """Serve the page until interrupted; prints its address in sma's words (gradio's own lines name its
-    Python API: `share=True in launch()`, where a user of `sma ui` has `--share`)."""
-    page, app = build(out)
+def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False, limits: Limits | None = None):
+    """The page, served from a thread. It serves files from `out` alone: its runs, downloads, examples and the
+    visitors' uploads (gradio's upload folder, GRADIO_TEMP_DIR, moves into `out/.uploads`)."""
+    limits = limits or Limits()
+    os.environ["GRADIO_TEMP_DIR"] = str(Path(out).resolve() / ".uploads")
+    page, app = build(out, limits)
+    for event in page.fns.values():  # the page's events serve the page alone: gradio would describe them to anyone,
+        event.api_visibility = "private"  # logged in or not, in the HTML of its login page
     app.out.mkdir(parents=True, exist_ok=True)
     page.queue(default_concurrency_limit=1).launch(
         server_name=host,
         server_port=port,
         share=share,
+        auth=limits.auth,
+        auth_message="Log in to run motion transfers.",
+        max_file_size=int(limits.max_upload_mb * 2**20),
         allowed_paths=[str(app.out)],
         css=CSS,
         theme=gr.themes.Soft(),
@@ -667,6 +727,15 @@ def launch(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = F
         quiet=True,
         prevent_thread_lock=True,
     )
+    return page
+
+
+def launch(
+    out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False, limits: Limits | None = None
+) -> None:
+    """Serve the page until interrupted; prints its address in sma's words (gradio's own lines name its
+    Python API: `share=True in launch()`, where a user of `sma ui` has `--share`)."""
+    page = start(out, host, port, share, limits)
     print(f"sma ui: serving {page.local_url}", flush=True)
     if page.share_url:
         print(f"sma ui: public link {page.share_url}", flush=True)
