@@ -28,7 +28,7 @@ from sma.recipes import flatten, load_config
 from sma.runs import train
 from sma.video import probe_video, read_video
 
-EXAMPLES = 400 if os.environ.get("SMA_FAULTS") == "all" else 60
+EXAMPLES = 400 if os.environ.get("SMA_FAULTS") == "all" else 30
 FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,
