@@ -1,6 +1,6 @@
 """Running a suite: every cell not yet in OUT/results.jsonl handed to an executor (`executors`), its records
 appended as it finishes, the cells that failed in OUT/failures.jsonl, the resolved settings beside them
-(settings.yaml), the summary rewritten after each cell; and parts run apart merged."""
+(settings.yaml), the summary's tables rewritten after each cell, its plots at the end; and parts run apart merged."""
 
 from __future__ import annotations
 
@@ -66,7 +66,8 @@ def run_suite(
     executor=None,
     fail_fast: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every cell not yet in OUT/results.jsonl, score its outputs, and rewrite the summary after each.
+    """Run every cell not yet in OUT/results.jsonl, score its outputs, and rewrite the summary's tables after each
+    (its plots at the end).
 
     `model` replaces the suite's (default: the embedded model of the suite's world). `transfer` is `sma.runs.transfer`
     unless given. `executor` runs the cells (default `InProcess()`; `RayExecutor` fans them out). A cell that fails
@@ -107,7 +108,7 @@ def run_suite(
                     continue
                 append_results(out, outcome.records)
                 records += outcome.records
-                write_summary(out, records, suite.name)
+                write_summary(out, records, suite.name, plots=False)  # the tables: the plots cost more than a cell
                 bar.finish(executor.running, failed=False)
     write_summary(out, records, suite.name)
     return records

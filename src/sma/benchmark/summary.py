@@ -57,15 +57,17 @@ def summary_text(records: list[dict], name: str) -> str:
     return "\n".join(text) + "\n"
 
 
-def write_summary(out: Path, records: list[dict], name: str) -> None:
-    """OUT/summary.md (the tables), OUT/summary.png (the means with their intervals) and, where runs with and
-    without SMA pair up, OUT/differences.png (each variant minus no SMA, with its interval)."""
+def write_summary(out: Path, records: list[dict], name: str, plots: bool = True) -> None:
+    """OUT/summary.md (the tables) and, with `plots`, OUT/summary.png (the means with their intervals) and, where runs
+    with and without SMA pair up, OUT/differences.png (each variant minus no SMA, with its interval)."""
     from sma.video.atomic import atomic_output
 
     if not records:
         return
     with atomic_output(Path(out) / "summary.md", overwrite=True) as temporary:
         temporary.write_text(summary_text(records, name))
+    if not plots:
+        return
     plot(summarise(records), Path(out) / "summary.png")
     if differences := paired_differences(records):
         plot(differences, Path(out) / "differences.png")
