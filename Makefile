@@ -24,7 +24,7 @@ demo-simple: $(VENV)/.installed
 test: $(VENV)/.installed browser docs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2  # two workers of one thread each: 4 minutes, not 6.5
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n 2 --dist worksteal  # two workers of one thread each; an idle one takes tests from the other
 
 # Every kill point (kill -9, then resume or rerun: over a hundred) and more fuzzed inputs than `make test` tries
 # (it runs a subset of the kill points that changes with the day; SMA_FAULT_ROTATION=N replays day N's).
