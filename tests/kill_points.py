@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import safetensors
 
@@ -76,44 +77,54 @@ class KillPoints:
         return sorted(set(chosen))
 
 
-def killed(work: Callable[[], object], kill_at: int) -> bool:
-    """Run `work` in a forked child that kills itself at call `kill_at`; True when it was killed."""
+def in_child(run: Callable[[TextIO], int]) -> tuple[int, str]:
+    """`run(pipe)` in a forked child (every child starts from the same process state, and a kill takes nothing else
+    down), its return value the child's exit code: the wait status and what it wrote to `pipe`."""
     sys.stdout.flush(), sys.stderr.flush()
+    read, write = os.pipe()
     pid = os.fork()
     if pid == 0:
-        code = 0
+        os.close(read)
+        code = 1
         try:
-            sys.setprofile(KillPoints(kill_at))
-            work()
-        except BaseException:
-            code = 1
+            with os.fdopen(write, "w", buffering=1) as pipe:
+                code = run(pipe)
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        written = pipe.read()
+    return os.waitpid(pid, 0)[1], written
+
+
+def killed(work: Callable[[], object], kill_at: int) -> bool:
+    """Run `work` in a forked child that kills itself at call `kill_at`; True when it was killed."""
+
+    def run(_pipe: TextIO) -> int:
+        sys.setprofile(KillPoints(kill_at))
+        work()
+        return 0
+
+    status, _ = in_child(run)
     assert not os.WIFEXITED(status) or os.WEXITSTATUS(status) == 0, "the child failed without being killed"
     return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 
 def profiled(work: Callable[[], object]) -> KillPoints:
     """Run `work` to its end in a forked child (the state the killed children start from); its calls come back."""
-    sys.stdout.flush(), sys.stderr.flush()
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
+
+    def run(pipe: TextIO) -> int:
         profile = KillPoints()
         sys.setprofile(profile)
         try:
             work()
         finally:
             sys.setprofile(None)
-            with os.fdopen(write, "w") as pipe:
-                json.dump({"count": profile.count, "writing": profile.writing}, pipe)
-            os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        recorded = json.load(pipe)
-    os.waitpid(pid, 0)
+            json.dump({"count": profile.count, "writing": profile.writing}, pipe)
+        return 0
+
+    _, written = in_child(run)
+    recorded = json.loads(written)
     profile = KillPoints()
     profile.count, profile.writing = recorded["count"], recorded["writing"]
     return profile

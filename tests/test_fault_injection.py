@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from kill_points import HIT, budget, killed, profiled, rotation
+from kill_points import HIT, budget, in_child, killed, profiled, rotation
 from safetensors import safe_open
 from safetensors.torch import load_file
 
@@ -231,12 +231,9 @@ def test_a_full_disk_or_a_folder_turned_read_only_mid_run_is_one_line_and_keeps_
 def faulted(command: list[str], fault: str, out: Path) -> tuple[int, str]:
     """Run `command` in a forked child on which `fault` strikes after its first checkpoint; its exit status and
     what it printed to stderr."""
-    read, write = os.pipe()
-    sys.stdout.flush(), sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        sys.stderr = os.fdopen(write, "w", buffering=1)  # pytest's capture holds fd 2 elsewhere
+
+    def run(pipe) -> int:
+        sys.stderr = pipe  # pytest's capture holds fd 2 elsewhere
 
         def strike(frame, event, _arg):
             if event == "return" and frame.f_code.co_name == "save_checkpoint":
@@ -244,15 +241,9 @@ def faulted(command: list[str], fault: str, out: Path) -> tuple[int, str]:
                 turn(fault, out)
 
         sys.setprofile(strike)
-        code = 1
-        try:
-            code = main(command)
-        finally:
-            os._exit(code)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        printed = pipe.read()
-    return os.waitpid(pid, 0)[1], printed
+        return main(command)
+
+    return in_child(run)
 
 
 def page_job(model_dir, reference, out: Path, resume: bool):
