@@ -131,7 +131,7 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
         and "robust MF two-sided (mean)" in summary
         and "trajectory error (px)" in summary
     )
-    assert (out / "summary.png").stat().st_size > 0 and (out / "differences.png").stat().st_size > 0
+    assert all((out / name).stat().st_size > 0 for name in ("summary.png", "differences.png", "trade-off.png", "trade-off-differences.png"))
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
     finished = Counting()
@@ -427,6 +427,25 @@ def test_the_shipped_hard_suite_shows_what_it_claims(tmp_path):
             assert target.background != reference.synthetic["background"]
         kinds.add(reference.name)
     assert kinds == {"camera-pan", "camera-zoom", "two-objects", "non-rigid", "speed-change"}
+
+
+def test_the_shipped_share_suite_has_the_arms_issue_41_asks_for():
+    """benchmarks/suites/hard-share.yaml: VMC and MotionDirector without SMA, at shares 0.05 and 0.2, at 0.2 weighted
+    by alpha_bar, and untuned (the positive control); 40 pairs per arm (5 references x 2 targets x 4 seeds)."""
+    from pathlib import Path
+
+    suite = read_suite(Path(__file__).parents[1] / "benchmarks" / "suites" / "hard-share.yaml")
+    arms = {variant.name: (variant.sma, variant.tune) for variant in suite.variants}
+    assert arms == {
+        "nosma": ({"enabled": False}, True),
+        "share-0.05": ({"enabled": True, "share": 0.05}, True),
+        "share-0.2": ({"enabled": True, "share": 0.2}, True),
+        "share-0.2-abar": ({"enabled": True, "share": 0.2, "timestep_weight": "alpha_bar"}, True),
+        "untuned": ({"enabled": False}, False),
+    }
+    assert [method.name for method in suite.methods] == ["vmc", "motiondirector"]
+    assert sum(len(reference.targets) for reference in suite.references) * len(suite.seeds) == 40
+    assert len(suite.cells()) == 200 and suite.cells()[0].seed == 0 and suite.cells()[-1].seed == 3
 
 
 def test_a_pilot_runs_part_of_a_suite_with_the_same_cells():

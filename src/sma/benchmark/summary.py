@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from sma.benchmark.stats import paired_differences, summarise, tuned, untuned
-from sma.evaluation import SUMMARY
+from sma.evaluation import BY_KEY, HEADLINE, SUMMARY
+
+TRADE_OFF = ("texture_leakage", "colour_leakage", "appearance_accuracy")  # what SMA may buy with motion (issue 41)
 
 
 def table(rows: list[dict]) -> str:
@@ -58,8 +60,10 @@ def summary_text(records: list[dict], name: str) -> str:
 
 
 def write_summary(out: Path, records: list[dict], name: str, plots: bool = True) -> None:
-    """OUT/summary.md (the tables) and, with `plots`, OUT/summary.png (the means with their intervals) and, where runs
-    with and without SMA pair up, OUT/differences.png (each variant minus no SMA, with its interval)."""
+    """OUT/summary.md (the tables) and, with `plots`, OUT/summary.png (the means with their intervals), where runs
+    with and without SMA pair up OUT/differences.png (each variant minus no SMA, with its interval), and
+    OUT/trade-off.png and OUT/trade-off-differences.png (motion against leakage and appearance, a point per variant:
+    the means, and the paired differences against no SMA)."""
     from sma.video.atomic import atomic_output
 
     if not records:
@@ -68,9 +72,12 @@ def write_summary(out: Path, records: list[dict], name: str, plots: bool = True)
         temporary.write_text(summary_text(records, name))
     if not plots:
         return
-    plot(summarise(records), Path(out) / "summary.png")
+    rows = summarise(records)
+    plot(rows, Path(out) / "summary.png")
+    plot_trade_off(rows, Path(out) / "trade-off.png")
     if differences := paired_differences(records):
         plot(differences, Path(out) / "differences.png")
+        plot_trade_off(differences, Path(out) / "trade-off-differences.png", differences=True)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -98,6 +105,52 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.axhline(0.0, color="black", linewidth=0.6)
         axis.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
         axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    with atomic_output(path, overwrite=True) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    plt.close(figure)
+
+
+def plot_trade_off(rows: list[dict], path: Path, differences: bool = False) -> None:
+    """A panel per method and trade-off metric: the headline motion score (x) against leakage or appearance (y), one
+    point per row (variant) with both 95% intervals, so a setting that buys appearance with motion shows where it
+    sits. `rows` are `summarise`'s means or, with `differences`, `paired_differences`' (the origin is no SMA)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sma.video.atomic import atomic_output
+
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    measured = [key for key in TRADE_OFF if any(row[key] for row in rows) and any(row[HEADLINE] for row in rows)]
+    if not measured:
+        return
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    figure, axes = plt.subplots(
+        len(methods), len(measured), figsize=(3.6 * len(measured), 3.2 * len(methods)), squeeze=False
+    )
+    for line, method in zip(axes, methods, strict=True):
+        for axis, key in zip(line, measured, strict=True):
+            for row in (row for row in rows if row["method"] == method and row[HEADLINE] and row[key]):
+                (x, x_low, x_high), (y, y_low, y_high) = row[HEADLINE], row[key]
+                axis.errorbar(
+                    x,
+                    y,
+                    xerr=[[x - x_low], [x_high - x]],
+                    yerr=[[y - y_low], [y_high - y]],
+                    fmt="o",
+                    capsize=3,
+                    color=f"C{variants.index(row['variant']) % 10}",
+                    label=row["variant"],
+                )
+            axis.set_xlabel(BY_KEY[HEADLINE].title + BY_KEY[HEADLINE].arrow, fontsize=8)
+            axis.set_ylabel(BY_KEY[key].title + BY_KEY[key].arrow, fontsize=8)
+            if differences:
+                axis.axhline(0.0, color="black", linewidth=0.5)
+                axis.axvline(0.0, color="black", linewidth=0.5)
+            axis.set_title(method, fontsize=9)
+            axis.legend(fontsize=6)
     figure.tight_layout()
     with atomic_output(path, overwrite=True) as temporary:
         figure.savefig(temporary, dpi=110, format="png")
