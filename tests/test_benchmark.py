@@ -131,7 +131,8 @@ def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys)
         and "robust MF two-sided (mean)" in summary
         and "trajectory error (px)" in summary
     )
-    assert all((out / name).stat().st_size > 0 for name in ("summary.png", "differences.png", "trade-off.png", "trade-off-differences.png"))
+    plots = ("summary.png", "differences.png", "trade-off.png", "trade-off-differences.png")
+    assert all((out / name).stat().st_size > 0 for name in plots)
     assert "train vmc" in (out / "logs" / "linear-vmc-nosma-seed0.log").read_text()  # the cell's bars, off the terminal
 
     finished = Counting()
