@@ -114,13 +114,20 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
 
 def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
     """One record per target: `sma.evaluation.score` against the reference as the run read it (reference.mp4),
-    with the ground truth of a synthetic reference's `clip`."""
+    with the ground truth of a synthetic reference's `clip`, on the tracks inside an MTBench clip's mask box, and
+    the scores of the suite's protocol (`sma.evaluation.protocol_scores`)."""
+    from sma.benchmark.suite import mask_box
+    from sma.evaluation import protocol_scores
     from sma.metrics import video_flow
     from sma.run_folder import video_path
     from sma.video import read_video
 
     reference = read_video(run_dir / "reference.mp4")
     reference_flow = video_flow(reference)
+    mask = cell.reference.mask
+    box = None if mask is None else mask_box(mask, reference.shape[1:3])
+    scoring = cell.scoring
+    scorers = loaded_scorers(scoring.clip, scoring.dino) if scoring.protocol else None
     records = []
     for index, target in enumerate(cell.reference.targets):
         path = video_path(run_dir, index, target.prompt)
@@ -130,8 +137,20 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
             background = cell.reference.synthetic["background"]
             truth = GroundTruth(clip, background, target, config.video.start, config.video.stride)
         record = {"target": target.prompt, "video": str(path.relative_to(run_dir.parent.parent))}
-        records.append(record | score(reference, frames, reference_flow=reference_flow, truth=truth))
+        record |= score(reference, frames, reference_flow=reference_flow, box=box, truth=truth)
+        if scorers is not None:
+            record |= protocol_scores(scoring.protocol, frames, target.prompt, *scorers)
+        records.append(record)
     return records
+
+
+@functools.cache
+def loaded_scorers(clip: str, dino: str | None) -> tuple:
+    """The CLIP and DINO scorers of a suite, loaded once per process (a Ray worker keeps them between cells)."""
+    from sma.metrics.clip import load_clip
+    from sma.metrics.dino import load_dino
+
+    return load_clip(clip), None if dino is None else load_dino(dino)
 
 
 def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str, Any]]:
@@ -148,6 +167,7 @@ def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str
         "sma": cell.variant.uses_sma,
         "tuned": cell.variant.tune,
         "seed": cell.seed,
+        **({} if cell.reference.level is None else {"level": cell.reference.level}),
         "fingerprint": fingerprint(config, cell),
         "seconds": round(time.perf_counter() - started, 1),
     }

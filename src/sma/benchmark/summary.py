@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sma.benchmark.field import field_tables
 from sma.benchmark.stats import paired_differences, summarise, tuned, untuned
 from sma.evaluation import SUMMARY
 
@@ -39,6 +40,7 @@ def summary_text(records: list[dict], name: str) -> str:
             "",
             table(differences),
         ]
+    text += field_tables(records)
     tuning = paired_differences(records, tuned, untuned)
     if tuning:
         text += [
