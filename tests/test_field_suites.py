@@ -12,7 +12,7 @@ import yaml
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel, ViTModel
 
-from sma.benchmark import read_results
+from sma.benchmark import read_results, read_suite
 from sma.cli import main
 from sma.embedded.world import write_mtbench_folder
 from sma.metrics.mtbench import mtbench_motion_fidelity
@@ -62,6 +62,9 @@ def test_an_mtbench_folder_is_every_clip_and_prompt_with_the_three_scores(field)
     assert {r["target"] for r in records} == {"a blue square on a plain white background"}  # stripped
     settings = yaml.safe_load((field.mtbench / "settings.yaml").read_text())
     assert settings["scoring"] == {"protocol": "mtbench", "clip": str(field.clip), "dino": str(field.dino)}
+    again = read_suite(field.mtbench / "suite.yaml")  # the folder's run as a suite file (what --rescore reads)
+    assert sorted(cell.id for cell in again.cells()) == sorted(r["cell"] for r in records)
+    assert (again.scoring.clip, again.scoring.dino) == (str(field.clip), str(field.dino))
     summary = (field.mtbench / "summary.md").read_text()
     assert "| method | all EF | all TC | all MF | hard EF |" in summary
     assert "| SMA [DeT] | 31.6 | 82.9 | 55.1 | 32.9 | 78.1 | 44.1 |" in summary  # DeT's published rows, cited

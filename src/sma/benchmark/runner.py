@@ -90,8 +90,10 @@ def run_suite(
     if overwrite and not resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    if suite.path.is_file():  # an MTBench folder is its own record
+    if suite.path.is_file():
         shutil.copyfile(suite.path, out / "suite.yaml")
+    else:  # an MTBench folder: the suite file that runs it again (`benchmarks/summarise.py --rescore` reads it)
+        (out / "suite.yaml").write_text(yaml.safe_dump(_folder_suite(suite), sort_keys=False))
     write_settings(out, suite, model)
     records = read_results(out)
     done = _finished(records, cells, configs)
@@ -116,6 +118,19 @@ def run_suite(
                 bar.finish(executor.running, failed=False)
     write_summary(out, records, suite.name)
     return records
+
+
+def _folder_suite(suite: Suite) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "mtbench": str(suite.path.resolve()),
+        "seeds": list(suite.seeds),
+        "methods": [method.name for method in suite.methods],
+        "variants": [variant.name for variant in suite.variants],
+        "overrides": suite.overrides,
+        "clip": suite.scoring.clip,
+        "dino": suite.scoring.dino,
+    }
 
 
 def read_failures(out: Path) -> list[dict[str, Any]]:

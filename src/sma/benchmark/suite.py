@@ -247,7 +247,7 @@ def _keys(schema, values: Any, where: str) -> dict[str, Any]:
 def read_suite(path: Path, clips: Path | None = None) -> Suite:
     """Read and check a suite YAML. Its reference paths are relative to `clips` (a folder), else to its own
     `clips:` key (relative to the suite's folder), else to the suite's folder; its `mtbench:` key names a folder in
-    MTBench's layout whose clips are the references instead. Every mistake is one SmaError."""
+    MTBench's layout whose clips are the references instead (`clips`, where given). Every mistake is one SmaError."""
     path = Path(path)
     if not path.is_file():
         raise SmaError(f"no suite file at {path}")
@@ -281,7 +281,7 @@ def _suite(values: Any, path: Path, clips: Path | None) -> Suite:
     if not seeds or any(isinstance(seed, bool) or not isinstance(seed, int) for seed in seeds):
         raise SmaError(f"{SUITE_KEY} seeds must be a list of integers, got {seeds!r}")
     if from_folder:
-        references = read_mtbench(here / values["mtbench"])
+        references = read_mtbench(Path(clips) if clips is not None else here / values["mtbench"])
     else:
         clips_folder = Path(clips).resolve() if clips is not None else (here / values.get("clips", ".")).resolve()
         if not clips_folder.is_dir():
@@ -336,7 +336,10 @@ def read_mtbench(folder: Path) -> tuple[Reference, ...]:
     itself or in difficulty folders easy/, medium/, hard/ within it."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise SmaError(f"mtbench: no folder at {folder}")
+        raise SmaError(
+            f"mtbench: no folder at {folder} (download MTBench: hf download QingyuShi/MTBench --repo-type dataset "
+            "--local-dir DIR, then name DIR under mtbench: or with --clips)"
+        )
     entries = sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
     if any(entry.name in LEVELS for entry in entries):
         stray = [entry.name for entry in entries if entry.name not in LEVELS]
