@@ -330,7 +330,7 @@ LEVELS = ("easy", "medium", "hard")  # MTBench's difficulties (DeT's README, ass
 
 
 def read_mtbench(folder: Path) -> tuple[Reference, ...]:
-    """The clips of a folder in MTBench's layout (DeT's evaluation.py lines 110-134 and README lines 36-50): each
+    """The clips of a folder in MTBench's layout (DeT's evaluation.py lines 110-134, README lines 36-56): each
     clip folder CLIP holds videos/CLIP.mp4, masks/CLIP/00000.png (the first frame's mask), eval_prompts.txt (the
     targets, one a line) and prompts.txt (the clip's caption, its first line); the clip folders lie in the folder
     itself or in difficulty folders easy/, medium/, hard/ within it."""
