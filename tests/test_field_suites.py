@@ -15,6 +15,7 @@ from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel, ViTModel
 from sma.benchmark import read_results, read_suite
 from sma.cli import main
 from sma.embedded.world import write_mtbench_folder
+from sma.metrics.dino import DinoUnavailableError, load_dino
 from sma.metrics.mtbench import mtbench_motion_fidelity
 from sma.video import read_video
 from tiny_models import build_tiny_clip, build_tiny_dino
@@ -133,3 +134,29 @@ def test_a_missing_mask_or_prompt_file_is_one_line(field, tmp_path, capsys, remo
     assert capsys.readouterr().err.strip() == f"sma: error: {message}"
     assert main(["benchmark", str(field.folder), "--out", str(tmp_path / "out")]) == 2
     assert "name the methods to run on it (--methods" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("changes", "arguments", "message"),
+    [
+        ({"protocol": "vbench"}, [], "protocol must be one of mtbench, paper, got 'vbench'"),
+        ({"mtbench": "."}, [], "the suite names both references and an mtbench folder: keep one"),
+        ({}, ["--clip", "clip-folder"], "--clip and --dino score a suite's protocol: give the suite one"),
+    ],
+)
+def test_bad_protocol_settings_are_one_line(field, tmp_path, capsys, changes, arguments, message):
+    video = field.folder / "easy" / "diagonal" / "videos" / "diagonal.mp4"
+    suite = {
+        "methods": ["vmc"],
+        "variants": ["sma"],
+        "references": [{"path": str(video), "prompt": "a", "targets": ["b"]}],
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite | changes))
+    assert main(["benchmark", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "out"), *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and message in error
+
+
+def test_dino_weights_that_are_not_there_are_one_line(tmp_path):
+    with pytest.raises(DinoUnavailableError, match=r"DINO model unavailable: cannot load .*no weights sma reads there"):
+        load_dino(tmp_path)

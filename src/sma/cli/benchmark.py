@@ -109,13 +109,16 @@ def _executor(arguments: argparse.Namespace):
 def _read(arguments: argparse.Namespace):
     """The suite of a YAML file or of an MTBench folder, with the CLIP and DINO models the command names."""
     from sma.benchmark import mtbench_suite, read_suite
+    from sma.errors import SmaError
 
     if arguments.suite.is_dir():
         suite = mtbench_suite(arguments.suite, arguments.methods, arguments.variants, arguments.model is None)
     else:
         suite = read_suite(arguments.suite, arguments.clips)
     named = {key: getattr(arguments, key) for key in ("clip", "dino") if getattr(arguments, key)}
-    return replace(suite, scoring=replace(suite.scoring, **named)) if suite.scoring.protocol else suite
+    if named and not suite.scoring.protocol:
+        raise SmaError("--clip and --dino score a suite's protocol: give the suite one (protocol: mtbench or paper)")
+    return replace(suite, scoring=replace(suite.scoring, **named))
 
 
 def run(arguments: argparse.Namespace) -> int:
