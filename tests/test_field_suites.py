@@ -9,14 +9,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from benchmark_scripts import load_script
 from PIL import Image
 from transformers import AutoImageProcessor, AutoTokenizer, CLIPModel, ViTModel
 
-from sma.benchmark import read_results, read_suite
+from sma.benchmark import read_results, read_suite, summary_text
+from sma.benchmark.field import mtbench_table
 from sma.cli import main
 from sma.embedded.world import write_mtbench_folder
 from sma.metrics.dino import DinoUnavailableError, load_dino
-from sma.metrics.mtbench import mtbench_motion_fidelity
+from sma.metrics.mtbench import mtbench_from_tracks, mtbench_motion_fidelity
 from sma.video import read_video
 from tiny_models import build_tiny_clip, build_tiny_dino
 
@@ -107,6 +109,26 @@ def test_the_scores_are_dets_formulas(field):
         assert record["mtbench_motion_fidelity"] == pytest.approx(expected) and expected is not None
         whole_frame = mtbench_motion_fidelity(reference, frames).hybrid
         assert record["mtbench_motion_fidelity"] != pytest.approx(whole_frame)
+
+
+def test_cotracker_tracks_beside_the_videos_are_scored_on_rescoring(field, tmp_path):
+    """CoTracker's tracks, saved beside a cell's reference.mp4 and its output, give `mtbench_cotracker` when the
+    folder is scored again; the table's MF moves onto them once every output has them."""
+    out = shutil.copytree(field.mtbench, tmp_path / "mt")
+    (record, *_) = read_results(out)
+    grid = np.stack(np.meshgrid(np.arange(4.0, 32, 8), np.arange(4.0, 32, 8)), -1).reshape(-1, 2)
+    right = np.stack([grid + np.array([k, 0]) for k in range(8)])[None]  # (1, f, n, 2) pixels, as CoTracker gives them
+    left = np.stack([grid - np.array([k, 0]) for k in range(8)])[None]
+    np.save(out / "cells" / record["cell"] / "reference.tracks.npy", right)
+    torch.save(torch.from_numpy(left), (out / record["video"]).with_suffix(".tracks.pt"))
+    rescored = load_script("summarise").rescore(out)
+    given = {r["cell"]: r.get("mtbench_cotracker") for r in rescored}
+    expected = mtbench_from_tracks(right, left, (32, 32), (32, 32)).hybrid
+    assert given.pop(record["cell"]) == pytest.approx(expected) and set(given.values()) == {None}
+    assert "MF on sma's DIS-flow tracks" in summary_text(rescored, "mt")
+    on_tracks = [r | {"mtbench_cotracker": 0.5} for r in rescored]
+    assert "MF on CoTracker's tracks" in summary_text(on_tracks, "mt")
+    assert "| vmc (untuned) | " in mtbench_table(on_tracks) and " | 50.0 | " in mtbench_table(on_tracks)
 
 
 def test_the_paper_protocol_scores_clip_text_alignment_and_consistency(field):

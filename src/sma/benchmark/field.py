@@ -47,8 +47,9 @@ def field_tables(records: list[dict]) -> list[str]:
     """The markdown lines of the field's tables the records were scored for (none for other suites)."""
     lines = []
     if any("mtbench_text_fidelity" in record for record in records):
-        lines += ["", "MTBench as DeT's table lays it out (EF: CLIP score, TC and MF x 100; means over outputs):"]
-        lines += ["", mtbench_table(records)]
+        tracks = "CoTracker's" if _on_given_tracks(records) else "sma's DIS-flow"
+        lines += ["", f"MTBench as DeT's table lays it out (EF: CLIP score, TC and MF x 100, MF on {tracks} tracks;"]
+        lines += ["means over outputs):", "", mtbench_table(records)]
     if any("clip_text_alignment" in record for record in records):
         lines += ["", "The SMA paper's protocol (mean cosines; means over outputs):", "", paper_table(records)]
     return lines
@@ -66,15 +67,23 @@ def _mean(records: list[dict], key: str, factor: float = 1.0, form: str = "{:.1f
     return form.format(factor * np.mean(values)) if values else "-"
 
 
+def _on_given_tracks(records: list[dict]) -> bool:
+    """Whether every output was scored on CoTracker's tracks as well (`mtbench_cotracker`), as DeT scores them."""
+    return all(record.get("mtbench_cotracker") is not None for record in records)
+
+
 def mtbench_table(records: list[dict]) -> str:
-    """sma's rows (method and variant) over every clip and per difficulty, then DeT's published rows."""
+    """sma's rows (method and variant) over every clip and per difficulty, then DeT's published rows. MF is on
+    CoTracker's tracks where every output has them, else on sma's."""
+    motion = "mtbench_cotracker" if _on_given_tracks(records) else "mtbench_motion_fidelity"
+    scores = [(name, motion if name == "MF" else key, factor) for name, key, factor in SCORES]
     header = "| method | " + " | ".join(f"{column} {name}" for column in COLUMNS for name, _, _ in SCORES) + " |"
     lines = [header, "|---|" + "---|" * len(COLUMNS) * len(SCORES)]
     for label, chosen in _groups(records).items():
         cells = []
         for column in COLUMNS:
             level = [record for record in chosen if column == "all" or record.get("level") == column]
-            cells += [_mean(level, key, factor) for _, key, factor in SCORES]
+            cells += [_mean(level, key, factor) for _, key, factor in scores]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     for name, row in DET_ROWS.items():
         lines.append(f"| {name} [DeT] | " + " | ".join(f"{value:.1f}" for value in row) + " |")
