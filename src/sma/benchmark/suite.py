@@ -340,17 +340,21 @@ def read_mtbench(folder: Path) -> tuple[Reference, ...]:
             f"mtbench: no folder at {folder} (download MTBench: hf download QingyuShi/MTBench --repo-type dataset "
             "--local-dir DIR, then name DIR under mtbench: or with --clips)"
         )
-    entries = sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+    entries = _folders(folder)
     if any(entry.name in LEVELS for entry in entries):
         stray = [entry.name for entry in entries if entry.name not in LEVELS]
         if stray:
             raise SmaError(f"{folder} holds difficulty folders ({', '.join(LEVELS)}) and also {', '.join(stray)}")
-        found = [(clip, level.name) for level in entries for clip in sorted(level.iterdir()) if clip.is_dir()]
+        found = [(clip, level.name) for level in entries for clip in _folders(level)]
     else:
         found = [(clip, None) for clip in entries]
     if not found:
         raise SmaError(f"{folder} holds no clip folders (MTBench's layout: CLIP/videos/CLIP.mp4, ...)")
     return tuple(_mtbench_clip(clip, level) for clip, level in found)
+
+
+def _folders(folder: Path) -> list[Path]:
+    return sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
 
 
 def _mtbench_clip(clip: Path, level: str | None) -> Reference:
