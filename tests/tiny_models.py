@@ -29,6 +29,7 @@ __all__ = [
     "build_text_to_image",
     "build_text_to_video",
     "build_tiny_clip",
+    "build_tiny_dino",
 ]
 
 
@@ -54,6 +55,20 @@ def build_tiny_clip(folder: str | Path, seed: int = 0) -> Path:
     CLIPModel(config).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def build_tiny_dino(folder: str | Path, seed: int = 0) -> Path:
+    """Save a tiny ViTModel (32 x 32 images, with its pooler) and its image processor into `folder`, as
+    facebook/dino-vitb16 is laid out."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2
+    )
+    torch.manual_seed(seed)
+    ViTModel(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return Path(folder)
 
 
 def build_text_to_image(folder: Path, sizes: TinySizes = TinySizes(), seed: int = 0) -> Path:

@@ -10,7 +10,8 @@ cluster (`executors`), and a cell that fails goes to OUT/failures.jsonl while th
 OUT/settings.yaml holds the suite as run (with every `--set`), the sma commit and the model's digest.
 OUT/summary.md holds means with 95% bootstrap intervals per method and variant, and paired differences against the same
 method without SMA (same reference, target and seed), overall and per reference (`stats`, `summary`);
-OUT/summary.png and OUT/differences.png plot them.
+OUT/summary.png and OUT/differences.png plot them. A folder in MTBench's layout is a suite too, and a suite's
+`protocol` adds the field's scores and tables (`field`): MTBench's (DeT) and the SMA paper's.
 """
 
 from sma.benchmark.cells import cell_config, evaluate_cell, fingerprint, model_digest, reference_clip
@@ -26,7 +27,7 @@ from sma.benchmark.runner import (
     run_suite,
 )
 from sma.benchmark.stats import pair_up, paired_differences, summarise
-from sma.benchmark.suite import Suite, read_suite, select, with_settings
+from sma.benchmark.suite import Suite, mtbench_suite, read_suite, select, with_settings
 from sma.benchmark.summary import summary_text, table, write_summary
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "fingerprint",
     "merge_parts",
     "model_digest",
+    "mtbench_suite",
     "pair_up",
     "paired_differences",
     "read_failures",

@@ -114,13 +114,23 @@ def reference_clip(cell: Cell, config, out: Path) -> tuple[Path, Any]:
 
 def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any]]:
     """One record per target: `sma.evaluation.score` against the reference as the run read it (reference.mp4),
-    with the ground truth of a synthetic reference's `clip`."""
+    with the ground truth of a synthetic reference's `clip`, on the tracks inside an MTBench clip's mask box, and
+    the scores of the suite's protocol (`sma.evaluation.protocol_scores`); MTBench's on CoTracker's tracks where they
+    lie beside reference.mp4 and an output (reference.tracks.npy, NN-target.tracks.npy: `mtbench_cotracker`)."""
+    from sma.benchmark.suite import mask_box
+    from sma.evaluation import protocol_scores
     from sma.metrics import video_flow
+    from sma.metrics.mtbench import mtbench_from_tracks, tracks_beside
     from sma.run_folder import video_path
     from sma.video import read_video
 
     reference = read_video(run_dir / "reference.mp4")
     reference_flow = video_flow(reference)
+    reference_tracks = tracks_beside(run_dir / "reference.mp4")
+    mask = cell.reference.mask
+    box = None if mask is None else mask_box(mask, reference.shape[1:3])
+    scoring = cell.scoring
+    scorers = loaded_scorers(scoring.clip, scoring.dino) if scoring.protocol else None
     records = []
     for index, target in enumerate(cell.reference.targets):
         path = video_path(run_dir, index, target.prompt)
@@ -130,8 +140,23 @@ def evaluate_cell(cell: Cell, config, run_dir: Path, clip) -> list[dict[str, Any
             background = cell.reference.synthetic["background"]
             truth = GroundTruth(clip, background, target, config.video.start, config.video.stride)
         record = {"target": target.prompt, "video": str(path.relative_to(run_dir.parent.parent))}
-        records.append(record | score(reference, frames, reference_flow=reference_flow, truth=truth))
+        record |= score(reference, frames, reference_flow=reference_flow, box=box, truth=truth)
+        if scorers is not None:
+            record |= protocol_scores(scoring.protocol, frames, target.prompt, *scorers)
+        if reference_tracks is not None and (tracks := tracks_beside(path)) is not None:
+            given = mtbench_from_tracks(reference_tracks, tracks, reference.shape[1:3], frames.shape[1:3])
+            record["mtbench_cotracker"] = given.as_dict()["hybrid"]
+        records.append(record)
     return records
+
+
+@functools.cache
+def loaded_scorers(clip: str, dino: str | None) -> tuple:
+    """The CLIP and DINO scorers of a suite, loaded once per process (a Ray worker keeps them between cells)."""
+    from sma.metrics.clip import load_clip
+    from sma.metrics.dino import load_dino
+
+    return load_clip(clip), None if dino is None else load_dino(dino)
 
 
 def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str, Any]]:
@@ -148,6 +173,7 @@ def run_cell(cell: Cell, config, out: Path, transfer: Callable) -> list[dict[str
         "sma": cell.variant.uses_sma,
         "tuned": cell.variant.tune,
         "seed": cell.seed,
+        **({} if cell.reference.level is None else {"level": cell.reference.level}),
         "fingerprint": fingerprint(config, cell),
         "seconds": round(time.perf_counter() - started, 1),
     }

@@ -11,12 +11,13 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sma.benchmark.cells import cell_config, fingerprint, model_digest
+from sma.benchmark.cells import cell_config, fingerprint, loaded_scorers, model_digest
 from sma.benchmark.executors import InProcess, Outcome
 from sma.benchmark.suite import Cell, Suite
 from sma.benchmark.summary import write_summary
@@ -84,10 +85,15 @@ def run_suite(
     model = model or suite.model or embedded_model(suite.world)
     cells = suite.cells()
     configs = {cell.id: cell_config(suite, cell, model) for cell in cells}  # every config checked before any work
+    if suite.scoring.protocol:  # the scoring models found (or a one-line error) before any work too
+        loaded_scorers(suite.scoring.clip, suite.scoring.dino)
     if overwrite and not resume and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(suite.path, out / "suite.yaml")
+    if suite.path.is_file():
+        shutil.copyfile(suite.path, out / "suite.yaml")
+    else:  # an MTBench folder: the suite file that runs it again (`benchmarks/summarise.py --rescore` reads it)
+        (out / "suite.yaml").write_text(yaml.safe_dump(_folder_suite(suite), sort_keys=False))
     write_settings(out, suite, model)
     records = read_results(out)
     done = _finished(records, cells, configs)
@@ -112,6 +118,19 @@ def run_suite(
                 bar.finish(executor.running, failed=False)
     write_summary(out, records, suite.name)
     return records
+
+
+def _folder_suite(suite: Suite) -> dict[str, Any]:
+    return {
+        "name": suite.name,
+        "mtbench": str(suite.path.resolve()),
+        "seeds": list(suite.seeds),
+        "methods": [method.name for method in suite.methods],
+        "variants": [variant.name for variant in suite.variants],
+        "overrides": suite.overrides,
+        "clip": suite.scoring.clip,
+        "dino": suite.scoring.dino,
+    }
 
 
 def read_failures(out: Path) -> list[dict[str, Any]]:
@@ -178,6 +197,7 @@ def write_settings(out: Path, suite: Suite, model: str) -> None:
         "variants": {v.name: {"sma": v.sma, "scale": v.scale, "tune": v.tune} for v in suite.variants},
         "overrides": suite.overrides,
         "set": suite.settings,
+        "scoring": asdict(suite.scoring),
     }
     with atomic_output(out / SETTINGS_FILE, overwrite=True) as temporary:
         temporary.write_text(yaml.safe_dump(settings, sort_keys=False))

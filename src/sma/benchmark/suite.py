@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from sma.errors import SmaError
@@ -23,6 +24,8 @@ class Reference:
     targets: tuple[Target, ...]
     path: Path | None = None
     synthetic: dict[str, Any] | None = None
+    mask: Path | None = None  # an MTBench clip's first-frame mask: its motion is scored inside the mask's box
+    level: str | None = None  # an MTBench clip's difficulty (easy, medium, hard)
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,23 @@ BUILTIN_VARIANTS = {
 
 
 @dataclass(frozen=True)
+class Scoring:
+    """The field's table a suite is scored for (`sma.evaluation.PROTOCOLS`; "" for none) and the CLIP and DINO
+    models (Hub ids or folders) its scores need."""
+
+    protocol: str = ""
+    clip: str | None = None
+    dino: str | None = None
+
+
+@dataclass(frozen=True)
 class Cell:
     id: str
     reference: Reference
     method: MethodEntry
     variant: Variant
     seed: int
+    scoring: Scoring = Scoring()
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class Suite:
     overrides: dict[str, Any]
     world: str = "simple"  # the embedded model run when neither the suite nor the command names one
     settings: dict[str, Any] = field(default_factory=dict)  # over the suite's and methods' keys (`with_settings`)
+    scoring: Scoring = Scoring()
 
     def cells(self) -> list[Cell]:
         """Seed outermost, so the pairs a paired difference needs finish early in a long suite."""
@@ -92,7 +107,12 @@ class Suite:
 
         return [
             Cell(
-                slug(f"{reference.name}-{method.name}-{variant.name}-seed{seed}", 120), reference, method, variant, seed
+                slug(f"{reference.name}-{method.name}-{variant.name}-seed{seed}", 120),
+                reference,
+                method,
+                variant,
+                seed,
+                self.scoring,
             )
             for seed in self.seeds
             for reference in self.references
@@ -158,6 +178,10 @@ class SuiteKeys:
     variants: list[Any] = field(default_factory=list)
     references: list[Any] = field(default_factory=list)
     clips: str = "."
+    mtbench: str = ""  # a folder in MTBench's layout: its clips and prompts are the references
+    protocol: str = ""
+    clip: str = ""
+    dino: str = ""
 
 
 @dataclass
@@ -222,7 +246,8 @@ def _keys(schema, values: Any, where: str) -> dict[str, Any]:
 
 def read_suite(path: Path, clips: Path | None = None) -> Suite:
     """Read and check a suite YAML. Its reference paths are relative to `clips` (a folder), else to its own
-    `clips:` key (relative to the suite's folder), else to the suite's folder. Every mistake is one SmaError."""
+    `clips:` key (relative to the suite's folder), else to the suite's folder; its `mtbench:` key names a folder in
+    MTBench's layout whose clips are the references instead (`clips`, where given). Every mistake is one SmaError."""
     path = Path(path)
     if not path.is_file():
         raise SmaError(f"no suite file at {path}")
@@ -230,34 +255,139 @@ def read_suite(path: Path, clips: Path | None = None) -> Suite:
         values = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
         raise SmaError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    return _suite(values, path, clips)
+
+
+def mtbench_suite(folder: Path, methods: list[str] | None, variants: list[str] | None, embedded: bool) -> Suite:
+    """A folder in MTBench's layout as a suite: every clip x evaluation prompt x method (`--methods`) x variant
+    (default sma and nosma), scored for MTBench's table; at the embedded model's frames and size when `embedded`."""
+    if not methods:
+        raise SmaError(f"{folder} is an MTBench folder: name the methods to run on it (--methods vmc,motiondirector)")
+    values = {"name": Path(folder).resolve().name, "mtbench": ".", "methods": methods}
+    values |= {"variants": variants or ["sma", "nosma"]} | ({"world": "simple"} if embedded else {})
+    return _suite(values, Path(folder), None)
+
+
+def _suite(values: Any, path: Path, clips: Path | None) -> Suite:
     values = _keys(SuiteKeys(), values, "")
-    for required in ("methods", "variants", "references"):
+    from_folder = "mtbench" in values
+    if from_folder and "references" in values:
+        raise SmaError("the suite names both references and an mtbench folder: keep one")
+    for required in ("methods", "variants", *(() if from_folder else ("references",))):
         if not values.get(required):
             raise SmaError(f"the suite names no {required}: add a list of them under {required}")
-    here = path.parent.resolve()  # absolute, so a cell's fingerprint does not depend on the working folder
-    clips_folder = Path(clips).resolve() if clips is not None else (here / values.get("clips", ".")).resolve()
-    if not clips_folder.is_dir():
-        where = "--clips" if clips is not None else "the suite's clips"
-        raise SmaError(f"{where}: no folder at {clips_folder} (the reference videos' folder)")
+    here = (path if path.is_dir() else path.parent).resolve()  # absolute: a cell's fingerprint holds the paths
     seeds = values.get("seeds", [0])
     if not seeds or any(isinstance(seed, bool) or not isinstance(seed, int) for seed in seeds):
         raise SmaError(f"{SUITE_KEY} seeds must be a list of integers, got {seeds!r}")
-    references = tuple(_reference(entry, index, clips_folder) for index, entry in enumerate(values["references"]))
+    if from_folder:
+        references = read_mtbench(Path(clips) if clips is not None else here / values["mtbench"])
+    else:
+        clips_folder = Path(clips).resolve() if clips is not None else (here / values.get("clips", ".")).resolve()
+        if not clips_folder.is_dir():
+            where = "--clips" if clips is not None else "the suite's clips"
+            raise SmaError(f"{where}: no folder at {clips_folder} (the reference videos' folder)")
+        references = tuple(_reference(entry, index, clips_folder) for index, entry in enumerate(values["references"]))
     methods = _methods(values["methods"], here)
     variants = tuple(_variant(entry) for entry in values["variants"])
     _check_names(references, methods, variants)
-    model = values.get("model")
     return Suite(
         name=values.get("name", path.stem),
         path=path,
-        model=None if model is None else str(here / model) if (here / model).exists() else model,
+        model=_local_or_hub(values.get("model"), here),
         seeds=tuple(seeds),
         references=references,
         methods=methods,
         variants=variants,
         overrides=_suite_overrides(values),
         world=values.get("world", Suite.world),
+        scoring=_scoring(values, here),
     )
+
+
+def _local_or_hub(name: str | None, here: Path) -> str | None:
+    """A model named in a suite: a path relative to the suite's folder where one is there, else a Hub id."""
+    return None if name is None else str(here / name) if (here / name).exists() else name
+
+
+def _scoring(values: dict[str, Any], here: Path) -> Scoring:
+    """The protocol (default "mtbench" for an mtbench folder) and the CLIP and DINO models it needs."""
+    from sma.evaluation import PROTOCOLS
+    from sma.metrics.clip import DEFAULT_CLIP
+    from sma.metrics.dino import DEFAULT_DINO
+
+    protocol = values.get("protocol", "mtbench" if "mtbench" in values else "")
+    if protocol not in ("", *PROTOCOLS):
+        raise SmaError(f"{SUITE_KEY} protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if not protocol:
+        return Scoring()
+    clip = _local_or_hub(values.get("clip", DEFAULT_CLIP), here)
+    dino = _local_or_hub(values.get("dino", DEFAULT_DINO), here) if protocol == "mtbench" else None
+    return Scoring(protocol, clip, dino)
+
+
+LEVELS = ("easy", "medium", "hard")  # MTBench's difficulties (DeT's README, assets/quantitative.png)
+
+
+def read_mtbench(folder: Path) -> tuple[Reference, ...]:
+    """The clips of a folder in MTBench's layout (DeT's evaluation.py lines 110-134, README lines 36-56): each
+    clip folder CLIP holds videos/CLIP.mp4, masks/CLIP/00000.png (the first frame's mask), eval_prompts.txt (the
+    targets, one a line) and prompts.txt (the clip's caption, its first line); the clip folders lie in the folder
+    itself or in difficulty folders easy/, medium/, hard/ within it."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SmaError(
+            f"mtbench: no folder at {folder} (download MTBench: hf download QingyuShi/MTBench --repo-type dataset "
+            "--local-dir DIR, then name DIR under mtbench: or with --clips)"
+        )
+    entries = _folders(folder)
+    if any(entry.name in LEVELS for entry in entries):
+        stray = [entry.name for entry in entries if entry.name not in LEVELS]
+        if stray:
+            raise SmaError(f"{folder} holds difficulty folders ({', '.join(LEVELS)}) and also {', '.join(stray)}")
+        found = [(clip, level.name) for level in entries for clip in _folders(level)]
+    else:
+        found = [(clip, None) for clip in entries]
+    if not found:
+        raise SmaError(f"{folder} holds no clip folders (MTBench's layout: CLIP/videos/CLIP.mp4, ...)")
+    return tuple(_mtbench_clip(clip, level) for clip, level in found)
+
+
+def _folders(folder: Path) -> list[Path]:
+    return sorted(entry for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+
+
+def _mtbench_clip(clip: Path, level: str | None) -> Reference:
+    video, mask = clip / "videos" / f"{clip.name}.mp4", clip / "masks" / clip.name / "00000.png"
+    for needed, what in (
+        (video, "the clip"),
+        (mask, "its first frame's mask"),
+        (clip / "eval_prompts.txt", "its evaluation prompts"),
+        (clip / "prompts.txt", "its caption"),
+    ):
+        if not needed.is_file():
+            raise SmaError(f"MTBench clip {clip.name}: no {needed.relative_to(clip)} ({what})")
+    targets = [line.strip() for line in (clip / "eval_prompts.txt").read_text().splitlines() if line.strip()]
+    captions = [line.strip() for line in (clip / "prompts.txt").read_text().splitlines() if line.strip()]
+    if not targets or not captions:
+        empty = "eval_prompts.txt" if not targets else "prompts.txt"
+        raise SmaError(f"MTBench clip {clip.name}: {empty} holds no prompt")
+    return Reference(clip.name, captions[0], tuple(map(Target, targets)), path=video, mask=mask, level=level)
+
+
+def mask_box(mask: Path, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """DeT's box around a first-frame mask (evaluation.py lines 116-125: rows and columns from the first nonzero
+    pixel up to, not including, the last), as (x0, y0, x1, y1) in pixels of a (height, width) = `size` frame."""
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(mask))
+    rows, columns = np.nonzero(pixels if pixels.ndim == 2 else pixels.any(axis=-1))
+    if not len(rows):
+        raise SmaError(f"{mask} marks no pixel: the mask's box is empty")
+    (height, width), (mask_height, mask_width) = size, pixels.shape[:2]
+    scale_x, scale_y = width / mask_width, height / mask_height
+    box = columns.min() * scale_x, rows.min() * scale_y, columns.max() * scale_x, rows.max() * scale_y
+    return tuple(map(float, box))
 
 
 def _suite_overrides(values: dict[str, Any]) -> dict[str, Any]:

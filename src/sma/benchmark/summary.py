@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sma.benchmark.field import field_tables
 from sma.benchmark.stats import paired_differences, summarise, tuned, untuned
 from sma.evaluation import BY_KEY, HEADLINE, SUMMARY
 
@@ -41,6 +42,7 @@ def summary_text(records: list[dict], name: str) -> str:
             "",
             table(differences),
         ]
+    text += field_tables(records)
     tuning = paired_differences(records, tuned, untuned)
     if tuning:
         text += [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -17,7 +18,11 @@ def add_parser(subcommands) -> None:
         "against its reference, and write OUT/results.jsonl, OUT/settings.yaml (the suite as run, the sma commit, the "
         "model's digest), OUT/summary.md, OUT/summary.png and OUT/differences.png.",
     )
-    parser.add_argument("suite", type=Path, help="suite YAML (references, methods, variants, seeds)")
+    parser.add_argument(
+        "suite",
+        type=Path,
+        help="suite YAML (references, methods, variants, seeds), or a folder in MTBench's layout (with --methods)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the cells' runs and the results")
     parser.add_argument("--model", help="Hub id or model folder for every cell (default: the suite's, else embedded)")
     parser.add_argument(
@@ -35,6 +40,8 @@ def add_parser(subcommands) -> None:
         metavar="KEY=VALUE",
         help="a recipe key for every cell, over the suite's and its methods' (repeatable): generate.noise_prior=0",
     )
+    parser.add_argument("--clip", help="CLIP Hub id or folder for a protocol's scores (default: the suite's)")
+    parser.add_argument("--dino", help="DINO Hub id or folder for MTBench's consistency (default: the suite's)")
     parser.add_argument("--resume", action="store_true", help="skip the cells already finished in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing benchmark in --out")
     parser.add_argument(
@@ -99,11 +106,26 @@ def _executor(arguments: argparse.Namespace):
     return InProcess()
 
 
+def _read(arguments: argparse.Namespace):
+    """The suite of a YAML file or of an MTBench folder, with the CLIP and DINO models the command names."""
+    from sma.benchmark import mtbench_suite, read_suite
+    from sma.errors import SmaError
+
+    if arguments.suite.is_dir():
+        suite = mtbench_suite(arguments.suite, arguments.methods, arguments.variants, arguments.model is None)
+    else:
+        suite = read_suite(arguments.suite, arguments.clips)
+    named = {key: getattr(arguments, key) for key in ("clip", "dino") if getattr(arguments, key)}
+    if named and not suite.scoring.protocol:
+        raise SmaError("--clip and --dino score a suite's protocol: give the suite one (protocol: mtbench or paper)")
+    return replace(suite, scoring=replace(suite.scoring, **named))
+
+
 def run(arguments: argparse.Namespace) -> int:
-    from sma.benchmark import read_failures, read_suite, run_suite, select, summary_text, with_settings
+    from sma.benchmark import read_failures, run_suite, select, summary_text, with_settings
 
     suite = select(
-        read_suite(arguments.suite, arguments.clips),
+        _read(arguments),
         seeds=arguments.seeds,
         references=arguments.references,
         methods=arguments.methods,

@@ -127,20 +127,13 @@ def _add_tracked_scores(results: list[dict], paths: list[Path], reference, video
 
 
 def _load_tracks(path: Path):
-    """An array of tracks from .npy (no pickles) or .pt (`torch.load(weights_only=True)`)."""
-    import numpy as np
-    import torch
-
     from sma.errors import SmaError
+    from sma.metrics.mtbench import load_tracks
 
-    if not path.is_file():
-        raise SmaError(f"--tracks: no file at {path}")
     try:
-        if path.suffix == ".npy":
-            return np.load(path, allow_pickle=False)
-        return torch.load(path, map_location="cpu", weights_only=True).float().numpy()
-    except Exception as error:  # a damaged or foreign file: one line, whatever the loader raised
-        raise SmaError(f"--tracks: cannot read {path} as .npy or .pt tracks ({type(error).__name__})") from error
+        return load_tracks(path)
+    except SmaError as error:
+        raise SmaError(f"--tracks: {error}") from error
 
 
 def _add_clip_scores(results: list[dict], videos: list, clip_name: str, prompt: str | None, asked: str | None) -> None:

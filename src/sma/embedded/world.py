@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,9 +26,11 @@ from sma.config import TransferConfig
 from sma.embedded.scenes import (
     BACKGROUNDS,
     COLOURS,
+    DEMO_TARGETS,
     FRAMES,
     HARD_FRAMES,
     MOTIONS,
+    REFERENCE_MOTIONS,
     SHAPES,
     SIZE,
     appearance_prompt,
@@ -231,6 +234,30 @@ WORLDS = {"simple": SimpleWorld(), "hard": HARD}
 def reference_clip(reference: MovingObject) -> SyntheticVideo:
     """The clip of one reference motion at the world's size, on plain white, with its ground truth."""
     return synthetic_video(reference, num_frames=FRAMES, height=SIZE, width=SIZE, background_colours=("white", "white"))
+
+
+MTBENCH_LEVELS = {"diagonal": "easy", "circle": "medium", "zigzag": "hard"}  # a reference motion's difficulty
+
+
+def write_mtbench_folder(folder: Path, frames: int = FRAMES, size: int = SIZE) -> Path:
+    """A folder in MTBench's layout (`sma.benchmark.suite.read_mtbench`) from the simple world: its three reference
+    motions as clips in difficulty folders, each with its first frame's mask, its caption and two targets, so that
+    `sma benchmark FOLDER` runs on the embedded model what it runs on the real benchmark."""
+    from PIL import Image
+
+    from sma.video import write_video
+
+    for name, level in MTBENCH_LEVELS.items():
+        clip = synthetic_video(
+            REFERENCE_MOTIONS[name], num_frames=frames, height=size, width=size, background_colours=("white", "white")
+        )
+        root = Path(folder) / level / name
+        write_video(root / "videos" / f"{name}.mp4", clip.frames, fps=clip.fps)
+        (root / "masks" / name).mkdir(parents=True)
+        Image.fromarray(clip.masks[0].astype(np.uint8) * 255).save(root / "masks" / name / "00000.png")
+        (root / "prompts.txt").write_text(clip.prompt + "\n")
+        (root / "eval_prompts.txt").write_text("".join(f"{target.prompt}\n" for target in DEMO_TARGETS["simple"]))
+    return Path(folder)
 
 
 def run_config(

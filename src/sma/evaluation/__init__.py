@@ -1,7 +1,7 @@
 """Evaluation in one place: `score` (every score of an output against its reference and, for a synthetic one,
 its ground truth), the table of metrics (key, title, direction; the keys older files used) and its printer."""
 
-from sma.evaluation.scoring import GroundTruth, Target, ground_truth_scores, score
+from sma.evaluation.scoring import PROTOCOLS, GroundTruth, Target, ground_truth_scores, protocol_scores, score
 from sma.evaluation.table import (
     BY_KEY,
     HEADLINE,
@@ -18,6 +18,7 @@ __all__ = [
     "BY_KEY",
     "HEADLINE",
     "METRICS",
+    "PROTOCOLS",
     "SUMMARY",
     "GroundTruth",
     "Metric",
@@ -25,6 +26,7 @@ __all__ = [
     "current_keys",
     "ground_truth_scores",
     "means",
+    "protocol_scores",
     "score",
     "score_text",
     "table_text",

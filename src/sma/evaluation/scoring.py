@@ -92,6 +92,34 @@ def score(
     return scores | (ground_truth_scores(truth, reference, frames) if truth is not None else {})
 
 
+PROTOCOLS = ("mtbench", "paper")  # the field's tables a suite can be scored for (`protocol_scores`)
+
+
+def protocol_scores(protocol: str, frames: np.ndarray, prompt: str, clip, dino=None) -> dict[str, float]:
+    """The scores of a field's table that need CLIP (`clip`, a `ClipScorer`) or DINO (`dino`, a `DinoScorer`).
+    "mtbench": DeT's text fidelity (CLIP score of the prompt as DeT writes it) and temporal consistency (DINO);
+    "paper": the SMA paper's CLIP text alignment and frame consistency (mean cosines)."""
+    from sma.metrics.clip import clip_frame_consistency, clip_score, clip_text_alignment
+    from sma.metrics.dino import temporal_consistency
+
+    if protocol == "mtbench":
+        return {
+            "mtbench_text_fidelity": clip_score(frames, mtbench_prompt(prompt), clip),
+            "mtbench_temporal_consistency": temporal_consistency(frames, dino),
+        }
+    return {
+        "clip_text_alignment": clip_text_alignment(frames, prompt, clip),
+        "clip_frame_consistency": clip_frame_consistency(frames, clip),
+    }
+
+
+def mtbench_prompt(prompt: str) -> str:
+    """The text DeT's CLIP score reads: its output folder's name turned back into a sentence, so the prompt without
+    surrounding spaces and with one final full stop (evaluation.py lines 137-141 and 217)."""
+    prompt = prompt.strip()
+    return prompt.removesuffix(".") + "."
+
+
 def _ratio(value: float, reference: float) -> float:
     """value / reference; a still reference gives 1 against a still video and infinity against a moving one."""
     if reference > 0:

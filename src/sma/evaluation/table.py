@@ -34,6 +34,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("flow_relative_endpoint_error", "flow EPE (relative)", False, "{:.4f}"),
     Metric("mtbench_motion_fidelity", "MTBench MF (DeT)", True, "{:.4f}"),
     Metric("mtbench_cotracker", "MTBench MF (given tracks)", True, "{:.4f}", summary=False),
+    Metric("mtbench_text_fidelity", "MTBench EF (CLIP score)", True, "{:.3f}"),
+    Metric("mtbench_temporal_consistency", "MTBench TC (DINO)", True, "{:.4f}"),
     Metric("warping_error", "warping error", False, "{:.5f}", summary=False),
     Metric("motion_magnitude_ratio", "motion ratio", None, summary=False),
     Metric("trajectory_error_px", "trajectory error (px)", False),

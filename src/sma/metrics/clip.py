@@ -58,6 +58,12 @@ def clip_text_alignment(video: np.ndarray | torch.Tensor, prompt: str, scorer: C
     return float((scorer.embed_frames(video) @ scorer.embed_text(prompt)).mean())
 
 
+def clip_score(video: np.ndarray | torch.Tensor, prompt: str, scorer: ClipScorer) -> float:
+    """MTBench's text fidelity ("EF", DeT's `evaluation.py` lines 172-191): the mean over frames of CLIP's
+    `logits_per_image` for the prompt, the cosine times the model's logit scale (100 for OpenAI's CLIP)."""
+    return float(scorer.model.logit_scale.detach().exp()) * clip_text_alignment(video, prompt, scorer)
+
+
 def clip_frame_consistency(video: np.ndarray | torch.Tensor, scorer: ClipScorer) -> float:
     """Mean cosine over all pairs of distinct frames (the SMA paper's form)."""
     embeddings = scorer.embed_frames(video)

@@ -21,9 +21,11 @@ each on its own (DeT draws the same indices from both grids, of equal size); the
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from sma.errors import SmaError
 from sma.metrics.flow import FlowTracker, VideoFlow, check_frame_counts, video_flow
 from sma.metrics.motion_fidelity import grid_in_region, region_mask, unit_vectors
 
@@ -90,6 +92,29 @@ def mtbench_from_tracks(
         tracks.append(points.transpose(1, 0, 2) / np.array([width, height]))
     check_frame_counts(tracks[0].shape[1], tracks[1].shape[1])
     return mtbench_score(*tracks, seed)
+
+
+TRACKS_SUFFIXES = (".tracks.npy", ".tracks.pt")  # a video's CoTracker tracks beside it: clip.tracks.npy
+
+
+def load_tracks(path: Path) -> np.ndarray:
+    """An array of tracks from .npy (no pickles) or .pt (`torch.load(weights_only=True)`)."""
+    import torch
+
+    if not path.is_file():
+        raise SmaError(f"no file at {path}")
+    try:
+        if path.suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return torch.load(path, map_location="cpu", weights_only=True).float().numpy()
+    except Exception as error:  # a damaged or foreign file: one line, whatever the loader raised
+        raise SmaError(f"cannot read {path} as .npy or .pt tracks ({type(error).__name__})") from error
+
+
+def tracks_beside(video: Path) -> np.ndarray | None:
+    """The tracks saved beside a video (VIDEO.tracks.npy or VIDEO.tracks.pt, its name without .mp4), if any."""
+    found = [video.with_suffix(suffix) for suffix in TRACKS_SUFFIXES if video.with_suffix(suffix).is_file()]
+    return load_tracks(found[0]) if found else None
 
 
 def mtbench_score(reference_tracks: np.ndarray, generated_tracks: np.ndarray, seed: int = 0) -> MTBenchFidelity:
