@@ -174,7 +174,7 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
         model, settings = self.model, self.config.generate
         schedule = self.schedule(noise.device)
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])
-        denoise = guided(self.predict, condition, negative, settings.guidance_scale)
+        denoise = guided(self.predict, condition, negative, self.guidance_scale())
         guided_steps = 0 if reference is None else self.options.guidance_steps
         empty = model.encode_prompts([""]) if guided_steps else None  # the official source prompt
         self.guidance_log = []
