@@ -272,7 +272,7 @@ def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
     for adapter in adapters:
         lora = downloads / f"{job.name}-{adapter.parent.name}-lora-diffusers.safetensors"
         try:
-            made.append(str(export_adapter(adapter, "diffusers", lora, overwrite=True).path))
+            made += [str(export.path) for export in export_adapter(adapter, "diffusers", lora, overwrite=True)]
         except SmaError:  # a method whose trained layers a LoRA cannot hold
             continue
     made.append(shutil.make_archive(str(downloads / job.name), "zip", job.parent, job.name))

@@ -41,6 +41,18 @@ MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length
 SCHEDULERS = {cls.__name__: cls for cls in (UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler)}
 TEMPORAL_FACTOR = 4  # Wan 2.1's VAE: 4k + 1 frames -> k + 1 latent frames
 HIGH_NOISE, LOW_NOISE = "transformer", "transformer_2"  # Wan 2.2 A14B's experts, by their pipeline component
+# Each expert's LoRA file: its suffix (Wan's own folders, high_noise_model/ and low_noise_model/) and where it loads
+EXPERT_FILES = {HIGH_NOISE: "high_noise", LOW_NOISE: "low_noise"}
+EXPERT_LOADERS = {
+    HIGH_NOISE: {
+        "diffusers": "pipe.load_lora_weights(FILE): the high-noise transformer",
+        "comfyui": "LoraLoaderModelOnly after the high-noise model's loader",
+    },
+    LOW_NOISE: {
+        "diffusers": "pipe.load_lora_weights(FILE, load_into_transformer_2=True): the low-noise transformer_2",
+        "comfyui": "LoraLoaderModelOnly after the low-noise model's loader",
+    },
+}
 
 # A LoRA layer's diffusers name -> its name in the original Wan 2.1 code (Wan-Video/Wan2.1 wan/modules/model.py:
 # WanAttentionBlock's `self_attn` and `cross_attn` with Linear q, k, v, o; `ffn` = Sequential(Linear, GELU, Linear)),

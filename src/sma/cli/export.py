@@ -11,8 +11,9 @@ def add_parser(subcommands) -> None:
         "export",
         help="write a trained adapter as a LoRA that diffusers or ComfyUI loads",
         description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; motionlora's "
-        "motion set on Wan 2.1; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
-        "rank, alpha, base model and SMA settings in its metadata.",
+        "motion set on Wan; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
+        "rank, alpha, base model and SMA settings in its metadata; on Wan 2.2 A14B one file per trained expert, "
+        "FILE-high_noise.safetensors and FILE-low_noise.safetensors, each line saying where it loads.",
     )
     parser.add_argument("adapter", type=Path, metavar="ADAPTER_OR_RUN", help="adapter folder, or a run folder")
     parser.add_argument(
@@ -31,13 +32,17 @@ def add_parser(subcommands) -> None:
 def run(arguments: argparse.Namespace) -> int:
     from sma.export import export_adapter
 
-    export = export_adapter(
+    exports = export_adapter(
         arguments.adapter, arguments.format, arguments.out, overwrite=arguments.overwrite, rank=arguments.rank
     )
-    about = export.metadata
-    line = f"{export.path}: {about['lora_format']} LoRA of {about['method']}, {about['layers']} layers"
-    line += f", rank {about['rank']}"
-    if "svd_rank" in about:
-        line += f"; SVD relative error max {about['svd_relative_error_max']}, mean {about['svd_relative_error_mean']}"
-    print(line)
+    for export in exports:
+        about = export.metadata
+        line = f"{export.path}: {about['lora_format']} LoRA of {about['method']}, {about['layers']} layers"
+        line += f", rank {about['rank']}"
+        if "svd_rank" in about:
+            line += f"; SVD relative error max {about['svd_relative_error_max']}"
+            line += f", mean {about['svd_relative_error_mean']}"
+        if export.expert is not None:
+            line += f"; loads into {about['load_into']}"
+        print(line)
     return 0
