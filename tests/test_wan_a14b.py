@@ -4,6 +4,7 @@ FlowMotion across the boundary, exports per expert."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -11,12 +12,14 @@ import torch
 from diffusers import WanImageToVideoPipeline, WanPipeline
 from diffusers.pipelines.wan import pipeline_wan_i2v
 from PIL import Image
+from real_scale import WAN22_I2V_A14B, WAN22_T2V_A14B, meta_wan, motionlora_official, wan_transformer
 from safetensors import safe_open
 from tiny_wan_i2v import build_wan_i2v_a14b
 
 from sma.backbones.wan import HIGH_NOISE, LOW_NOISE
 from sma.cli import main
 from sma.methods import build_method
+from sma.methods.motionlora import MotionLoRA
 from sma.recipes import load_config
 from sma.runs import load_trained, transfer
 from sma.video import MovingObject, read_video, synthetic_video, write_video
@@ -241,3 +244,44 @@ def test_transfer_on_two_experts(request, picture, reference, tmp_path, name, me
     image = {"image": str(picture)} if name == "i2v" else {}
     run = run_transfer(folder, reference, tmp_path / "run", method, **image, **overrides)
     assert len(read_video(run / "videos" / "00-a-blue-square.mp4")) == 9
+
+
+@pytest.mark.parametrize(
+    ("config", "boundary", "inject"), [(WAN22_T2V_A14B, 0.875, True), (WAN22_I2V_A14B, 0.9, False)]
+)
+def test_real_size_experts_train_what_the_trainers_train_under_their_names(config, boundary, inject):
+    """Both experts at real size on the meta device (40 blocks of width 5120 each): the trainers' layer set (musubi-
+    tuner's rule, feed-forward included as DiffSynth-Studio trains A14B) in each expert; `experts: both` makes it
+    trainable behind each expert's component (peft on T2V only: 4 s), and each file's keys are the loaders'."""
+    from sma.backbones.wan import WanModel
+    from sma.export import by_expert, expert_path
+
+    high, low = wan_transformer(config), wan_transformer(config)
+    assert len(high.blocks) == 40 and high.blocks[0].attn1.to_q.in_features == 5120
+    assert high.patch_embedding.in_channels == config["in_channels"] and high.config.image_dim is None
+    overrides = {"method": "motionlora", "video.frames": 49, "motionlora.feed_forward": True, "motionlora.lora_rank": 1}
+
+    def method(experts: str) -> MotionLoRA:
+        return MotionLoRA(
+            meta_wan(high, low, boundary), load_config(overrides=overrides | {"motionlora.experts": experts})
+        )
+
+    official = motionlora_official(high, feed_forward=True)
+    assert set(method("both").lora_targets()) == official and len(official) == 40 * 10
+    assert method("high").trained_experts() == {HIGH_NOISE: high} and method("low").trained_experts() == {
+        LOW_NOISE: low
+    }
+    assert WanModel.diffusers_lora_keys("blocks.39.ffn.net.2")[0] == "transformer.blocks.39.ffn.net.2.lora_A.weight"
+    comfyui = WanModel.comfyui_lora_keys("blocks.39.attn2.to_out.0")[1]
+    assert comfyui == "diffusion_model.blocks.39.cross_attn.o.lora_up.weight"
+    assert expert_path(Path("m.safetensors"), LOW_NOISE).name == "m-low_noise.safetensors"
+    if not inject:
+        return
+    both = method("both")
+    trainable = both.prepare()
+    layers = sorted({name.partition(".lora_")[0] for name in trainable})
+    assert {expert: len(names) for expert, names in by_expert(layers).items()} == {HIGH_NOISE: 400, LOW_NOISE: 400}
+    assert {name.removeprefix(f"{LOW_NOISE}.") for name in by_expert(layers)[LOW_NOISE]} == official
+    for expert, network in both.model.denoisers().items():
+        names = {f"{expert}.{name}" for name, p in network.named_parameters() if p.requires_grad}
+        assert names == {name for name in trainable if name.startswith(f"{expert}.")}
