@@ -262,15 +262,13 @@ def test_real_size_experts_train_what_the_trainers_train_under_their_names(confi
     overrides = {"method": "motionlora", "video.frames": 49, "motionlora.feed_forward": True, "motionlora.lora_rank": 1}
 
     def method(experts: str) -> MotionLoRA:
-        return MotionLoRA(
-            meta_wan(high, low, boundary), load_config(overrides=overrides | {"motionlora.experts": experts})
-        )
+        settings = load_config(overrides=overrides | {"motionlora.experts": experts})
+        return MotionLoRA(meta_wan(high, low, boundary), settings)
 
     official = motionlora_official(high, feed_forward=True)
     assert set(method("both").lora_targets()) == official and len(official) == 40 * 10
-    assert method("high").trained_experts() == {HIGH_NOISE: high} and method("low").trained_experts() == {
-        LOW_NOISE: low
-    }
+    assert method("high").trained_experts() == {HIGH_NOISE: high}
+    assert method("low").trained_experts() == {LOW_NOISE: low}
     assert WanModel.diffusers_lora_keys("blocks.39.ffn.net.2")[0] == "transformer.blocks.39.ffn.net.2.lora_A.weight"
     comfyui = WanModel.comfyui_lora_keys("blocks.39.attn2.to_out.0")[1]
     assert comfyui == "diffusion_model.blocks.39.cross_attn.o.lora_up.weight"
