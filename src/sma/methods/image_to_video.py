@@ -20,7 +20,7 @@ from sma.errors import SmaError
 from sma.video import tensor_to_frames
 from sma.video.image import check_image, read_image
 
-IMAGE_MODELS = "Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+IMAGE_MODELS = "Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.2-I2V-A14B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
 
 
 def image_for(config: TransferConfig, target: str) -> str:
