@@ -53,9 +53,7 @@ def scores(samples: list[torch.Tensor], reference: torch.Tensor) -> dict[str, fl
         cosines.append(torch.cosine_similarity(frames.diff(dim=2).flatten(3), motion, dim=-1).mean().item())
         distances.append(sma(kept, frames).item())
         appearance.append((frames.mean(2) - kept.mean(2)).pow(2).mean().sqrt().item())
-    return {
-        name: statistics.mean(values) for name, values in zip(("cos", "sma", "look"), (cosines, distances, appearance))
-    }
+    return {"cos": statistics.mean(cosines), "sma": statistics.mean(distances), "look": statistics.mean(appearance)}
 
 
 def lora_off(method, expert: str) -> None:
