@@ -4,6 +4,7 @@ FlowMotion across the boundary, exports per expert."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +17,11 @@ from real_scale import WAN22_I2V_A14B, WAN22_T2V_A14B, meta_wan, motionlora_offi
 from safetensors import safe_open
 from tiny_wan_i2v import build_wan_i2v_a14b
 
+from sma.backbones.dispatch import text_to_video_class
+from sma.backbones.latent_video import is_checkpointed
 from sma.backbones.wan import HIGH_NOISE, LOW_NOISE
 from sma.cli import main
+from sma.errors import SmaError
 from sma.methods import build_method
 from sma.methods.motionlora import MotionLoRA
 from sma.recipes import load_config
@@ -161,6 +165,16 @@ def test_the_idle_expert_stays_off_the_accelerator_and_the_budget_counts_the_act
     weights = sum(p.nbytes for p in model.unet_2.parameters()) + sum(b.nbytes for b in model.unet_2.buffers())
     everything = static_bytes(model.networks(), trainable.values(), "adamw")
     assert static_bytes(on_device, trainable.values(), "adamw") == everything - weights
+    model.checkpoint_some_layers([f"{HIGH_NOISE}.blocks.1"])  # a plan measured on one expert holds for both
+    assert [is_checkpointed(expert.blocks[1]) for expert in (model.unet, model.unet_2)] == [True, True]
+    assert not is_checkpointed(model.unet_2.blocks[0])
+
+
+def test_a_half_a14b_layout_gets_one_line(tmp_path):
+    index = {"_class_name": "WanPipeline", "transformer": ["diffusers", "WanTransformer3DModel"]}
+    (tmp_path / "model_index.json").write_text(json.dumps(index | {"boundary_ratio": 0.875}))
+    with pytest.raises(SmaError, match=r"Wan 2\.2 A14B layout only by half: it needs `transformer_2` and"):
+        text_to_video_class(str(tmp_path), wan=True)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +199,7 @@ def both_run(t2v_folder, reference, tmp_path_factory):
 def test_exports_load_into_both_experts_through_diffusers_own_loader(both_run, t2v_folder, tmp_path, capsys):
     """`sma export` writes a file per expert and says where each loads; WanPipeline.load_lora_weights(high) and
     (low, load_into_transformer_2=True), the same initial noise: the latents `sma generate` makes (1e-4)."""
-    about = __import__("json").loads((both_run / "adapter" / "adapter.json").read_text())
+    about = json.loads((both_run / "adapter" / "adapter.json").read_text())
     assert set(about["experts"]) == {HIGH_NOISE, LOW_NOISE}
     assert "load_into_transformer_2=True" in about["experts"][LOW_NOISE]["diffusers"]
     out = tmp_path / "skate.safetensors"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -294,6 +295,12 @@ class WanModel(LatentVideoModel):
         """diffusers' own checkpointing: each transformer block is recomputed in backward."""
         for network in self.denoisers().values():
             network.enable_gradient_checkpointing()
+
+    def checkpoint_some_layers(self, names: Iterable[str]) -> None:
+        """The named blocks recomputed in backward; on two experts the same blocks of both: a measuring forward runs
+        one expert, and the other, of the same shape, may train next."""
+        blocks = {name.split(".", 1)[1] for name in names}
+        super().checkpoint_some_layers(f"{expert}.{block}" for expert in self.denoisers() for block in blocks)
 
     def checkpointable_layers(self) -> dict[str, torch.nn.Module]:
         """The transformer blocks of each denoiser."""

@@ -68,6 +68,10 @@ class Method:
         return load_text_to_video(config.model, device, config.revision or None, config.motion_adapter or None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
+        if config.generate.guidance_scale_2 is not None and getattr(model, "boundary_timestep", None) is None:
+            raise SmaError(
+                f"`generate.guidance_scale_2` guides Wan 2.2 A14B's low-noise expert; {config.model} has one denoiser"
+            )
         self.model = model
         self.config = config
         self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
@@ -103,11 +107,9 @@ class Method:
         """`generate.guidance_scale`; on two experts (Wan 2.2 A14B) the low-noise expert's steps take
         `generate.guidance_scale_2` when set, as WanPipeline's `guidance_scale_2`."""
         settings = self.config.generate
-        boundary = getattr(self.model, "boundary_timestep", None)
         if settings.guidance_scale_2 is None:
             return settings.guidance_scale
-        if boundary is None:
-            raise SmaError(f"`generate.guidance_scale_2` guides a second expert, and {self.config.model} has one")
+        boundary = self.model.boundary_timestep
         return lambda t: settings.guidance_scale if t >= boundary else settings.guidance_scale_2
 
     def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
