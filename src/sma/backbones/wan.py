@@ -32,8 +32,7 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, UMT5EncoderModel
 
-from sma.backbones.dispatch import model_index
-from sma.backbones.hub import load_component
+from sma.backbones.hub import load_component, model_index
 from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once
 from sma.errors import SmaError
 
