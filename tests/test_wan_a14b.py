@@ -183,17 +183,17 @@ def reference(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("reference") / "reference.mp4", clip.frames)
 
 
-def run_transfer(folder, reference, out, method="motionlora", **overrides):
+def run_transfer(folder, reference, out, method="motionlora", steps=2, **overrides):
     values = {"prompt": "a red circle", "flowmotion.guidance_steps": 2}
     if method == "motionlora":
-        values = {"prompt": "a red circle", "train.steps": 10, "train.checkpoint_every": 10, "motionlora.lora_rank": 2}
-        values |= {"train.learning_rate": 5e-2}
+        values = {"prompt": "a red circle", "train.steps": steps, "train.checkpoint_every": steps}
+        values |= {"train.learning_rate": 5e-2, "motionlora.lora_rank": 2}
     return transfer(a14b_config(folder, method, **values | overrides), reference, out)
 
 
 @pytest.fixture(scope="module")
 def both_run(t2v_folder, reference, tmp_path_factory):
-    return run_transfer(t2v_folder, reference, tmp_path_factory.mktemp("both") / "run")
+    return run_transfer(t2v_folder, reference, tmp_path_factory.mktemp("both") / "run", steps=10)  # both experts drawn
 
 
 def test_exports_load_into_both_experts_through_diffusers_own_loader(both_run, t2v_folder, tmp_path, capsys):
@@ -265,8 +265,9 @@ def test_transfer_on_two_experts(request, picture, reference, tmp_path, name, me
 )
 def test_real_size_experts_train_what_the_trainers_train_under_their_names(config, boundary, inject):
     """Both experts at real size on the meta device (40 blocks of width 5120 each): the trainers' layer set (musubi-
-    tuner's rule, feed-forward included as DiffSynth-Studio trains A14B) in each expert; `experts: both` makes it
-    trainable behind each expert's component (peft on T2V only: 4 s), and each file's keys are the loaders'."""
+    tuner's rule, feed-forward included as DiffSynth-Studio trains A14B) in each expert; `experts: low` makes it
+    trainable in the low-noise expert alone, behind its component (peft on T2V only: 3 s), and each file's keys are
+    the loaders'."""
     from sma.backbones.wan import WanModel
     from sma.export import by_expert, expert_path
 
@@ -289,11 +290,9 @@ def test_real_size_experts_train_what_the_trainers_train_under_their_names(confi
     assert expert_path(Path("m.safetensors"), LOW_NOISE).name == "m-low_noise.safetensors"
     if not inject:
         return
-    both = method("both")
-    trainable = both.prepare()
+    trainable = method("low").prepare()
     layers = sorted({name.partition(".lora_")[0] for name in trainable})
-    assert {expert: len(names) for expert, names in by_expert(layers).items()} == {HIGH_NOISE: 400, LOW_NOISE: 400}
-    assert {name.removeprefix(f"{LOW_NOISE}.") for name in by_expert(layers)[LOW_NOISE]} == official
-    for expert, network in both.model.denoisers().items():
-        names = {f"{expert}.{name}" for name, p in network.named_parameters() if p.requires_grad}
-        assert names == {name for name in trainable if name.startswith(f"{expert}.")}
+    assert list(by_expert(layers)) == [LOW_NOISE]
+    assert {name.removeprefix(f"{LOW_NOISE}.") for name in layers} == official
+    names = {f"{LOW_NOISE}.{name}" for name, p in low.named_parameters() if p.requires_grad}
+    assert names == set(trainable) and not any(p.requires_grad for p in high.parameters())

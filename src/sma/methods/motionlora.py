@@ -187,7 +187,6 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
             transformer.train(transformer.training)  # new LoRA modules start in training mode whatever the model's
             prefix = f"{expert}." if len(self.model.denoisers()) == 2 else ""  # A14B: each name says its expert
             trainable |= {prefix + name: p for name, p in transformer.named_parameters() if "lora_" in name}
-        self.model.use_expert(next(iter(experts)))  # the expert that trains first on the accelerator, the other off
         return self.train_only(trainable)
 
     def adapter_parameters(self, adapter: str) -> list[torch.nn.Parameter]:
