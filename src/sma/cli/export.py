@@ -23,7 +23,13 @@ def add_parser(subcommands) -> None:
         help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved), "
         "or Wan LoRA in the original model's names (LoraLoaderModelOnly)",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors", help="file to write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.safetensors",
+        help="file to write (Wan 2.2 A14B: FILE-high_noise.safetensors and FILE-low_noise.safetensors, one per expert)",
+    )
     parser.add_argument("--rank", type=int, help="vmc only: SVD rank of each layer's change (default: full, exact)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(run=run)
