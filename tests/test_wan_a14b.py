@@ -170,6 +170,21 @@ def test_the_idle_expert_stays_off_the_accelerator_and_the_budget_counts_the_act
     assert not is_checkpointed(model.unet_2.blocks[0])
 
 
+def test_sampling_swaps_the_experts_once_the_outgoing_one_first(t2v_folder, monkeypatch):
+    """Across the boundary the high-noise expert leaves for the CPU before the low-noise one comes to the model's
+    device, once per video: one expert's weights on the accelerator at a time."""
+    method = build_method(a14b_config(t2v_folder))
+    model, moves = method.model, []
+
+    def recorded(name, move):
+        return lambda *where: moves.append((name, *where)) or move(*where)
+
+    for name, expert in model.denoisers().items():
+        monkeypatch.setattr(expert, "to", recorded(name, expert.to))
+    method.generate(torch.zeros(1, 4, 3, 2, 2), "a blue square", seed=0)
+    assert moves == [(HIGH_NOISE, "cpu"), (LOW_NOISE, torch.device("cpu"))] and model.active == LOW_NOISE
+
+
 def test_a_half_a14b_layout_gets_one_line(tmp_path):
     index = {"_class_name": "WanPipeline", "transformer": ["diffusers", "WanTransformer3DModel"]}
     (tmp_path / "model_index.json").write_text(json.dumps(index | {"boundary_ratio": 0.875}))
