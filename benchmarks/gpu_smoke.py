@@ -16,6 +16,10 @@ motionlora (33 frames 480x832) and for flowmotion (49 frames 480x720, beside pla
 Wan 2.2 TI2V-5B's transformer (5.0 B) and Wan 2.2 VAE in bf16 for motionlora and flowmotion from an image (49 frames
 at its native 704x1280; the picture is the reference's last frame), the training's peak held against 24 GB, the
 consumer-card target.
+Not run unless named (each writes a 14 B expert of 28 GB in bf16: minutes to build), Wan 2.2 A14B, T2V and I2V, for
+motionlora (both experts' LoRAs) and flowmotion (49 frames 480x832): the high-noise expert's weights serve as the
+low-noise expert too (`transformer_2` a link to `transformer/`: the same sizes and the same swaps, half the disk);
+the peak of each phase is one expert on the card, the other on the CPU, held against one 80 GB card.
 Not run unless named, `vmc-show1-interp` adds Show-1's interpolation stage at the base's size (7 input
 channels) to generation, 8 -> 29 frames (phase "cascade"). Each method runs its recipe with a few steps of
 each phase on a synthetic clip (its own frames as ControlVideo's depth maps). `--size tiny` runs the same on
@@ -59,8 +63,15 @@ RECIPES = {  # method: (recipe, backbone, frames, real height and width)
     "motionlora-wan2.2-ti2v": ("motionlora-wan2.2-ti2v-5b", "wan-ti2v", 49, (704, 1280)),
     "flowmotion-wan2.2-ti2v": ("flowmotion-wan2.2-ti2v-5b", "wan-ti2v", 49, (704, 1280)),
     "vmc-show1-interp": ("vmc-show1", "show1-cascade", 8, (40, 64)),
+    "motionlora-wan2.2-t2v-a14b": ("motionlora-wan2.2-t2v-a14b", "wan-a14b", 49, (480, 832)),
+    "flowmotion-wan2.2-t2v-a14b": ("flowmotion-wan2.2-t2v-a14b", "wan-a14b", 49, (480, 832)),
+    "motionlora-wan2.2-i2v-a14b": ("motionlora-wan2.2-i2v-a14b", "wan-i2v-a14b", 49, (480, 832)),
+    "flowmotion-wan2.2-i2v-a14b": ("flowmotion-wan2.2-i2v-a14b", "wan-i2v-a14b", 49, (480, 832)),
 }
-OPTIONAL = ("vmc-show1-interp",)  # run only when named in --methods
+A14B = tuple(name for name in RECIPES if name.endswith("-a14b"))
+OPTIONAL = ("vmc-show1-interp", *A14B)  # run only when named in --methods
+IMAGE_BACKBONES = ("wan-ti2v", "wan-i2v-a14b")  # the reference's last frame is the picture every target starts from
+ONE_CARD_GIB = 80  # Wan 2.2 A14B: one expert at a time on one 80 GB card
 CASCADE_SHORT_RUN = {"show1.stages": "interp", "show1.interp_steps": 4}
 SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4}
 DMT_SHORT_RUN = {"generate.steps": 4, "generate.inversion_steps": 4, "dmt.guidance_fraction": 0.5, "dmt.iterations": 2}
@@ -114,6 +125,8 @@ def build_real(backbone: str, folder: Path) -> dict[str, Path]:
         return {"model": build_real_wan(folder / "model")}
     if backbone == "wan-ti2v":
         return {"model": build_real_wan_ti2v(folder / "model")}
+    if backbone in ("wan-a14b", "wan-i2v-a14b"):
+        return {"model": build_real_wan_a14b(folder / "model", image=backbone == "wan-i2v-a14b")}
     if backbone.startswith("show1"):  # the real base UNet (1.73 B); a 2-layer T5 of T5-XXL's width stands in for T5-XXL
         config = json.loads((ROOT / "tests" / "data" / "show1_base_unet_state.json").read_text())["config"]
         unet_config = {key: value for key, value in config.items() if not key.startswith("_")}
@@ -184,6 +197,33 @@ def build_real_wan_ti2v(folder: Path) -> Path:
     return update_model_index(folder, expand_timesteps=True, boundary_ratio=None, transformer_2=[None, None])
 
 
+def build_real_wan_a14b(folder: Path, image: bool) -> Path:
+    """Wan 2.2 A14B's layout (T2V, or I2V: 36 input channels, no CLIP) with a 14 B expert in bf16 (built in bf16: 28
+    GB) whose folder also serves as `transformer_2` (a link), Wan 2.1's VAE and build_real_wan's stand-in UMT5."""
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from real_scale import WAN22_I2V_A14B, WAN22_T2V_A14B
+    from tiny_wan_i2v import update_model_index
+    from transformers import UMT5EncoderModel
+
+    from tiny_wan import save_wan_folder, umt5_config, write_umt5_tokenizer
+
+    tokenizer = write_umt5_tokenizer(folder / "tokenizer", words=("a", "red", "circle", "blue", "square"))
+    torch.manual_seed(0)
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        transformer = WanTransformer3DModel.from_config(WAN22_I2V_A14B if image else WAN22_T2V_A14B)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    text = UMT5EncoderModel(umt5_config(tokenizer, width=4096, layers=2, heads=64, feed_forward=10240))
+    save_wan_folder(folder, transformer, AutoencoderKLWan().to(torch.bfloat16), text.to(torch.bfloat16))
+    (folder / "transformer_2").symlink_to("transformer", target_is_directory=True)
+    entries = {"transformer_2": ["diffusers", "WanTransformer3DModel"], "boundary_ratio": 0.9 if image else 0.875}
+    if image:
+        entries |= {"_class_name": "WanImageToVideoPipeline", "image_encoder": [None, None]}
+        entries |= {"image_processor": [None, None], "expand_timesteps": False}
+    return update_model_index(folder, **entries)
+
+
 def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
     from tiny_models import TinySizes, build_controlnet, build_motion_adapter, build_text_to_image, build_text_to_video
     from tiny_show1 import build_show1_base, build_show1_interpolation
@@ -202,6 +242,14 @@ def build_tiny(backbone: str, folder: Path) -> dict[str, Path]:
         from tiny_wan_i2v import build_wan_ti2v
 
         return {"model": build_wan_ti2v(folder / "model")}
+    if backbone == "wan-a14b":
+        from tiny_wan import build_wan_a14b
+
+        return {"model": build_wan_a14b(folder / "model")}
+    if backbone == "wan-i2v-a14b":
+        from tiny_wan_i2v import build_wan_i2v_a14b
+
+        return {"model": build_wan_i2v_a14b(folder / "model")}
     if backbone == "animatediff":
         return {
             "model": build_text_to_image(folder / "model"),
@@ -338,7 +386,7 @@ def run_on_backbone(
         shape = {"num_frames": max(24, frames), "height": side[0], "width": side[1]}
         clip = synthetic_video(MovingObject("circle", "red", "zigzag"), **shape)
         references[backbone] = write_video(work / f"reference-{backbone}.mp4", clip.frames, overwrite=True)
-        if backbone == "wan-ti2v":  # image to video: the picture every target starts from
+        if backbone in IMAGE_BACKBONES:  # image to video: the picture every target starts from
             models[backbone]["picture"] = work / "picture.png"
             Image.fromarray(clip.frames[-1]).save(models[backbone]["picture"])
     return run_method(method, models[backbone], references[backbone], work / "runs", size, steps, variant)
@@ -392,6 +440,9 @@ def main() -> int:
         if method == "motionlora-wan2.2-ti2v" and "phases" in result:
             peak = result["phases"].get("train", {}).get("peak_memory_gib", float("nan"))
             print(f"{method}: training peak {peak:.2f} GiB (target: {CONSUMER_CARD_GIB} GB)", flush=True)
+        if method in A14B and "phases" in result:
+            peak = max(phase.get("peak_memory_gib", float("nan")) for phase in result["phases"].values())
+            print(f"{method}: peak {peak:.2f} GiB, one expert on the card (target: {ONE_CARD_GIB} GB)", flush=True)
         if arguments.json:
             arguments.json.write_text(json.dumps({"device": device, "size": arguments.size, "results": results}))
         if torch.cuda.is_available():

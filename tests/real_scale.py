@@ -359,12 +359,24 @@ def motionlora_official(transformer: torch.nn.Module, feed_forward: bool) -> set
     return targets
 
 
-def meta_wan(transformer: torch.nn.Module):
-    """A real-size Wan transformer, frozen as loading leaves it, in `sma`'s Wan model (no VAE, UMT5, scheduler)."""
+def meta_wan(transformer: torch.nn.Module, low_noise: torch.nn.Module | None = None, boundary_ratio=None):
+    """A real-size Wan transformer (and Wan 2.2 A14B's low-noise expert), frozen as loading leaves it, in `sma`'s Wan
+    model (no VAE, UMT5, scheduler)."""
     from sma.backbones.wan import WanModel
 
-    transformer.requires_grad_(False)
-    return WanModel(unet=transformer, vae=None, text_encoder=None, tokenizer=None, scheduler=None, source="meta")
+    for network in (transformer, low_noise):
+        if network is not None:
+            network.requires_grad_(False)
+    return WanModel(
+        unet=transformer,
+        vae=None,
+        text_encoder=None,
+        tokenizer=None,
+        scheduler=None,
+        source="meta",
+        unet_2=low_noise,
+        boundary_ratio=boundary_ratio,
+    )
 
 
 # --- Wan image-to-video. Wan-AI/Wan2.2-TI2V-5B-Diffusers and Wan-AI/Wan2.1-I2V-14B-480P-Diffusers, transformer/ and
@@ -377,6 +389,11 @@ def meta_wan(transformer: torch.nn.Module):
 
 WAN_TI2V_5B = WAN_T2V_1_3B | {"ffn_dim": 14336, "num_attention_heads": 24, "in_channels": 48, "out_channels": 48}
 WAN_I2V_14B = WAN_T2V_14B | {"in_channels": 36, "image_dim": 1280, "added_kv_proj_dim": 5120}
+# Wan 2.2 A14B (Wan-AI/Wan2.2-T2V-A14B-Diffusers and -I2V-A14B-Diffusers; Wan's wan/configs/wan_t2v_A14B.py and
+# wan_i2v_A14B.py, in musubi-tuner src/musubi_tuner/wan/configs/wan_t2v_A14B.py:23-34: each expert dim 5120, ffn 13824,
+# 40 heads, 40 layers; in_dim 16 (T2V) or 36 (I2V: 16 + 4 mask + 16 image latents, no CLIP: no image_dim))
+WAN22_T2V_A14B = WAN_T2V_14B
+WAN22_I2V_A14B = WAN_T2V_14B | {"in_channels": 36}
 WAN22_VAE = {"base_dim": 160, "decoder_base_dim": 256, "z_dim": 48, "is_residual": True, "in_channels": 12}
 WAN22_VAE |= {"out_channels": 12, "patch_size": 2, "scale_factor_spatial": 16, "scale_factor_temporal": 4}
 WAN22_VAE |= {"latents_mean": [0.0] * 48, "latents_std": [1.0] * 48}  # the values do not shape anything

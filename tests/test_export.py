@@ -157,7 +157,7 @@ def test_zeroscope_lora_folded_into_diffusers_text_to_video_pipeline_samples_wha
 
 
 def test_metadata_names_what_the_lora_is(animatediff_runs, motion_adapter, sd_dir, tmp_path):
-    path = export_adapter(animatediff_runs["motiondirector"], "comfyui", tmp_path / "motion.safetensors").path
+    path = export_adapter(animatediff_runs["motiondirector"], "comfyui", tmp_path / "motion.safetensors")[0].path
     with safe_open(path, "pt") as handle:
         metadata = handle.metadata()
     assert metadata["rank"] == metadata["alpha"] == "4"
@@ -219,7 +219,7 @@ TEMPORAL_LORA_LAYERS = re.compile(r".*(attention_blocks\.[01]\.(to_[qkv]|to_out\
 
 @pytest.mark.parametrize("method", ["vmc", "motiondirector"])
 def test_comfyui_keys_map_one_to_one_onto_the_original_motion_module(method, animatediff_runs, tmp_path):
-    path = export_adapter(animatediff_runs[method], "comfyui", tmp_path / "motion.safetensors").path
+    path = export_adapter(animatediff_runs[method], "comfyui", tmp_path / "motion.safetensors")[0].path
     lora = load_file(path)
     downs = [key for key in lora if key.endswith(".down.weight")]
     assert len(downs) * 2 == len(lora) and all(key.replace(".down.", ".up.") in lora for key in downs)
@@ -249,7 +249,7 @@ def test_comfyui_patches_give_the_trained_motion_modules(
     """AnimateDiff-Evolved's patches at strength 1 on the pretrained motion modules give the UNet that
     `sma generate` runs (the scale is in the file, as the loader applies none)."""
     run = animatediff_runs[method_name]
-    path = export_adapter(run, "comfyui", tmp_path / "motion.safetensors").path
+    path = export_adapter(run, "comfyui", tmp_path / "motion.safetensors")[0].path
     method, _ = load_trained(run / "adapter")
     method.prepare_generation()
     latents = torch.randn(1, 4, FRAMES, 4, 4)
@@ -431,8 +431,8 @@ def test_comfyui_wan_keys_are_the_original_model_names_diffusers_converts_back(w
     """The ComfyUI file names every trained layer once, in the original model's names behind `diffusion_model.`
     (ComfyUI's own keys for a Wan checkpoint); diffusers' converter for such LoRAs, independent of the exporter,
     turns it into exactly the diffusers export: the same keys and tensors (no alpha keys: scale 1 in both)."""
-    comfy = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
-    diffusers = export_adapter(wan_run, "diffusers", tmp_path / "diffusers.safetensors").path
+    comfy = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors")[0].path
+    diffusers = export_adapter(wan_run, "diffusers", tmp_path / "diffusers.safetensors")[0].path
     lora = load_file(comfy)
     downs = [key for key in lora if key.endswith(".lora_down.weight")]
     assert len(downs) * 2 == len(lora) and all(key.replace(".lora_down.", ".lora_up.") in lora for key in downs)
@@ -450,7 +450,7 @@ def test_comfyui_wan_patches_give_the_transformer_sma_generates_with(wan_run, wa
     """ComfyUI's rule for this layout: `{name}.lora_up.weight @ {name}.lora_down.weight` (strength 1, no alpha) is
     added to the original model's `{name}.weight`. The original names go back to diffusers' through diffusers'
     single-file converter for Wan checkpoints; the patched pretrained transformer predicts what sma's does."""
-    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
+    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors")[0].path
     lora = load_file(path)
     patches = {
         key.removesuffix(".lora_down.weight") + ".weight": lora[key.replace(".lora_down.", ".lora_up.")] @ down
@@ -480,7 +480,7 @@ def test_comfyui_wan_patches_give_the_transformer_sma_generates_with(wan_run, wa
 
 
 def test_wan_metadata_names_what_the_lora_is(wan_run, wan_folder, tmp_path):
-    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors").path
+    path = export_adapter(wan_run, "comfyui", tmp_path / "comfy.safetensors")[0].path
     with safe_open(path, "pt") as handle:
         metadata = handle.metadata()
     assert metadata["rank"] == metadata["alpha"] == str(WAN_RANK)  # alpha / rank = 4 is in the up factors

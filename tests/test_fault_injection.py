@@ -141,7 +141,7 @@ def test_kill_9_in_training_then_resume_gives_the_uninterrupted_adapter(
 
 def test_kill_9_in_export_then_rerun_gives_the_uninterrupted_file(straight, tmp_path):
     run, _ = straight
-    expected = lora(export_adapter(run, "diffusers", tmp_path / "straight.safetensors").path)
+    expected = lora(export_adapter(run, "diffusers", tmp_path / "straight.safetensors")[0].path)
     out = tmp_path / "exports" / "lora.safetensors"
     out.parent.mkdir()
     profile = profiled(lambda: export_adapter(run, "diffusers", out, overwrite=True))

@@ -81,3 +81,17 @@ def test_each_item_of_a_list_of_numbers_or_text_is_checked(value, message):
     with pytest.raises(SmaError, match=message):
         load_config(overrides={key: value})
     assert load_config(overrides={"sma.level_weights": [1, 0.5, 1]}).sma.level_weights == [1.0, 0.5, 1.0]
+
+
+@pytest.mark.parametrize(("kind", "shift", "guidance", "guidance_2"), [("t2v", 12.0, 4.0, 3.0), ("i2v", 5.0, 3.5, 3.5)])
+def test_wan22_a14b_recipes_sample_as_the_official_configs(kind, shift, guidance, guidance_2):
+    """Wan's wan/configs/wan_{t2v,i2v}_A14B.py: sample_shift, 40 steps, sample_guide_scale (low, high noise)."""
+    for method in ("motionlora", "flowmotion"):
+        config = load_config(CONFIGS / f"{method}-wan2.2-{kind}-a14b.yaml")
+        generate = config.generate
+        assert (generate.steps, generate.guidance_scale, generate.guidance_scale_2) == (40, guidance, guidance_2)
+        own_shift = config.options.sample_shift if method == "motionlora" else config.options.flow_shift
+        assert own_shift == shift and config.model == f"Wan-AI/Wan2.2-{kind.upper()}-A14B-Diffusers"
+        if method == "motionlora":  # DiffSynth-Studio's A14B LoRA: rank 32, q/k/v/o and the feed-forward, lr 1e-4
+            lora, train = config.options, config.train
+            assert (lora.lora_rank, lora.feed_forward, lora.experts, train.learning_rate) == (32, True, "both", 1e-4)

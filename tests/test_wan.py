@@ -194,6 +194,10 @@ def test_wan_models_go_to_motionlora_and_motionlora_to_wan(wan_folder, tmp_path)
     unet3d = build_text_to_video(tmp_path / "zeroscope")
     with pytest.raises(SmaError, match=re.escape("is a TextToVideoSDPipeline, not a Wan text- or image-to-video")):
         build_method(wan_config(unet3d))
+    with pytest.raises(SmaError, match=r"`generate.guidance_scale_2` guides Wan 2.2 A14B's low-noise expert; .* one"):
+        build_method(wan_config(wan_folder, **{"generate.guidance_scale_2": 3.0}))
+    with pytest.raises(SmaError, match=r"motionlora.experts chooses among Wan 2.2 A14B's two experts"):
+        build_method(wan_config(wan_folder, **{"motionlora.experts": "high"})).prepare()
     with pytest.raises(SmaError, match=r"Wan takes 4k\+1 frames, got 8 .*: try 5 or 9"):
         wan_config(wan_folder, **{"video.frames": 8})
     with pytest.raises(SmaError, match=re.escape("`generate.sampler` must be one of unipc, dpmsolver++, flow-euler")):

@@ -230,7 +230,7 @@ def test_diffusers_image_to_video_pipeline_with_the_exported_lora_samples_what_s
     theirs = pipeline(**options, latents=method.fresh_noise(adapter.reference_latents, 3)).frames
     torch.testing.assert_close(theirs[:, :, 1:], ours[:, :, 1:], atol=1e-4, rtol=0)
     assert (without - ours)[:, :, 1:].abs().max() > 1e-2  # the LoRA is what makes them equal
-    comfy = load_file(export_adapter(run, "comfyui", tmp_path / "comfy.safetensors").path)
+    comfy = load_file(export_adapter(run, "comfyui", tmp_path / "comfy.safetensors")[0].path)
     converted, expected = _convert_non_diffusers_wan_lora_to_diffusers(dict(comfy)), load_file(path)
     assert set(converted) == set(expected) and all(torch.equal(converted[key], expected[key]) for key in expected)
 

@@ -4,7 +4,7 @@ WanTransformer3DModel, AutoencoderKLWan (causal, 4x in time and 8x in space like
 UMT5EncoderModel with a T5 tokenizer written here (a Unigram `tokenizer.json` built with the
 `tokenizers` library, as the Hub's UMT5 tokenizer is one), UniPC with flow sigmas, and the
 model_index.json WanPipeline reads; saved with `save_pretrained` and loaded back through the
-code a Hub id takes.
+code a Hub id takes. `build_wan_a14b`: the same with Wan 2.2 A14B's two experts.
 """
 
 from __future__ import annotations
@@ -102,6 +102,24 @@ def build_wan(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
     )
     text_encoder = UMT5EncoderModel(umt5_config(tokenizer, width=32, layers=2, heads=4, feed_forward=64))
     return save_wan_folder(folder, transformer, tiny_wan_vae(seed), text_encoder)
+
+
+def add_low_noise_expert(folder: Path, boundary_ratio: float, seed: int = 1) -> Path:
+    """Wan 2.2 A14B's layout from a one-transformer folder: `transformer_2` (the low-noise expert), the high-noise
+    one's config with other random weights, and `boundary_ratio` in model_index.json; returns the folder."""
+    folder = Path(folder)
+    high = WanTransformer3DModel.from_pretrained(folder / "transformer")
+    torch.manual_seed(seed)
+    WanTransformer3DModel.from_config(high.config).save_pretrained(folder / "transformer_2")
+    index = json.loads((folder / "model_index.json").read_text())
+    index |= {"transformer_2": ["diffusers", "WanTransformer3DModel"], "boundary_ratio": boundary_ratio}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
+
+
+def build_wan_a14b(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
+    """A randomly initialised model in Wan 2.2 T2V-A14B's layout (two experts, boundary 0.875) in `folder`."""
+    return add_low_noise_expert(build_wan(folder, seed, words), boundary_ratio=0.875, seed=seed + 1)
 
 
 def save_wan_folder(folder: Path, transformer, vae, text_encoder) -> Path:

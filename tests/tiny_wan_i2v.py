@@ -6,6 +6,8 @@
 - `build_wan_i2v`: Wan 2.1 I2V-14B's (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers): a WanImageToVideoPipeline folder, the
   transformer's input 2 x latent channels + 4 mask channels, a CLIP vision encoder whose penultimate states feed
   the transformer's image embedder, a CLIP image processor at 32 px.
+- `build_wan_i2v_a14b`: Wan 2.2 I2V-A14B's (Wan-AI/Wan2.2-I2V-A14B-Diffusers): I2V-14B's input without CLIP (no
+  image encoder, no `image_dim`), two experts and `boundary_ratio` 0.9.
 Saved with `save_pretrained` and loaded back through the code a Hub id takes.
 """
 
@@ -19,7 +21,7 @@ import torch
 from diffusers import AutoencoderKLWan, WanTransformer3DModel
 from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel, UMT5EncoderModel
 
-from tiny_wan import save_wan_folder, tiny_wan_vae, umt5_config, write_umt5_tokenizer
+from tiny_wan import add_low_noise_expert, save_wan_folder, tiny_wan_vae, umt5_config, write_umt5_tokenizer
 
 LATENT_CHANNELS = 4
 TRANSFORMER = {"patch_size": (1, 2, 2), "num_attention_heads": 2, "attention_head_dim": 8, "text_dim": 32}
@@ -96,3 +98,20 @@ def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Pat
         boundary_ratio=None,
         expand_timesteps=False,
     )
+
+
+def build_wan_i2v_a14b(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
+    """A randomly initialised model in Wan 2.2 I2V-A14B's layout in `folder`; returns it."""
+    folder = Path(folder)
+    text_encoder = _text(folder, words)
+    torch.manual_seed(seed)
+    channels = {"in_channels": 2 * LATENT_CHANNELS + 4, "out_channels": LATENT_CHANNELS}
+    save_wan_folder(folder, WanTransformer3DModel(**TRANSFORMER, **channels), tiny_wan_vae(seed), text_encoder)
+    update_model_index(
+        folder,
+        _class_name="WanImageToVideoPipeline",
+        image_encoder=[None, None],
+        image_processor=[None, None],
+        expand_timesteps=False,
+    )
+    return add_low_noise_expert(folder, boundary_ratio=0.9, seed=seed + 1)

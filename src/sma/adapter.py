@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 import sma
+from sma.backbones.wan import EXPERT_FILES, EXPERT_LOADERS
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.recipes import flatten, load_config
@@ -48,9 +50,20 @@ class Adapter:
                 "revision": self.config.revision,
                 "sma": self.config.sma.enabled,
                 "tensors": len(self.tensors),
+                **self.experts(),
                 "config": self.config.to_dict(),
             }
             (staging / ABOUT_FILE).write_text(json.dumps(about, indent=2))
+
+    def experts(self) -> dict[str, dict]:
+        """On Wan 2.2 A14B, which file of `sma export` each trained expert's LoRA goes to and where that loads."""
+        counts = Counter(name.split(".")[0] for name in self.tensors)
+        experts = {
+            expert: {"tensors": counts[expert], "exported_as": f"FILE-{suffix}.safetensors", **EXPERT_LOADERS[expert]}
+            for expert, suffix in EXPERT_FILES.items()
+            if counts[expert]
+        }
+        return {"experts": experts} if experts else {}
 
     @classmethod
     def load(cls, folder: Path) -> Adapter:

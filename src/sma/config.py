@@ -106,6 +106,7 @@ class GenerateConfig:
     sampler: str = "ddim"
     steps: int = 30
     guidance_scale: float = 12.0
+    guidance_scale_2: float | None = None  # Wan 2.2 A14B's low-noise expert (WanPipeline's); None: guidance_scale
     negative_prompt: str = ""
     inversion_steps: int = 30
     noise_prior: float = 1.0  # weight p of the inverted latent: sqrt(p) z_inv + sqrt(1 - p) eps

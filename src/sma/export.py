@@ -7,6 +7,11 @@ WanImageToVideoPipeline), VMC's trained q/k/v as a low-rank factorisation of the
 pretrained weights. Every scale is folded into the `up` factors, so each
 loader adds exactly `up @ down` to a layer's weight at strength 1. The backbone names the
 keys (`diffusers_lora_keys`, `comfyui_lora_keys`); docs/export.md has the layouts.
+
+A Wan 2.2 A14B adapter holds a LoRA per trained expert (names behind `transformer.` or `transformer_2.`): each goes to
+a file of its own, FILE-high_noise.safetensors and FILE-low_noise.safetensors (Wan's high_noise_model/ and
+low_noise_model/), with the same keys: the loader's target says the expert (diffusers: `load_lora_weights(file)`, and
+`load_into_transformer_2=True` for the low-noise file; ComfyUI: one LoRA loader after each expert's model loader).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 import sma
 from sma.adapter import Adapter, adapter_folder
 from sma.backbones.dispatch import text_to_video_class
+from sma.backbones.wan import EXPERT_FILES, EXPERT_LOADERS
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.tensor_files import save_tensors
@@ -45,17 +51,20 @@ class LoraFactors:
 
 @dataclass
 class Export:
-    """What `export_adapter` wrote: the file, its layers and the metadata stored in it."""
+    """What `export_adapter` wrote: the file, its layers and the metadata stored in it; `expert`: the Wan 2.2 A14B
+    expert it is for (None: the model's one denoiser)."""
 
     path: Path
     layers: dict[str, LoraFactors]
     metadata: dict[str, str] = field(default_factory=dict)
+    expert: str | None = None
 
 
 def export_adapter(
     source: str | Path, format: str, out: str | Path, *, overwrite: bool = False, rank: int | None = None
-) -> Export:
-    """Write the LoRA of an adapter folder (or of a run folder's final adapter) to `out` in `format`.
+) -> list[Export]:
+    """Write the LoRA of an adapter folder (or of a run folder's final adapter) to `out` in `format`: one file, or
+    on Wan 2.2 A14B one per trained expert beside `out` (`expert_path`).
 
     `rank` truncates VMC's factorisation (default: full rank, exact); MotionDirector keeps its trained rank.
     """
@@ -64,7 +73,6 @@ def export_adapter(
         raise SmaError(f"unknown export `format` {format!r}: expected one of {', '.join(FORMATS)}")
     if out.suffix != ".safetensors":
         raise SmaError(f"the export goes to a .safetensors file, not {out.name}")
-    check_writable(out, overwrite)
     adapter = Adapter.load(adapter_folder(Path(source)))
     config = adapter.config
     if config.method not in LORA_SOURCES:
@@ -78,17 +86,42 @@ def export_adapter(
     backbone = text_to_video_class(config.model, config.revision or None, config.motion_adapter or None, wan=source.wan)
     keys_of = getattr(backbone, f"{format}_lora_keys")
     trained = source.layers(adapter.tensors, backbone)
-    keys = {layer: keys_of(layer) for layer in trained}  # before any weight is read: an unloadable format fails fast
-    layers = source.factors(adapter.tensors, trained, backbone, config, rank)
-    tensors = {}
-    for layer, factors in layers.items():
-        down_key, up_key = keys[layer]
-        tensors[down_key] = factors.down.float().contiguous()
-        tensors[up_key] = factors.up.float().contiguous()
-    metadata = describe(config, format, layers, rank)
-    with atomic_output(out, overwrite) as temporary:
-        save_tensors(tensors, temporary, metadata=metadata)
-    return Export(out, layers, metadata)
+    experts = by_expert(trained)
+    for expert in experts:
+        check_writable(expert_path(out, expert), overwrite)
+    # before any weight is read: an unloadable format fails fast
+    keys = {layer: keys_of(layer.removeprefix(f"{expert}.")) for expert, layers in experts.items() for layer in layers}
+    factors = source.factors(adapter.tensors, trained, backbone, config, rank)
+    exports = []
+    for expert, names in experts.items():
+        layers = {name.removeprefix(f"{expert}."): factors[name] for name in names}
+        tensors = {}
+        for name in names:
+            down_key, up_key = keys[name]
+            tensors[down_key] = factors[name].down.float().contiguous()
+            tensors[up_key] = factors[name].up.float().contiguous()
+        metadata = describe(config, format, layers, rank)
+        if expert is not None:
+            metadata |= {"expert": expert, "load_into": EXPERT_LOADERS[expert][format]}
+        path = expert_path(out, expert)
+        with atomic_output(path, overwrite) as temporary:
+            save_tensors(tensors, temporary, metadata=metadata)
+        exports.append(Export(path, layers, metadata, expert))
+    return exports
+
+
+def by_expert(layers: list[str]) -> dict[str | None, list[str]]:
+    """Trained layers by the Wan 2.2 A14B expert their name starts with (None: a model with one denoiser)."""
+    groups: dict[str | None, list[str]] = {}
+    for layer in layers:
+        expert = layer.split(".")[0]
+        groups.setdefault(expert if expert in EXPERT_FILES else None, []).append(layer)
+    return groups
+
+
+def expert_path(out: Path, expert: str | None) -> Path:
+    """The file of one expert's LoRA: `out` with -high_noise or -low_noise before its suffix (`out` itself for None)."""
+    return out if expert is None else out.with_name(f"{out.stem}-{EXPERT_FILES[expert]}{out.suffix}")
 
 
 class MotionDirectorLora:

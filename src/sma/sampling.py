@@ -63,18 +63,25 @@ def make_scheduler(name: str, config, flow_shift: float | None = None):
     return SAMPLERS[name].from_config(config, **options)
 
 
-def guided(predict: Predictor, condition: torch.Tensor, unconditional: torch.Tensor, scale: float) -> Denoiser:
+def guided(
+    predict: Predictor,
+    condition: torch.Tensor,
+    unconditional: torch.Tensor,
+    scale: float | Callable[[torch.Tensor], float],
+) -> Denoiser:
     """Classifier-free guidance: uncond + scale * (cond - uncond), both in one batched call.
 
-    `unconditional` is the embedding of the negative prompt (the empty prompt by default).
+    `unconditional` is the embedding of the negative prompt (the empty prompt by default); `scale` may be a function
+    of the timestep (Wan 2.2 A14B guides each expert's steps with its own scale).
     """
     if scale == 1.0:
         return lambda latents, t: predict(latents, t, condition)
     embeddings = torch.cat([unconditional, condition])
+    scale_at = scale if callable(scale) else lambda _t: scale
 
     def denoise(latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         output_uncond, output_cond = predict(torch.cat([latents, latents]), t, embeddings).chunk(2)
-        return output_uncond + scale * (output_cond - output_uncond)
+        return output_uncond + scale_at(t) * (output_cond - output_uncond)
 
     return denoise
 

@@ -272,7 +272,7 @@ def archives(job: Path, runs: list[Path], downloads: Path) -> list[str]:
     for adapter in adapters:
         lora = downloads / f"{job.name}-{adapter.parent.name}-lora-diffusers.safetensors"
         try:
-            made.append(str(export_adapter(adapter, "diffusers", lora, overwrite=True).path))
+            made += [str(export.path) for export in export_adapter(adapter, "diffusers", lora, overwrite=True)]
         except SmaError:  # a method whose trained layers a LoRA cannot hold
             continue
     made.append(shutil.make_archive(str(downloads / job.name), "zip", job.parent, job.name))
@@ -566,7 +566,7 @@ def input_fields(defaults: TransferConfig) -> tuple[Any, dict[str, Any]]:
         "prompt": gr.Textbox(label=FIELDS["prompt"], elem_id="prompt"),
         "targets": gr.Textbox(label=FIELDS["targets"] + " (one per line)", lines=2, elem_id="targets"),
         "image": gr.Image(
-            label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B)",
+            label=FIELDS["image"] + " (image-to-video models: Wan 2.2 TI2V-5B and I2V-A14B, Wan 2.1 I2V-14B)",
             type="filepath",
             sources=["upload"],
             height=160,

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
-from sma.backbones.hub import ModelNotFoundError, local_folder
+from sma.backbones.hub import model_index
 from sma.errors import SmaError
 
 IMAGE_UNET = "UNet2DConditionModel"  # Stable Diffusion 1.x
@@ -22,8 +19,9 @@ def load_text_to_video(
     wan: bool | None = False,
 ):
     """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan (2.1
-    text-to-video, 2.2 TI2V-5B, 2.1 image-to-video; only when `wan` is not False: True for the methods built for Wan
-    alone, None for those that run on any backbone) or a diffusers UNet3D model (ZeroScope, ModelScope)."""
+    text-to-video, 2.2 TI2V-5B, 2.1 image-to-video, 2.2 A14B text- and image-to-video; only when `wan` is not
+    False: True for the methods built for Wan alone, None for those that run on any backbone) or a diffusers UNet3D
+    model (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.wan import WanModel
 
@@ -78,8 +76,8 @@ def is_wan(index: dict) -> bool:
 
 
 def _wan_class(source: str, index: dict, wan: bool | None) -> type:
-    """Wan 2.1 text-to-video, or Wan image-to-video (2.2 TI2V-5B, 2.1 I2V), checked from model_index.json before
-    anything loads."""
+    """Wan text-to-video (2.1, 2.2 A14B), or Wan image-to-video (2.2 TI2V-5B, 2.1 I2V, 2.2 I2V-A14B), checked from
+    model_index.json before anything loads."""
     from sma.backbones.wan import PIPELINE, WanModel
     from sma.backbones.wan_i2v import PIPELINE as IMAGE_PIPELINE
     from sma.backbones.wan_i2v import WanImageToVideoModel, is_image_to_video
@@ -94,29 +92,8 @@ def _wan_class(source: str, index: dict, wan: bool | None) -> type:
             f"{source} is a {index.get('_class_name')}, not a Wan text- or image-to-video model ({PIPELINE}, "
             f"{IMAGE_PIPELINE}, e.g. Wan-AI/Wan2.1-T2V-1.3B-Diffusers, Wan-AI/Wan2.2-TI2V-5B-Diffusers)"
         )
-    if (index.get("transformer_2") or [None, None])[1] is not None or index.get("boundary_ratio") is not None:
-        raise SmaError(f"{source} has two transformers (Wan 2.2 A14B): sma trains Wan with one (2.1, 2.2 TI2V-5B)")
+    if ((index.get("transformer_2") or [None, None])[1] is None) != (index.get("boundary_ratio") is None):
+        raise SmaError(f"{source} is a Wan 2.2 A14B layout only by half: it needs `transformer_2` and `boundary_ratio`")
     if is_image_to_video(index):
         return WanImageToVideoModel
     return WanModel
-
-
-def model_index(source: str, revision: str | None = None) -> dict:
-    """The model's model_index.json ({} when it cannot be read: loading the model then says why)."""
-    try:
-        folder = local_folder(source, "a model folder")
-    except ModelNotFoundError:
-        return {}
-    if folder is not None:
-        path = folder / "model_index.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    for local_only in (True, False):  # the local Hub cache first, as for the components
-        try:
-            path = hf_hub_download(source, "model_index.json", revision=revision, local_files_only=local_only)
-        except (OSError, EntryNotFoundError, ValueError):  # offline, missing, private: loading says which
-            continue
-        return json.loads(Path(path).read_text())
-    return {}

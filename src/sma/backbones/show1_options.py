@@ -62,7 +62,7 @@ class Show1Options(BackboneSection):
         """Stages after base need a Show-1 model and their own models, reachable."""
         if self.stages == "base":
             return
-        from sma.backbones.dispatch import model_index
+        from sma.backbones.hub import model_index
         from sma.backbones.show1 import PIPELINE
         from sma.backbones.show1_cascade import check_sources
 

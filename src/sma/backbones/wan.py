@@ -13,12 +13,18 @@
   Embeddings are cached per prompt; UMT5 waits on the CPU and visits the transformer's device
   only to encode (in bfloat16 when that is a GPU, as Wan's own code runs it); `release_text_encoder`
   frees it.
+- Wan 2.2 A14B (Wan-AI/Wan2.2-T2V-A14B-Diffusers, -I2V-A14B-Diffusers): two transformers of the 14B's shape, as
+  WanPipeline runs them: `transformer` (the high-noise expert) at timesteps >= `boundary_ratio * 1000`
+  (model_index.json: 0.875 T2V, 0.9 I2V), `transformer_2` (low noise) below. `unet` holds the high-noise expert,
+  `unet_2` the low-noise one; `predict` runs the expert its timestep selects, and only that one is on the
+  accelerator: the idle expert waits on the CPU (`use_expert`), so two 14B experts need the memory of one.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -26,7 +32,7 @@ import torch
 from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler, WanTransformer3DModel
 from transformers import AutoTokenizer, UMT5EncoderModel
 
-from sma.backbones.hub import load_component
+from sma.backbones.hub import load_component, model_index
 from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once
 from sma.errors import SmaError
 
@@ -34,6 +40,19 @@ PIPELINE = "WanPipeline"
 MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length
 SCHEDULERS = {cls.__name__: cls for cls in (UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler)}
 TEMPORAL_FACTOR = 4  # Wan 2.1's VAE: 4k + 1 frames -> k + 1 latent frames
+HIGH_NOISE, LOW_NOISE = "transformer", "transformer_2"  # Wan 2.2 A14B's experts, by their pipeline component
+# Each expert's LoRA file: its suffix (Wan's own folders, high_noise_model/ and low_noise_model/) and where it loads
+EXPERT_FILES = {HIGH_NOISE: "high_noise", LOW_NOISE: "low_noise"}
+EXPERT_LOADERS = {
+    HIGH_NOISE: {
+        "diffusers": "pipe.load_lora_weights(FILE): the high-noise transformer",
+        "comfyui": "LoraLoaderModelOnly after the high-noise model's loader",
+    },
+    LOW_NOISE: {
+        "diffusers": "pipe.load_lora_weights(FILE, load_into_transformer_2=True): the low-noise transformer_2",
+        "comfyui": "LoraLoaderModelOnly after the low-noise model's loader",
+    },
+}
 
 # A LoRA layer's diffusers name -> its name in the original Wan 2.1 code (Wan-Video/Wan2.1 wan/modules/model.py:
 # WanAttentionBlock's `self_attn` and `cross_attn` with Linear q, k, v, o; `ffn` = Sequential(Linear, GELU, Linear)),
@@ -81,6 +100,9 @@ class WanModel(LatentVideoModel):
     text_encoder: UMT5EncoderModel | None
     scheduler: UniPCMultistepScheduler | FlowMatchEulerDiscreteScheduler
     prompt_embeddings: dict[str, torch.Tensor] = field(default_factory=dict)
+    unet_2: WanTransformer3DModel | None = None  # Wan 2.2 A14B: the low-noise expert
+    boundary_ratio: float | None = None  # Wan 2.2 A14B: the experts switch at this share of the training timesteps
+    active: str = HIGH_NOISE  # the expert on the accelerator (the other waits on the CPU)
     diffusers_component: ClassVar[str] = "transformer"
 
     @classmethod
@@ -103,8 +125,12 @@ class WanModel(LatentVideoModel):
         `scheduler` is the class model_index.json names; `components` are a subclass's further fields."""
         if scheduler not in SCHEDULERS:
             raise SmaError(f"the scheduler/ of {source} is a {scheduler}: sma samples Wan with {', '.join(SCHEDULERS)}")
+        index = model_index(source, revision)
+        if (index.get(LOW_NOISE) or [None, None])[1] is not None:
+            components["unet_2"] = load_component(WanTransformer3DModel, source, LOW_NOISE, revision)
+            components["boundary_ratio"] = index.get("boundary_ratio")
         model = cls(
-            unet=load_component(WanTransformer3DModel, source, "transformer", revision),
+            unet=load_component(WanTransformer3DModel, source, HIGH_NOISE, revision),
             vae=load_component(AutoencoderKLWan, source, "vae", revision),
             text_encoder=load_component(UMT5EncoderModel, source, "text_encoder", revision),
             tokenizer=load_component(AutoTokenizer, source, "tokenizer", revision),
@@ -117,28 +143,63 @@ class WanModel(LatentVideoModel):
         return model.freeze().to(device)
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
-        return {"transformer": self.unet}
+        """The transformer; on Wan 2.2 A14B both experts, by their pipeline component."""
+        experts = {HIGH_NOISE: self.unet, LOW_NOISE: self.unet_2}
+        return {name: expert for name, expert in experts.items() if expert is not None}
 
     def networks(self) -> list[torch.nn.Module]:
-        networks = [self.unet, self.vae]
+        networks = [*self.denoisers().values(), self.vae]
         return networks if self.text_encoder is None else [*networks, self.text_encoder]
 
+    @property
+    def boundary_timestep(self) -> float | None:
+        """The timestep from which the high-noise expert runs (None: one transformer for every timestep)."""
+        if self.unet_2 is None:
+            return None
+        return self.boundary_ratio * self.scheduler.config.num_train_timesteps
+
+    def expert_for(self, timesteps: torch.Tensor) -> str:
+        """The expert WanPipeline runs at these timesteps (one, or one per sample: all on one side of the boundary)."""
+        boundary = self.boundary_timestep
+        if boundary is None:
+            return HIGH_NOISE
+        high = torch.as_tensor(timesteps) >= boundary
+        if not (high.all() or not high.any()):
+            raise ValueError(f"timesteps {timesteps.tolist()} straddle the experts' boundary {boundary}")
+        return HIGH_NOISE if bool(high.flatten()[0]) else LOW_NOISE
+
+    def use_expert(self, name: str) -> torch.nn.Module:
+        """The expert `name`, on the accelerator; the one it replaces moves to the CPU first, so that one expert's
+        weights are there at a time."""
+        if name != self.active:
+            device, idle = self.device, self.denoisers()[self.active]
+            idle.to("cpu")
+            self.denoisers()[name].to(device)
+            self.active = name
+        return self.denoisers()[name]
+
     def to(self, device: str | torch.device, dtype: torch.dtype | None = None) -> WanModel:
-        """The transformer to `device` and `dtype` (its float32 modules stay float32, as diffusers keeps them);
-        the VAE to `device` in float32; UMT5 stays on the CPU between encodings."""
-        self.unet.to(device)
+        """The active transformer to `device` and `dtype` (its float32 modules stay float32, as diffusers keeps
+        them; an idle expert takes the dtype and stays on the CPU); the VAE to `device` in float32; UMT5 stays on
+        the CPU between encodings."""
+        self.denoisers()[self.active].to(device)
         if dtype is not None:
             self.cast_frozen(dtype, trained_too=True)
         self.vae.to(device)
         return self
 
+    @property
+    def device(self) -> torch.device:
+        return self.denoisers()[self.active].device
+
     def cast_frozen(self, dtype: torch.dtype, trained_too: bool = False) -> None:
         """Frozen transformer weights in `dtype`, except those diffusers keeps in float32 (`_keep_in_fp32_modules`:
         norms, time embedding, modulation tables), which the forward reads in float32."""
         keep = tuple(self.unet._keep_in_fp32_modules)
-        for name, parameter in self.unet.named_parameters():
-            if (trained_too or not parameter.requires_grad) and not any(part in keep for part in name.split(".")):
-                parameter.data = parameter.data.to(dtype)
+        for network in self.denoisers().values():
+            for name, parameter in network.named_parameters():
+                if (trained_too or not parameter.requires_grad) and not any(part in keep for part in name.split(".")):
+                    parameter.data = parameter.data.to(dtype)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -222,16 +283,23 @@ class WanModel(LatentVideoModel):
 
     def predict(self, latents: torch.Tensor, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
         """Velocity `eps - x0` for latents (b, c, f, h, w) at timesteps (`1000 s`; one, or one per sample), in the
-        transformer's dtype, from inputs cast to it as WanPipeline does."""
+        transformer's dtype, from inputs cast to it as WanPipeline does; by the expert the timesteps select."""
         dtype = self.dtype
         timesteps = torch.as_tensor(timesteps, device=latents.device).expand(latents.shape[0])
-        return self.unet(
+        return self.use_expert(self.expert_for(timesteps))(
             hidden_states=latents.to(dtype), timestep=timesteps, encoder_hidden_states=text_embeddings.to(dtype)
         ).sample
 
     def enable_gradient_checkpointing(self) -> None:
         """diffusers' own checkpointing: each transformer block is recomputed in backward."""
-        self.unet.enable_gradient_checkpointing()
+        for network in self.denoisers().values():
+            network.enable_gradient_checkpointing()
+
+    def checkpoint_some_layers(self, names: Iterable[str]) -> None:
+        """The named blocks recomputed in backward; on two experts the same blocks of both: a measuring forward runs
+        one expert, and the other, of the same shape, may train next."""
+        blocks = {name.split(".", 1)[1] for name in names}
+        super().checkpoint_some_layers(f"{expert}.{block}" for expert in self.denoisers() for block in blocks)
 
     def checkpointable_layers(self) -> dict[str, torch.nn.Module]:
         """The transformer blocks of each denoiser."""

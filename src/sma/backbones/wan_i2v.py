@@ -8,6 +8,8 @@
   latents with, along the channels, a mask of the given frames (4 channels: the first latent frame's 4 video
   frames are given) and the latents of the image followed by black frames (`in_channels` 36 = 16 + 4 + 16); CLIP
   ViT-H's penultimate states of the image join the text in the cross-attention.
+- Wan 2.2 I2V-A14B (Wan-AI/Wan2.2-I2V-A14B-Diffusers): I2V-14B's input for two experts (backbones/wan.py), without
+  a CLIP encoder (the transformers have no `image_dim`: the image enters through the input alone).
 
 The condition of the current image is the model's `condition` (set for a block with `conditioned_on`), so every
 sampler and loss written for `predict(latents, t, text)` runs unchanged. Sampled latents get the image's own latent
@@ -25,8 +27,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
-from sma.backbones.dispatch import model_index
-from sma.backbones.hub import load_component
+from sma.backbones.hub import load_component, model_index
 from sma.backbones.wan import WanModel
 from sma.errors import SmaError
 
@@ -128,7 +129,8 @@ class WanImageToVideoModel(WanModel):
         latents = self.encode_video(torch.cat([pixels, black], dim=2))
         mask = torch.zeros_like(latents[:, :1]).expand(-1, MASK_CHANNELS, -1, -1, -1).clone()
         mask[:, :, 0] = 1  # the first latent frame's 4 video frames are the given image (its frame 0 repeated)
-        return ImageCondition(torch.cat([mask, latents], dim=1), self.encode_image(image))
+        embeds = self.encode_image(image) if self.unet.config.image_dim is not None else None  # none on I2V-A14B
+        return ImageCondition(torch.cat([mask, latents], dim=1), embeds)
 
     def encode_image(self, image: Image.Image) -> torch.Tensor:
         """CLIP's penultimate hidden states of `image` (1, 257, 1280 for ViT-H), float32 on the transformer's
@@ -156,6 +158,7 @@ class WanImageToVideoModel(WanModel):
         if condition is None and self.needs_image:
             raise SmaError(f"{self.source} is an image-to-video model: give it an image (`image`)")
         timesteps = torch.as_tensor(timesteps, device=latents.device).expand(batch)
+        expert = self.use_expert(self.expert_for(timesteps))
         image_embeds = None
         if self.expand_timesteps:
             noised = torch.ones_like(latents[:1, :1], dtype=torch.float32)
@@ -167,8 +170,9 @@ class WanImageToVideoModel(WanModel):
             timesteps = tokens[None] * timesteps[:, None]  # (b, tokens): 0 on the given frame's tokens
         else:
             latents = torch.cat([latents, condition.latents.expand(batch, -1, -1, -1, -1).to(latents.dtype)], dim=1)
-            image_embeds = condition.image_embeds.expand(batch, -1, -1).to(dtype)
-        return self.unet(
+            if condition.image_embeds is not None:
+                image_embeds = condition.image_embeds.expand(batch, -1, -1).to(dtype)
+        return expert(
             hidden_states=latents.to(dtype),
             timestep=timesteps,
             encoder_hidden_states=text.to(dtype),

@@ -11,8 +11,9 @@ def add_parser(subcommands) -> None:
         "export",
         help="write a trained adapter as a LoRA that diffusers or ComfyUI loads",
         description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; motionlora's "
-        "motion set on Wan 2.1; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
-        "rank, alpha, base model and SMA settings in its metadata.",
+        "motion set on Wan; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
+        "rank, alpha, base model and SMA settings in its metadata; on Wan 2.2 A14B one file per trained expert, "
+        "FILE-high_noise.safetensors and FILE-low_noise.safetensors, each line saying where it loads.",
     )
     parser.add_argument("adapter", type=Path, metavar="ADAPTER_OR_RUN", help="adapter folder, or a run folder")
     parser.add_argument(
@@ -22,7 +23,13 @@ def add_parser(subcommands) -> None:
         help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved), "
         "or Wan LoRA in the original model's names (LoraLoaderModelOnly)",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors", help="file to write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="FILE.safetensors",
+        help="file to write (Wan 2.2 A14B: FILE-high_noise.safetensors and FILE-low_noise.safetensors, one per expert)",
+    )
     parser.add_argument("--rank", type=int, help="vmc only: SVD rank of each layer's change (default: full, exact)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing file")
     parser.set_defaults(run=run)
@@ -31,13 +38,17 @@ def add_parser(subcommands) -> None:
 def run(arguments: argparse.Namespace) -> int:
     from sma.export import export_adapter
 
-    export = export_adapter(
+    exports = export_adapter(
         arguments.adapter, arguments.format, arguments.out, overwrite=arguments.overwrite, rank=arguments.rank
     )
-    about = export.metadata
-    line = f"{export.path}: {about['lora_format']} LoRA of {about['method']}, {about['layers']} layers"
-    line += f", rank {about['rank']}"
-    if "svd_rank" in about:
-        line += f"; SVD relative error max {about['svd_relative_error_max']}, mean {about['svd_relative_error_mean']}"
-    print(line)
+    for export in exports:
+        about = export.metadata
+        line = f"{export.path}: {about['lora_format']} LoRA of {about['method']}, {about['layers']} layers"
+        line += f", rank {about['rank']}"
+        if "svd_rank" in about:
+            line += f"; SVD relative error max {about['svd_relative_error_max']}"
+            line += f", mean {about['svd_relative_error_mean']}"
+        if export.expert is not None:
+            line += f"; loads into {about['load_into']}"
+        print(line)
     return 0

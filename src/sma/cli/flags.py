@@ -95,6 +95,13 @@ TRAINING_FLAGS = (
     Flag("--control-video", "controlvideo.video", "controlvideo: depth maps of the reference (video or frame folder)"),
     Flag("--depth-model", "controlvideo.depth_model", "controlvideo: transformers depth model, Hub id or folder"),
     Flag(
+        "--experts",
+        "motionlora.experts",
+        "motionlora on Wan 2.2 A14B: whose LoRA trains, each only at the timesteps it serves (high: the high-noise "
+        "expert, low: the low-noise one, or both)",
+        {"choices": ("high", "low", "both")},
+    ),
+    Flag(
         "--motion-loss",
         "flowmotion.motion_loss",
         "flowmotion: official (frame differences), sma (SMA instead) or both",
@@ -106,7 +113,8 @@ IMAGE_FLAGS = (
     Flag(
         "--image",
         "image",
-        "picture every target starts from, on an image-to-video model (Wan 2.2 TI2V-5B, Wan 2.1 I2V-14B): scaled "
+        "picture every target starts from, on an image-to-video model (Wan 2.2 TI2V-5B and I2V-A14B, Wan 2.1 "
+        "I2V-14B): scaled "
         "to cover the video size (--height x --width) and cut at the centre (diffusers' resize_mode crop); 8-bit RGB, "
         "no alpha",
     ),

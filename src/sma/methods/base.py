@@ -68,6 +68,10 @@ class Method:
         return load_text_to_video(config.model, device, config.revision or None, config.motion_adapter or None)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
+        if config.generate.guidance_scale_2 is not None and getattr(model, "boundary_timestep", None) is None:
+            raise SmaError(
+                f"`generate.guidance_scale_2` guides Wan 2.2 A14B's low-noise expert; {config.model} has one denoiser"
+            )
         self.model = model
         self.config = config
         self.phases = Phases()  # seconds and peak memory of the generation phases (invert, sample)
@@ -99,6 +103,15 @@ class Method:
         """A fresh scheduler of `generate.sampler` with the model's noise schedule."""
         return make_scheduler(self.config.generate.sampler, self.model.scheduler.config)
 
+    def guidance_scale(self) -> float | Callable[[torch.Tensor], float]:
+        """`generate.guidance_scale`; on two experts (Wan 2.2 A14B) the low-noise expert's steps take
+        `generate.guidance_scale_2` when set, as WanPipeline's `guidance_scale_2`."""
+        settings = self.config.generate
+        if settings.guidance_scale_2 is None:
+            return settings.guidance_scale
+        boundary = self.model.boundary_timestep
+        return lambda t: settings.guidance_scale if t >= boundary else settings.guidance_scale_2
+
     def fresh_noise(self, like: torch.Tensor, seed: int) -> torch.Tensor:
         """Gaussian noise shaped like `like`, from a generator on its device seeded with `seed`."""
         return gaussian_like(like, torch.Generator(device=like.device).manual_seed(seed))
@@ -109,7 +122,7 @@ class Method:
         model, settings = self.model, self.config.generate
         condition = model.encode_prompts([target])
         negative = model.encode_prompts([settings.negative_prompt])
-        denoise = guided(self.predict, condition, negative, settings.guidance_scale)
+        denoise = guided(self.predict, condition, negative, self.guidance_scale())
         with self.phases(phase, steps=settings.steps):
             return sample(denoise, start, self.scheduler(), settings.steps, description=phase)
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from sma.backbones.dispatch import is_wan, load_text_to_video, model_index
+from sma.backbones.dispatch import is_wan, load_text_to_video
+from sma.backbones.hub import model_index
 from sma.backbones.latent_video import LatentVideoModel
 from sma.backbones.wan import WanModel, check_frame_count, latent_frame_count
 from sma.config import MOTION_LOSSES, TransferConfig
@@ -174,7 +175,7 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
         model, settings = self.model, self.config.generate
         schedule = self.schedule(noise.device)
         condition, negative = model.encode_prompts([target]), model.encode_prompts([settings.negative_prompt])
-        denoise = guided(self.predict, condition, negative, settings.guidance_scale)
+        denoise = guided(self.predict, condition, negative, self.guidance_scale())
         guided_steps = 0 if reference is None else self.options.guidance_steps
         empty = model.encode_prompts([""]) if guided_steps else None  # the official source prompt
         self.guidance_log = []

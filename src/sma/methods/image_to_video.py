@@ -13,14 +13,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from sma.backbones.dispatch import model_index
+from sma.backbones.hub import model_index
 from sma.backbones.wan_i2v import PIPELINE, ImageCondition, WanImageToVideoModel, is_image_to_video
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.video import tensor_to_frames
 from sma.video.image import check_image, read_image
 
-IMAGE_MODELS = "Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+IMAGE_MODELS = "Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.2-I2V-A14B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
 
 
 def image_for(config: TransferConfig, target: str) -> str:

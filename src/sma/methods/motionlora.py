@@ -17,6 +17,13 @@ updated only by its own loss; generation uses the motion set alone.
 On an image-to-video Wan (2.2 TI2V-5B, 2.1 I2V-14B; docs/image-to-video.md) the reference trains conditioned on its
 own first frame, and each target is generated from its image (`image`, `target_images`). On TI2V the given first
 latent frame is left out of the flow-matching loss (the model is not asked to denoise it).
+
+On Wan 2.2 A14B (two experts, backbones/wan.py) `experts` says whose LoRA trains: `high` (the high-noise expert,
+`transformer`), `low` (`transformer_2`) or `both`, each LoRA of its own, as DiffSynth-Studio trains one per expert.
+Each expert's LoRA trains only at the timesteps it serves: the shifted noise levels drawn within its side of the
+boundary (`s >= boundary_ratio` for the high-noise expert), which is musubi-tuner's `--min_timestep/--max_timestep`
+with `--preserve_distribution_shape`; with `both`, each step's level is drawn over the whole range and the expert it
+falls to trains, as musubi-tuner switches experts. The other expert waits on the CPU.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 
 from sma.backbones.dispatch import load_text_to_video
-from sma.backbones.wan import TEMPORAL_FACTOR, WanModel, check_frame_count, latent_frame_count
+from sma.backbones.wan import HIGH_NOISE, LOW_NOISE, TEMPORAL_FACTOR, WanModel, check_frame_count, latent_frame_count
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
@@ -57,12 +64,33 @@ class MotionLoRAOptions:
     sma_first_latent_frame: bool = False  # SMA on latent frame 0 (the first video frame alone) too
     appearance_debiasing: bool = False
     appearance_dropout: float = 0.2  # chance per step to drop the appearance set (MotionDirector's spatial dropout)
+    experts: str = "both"  # Wan 2.2 A14B: whose LoRA trains, high | low | both (each on its own timesteps)
+
+
+EXPERTS = {"high": (HIGH_NOISE,), "low": (LOW_NOISE,), "both": (HIGH_NOISE, LOW_NOISE)}
 
 
 def shifted_sigmas(count: int, shift: float, generator: torch.Generator) -> torch.Tensor:
     """`count` noise levels in (0, 1): u = sigmoid(n), n standard normal, then shift * u / (1 + (shift - 1) u)."""
     u = torch.randn(count, generator=generator, device=generator.device).sigmoid()
     return shift * u / (1 + (shift - 1) * u)
+
+
+def _normal_quantile(sigma: float, shift: float) -> torch.Tensor:
+    """Where noise level `sigma` falls in the standard normal's cumulative distribution under `shifted_sigmas`."""
+    u = torch.tensor(sigma / (shift - (shift - 1) * sigma), dtype=torch.float64)
+    return torch.special.ndtr(torch.logit(u))
+
+
+def shifted_sigmas_within(
+    count: int, shift: float, low: float, high: float, generator: torch.Generator
+) -> torch.Tensor:
+    """`shifted_sigmas` kept to [low, high): the same distribution's shape on that range (the normal drawn by
+    inverting its cumulative distribution between the range's ends), one uniform draw per level."""
+    start, end = _normal_quantile(low, shift), _normal_quantile(high, shift)
+    v = torch.rand(count, generator=generator, device=generator.device, dtype=torch.float64)
+    u = torch.special.ndtri(start + (end - start) * v).sigmoid()
+    return (shift * u / (1 + (shift - 1) * u)).float()
 
 
 class MotionLoRA(ImageConditioned, TrainedMethod):
@@ -87,6 +115,8 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
                 raise SmaError(f"motionlora.{name} must be above 0, got {getattr(options, name)}")
         if not 0.0 <= options.appearance_dropout < 1.0:
             raise SmaError(f"motionlora.appearance_dropout must be in [0, 1), got {options.appearance_dropout}")
+        if options.experts not in EXPERTS:
+            raise SmaError(f"motionlora.experts must be one of {', '.join(EXPERTS)}, got {options.experts!r}")
         check_image_settings(config)
         if options.appearance_debiasing and (config.image or config.target_images):
             raise SmaError(NO_DEBIASING_FROM_IMAGES)
@@ -108,6 +138,29 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
     def debiasing(self) -> bool:
         return self.options.appearance_debiasing
 
+    def trained_experts(self) -> dict[str, torch.nn.Module]:
+        """The transformers that get a LoRA, by pipeline component: the one of a one-transformer Wan, or the
+        `experts` of Wan 2.2 A14B."""
+        denoisers = self.model.denoisers()
+        if len(denoisers) == 1:
+            if self.options.experts != "both":
+                raise SmaError(
+                    f"motionlora.experts chooses among Wan 2.2 A14B's two experts; {self.config.model} has one "
+                    "transformer: leave it at both"
+                )
+            return denoisers
+        return {name: denoisers[name] for name in EXPERTS[self.options.experts]}
+
+    def noise_levels(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """The training sigmas: musubi-tuner's shifted draw, kept to the trained expert's side of the boundary when
+        one expert of two trains (with `both`, the draw picks the expert)."""
+        shift, boundary = self.options.timestep_shift, self.model.boundary_ratio
+        experts = list(self.trained_experts())
+        if boundary is None or len(experts) == 2:
+            return shifted_sigmas(count, shift, generator)
+        low, high = (boundary, 1.0) if experts == [HIGH_NOISE] else (0.0, boundary)
+        return shifted_sigmas_within(count, shift, low, high, generator)
+
     def lora_targets(self) -> list[str]:
         """Full names of the transformer's Linear layers that get the LoRA."""
         patterns = [ATTENTION, FEED_FORWARD] if self.options.feed_forward else [ATTENTION]
@@ -120,18 +173,21 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
     def prepare(self) -> dict[str, torch.nn.Parameter]:
         if self.debiasing and self.image_conditioned:  # I2V-14B: conditioned on an image even without `image`
             raise SmaError(NO_DEBIASING_FROM_IMAGES)
-        transformer, options = self.model.unet, self.options
-        targets = self.lora_targets()
-        with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
-            warnings.filterwarnings("ignore", message="Already found a `peft_config`")
-            for adapter in self.adapters[: 2 if self.debiasing else 1]:
-                config = LoraConfig(r=options.lora_rank, lora_alpha=options.lora_alpha, target_modules=targets)
-                inject_adapter_in_model(config, transformer, adapter_name=adapter)
-        for module in transformer.modules():
-            if isinstance(module, LoraLayer):
-                module.set_adapter(list(module.lora_A))  # both sets active; `use` switches them by scale
-        transformer.train(transformer.training)  # new LoRA modules start in training mode whatever the model's
-        return self.train_only({name: p for name, p in transformer.named_parameters() if "lora_" in name})
+        options, targets, experts = self.options, self.lora_targets(), self.trained_experts()
+        trainable = {}
+        for expert, transformer in experts.items():
+            with warnings.catch_warnings():  # peft warns that a second adapter is added: that is the design
+                warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                for adapter in self.adapters[: 2 if self.debiasing else 1]:
+                    config = LoraConfig(r=options.lora_rank, lora_alpha=options.lora_alpha, target_modules=targets)
+                    inject_adapter_in_model(config, transformer, adapter_name=adapter)
+            for module in transformer.modules():
+                if isinstance(module, LoraLayer):
+                    module.set_adapter(list(module.lora_A))  # both sets active; `use` switches them by scale
+            transformer.train(transformer.training)  # new LoRA modules start in training mode whatever the model's
+            prefix = f"{expert}." if len(self.model.denoisers()) == 2 else ""  # A14B: each name says its expert
+            trainable |= {prefix + name: p for name, p in transformer.named_parameters() if "lora_" in name}
+        return self.train_only(trainable)
 
     def adapter_parameters(self, adapter: str) -> list[torch.nn.Parameter]:
         return [parameter for name, parameter in self.trainable.items() if f".{adapter}." in name]
@@ -140,7 +196,7 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
         """Switch each LoRA set on (its scale alpha / rank) or off (scale 0)."""
         if not self.debiasing:
             return
-        for module in self.model.unet.modules():
+        for module in (module for network in self.model.denoisers().values() for module in network.modules()):
             if isinstance(module, LoraLayer):
                 for adapter, enabled in (("appearance", appearance), ("motion", motion)):
                     module.set_scale(adapter, 1.0 if enabled else 0.0)
@@ -161,7 +217,7 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
     def flow_step(self, latents: torch.Tensor, text: torch.Tensor, generator: torch.Generator):
         """One flow-matching prediction: (predicted velocity, its target eps - x0, noisy latents, sigmas), float32."""
         noise = gaussian_like(latents, generator)
-        sigmas = shifted_sigmas(latents.shape[0], self.options.timestep_shift, generator).to(latents.device)
+        sigmas = self.noise_levels(latents.shape[0], generator).to(latents.device)
         scale = sigmas.view(-1, *([1] * (latents.ndim - 1)))
         noisy = (1 - scale) * latents + scale * noise
         timesteps = sigmas * self.model.scheduler.config.num_train_timesteps
