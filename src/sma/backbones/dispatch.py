@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import torch
 
-from sma.backbones.hub import ModelNotFoundError, local_folder
+from sma.backbones.hub import model_index
 from sma.errors import SmaError
 
 IMAGE_UNET = "UNet2DConditionModel"  # Stable Diffusion 1.x
@@ -99,24 +96,3 @@ def _wan_class(source: str, index: dict, wan: bool | None) -> type:
     if is_image_to_video(index):
         return WanImageToVideoModel
     return WanModel
-
-
-def model_index(source: str, revision: str | None = None) -> dict:
-    """The model's model_index.json ({} when it cannot be read: loading the model then says why)."""
-    try:
-        folder = local_folder(source, "a model folder")
-    except ModelNotFoundError:
-        return {}
-    if folder is not None:
-        path = folder / "model_index.json"
-        return json.loads(path.read_text()) if path.is_file() else {}
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    for local_only in (True, False):  # the local Hub cache first, as for the components
-        try:
-            path = hf_hub_download(source, "model_index.json", revision=revision, local_files_only=local_only)
-        except (OSError, EntryNotFoundError, ValueError):  # offline, missing, private: loading says which
-            continue
-        return json.loads(Path(path).read_text())
-    return {}

@@ -25,8 +25,7 @@ import torch
 from PIL import Image
 from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
-from sma.backbones.dispatch import model_index
-from sma.backbones.hub import load_component
+from sma.backbones.hub import load_component, model_index
 from sma.backbones.wan import WanModel
 from sma.errors import SmaError
 

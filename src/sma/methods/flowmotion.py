@@ -19,7 +19,8 @@ from typing import Any
 
 import torch
 
-from sma.backbones.dispatch import is_wan, load_text_to_video, model_index
+from sma.backbones.dispatch import is_wan, load_text_to_video
+from sma.backbones.hub import model_index
 from sma.backbones.latent_video import LatentVideoModel
 from sma.backbones.wan import WanModel, check_frame_count, latent_frame_count
 from sma.config import MOTION_LOSSES, TransferConfig

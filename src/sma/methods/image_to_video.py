@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from sma.backbones.dispatch import model_index
+from sma.backbones.hub import model_index
 from sma.backbones.wan_i2v import PIPELINE, ImageCondition, WanImageToVideoModel, is_image_to_video
 from sma.config import TransferConfig
 from sma.errors import SmaError
