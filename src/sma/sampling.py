@@ -174,14 +174,35 @@ def pinned_flow_timesteps(steps: int, train_timesteps: int, shift: float) -> tor
     return torch.from_numpy(sigmas * train_timesteps).to(torch.int64)
 
 
+def estimate_limit(config) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What a DDIM step under this scheduler config does to its denoised estimate (Show-1 and DeepFloyd IF ask for
+    it): dynamic thresholding (`thresholding`; each video clamped to its `dynamic_thresholding_ratio` quantile of
+    |x0|, kept within [1, `sample_max_value`], and divided by it), else a clamp to `clip_sample_range` (`clip_sample`);
+    None when neither."""
+    if config.get("thresholding"):
+        ratio, ceiling = config["dynamic_thresholding_ratio"], config["sample_max_value"]
+
+        def threshold(estimate: torch.Tensor) -> torch.Tensor:
+            flat = estimate.flatten(1)
+            limit = torch.quantile(flat.abs(), ratio, dim=1).clamp(1, ceiling)[:, None]
+            return (flat.clamp(-limit, limit) / limit).view_as(estimate)
+
+        return threshold
+    if config.get("clip_sample"):
+        bound = config["clip_sample_range"]
+        return lambda estimate: estimate.clamp(-bound, bound)
+    return None
+
+
 class EulerSchedule:
     """Euler steps of the probability-flow ODE, on the timesteps of a model's own scheduler.
 
     In the coordinates y = x / scale, every model moves along sigma with a velocity u, and its denoised
     estimate is x0 = y - sigma u: flow matching (Wan) with scale 1, sigma = t / T and u = eps - x0 (the model's
     output); a noise schedule with scale = sqrt(abar_t), sigma = sqrt(1 - abar_t) / sqrt(abar_t) and u = eps
-    (there an Euler step is a DDIM step). One loop and one regulation of the velocity then serve both kinds.
-    Flow models step on the timesteps FlowMotion's pinned diffusers gives them (`pinned_flow_timesteps`).
+    (there an Euler step is a DDIM step, and thresholds or clips its estimate where the model's DDIM would:
+    `estimate_limit`). One loop and one regulation of the velocity then serve both kinds. Flow models step on the
+    timesteps FlowMotion's pinned diffusers gives them (`pinned_flow_timesteps`).
     """
 
     def __init__(self, config, steps: int, device: torch.device | str, flow_shift: float | None = None) -> None:
@@ -189,6 +210,7 @@ class EulerSchedule:
         self.prediction = "flow" if self.flow else config.get("prediction_type", "epsilon")
         if self.prediction not in ("flow", "epsilon", "v_prediction"):
             raise SmaError(f"Euler sampling takes flow, epsilon or v-prediction models, not {self.prediction!r}")
+        self.limit = None
         if self.flow:  # the step ends at sigma 0, the clean video
             train_timesteps = config["num_train_timesteps"]
             self.timesteps = pinned_flow_timesteps(steps, train_timesteps, shift_of(config, flow_shift)).to(device)
@@ -203,6 +225,7 @@ class EulerSchedule:
             final = torch.as_tensor(scheduler.final_alpha_cumprod, dtype=torch.float64).reshape(1)
             abar = torch.cat([alphas[self.timesteps.long().cpu()], final])
             scales, sigmas = abar.sqrt(), ((1 - abar) / abar).sqrt()
+            self.limit = estimate_limit(scheduler.config)
         self.sigmas, self.scales = sigmas.tolist(), scales.tolist()
 
     def noised(self, clean: torch.Tensor, noise: torch.Tensor, index: int) -> torch.Tensor:
@@ -230,6 +253,10 @@ class EulerSchedule:
         return moved / (self.sigmas[index] - self.sigmas[0])
 
     def step(self, latents: torch.Tensor, velocity: torch.Tensor, index: int) -> torch.Tensor:
-        """y' = y + (sigma' - sigma) u, back to latents at the next step (or the end)."""
-        after = latents / self.scales[index] + (self.sigmas[index + 1] - self.sigmas[index]) * velocity
+        """y' = y + (sigma' - sigma) u, back to latents at the next step (or the end); with a limit on the estimate,
+        y' = limit(x0) + sigma' u, as DDIM steps."""
+        if self.limit is None:
+            after = latents / self.scales[index] + (self.sigmas[index + 1] - self.sigmas[index]) * velocity
+        else:
+            after = self.limit(self.estimate(latents, velocity, index)) + self.sigmas[index + 1] * velocity
         return self.scales[index + 1] * after
