@@ -4,10 +4,11 @@ no gradient into the model, Euler in DDIM's coordinates is DDIM, and the command
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, UniPCMultistepScheduler
+from diffusers import DDIMScheduler, UniPCMultistepScheduler, WanPipeline
 
 from sma.cli import main
 from sma.methods import build_method
@@ -17,7 +18,7 @@ from sma.sampling import EulerSchedule, gaussian_like, guided, make_scheduler, s
 from sma.video import MovingObject, read_video, synthetic_video, write_video
 from tiny_models import build_motion_adapter, build_text_to_image, build_text_to_video
 from tiny_show1 import build_show1_base
-from tiny_wan import build_wan
+from tiny_wan import WAN_SCHEDULER, build_wan
 
 RECIPES = Path(__file__).parents[1] / "configs"
 
@@ -30,6 +31,11 @@ def wan_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def unet_dir(tmp_path_factory):
     return build_text_to_video(tmp_path_factory.mktemp("unet3d"))
+
+
+@pytest.fixture(scope="module")
+def show1_dir(tmp_path_factory):
+    return build_show1_base(tmp_path_factory.mktemp("show1") / "model")
 
 
 def flowmotion(model, frames, **overrides):
@@ -78,15 +84,23 @@ def official_guidance(target, clean, random_noise, t_i, t_0, step, fwd_noise, ve
     return optimized.detach()
 
 
+def pinned_flow_timesteps(steps, num_train_timesteps=1000, flow_shift=3.0):
+    """run.py:189-190, `pipe.scheduler.set_timesteps` of the Hub's UniPC (flow sigmas, final sigma zero) under the
+    official pin, diffusers 0.35.1 (requirements.txt:4): scheduling_unipc_multistep.py:388-392 and 415 at v0.35.1."""
+    alphas = np.linspace(1, 1 / num_train_timesteps, steps + 1)
+    sigmas = 1.0 - alphas
+    sigmas = np.flip(flow_shift * sigmas / (1 + (flow_shift - 1) * sigmas))[:-1].copy()
+    timesteps = (sigmas * num_train_timesteps).copy()
+    return torch.from_numpy(timesteps).to(dtype=torch.int64)
+
+
 def official_process(method, clean, target, seed, steps, guidance_steps):
     """run.py:186-219: Euler on the model scheduler's timesteps, guided first, drawing noise in the official order."""
     model, generator = method.model, torch.Generator().manual_seed(seed)
     condition, negative = model.encode_prompts([target]), model.encode_prompts([""])
     empty = model.encode_prompts([""])
     velocity = guided(method.predict, condition, negative, method.config.generate.guidance_scale)
-    scheduler = model.scheduler
-    scheduler.set_timesteps(steps)
-    timesteps = scheduler.timesteps
+    timesteps = pinned_flow_timesteps(steps, flow_shift=model.scheduler.config.flow_shift)
     random_noise = gaussian_like(clean, generator)
     latent = random_noise.clone()
     for i, t in enumerate(timesteps):
@@ -128,6 +142,34 @@ def test_generation_is_the_official_loop(wan_dir, guidance_steps):
     torch.testing.assert_close(ours, official, rtol=1e-5, atol=1e-5)
     unguided = flowmotion(wan_dir, 9, **{"flowmotion.guidance_steps": 0}).generate(clean, "a blue square", 5)
     assert (ours - unguided).abs().max() > 1e-3  # the guidance moved the video
+
+
+@pytest.mark.parametrize("flow_shift", [1.0, 3.0, 5.0, 12.0])
+def test_flow_timesteps_are_the_official_pins(flow_shift):
+    """The timesteps run.py's diffusers (0.35.1) gives, which the installed one does not (50 steps, shift 3: 40 differ,
+    by up to 3)."""
+    config = UniPCMultistepScheduler(**WAN_SCHEDULER | {"flow_shift": flow_shift}).config
+    for steps in range(1, 101):
+        torch.testing.assert_close(
+            EulerSchedule(config, steps, "cpu").timesteps, pinned_flow_timesteps(steps, 1000, flow_shift)
+        )
+    installed = UniPCMultistepScheduler.from_config(config)
+    installed.set_timesteps(50)
+    assert (installed.timesteps != pinned_flow_timesteps(50, 1000, flow_shift)).any()
+
+
+@pytest.mark.parametrize(("tokens", "precision"), [(None, None), (512, "bf16")])
+def test_wan_prompts_are_encoded_as_run_py_encodes_them(wan_dir, tokens, precision):
+    """run.py:158-169 calls WanPipeline.encode_prompt at its default length, 226 tokens (pipeline_wan.py:206 at
+    v0.35.1); `flowmotion.text_tokens: 512` encodes as WanPipeline's call does."""
+    overrides = {} if tokens is None else {"flowmotion.text_tokens": tokens, "flowmotion.text_precision": precision}
+    model = flowmotion(wan_dir, 9, **overrides).model
+    pipeline = WanPipeline(model.tokenizer, model.text_encoder, model.vae, model.scheduler, model.unet)
+    expected, _ = pipeline.encode_prompt("a blue square", do_classifier_free_guidance=False, device="cpu")
+    if tokens is not None:
+        expected, _ = pipeline.encode_prompt("a blue square", None, False, max_sequence_length=tokens, device="cpu")
+    torch.testing.assert_close(model.encode_prompts(["a blue square"]), expected)
+    assert expected.shape[1] == (tokens or 226)
 
 
 def test_no_gradient_reaches_the_model(wan_dir):
@@ -183,6 +225,29 @@ def test_unguided_euler_on_a_noise_schedule_is_ddim(unet_dir):
     torch.testing.assert_close(ours, ddim, rtol=1e-4, atol=1e-4)
 
 
+def test_euler_steps_on_show1_threshold_the_estimate_as_its_scheduler_does(show1_dir):
+    """Each Euler step is DDIM's `scheduler.step` with Show-1's (DeepFloyd IF's) dynamic thresholding of the estimate,
+    which changes the steps. Step by step from the scheduler's own latents: on a random tiny pixel model at guidance
+    9, float32 rounding grows tenfold per step, so whole runs part by more than rounding."""
+    method = flowmotion(show1_dir, 8, **{"generate.steps": 5})
+    model, config = method.model, method.model.scheduler.config
+    assert config.thresholding and (config.sample_max_value, config.dynamic_thresholding_ratio) == (1.5, 0.95)
+    denoise = guided(method.predict, *(model.encode_prompts([p]) for p in ("a blue square", "")), 9.0)
+    schedule = EulerSchedule(config, 5, "cpu")
+    unlimited = EulerSchedule({**config, "thresholding": False, "clip_sample": False}, 5, "cpu")
+    scheduler = make_scheduler("ddim", config)
+    scheduler.set_timesteps(5)
+    latents, changes = method.fresh_noise(torch.empty(model.latent_shape(8, 32, 32)), 2), []
+    for index, t in enumerate(scheduler.timesteps):
+        output = denoise(latents, t)
+        expected = scheduler.step(output, t, latents).prev_sample
+        ours = schedule.step(latents, output, index)  # estimates ~1/sqrt(abar) in float32: rounding to ~1e-4
+        torch.testing.assert_close(ours, expected, rtol=1e-3, atol=1e-3)
+        changes.append((unlimited.step(latents, output, index) - expected).abs().max())
+        latents = expected
+    assert max(changes) > 0.1
+
+
 def test_the_recipe_holds_the_official_settings():
     config = load_config(RECIPES / "flowmotion-wan-1.3b.yaml")
     options, generate = config.options, config.generate
@@ -192,6 +257,7 @@ def test_the_recipe_holds_the_official_settings():
     assert (options.guidance_steps, options.iterations, options.learning_rate) == (10, 3, 0.003)
     assert (options.latent_weight, options.difference_weight, options.regulate_scale) == (20.0, 5.0, 0.1)
     assert (options.source, options.motion_loss, options.flow_shift) == ("latent_prediction", "official", None)
+    assert (options.text_tokens, options.text_precision) == (226, "fp16")
 
 
 def backbone_models(kind, folder):

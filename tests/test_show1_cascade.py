@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sma.backbones.show1_cascade import PixelStage, check_sources, interpolate, run_cascade, windows
-from sma.backbones.show1_options import Show1Options
+from sma.backbones.show1_cascade import PixelStage, interpolate, run_cascade, windows
+from sma.backbones.show1_options import Show1Options, check_sources
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.cli import main
 from sma.errors import SmaError

@@ -31,6 +31,21 @@ def test_the_share_is_exact_at_steady_losses_and_tracks_noisy_ones():
         ShareControl(1.0)
 
 
+def test_the_runs_share_holds_after_twenty_steps_of_heavy_tailed_losses():
+    """Base and SMA that move against each other across timesteps, heavy-tailed, as VMC's do: 95% of 20-step runs end
+    within 0.05 of the share asked for (running averages of each term: 0.14 off)."""
+    draw, gaps = random.Random(0), []
+    for _ in range(200):
+        control, sma_sum, loss_sum = ShareControl(0.3), 0.0, 0.0
+        for _ in range(20):
+            level = draw.lognormvariate(0.0, 0.5)
+            base, sma = 0.01 * level, 1.0 / level
+            sma *= control.scale(base, sma)
+            sma_sum, loss_sum = sma_sum + sma, loss_sum + base + sma
+        gaps.append(abs(sma_sum / loss_sum - 0.3))
+    assert sorted(gaps)[189] < 0.05
+
+
 def test_with_sma_scales_sma_to_the_share_and_the_scale_carries_no_gradient():
     reference = torch.randn(1, 2, 8, 6, 6)
     prediction = (reference + 0.3 * torch.randn_like(reference)).requires_grad_(True)
@@ -63,12 +78,12 @@ def test_a_training_run_reaches_the_share_asked_for(model, model_dir, reference,
     out = tmp_path / "run"
     source = str(model_dir) if model == "tiny" else "embedded"
     arguments = ["train", str(reference), "--method", "vmc", "--model", source, "--out", str(out)]
-    arguments += ["--prompt", "a red circle", "--steps", "12", "--sma-share", "0.3", "--frames", "8"]
+    arguments += ["--prompt", "a red circle", "--steps", "20", "--sma-share", "0.3", "--frames", "8"]
     arguments += ["--height", "32", "--width", "32"] if model == "tiny" else []
     assert main(arguments) == 0
     assert recorded_share(out) == pytest.approx(0.3, abs=0.05)
     losses = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
-    assert all(record["sma_scale"] > 0 for record in losses)
+    assert all(record["sma_scale"] >= 0 for record in losses) and losses[-1]["sma_scale"] > 0
 
 
 def test_a_guided_run_reaches_the_share_asked_for(tmp_path):

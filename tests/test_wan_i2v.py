@@ -94,6 +94,48 @@ def test_sampling_equals_diffusers_image_to_video_pipeline(layout, picture, monk
     assert (round_trip - pixels).abs().mean() > 1e-3  # a random VAE: the round trip is not the picture itself
 
 
+def test_first_and_last_frames_sample_as_diffusers_pipeline_with_last_image(tmp_path, picture, monkeypatch):
+    """FLF2V (`last_image`): latents as WanImageToVideoPipeline's with `last_image` (black frames ending on the last
+    picture, the mask giving it, CLIP's states of both); another last picture gives another video. The one-line
+    errors: a last picture for a one-picture model, none for FLF2V, one without a first."""
+    from sma.methods.image_to_video import check_image_inputs
+
+    monkeypatch.setattr(pipeline_wan_i2v, "ftfy", SimpleNamespace(fix_text=lambda text: text), raising=False)
+    folder = build_wan_i2v(tmp_path / "model", words=WORDS, first_and_last=True)
+    last = tmp_path / "last.png"
+    Image.open(picture).transpose(Image.Transpose.ROTATE_180).save(last)
+    reference = torch.zeros(1, 4, 3, 2, 2)
+    method = build_method(i2v_config(folder, 16, image=str(picture), last_image=str(last)))
+    latents = method.generate(reference, "a blue square", seed=3)
+    pipeline = WanImageToVideoPipeline.from_pretrained(folder)
+    pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config, flow_shift=2.0)
+    options = {"image": read_image(picture, 16, 16)[0], "last_image": read_image(last, 16, 16)[0], "height": 16}
+    options |= {"prompt": "a blue square", "negative_prompt": NEGATIVE, "width": 16, "num_frames": 9}
+    options |= {"num_inference_steps": 3, "guidance_scale": 4.0, "latents": method.fresh_noise(reference, 3)}
+    expected = pipeline(**options, output_type="latent").frames
+    torch.testing.assert_close(latents[:, :, 1:], expected[:, :, 1:], atol=1e-4, rtol=0)
+    method.config.last_image = str(picture)
+    assert (method.generate(reference, "a blue square", seed=3) - latents).abs().max() > 1e-2
+    clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=9, height=16, width=16).frames
+    own = method.condition_on(frames_to_tensor(clip))  # the reference: its own first and last frames
+    assert own["image_embeds"].shape[0] == 2 and own["image_latents"][0, :4, -1].flatten(1).amax(1).tolist() == [
+        0,
+        0,
+        0,
+        1,
+    ]
+    one_picture = build_wan_i2v(tmp_path / "i2v", words=WORDS)
+    cases = {
+        (one_picture, str(last)): "starts a video from one picture: `last_image` needs a first-and-last-frame model",
+        (folder, ""): "takes the first and the last frame: give the last too",
+    }
+    for (model, ending), message in cases.items():
+        with pytest.raises(SmaError, match=message):
+            check_image_inputs(i2v_config(model, 16, image=str(picture), last_image=ending))
+    with pytest.raises(SmaError, match="`last_image` ends the video that `image`"):
+        i2v_config(folder, 16, last_image=str(last))
+
+
 def test_ti2v_without_an_image_samples_as_wan_pipeline(tmp_path):
     """TI2V-5B is a text-to-video model too: without an image, WanPipeline's sampling (per-token timesteps)."""
     folder = build_wan_ti2v(tmp_path / "model", words=WORDS)

@@ -5,7 +5,8 @@
   Wan 2.2 VAE (residual blocks, 2x2 pixel patches: 16x in space).
 - `build_wan_i2v`: Wan 2.1 I2V-14B's (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers): a WanImageToVideoPipeline folder, the
   transformer's input 2 x latent channels + 4 mask channels, a CLIP vision encoder whose penultimate states feed
-  the transformer's image embedder, a CLIP image processor at 32 px.
+  the transformer's image embedder, a CLIP image processor at 32 px; or FLF2V-14B's, the same with image positions
+  for a first and a last picture.
 - `build_wan_i2v_a14b`: Wan 2.2 I2V-A14B's (Wan-AI/Wan2.2-I2V-A14B-Diffusers): I2V-14B's input without CLIP (no
   image encoder, no `image_dim`), two experts and `boundary_ratio` 0.9.
 Saved with `save_pretrained` and loaded back through the code a Hub id takes.
@@ -70,8 +71,9 @@ def build_wan_ti2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Pa
     return update_model_index(folder, expand_timesteps=True, boundary_ratio=None, transformer_2=[None, None])
 
 
-def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Path:
-    """A randomly initialised model in Wan 2.1 I2V-14B's layout in `folder`; returns it."""
+def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = (), first_and_last: bool = False) -> Path:
+    """A randomly initialised model in Wan 2.1 I2V-14B's layout in `folder`, or with `first_and_last` FLF2V-14B's
+    (Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers: image positions for two pictures of CLIP's 17 tokens); returns it."""
     folder = Path(folder)
     text_encoder = _text(folder, words)
     torch.manual_seed(seed)
@@ -81,6 +83,7 @@ def build_wan_i2v(folder: Path, seed: int = 0, words: Sequence[str] = ()) -> Pat
         out_channels=LATENT_CHANNELS,
         image_dim=24,
         added_kv_proj_dim=16,  # the transformer's width, as 5120 is the 14B's
+        pos_embed_seq_len=2 * 17 if first_and_last else None,  # (32 / 8)^2 patches and the class token, twice
     )
     vision = CLIPVisionConfig(
         hidden_size=24, intermediate_size=48, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8

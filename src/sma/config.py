@@ -151,6 +151,7 @@ class TransferConfig:
     targets: list[str] = field(default_factory=list)
     image: str = ""  # the picture every target starts from (image-to-video models); "" for none
     target_images: list[str] = field(default_factory=list)  # or one picture per target, in the order of `targets`
+    last_image: str = ""  # the picture every target ends on (Wan 2.1 FLF2V), beside `image` or `target_images`
     seed: int = 0
     video: VideoConfig = field(default_factory=VideoConfig)
     sma: SmaConfig = field(default_factory=SmaConfig)

@@ -247,7 +247,7 @@ def validate(config: TransferConfig) -> TransferConfig:
     if config.motion_adapter and not method.takes_motion_adapter:
         runs = ", ".join(name for name in METHODS if method_class(name).takes_motion_adapter)
         raise SmaError(f"{config.method} does not run on AnimateDiff (it runs {runs}): leave `motion_adapter` empty")
-    if (config.image or config.target_images) and not method.takes_images:
+    if (config.image or config.target_images or config.last_image) and not method.takes_images:
         takers = ", ".join(name for name in METHODS if method_class(name).takes_images)
         raise SmaError(f"{config.method} generates from text alone ({takers} start from an image): leave `image` empty")
     method.validate(config)

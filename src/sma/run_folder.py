@@ -37,6 +37,7 @@ RESUMABLE = {
     "targets": "the prompts generated after training",
     "image": "the picture every target starts from (training conditions on the reference's own first frame)",
     "target_images": "the picture of each target",
+    "last_image": "the picture every target ends on",
     "show1.stages": "how far Show-1's cascade generates",
     "generate.untuned": "whether the untuned model's samples are written too",
     "train.compile": "whether training compiles the repeated blocks (the same numbers, another speed)",

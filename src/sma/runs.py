@@ -86,6 +86,7 @@ def pin_sources(config: TransferConfig) -> None:
     config.references = [_pinned_entry(entry) for entry in config.references]
     config.image = _pinned_entry(config.image) if config.image else ""
     config.target_images = [_pinned_entry(image) for image in config.target_images]
+    config.last_image = _pinned_entry(config.last_image) if config.last_image else ""
     for field in dataclasses.fields(config.options) if config.options is not None else ():
         value = getattr(config.options, field.name)
         if isinstance(value, str) and value and Path(value).expanduser().exists():
@@ -323,7 +324,7 @@ def adapter_for_generation(
 ) -> Adapter:
     """The adapter, its settings changed for generation: its generation `precision`, its base `model`,
     `settings` of the backbones' sections (recipe keys, dotted: {"SECTION.KEY": value}) and `inputs` (its
-    `targets`, `image` and `target_images`); checked before any model loads."""
+    `targets`, `image`, `target_images` and `last_image`); checked before any model loads."""
     adapter = Adapter.load(adapter_dir)
     for key, value in (inputs or {}).items():
         setattr(adapter.config, key, value)
@@ -388,12 +389,13 @@ def generate(
     settings: dict[str, Any] | None = None,
     image: str | None = None,
     target_images: list[str] | None = None,
+    last_image: str | None = None,
 ) -> list[Path]:
     """Videos for each target prompt from a trained adapter (`adapter_dir`: its folder or its run's; on its base
-    model, or `model`), each started from `image` or its one of `target_images` on an image-to-video model (default:
-    the adapter's `image`); returns the mp4 paths of the last stage run (the base stage, or the last that the
-    backbone's sections add: `BackboneSection.later_stages`, which `settings` may change, as for
-    `adapter_for_generation`). A failure leaves no empty `out` behind."""
+    model, or `model`), each started from `image` or its one of `target_images` on an image-to-video model, and
+    ending on `last_image` on a first-and-last-frame one (default: the adapter's); returns the mp4 paths of the last
+    stage run (the base stage, or the last that the backbone's sections add: `BackboneSection.later_stages`, which
+    `settings` may change, as for `adapter_for_generation`). A failure leaves no empty `out` behind."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
     adapter_dir, out = adapter_folder(adapter_dir), Path(out)
@@ -402,6 +404,8 @@ def generate(
         inputs: dict[str, Any] = {"targets": list(targets)}
         if image is not None or target_images:
             inputs |= {"image": image or "", "target_images": list(target_images or [])}
+        if last_image is not None:
+            inputs["last_image"] = last_image
         adapter = adapter_for_generation(adapter_dir, precision, model, settings, inputs)
         check_outputs(out, targets, overwrite, adapter.config.later_stages())
         method = trained_method(adapter, default_device())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import (
@@ -40,6 +41,11 @@ def is_flow_matching(config) -> bool:
     return config.get("prediction_type") == "flow_prediction" or "beta_start" not in config
 
 
+def shift_of(config, flow_shift: float | None) -> float:
+    """The shift of a flow model's sigmas: `flow_shift`, or the model scheduler's own when None."""
+    return flow_shift if flow_shift is not None else config.get("flow_shift", config.get("shift", 1.0))
+
+
 def make_scheduler(name: str, config, flow_shift: float | None = None):
     """A fresh sampling scheduler of the named kind with the model's noise schedule.
 
@@ -54,7 +60,7 @@ def make_scheduler(name: str, config, flow_shift: float | None = None):
     if not flow:
         options = {"algorithm_type": "dpmsolver++"} if name == "dpmsolver++" else {}
         return SAMPLERS[name].from_config(config, **options)
-    shift = flow_shift if flow_shift is not None else config.get("flow_shift", config.get("shift", 1.0))
+    shift = shift_of(config, flow_shift)
     if name == "flow-euler":
         return FlowMatchEulerDiscreteScheduler(num_train_timesteps=config["num_train_timesteps"], shift=shift)
     options = {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": shift}
@@ -166,13 +172,44 @@ def low_pass(video: torch.Tensor, factor: int) -> torch.Tensor:
     return smooth.unflatten(0, (batch, frames)).transpose(1, 2)
 
 
+def pinned_flow_timesteps(steps: int, train_timesteps: int, shift: float) -> torch.Tensor:
+    """The flow timesteps FlowMotion's run.py samples at: its Hub UniPC scheduler's as its pinned diffusers (0.35.1,
+    scheduling_unipc_multistep.py:388-415) computes them: `steps` sigmas from 1 - 1/T down, shifted, times T, cut to
+    integers. The installed diffusers starts at sigma 1 and ends higher (50 steps: 40 timesteps differ, by up to 3)."""
+    sigmas = 1.0 - np.linspace(1, 1 / train_timesteps, steps + 1)
+    sigmas = np.flip(shift * sigmas / (1 + (shift - 1) * sigmas))[:-1]
+    return torch.from_numpy(sigmas * train_timesteps).to(torch.int64)
+
+
+def estimate_limit(config) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """What a DDIM step under this scheduler config does to its denoised estimate (Show-1 and DeepFloyd IF ask for
+    it): dynamic thresholding (`thresholding`; each video clamped to its `dynamic_thresholding_ratio` quantile of
+    |x0|, kept within [1, `sample_max_value`], and divided by it), else a clamp to `clip_sample_range` (`clip_sample`);
+    None when neither."""
+    if config.get("thresholding"):
+        ratio, ceiling = config["dynamic_thresholding_ratio"], config["sample_max_value"]
+
+        def threshold(estimate: torch.Tensor) -> torch.Tensor:
+            flat = estimate.flatten(1)
+            limit = torch.quantile(flat.abs(), ratio, dim=1).clamp(1, ceiling)[:, None]
+            return (flat.clamp(-limit, limit) / limit).view_as(estimate)
+
+        return threshold
+    if config.get("clip_sample"):
+        bound = config["clip_sample_range"]
+        return lambda estimate: estimate.clamp(-bound, bound)
+    return None
+
+
 class EulerSchedule:
     """Euler steps of the probability-flow ODE, on the timesteps of a model's own scheduler.
 
     In the coordinates y = x / scale, every model moves along sigma with a velocity u, and its denoised
     estimate is x0 = y - sigma u: flow matching (Wan) with scale 1, sigma = t / T and u = eps - x0 (the model's
     output); a noise schedule with scale = sqrt(abar_t), sigma = sqrt(1 - abar_t) / sqrt(abar_t) and u = eps
-    (there an Euler step is a DDIM step). One loop and one regulation of the velocity then serve both kinds.
+    (there an Euler step is a DDIM step, and thresholds or clips its estimate where the model's DDIM would:
+    `estimate_limit`). One loop and one regulation of the velocity then serve both kinds. Flow models step on the
+    timesteps FlowMotion's pinned diffusers gives them (`pinned_flow_timesteps`).
     """
 
     def __init__(self, config, steps: int, device: torch.device | str, flow_shift: float | None = None) -> None:
@@ -180,18 +217,22 @@ class EulerSchedule:
         self.prediction = "flow" if self.flow else config.get("prediction_type", "epsilon")
         if self.prediction not in ("flow", "epsilon", "v_prediction"):
             raise SmaError(f"Euler sampling takes flow, epsilon or v-prediction models, not {self.prediction!r}")
-        scheduler = make_scheduler("unipc" if self.flow else "ddim", config, flow_shift)
-        scheduler.set_timesteps(steps, device=device)
-        self.timesteps = scheduler.timesteps
-        times = self.timesteps.double().cpu()
+        self.limit = None
         if self.flow:  # the step ends at sigma 0, the clean video
-            sigmas = torch.cat([times / config["num_train_timesteps"], torch.zeros(1, dtype=torch.float64)])
+            train_timesteps = config["num_train_timesteps"]
+            self.timesteps = pinned_flow_timesteps(steps, train_timesteps, shift_of(config, flow_shift)).to(device)
+            times = self.timesteps.double().cpu()
+            sigmas = torch.cat([times / train_timesteps, torch.zeros(1, dtype=torch.float64)])
             scales = torch.ones_like(sigmas)
         else:  # the step ends where DDIM's last step does
+            scheduler = make_scheduler("ddim", config)
+            scheduler.set_timesteps(steps, device=device)
+            self.timesteps = scheduler.timesteps
             alphas = scheduler.alphas_cumprod.double()
             final = torch.as_tensor(scheduler.final_alpha_cumprod, dtype=torch.float64).reshape(1)
             abar = torch.cat([alphas[self.timesteps.long().cpu()], final])
             scales, sigmas = abar.sqrt(), ((1 - abar) / abar).sqrt()
+            self.limit = estimate_limit(scheduler.config)
         self.sigmas, self.scales = sigmas.tolist(), scales.tolist()
 
     def noised(self, clean: torch.Tensor, noise: torch.Tensor, index: int) -> torch.Tensor:
@@ -219,6 +260,10 @@ class EulerSchedule:
         return moved / (self.sigmas[index] - self.sigmas[0])
 
     def step(self, latents: torch.Tensor, velocity: torch.Tensor, index: int) -> torch.Tensor:
-        """y' = y + (sigma' - sigma) u, back to latents at the next step (or the end)."""
-        after = latents / self.scales[index] + (self.sigmas[index + 1] - self.sigmas[index]) * velocity
+        """y' = y + (sigma' - sigma) u, back to latents at the next step (or the end); with a limit on the estimate,
+        y' = limit(x0) + sigma' u, as DDIM steps."""
+        if self.limit is None:
+            after = latents / self.scales[index] + (self.sigmas[index + 1] - self.sigmas[index]) * velocity
+        else:
+            after = self.limit(self.estimate(latents, velocity, index)) + self.sigmas[index + 1] * velocity
         return self.scales[index + 1] * after

@@ -17,11 +17,13 @@ def load_text_to_video(
     revision: str | None = None,
     motion_adapter: str | None = None,
     wan: bool | None = False,
+    wan_text: dict | None = None,
 ):
     """AnimateDiff (an SD-1.x model and a `motion_adapter`), Show-1 base (`TextToVideoIFPipeline`), Wan (2.1
     text-to-video, 2.2 TI2V-5B, 2.1 image-to-video, 2.2 A14B text- and image-to-video; only when `wan` is not
-    False: True for the methods built for Wan alone, None for those that run on any backbone) or a diffusers UNet3D
-    model (ZeroScope, ModelScope)."""
+    False: True for the methods built for Wan alone, None for those that run on any backbone; `wan_text`: its text
+    encoding, `WanModel.text_tokens` and `text_dtype`, where not the defaults) or a diffusers UNet3D model
+    (ZeroScope, ModelScope)."""
     from sma.backbones.animatediff import AnimateDiffModel
     from sma.backbones.wan import WanModel
 
@@ -30,7 +32,7 @@ def load_text_to_video(
         return backbone.from_pretrained(source, motion_adapter, device=device, revision=revision)
     if issubclass(backbone, WanModel):  # no index: loading says what is missing
         scheduler = (model_index(source, revision).get("scheduler") or ["", "UniPCMultistepScheduler"])[1]
-        return backbone.from_pretrained(source, scheduler, device=device, revision=revision)
+        return backbone.from_pretrained(source, scheduler, device=device, revision=revision, **(wan_text or {}))
     return backbone.from_pretrained(source, device=device, revision=revision)
 
 

@@ -1,4 +1,4 @@
-"""Find a model in diffusers format, from a local folder or a Hugging Face Hub id."""
+"""Find a model in diffusers format, from a local folder or a Hugging Face Hub id, and read its model_index.json."""
 
 from __future__ import annotations
 
@@ -181,19 +181,25 @@ def first_line(error: Exception) -> str:
 
 def model_index(source: str, revision: str | None = None) -> dict:
     """The model's model_index.json ({} when it cannot be read: loading the model then says why)."""
+    return model_json(source, "model_index.json", revision)
+
+
+def model_json(source: str, name: str, revision: str | None = None) -> dict:
+    """A JSON file of the model (`name`: its path in the folder, e.g. transformer/config.json), read before anything
+    loads; {} when it cannot be read (loading the model then says why)."""
     try:
         folder = local_folder(source, "a model folder")
     except ModelNotFoundError:
         return {}
     if folder is not None:
-        path = folder / "model_index.json"
+        path = folder / name
         return json.loads(path.read_text()) if path.is_file() else {}
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
     for local_only in (True, False):  # the local Hub cache first, as for the components
         try:
-            path = hf_hub_download(source, "model_index.json", revision=revision, local_files_only=local_only)
+            path = hf_hub_download(source, name, revision=revision, local_files_only=local_only)
         except (OSError, EntryNotFoundError, ValueError):  # offline, missing, private: loading says which
             continue
         return json.loads(Path(path).read_text())

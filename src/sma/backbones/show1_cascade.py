@@ -27,8 +27,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from tqdm.auto import tqdm
 
-from sma.backbones.hub import ModelNotFoundError, cached_snapshot, hub_reachable, load_component, local_folder
-from sma.backbones.show1_options import STAGE_MODELS, Show1Options, stages_after_base
+from sma.backbones.hub import ModelNotFoundError, load_component
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.errors import SmaError
@@ -245,7 +244,7 @@ def super_resolve_video(stage: PixelStage, first: torch.Tensor, video, text, neg
 
 
 @torch.no_grad()
-def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negative: str, settings: Show1Options, seed):
+def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negative: str, settings, seed):
     """sr2: frames resized to (sr2_height, sr2_width), encoded, noised to strength 0.8 of the schedule and
     denoised from there (video-to-video), then decoded."""
     size = (settings.sr2_height, settings.sr2_width)
@@ -269,23 +268,6 @@ def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negati
     return model.decode_latents(latents)
 
 
-def check_sources(settings: Show1Options) -> None:
-    """Fail before the base stage runs when a later stage's model is neither a folder, nor in the Hub cache,
-    nor downloadable."""
-    for stage in stages_after_base(settings.stages):
-        for key in STAGE_MODELS[stage]:
-            source = getattr(settings, key)
-            try:
-                folder = local_folder(source, "a model folder in diffusers layout")
-            except ModelNotFoundError as error:
-                raise SmaError(f"`show1.{key}`: {error}") from error
-            if folder is None and cached_snapshot(source, None) is None and not hub_reachable():
-                raise SmaError(
-                    f"`show1.{key}`: {source!r} is not in the local Hugging Face cache and the Hub cannot be "
-                    f"reached: download it (`hf download {source} --local-dir DIR`) and set `show1.{key}` to DIR"
-                )
-
-
 def generator(device: torch.device, seed: int) -> torch.Generator:
     """A fresh generator per call, as the authors seed each pipeline call with the same seed."""
     return torch.Generator(device=device).manual_seed(seed)
@@ -296,12 +278,13 @@ def run_cascade(
     prompts: list[str],
     texts: list[torch.Tensor],
     negative: torch.Tensor,
-    settings: Show1Options,
+    settings,
     device: torch.device | str,
     dtype: torch.dtype,
     seed: int,
 ) -> Iterator[tuple[str, list[torch.Tensor]]]:
-    """Each stage after the base, up to `settings.stages`, on every video: (stage name, videos (b, 3, f, h, w)
+    """Each stage after the base, up to `settings.stages` (the `show1` section, `Show1Options`, which imports this
+    module when it runs and so is not imported here), on every video: (stage name, videos (b, 3, f, h, w)
     in [-1, 1] on the CPU) per stage. Stage-major, so each stage's networks load and visit `device` once.
 
     `texts[i]` are the T5 states of `prompts[i]`, `negative` those of the negative prompt.
@@ -309,7 +292,7 @@ def run_cascade(
     videos = [video.float() for video in keyframes]
     device = torch.device(device)
     negative = negative.to(device)
-    for stage_name in stages_after_base(settings.stages):
+    for stage_name in settings.later_stages():
         outputs = []
         if stage_name == "interp":
             stage = PixelStage.load("show1.interpolation", settings.interpolation, Show1UNet3DConditionModel, 7, False)
@@ -352,7 +335,7 @@ def cascade_after(
     keyframes: list[torch.Tensor],
     targets: list[str],
     negative_prompt: str,
-    settings: Show1Options,
+    settings,
     seed: int,
 ) -> Iterator[Iterator[tuple[str, list[torch.Tensor]]]]:
     """`run_cascade` on the base stage's videos of `targets` (`Show1Options.run_later_stages`).

@@ -2,7 +2,8 @@
 
 A section the Show-1 backbone owns (`sma.backbones.sections`): the recipe reads it like a shared one, and
 `sma.runs` asks it to check a run before anything loads and to run its stages after generation. Light to
-import (the command line's help reads its names); the cascade itself is in `sma.backbones.show1_cascade`.
+import (the command line's help reads its names): it checks the stage models' sources itself, and imports the
+cascade (`sma.backbones.show1_cascade`) only to run it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sma.backbones.hub import ModelNotFoundError, cached_snapshot, hub_reachable, local_folder, model_index
 from sma.config import BackboneSection
 from sma.errors import SmaError
 
@@ -32,6 +34,23 @@ def stages_after_base(last: str) -> list[str]:
     if last not in STAGES:
         raise SmaError(f"`show1.stages` must be one of {', '.join(STAGES)}, got {last!r}")
     return list(STAGES[1 : STAGES.index(last) + 1])
+
+
+def check_sources(settings: Show1Options) -> None:
+    """Fail before the base stage runs when a later stage's model is neither a folder, nor in the Hub cache,
+    nor downloadable."""
+    for stage in stages_after_base(settings.stages):
+        for key in STAGE_MODELS[stage]:
+            source = getattr(settings, key)
+            try:
+                folder = local_folder(source, "a model folder in diffusers layout")
+            except ModelNotFoundError as error:
+                raise SmaError(f"`show1.{key}`: {error}") from error
+            if folder is None and cached_snapshot(source, None) is None and not hub_reachable():
+                raise SmaError(
+                    f"`show1.{key}`: {source!r} is not in the local Hugging Face cache and the Hub cannot be "
+                    f"reached: download it (`hf download {source} --local-dir DIR`) and set `show1.{key}` to DIR"
+                )
 
 
 @dataclass
@@ -62,9 +81,7 @@ class Show1Options(BackboneSection):
         """Stages after base need a Show-1 model and their own models, reachable."""
         if self.stages == "base":
             return
-        from sma.backbones.hub import model_index
         from sma.backbones.show1 import PIPELINE
-        from sma.backbones.show1_cascade import check_sources
 
         if model_index(config.model, config.revision or None).get("_class_name") != PIPELINE:
             raise SmaError(

@@ -9,10 +9,11 @@
   normalised per channel with the VAE config's `latents_mean` and `latents_std`, as WanPipeline
   does. It stays in float32 (diffusers' advice for Wan's decoding quality).
 - Text: UMT5 (`UMT5EncoderModel`, the XXL encoder on the Hub: 5.7 B parameters), prompts cleaned
-  as WanPipeline does, up to 512 tokens; the states past each prompt's length are zeroed.
-  Embeddings are cached per prompt; UMT5 waits on the CPU and visits the transformer's device
-  only to encode (in bfloat16 when that is a GPU, as Wan's own code runs it); `release_text_encoder`
-  frees it.
+  as WanPipeline does, padded and cut to `text_tokens` (512, WanPipeline's call; FlowMotion's run.py encodes at
+  `encode_prompt`'s default, 226); the states past each prompt's length are zeroed, but the cross-attention has no
+  mask, so the length changes the result. Embeddings are cached per prompt; UMT5 waits on the CPU and visits the
+  transformer's device only to encode (in `text_dtype` when that is a GPU: bfloat16, as Wan's own code runs it,
+  float16 in FlowMotion's run.py); `release_text_encoder` frees it.
 - Wan 2.2 A14B (Wan-AI/Wan2.2-T2V-A14B-Diffusers, -I2V-A14B-Diffusers): two transformers of the 14B's shape, as
   WanPipeline runs them: `transformer` (the high-noise expert) at timesteps >= `boundary_ratio * 1000`
   (model_index.json: 0.875 T2V, 0.9 I2V), `transformer_2` (low noise) below. `unet` holds the high-noise expert,
@@ -37,7 +38,7 @@ from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once
 from sma.errors import SmaError
 
 PIPELINE = "WanPipeline"
-MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length
+MAX_PROMPT_TOKENS = 512  # WanPipeline's max_sequence_length when called
 SCHEDULERS = {cls.__name__: cls for cls in (UniPCMultistepScheduler, FlowMatchEulerDiscreteScheduler)}
 TEMPORAL_FACTOR = 4  # Wan 2.1's VAE: 4k + 1 frames -> k + 1 latent frames
 HIGH_NOISE, LOW_NOISE = "transformer", "transformer_2"  # Wan 2.2 A14B's experts, by their pipeline component
@@ -103,6 +104,8 @@ class WanModel(LatentVideoModel):
     unet_2: WanTransformer3DModel | None = None  # Wan 2.2 A14B: the low-noise expert
     boundary_ratio: float | None = None  # Wan 2.2 A14B: the experts switch at this share of the training timesteps
     active: str = HIGH_NOISE  # the expert on the accelerator (the other waits on the CPU)
+    text_tokens: int = MAX_PROMPT_TOKENS  # every prompt padded (or cut) to this many tokens
+    text_dtype: torch.dtype = torch.bfloat16  # UMT5's weights when loaded for a GPU (float32 for the CPU)
     diffusers_component: ClassVar[str] = "transformer"
 
     @classmethod
@@ -121,8 +124,9 @@ class WanModel(LatentVideoModel):
         revision: str | None = None,
         **components,
     ) -> WanModel:
-        """Every component in float32 (UMT5 in bfloat16 for a GPU) from a Hub id (at `revision`) or a folder;
-        `scheduler` is the class model_index.json names; `components` are a subclass's further fields."""
+        """Every component in float32 (UMT5 in `text_dtype` for a GPU) from a Hub id (at `revision`) or a folder;
+        `scheduler` is the class model_index.json names; `components` are further fields (the text encoding's, a
+        subclass's)."""
         if scheduler not in SCHEDULERS:
             raise SmaError(f"the scheduler/ of {source} is a {scheduler}: sma samples Wan with {', '.join(SCHEDULERS)}")
         index = model_index(source, revision)
@@ -138,8 +142,8 @@ class WanModel(LatentVideoModel):
             source=source,
             **components,
         )
-        if torch.device(device).type == "cuda":  # Wan's own code runs UMT5 in bf16; it also halves its CPU memory
-            model.text_encoder.to(torch.bfloat16)
+        if torch.device(device).type == "cuda":  # half precision also halves UMT5's memory while it waits on the CPU
+            model.text_encoder.to(model.text_dtype)
         return model.freeze().to(device)
 
     def denoisers(self) -> dict[str, torch.nn.Module]:
@@ -253,7 +257,7 @@ class WanModel(LatentVideoModel):
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
-        """UMT5 states (b, 512, d) on the transformer's device, float32, each prompt encoded once."""
+        """UMT5 states (b, text_tokens, d) on the transformer's device, float32, each prompt encoded once."""
         return encode_prompts_once(self, prompts, "UMT5")
 
     def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
@@ -262,7 +266,7 @@ class WanModel(LatentVideoModel):
         tokens = self.tokenizer(
             [clean_prompt(prompt) for prompt in prompts],
             padding="max_length",
-            max_length=MAX_PROMPT_TOKENS,
+            max_length=self.text_tokens,
             truncation=True,
             add_special_tokens=True,
             return_attention_mask=True,

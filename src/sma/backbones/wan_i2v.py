@@ -7,7 +7,10 @@
 - Wan 2.1 I2V-14B (Wan-AI/Wan2.1-I2V-14B-480P-Diffusers; `WanImageToVideoPipeline`): the input is the noisy
   latents with, along the channels, a mask of the given frames (4 channels: the first latent frame's 4 video
   frames are given) and the latents of the image followed by black frames (`in_channels` 36 = 16 + 4 + 16); CLIP
-  ViT-H's penultimate states of the image join the text in the cross-attention.
+  ViT-H's penultimate states of the image join the text in the cross-attention. Wan 2.1 FLF2V-14B
+  (Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers; its image embedder has positions for two pictures, `pos_embed_seq_len`) is
+  given the last frame too, as the pipeline's `last_image`: the black frames end on it, the mask gives it, and CLIP's
+  states of both pictures go in.
 - Wan 2.2 I2V-A14B (Wan-AI/Wan2.2-I2V-A14B-Diffusers): I2V-14B's input for two experts (backbones/wan.py), without
   a CLIP encoder (the transformers have no `image_dim`: the image enters through the input alone).
 
@@ -101,6 +104,11 @@ class WanImageToVideoModel(WanModel):
         return super().from_pretrained(source, scheduler, device, revision, **components)
 
     @property
+    def takes_last_image(self) -> bool:
+        """Wan 2.1 FLF2V: every condition is a first and a last picture (the image embedder's positions for two)."""
+        return self.unet.config.get("pos_embed_seq_len") is not None
+
+    @property
     def needs_image(self) -> bool:
         """I2V-14B samples nothing without an image; TI2V-5B also samples text to video."""
         return not self.expand_timesteps
@@ -119,26 +127,40 @@ class WanImageToVideoModel(WanModel):
             self.condition = before
 
     @torch.no_grad()
-    def image_condition(self, image: Image.Image, pixels: torch.Tensor, frames: int) -> ImageCondition:
+    def image_condition(
+        self,
+        image: Image.Image,
+        pixels: torch.Tensor,
+        frames: int,
+        last: tuple[Image.Image, torch.Tensor] | None = None,
+    ) -> ImageCondition:
         """The condition of an image already sized as the video: `pixels` (1, 3, h, w) in [-1, 1], `image` the same
-        as a PIL image (what CLIP's processor reads), for a video of `frames` frames."""
+        as a PIL image (what CLIP's processor reads), for a video of `frames` frames; `last` (FLF2V): the picture the
+        video ends on, as (image, pixels)."""
+        if (last is not None) != self.takes_last_image:
+            needs = "a first and a last picture" if self.takes_last_image else "one picture"
+            raise SmaError(f"{self.source} takes {needs} (`image`, `last_image`)")
         pixels = pixels[:, :, None].to(self.vae.device, torch.float32)
         if self.expand_timesteps:
             return ImageCondition(self.encode_video(pixels))
-        black = pixels.new_zeros(1, 3, frames - 1, *pixels.shape[-2:])
-        latents = self.encode_video(torch.cat([pixels, black], dim=2))
+        ending = [] if last is None else [last[1][:, :, None].to(pixels)]
+        black = pixels.new_zeros(1, 3, frames - 1 - len(ending), *pixels.shape[-2:])
+        latents = self.encode_video(torch.cat([pixels, black, *ending], dim=2))
         mask = torch.zeros_like(latents[:, :1]).expand(-1, MASK_CHANNELS, -1, -1, -1).clone()
         mask[:, :, 0] = 1  # the first latent frame's 4 video frames are the given image (its frame 0 repeated)
-        embeds = self.encode_image(image) if self.unet.config.image_dim is not None else None  # none on I2V-A14B
+        if ending:
+            mask[:, -1, -1] = 1  # the last video frame: the last of the last latent frame's 4
+        images = [image] if last is None else [image, last[0]]
+        embeds = self.encode_image(images) if self.unet.config.image_dim is not None else None  # none on I2V-A14B
         return ImageCondition(torch.cat([mask, latents], dim=1), embeds)
 
-    def encode_image(self, image: Image.Image) -> torch.Tensor:
-        """CLIP's penultimate hidden states of `image` (1, 257, 1280 for ViT-H), float32 on the transformer's
+    def encode_image(self, images: list[Image.Image]) -> torch.Tensor:
+        """CLIP's penultimate hidden states of `images` (n, 257, 1280 for ViT-H), float32 on the transformer's
         device; the encoder visits that device for the call only, as UMT5 does."""
         if self.image_encoder is None:
             raise SmaError(f"{self.source} has no image_encoder/: Wan 2.1 image-to-video needs its CLIP encoder")
         device = self.device
-        inputs = self.image_processor(images=image, return_tensors="pt").to(device)
+        inputs = self.image_processor(images=images, return_tensors="pt").to(device)
         self.image_encoder.to(device)
         try:
             states = self.image_encoder(**inputs, output_hidden_states=True).hidden_states[-2]
@@ -170,8 +192,8 @@ class WanImageToVideoModel(WanModel):
             timesteps = tokens[None] * timesteps[:, None]  # (b, tokens): 0 on the given frame's tokens
         else:
             latents = torch.cat([latents, condition.latents.expand(batch, -1, -1, -1, -1).to(latents.dtype)], dim=1)
-            if condition.image_embeds is not None:
-                image_embeds = condition.image_embeds.expand(batch, -1, -1).to(dtype)
+            if condition.image_embeds is not None:  # none on I2V-A14B
+                image_embeds = condition.image_embeds.repeat(batch, 1, 1).to(dtype)  # FLF2V: first, last, first, ...
         return expert(
             hidden_states=latents.to(dtype),
             timestep=timesteps,

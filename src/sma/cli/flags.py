@@ -124,6 +124,12 @@ IMAGE_FLAGS = (
         "instead of --image, one picture per --target, in the same order (repeatable)",
         {"action": "append"},
     ),
+    Flag(
+        "--last-image",
+        "last_image",
+        "picture every target ends on, on a first-and-last-frame model (Wan 2.1 FLF2V-14B), beside --image or "
+        "--target-image; sized as they are",
+    ),
 )
 UNTUNED_FLAG = Flag(
     "--untuned",

@@ -73,6 +73,7 @@ def run(arguments: argparse.Namespace) -> int:
         settings=show1_settings(arguments.stages, arguments.stage_model),
         image=arguments.image,
         target_images=arguments.target_images,
+        last_image=arguments.last_image,
     )
     for path in paths:
         print(path)

@@ -23,7 +23,7 @@ from sma.backbones.dispatch import is_wan, load_text_to_video
 from sma.backbones.hub import model_index
 from sma.backbones.latent_video import LatentVideoModel
 from sma.backbones.wan import WanModel, check_frame_count, latent_frame_count
-from sma.config import MOTION_LOSSES, TransferConfig
+from sma.config import MOTION_LOSSES, PRECISIONS, TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import ZeroShotMethod
 from sma.methods.image_to_video import ImageConditioned, check_image_settings
@@ -47,6 +47,8 @@ class FlowMotionOptions:
     source: str = "latent_prediction"  # the reference noised and denoised at each step | clean_latent: itself
     motion_loss: str = "official"  # official: the difference term | sma: SMA instead of it | both
     flow_shift: float | None = None  # shift of a flow model's sigmas; None: the model's own (Wan 1.3B: 3.0)
+    text_tokens: int = 226  # Wan: prompts padded to this many tokens (run.py: encode_prompt's default; WanPipeline 512)
+    text_precision: str = "fp16"  # Wan: UMT5's precision on a GPU (run.py: the whole pipeline in fp16; Wan's own bf16)
 
 
 def frame_differences(video: torch.Tensor) -> torch.Tensor:
@@ -93,6 +95,12 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
                 raise SmaError(f"flowmotion.{name} must be >= 0, got {getattr(options, name)}")
         if options.flow_shift is not None and options.flow_shift <= 0:
             raise SmaError(f"flowmotion.flow_shift must be above 0, got {options.flow_shift}")
+        if options.text_tokens < 1:
+            raise SmaError(f"flowmotion.text_tokens must be >= 1, got {options.text_tokens}")
+        if options.text_precision not in PRECISIONS:
+            raise SmaError(
+                f"flowmotion.text_precision must be one of {', '.join(PRECISIONS)}, got {options.text_precision!r}"
+            )
         if options.source not in SOURCES:
             raise SmaError(f"flowmotion.source must be one of {', '.join(SOURCES)}, got {options.source!r}")
         if options.motion_loss not in MOTION_LOSSES:
@@ -120,8 +128,9 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
 
     @classmethod
     def load_model(cls, config: TransferConfig, device: str | torch.device = "cpu") -> LatentVideoModel:
-        motion_adapter = config.motion_adapter or None
-        return load_text_to_video(config.model, device, config.revision or None, motion_adapter, wan=None)
+        options, motion_adapter = config.options, config.motion_adapter or None
+        text = {"text_tokens": options.text_tokens, "text_dtype": PRECISIONS[options.text_precision]}
+        return load_text_to_video(config.model, device, config.revision or None, motion_adapter, None, text)
 
     def __init__(self, model: LatentVideoModel, config: TransferConfig) -> None:
         super().__init__(model, config)

@@ -1,8 +1,10 @@
 """The image inputs of a transfer on an image-to-video backbone: which image starts which target, and the conditions.
 
-`image` starts every target; `target_images` pairs one image with each of `targets`, in order. The reference is
-conditioned on its own first frame (training, FlowMotion's source estimate); each target on its image. Checked
-with one line each before any model loads (`check_image_inputs`).
+`image` starts every target; `target_images` pairs one image with each of `targets`, in order; `last_image` ends
+every target, on a first-and-last-frame model (Wan 2.1 FLF2V-14B, whose image embedder takes two pictures: it then
+needs one). The reference is conditioned on its own first frame (training, FlowMotion's source estimate), and on its
+last too on such a model; each target on its images. Checked with one line each before any model loads
+(`check_image_inputs`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from sma.backbones.hub import model_index
+from sma.backbones.hub import model_index, model_json
 from sma.backbones.wan_i2v import PIPELINE, ImageCondition, WanImageToVideoModel, is_image_to_video
 from sma.config import TransferConfig
 from sma.errors import SmaError
@@ -21,6 +23,7 @@ from sma.video import tensor_to_frames
 from sma.video.image import check_image, read_image
 
 IMAGE_MODELS = "Wan-AI/Wan2.2-TI2V-5B-Diffusers, Wan-AI/Wan2.2-I2V-A14B-Diffusers, Wan-AI/Wan2.1-I2V-14B-480P-Diffusers"
+FIRST_AND_LAST_MODEL = "Wan-AI/Wan2.1-FLF2V-14B-720P-Diffusers"
 
 
 def image_for(config: TransferConfig, target: str) -> str:
@@ -41,19 +44,30 @@ def check_image_settings(config: TransferConfig) -> None:
             )
         if len(set(config.targets)) != len(config.targets):
             raise SmaError("with `target_images` every target prompt must differ (the image is found by prompt)")
+    if config.last_image and not (config.image or config.target_images):
+        raise SmaError("`last_image` ends the video that `image` (or `target_images`) starts: give that too")
 
 
 def check_image_inputs(config: TransferConfig) -> None:
     """The images exist and can start a video of `video.*`, and the model takes them; before any model loads."""
     check_image_settings(config)
     images = [config.image] if config.image else list(config.target_images)
-    for image in images:
+    for image in [*images, config.last_image] if config.last_image else images:
         check_image(image, config.video.height, config.video.width)
     index = model_index(config.model, config.revision or None)
     if images and index and not is_image_to_video(index):
         raise SmaError(f"{config.model} is not an image-to-video model: `image` needs one ({IMAGE_MODELS})")
     if not images and index.get("_class_name") == PIPELINE:
         raise SmaError(f"{config.model} is an image-to-video model: give the image each video starts from (`image`)")
+    transformer = model_json(config.model, "transformer/config.json", config.revision or None)
+    two = index.get("_class_name") == PIPELINE and transformer.get("pos_embed_seq_len") is not None
+    if config.last_image and index and not two:
+        raise SmaError(
+            f"{config.model} starts a video from one picture: `last_image` needs a first-and-last-frame model "
+            f"({FIRST_AND_LAST_MODEL})"
+        )
+    if two and not config.last_image:
+        raise SmaError(f"{config.model} takes the first and the last frame: give the last too (`last_image`)")
 
 
 class ImageConditioned:
@@ -83,25 +97,27 @@ class ImageConditioned:
         return self.model.conditioned_on(condition)
 
     def image_conditions(self, clip: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The reference clip (1, 3, f, h, w) in [-1, 1] conditioned on its own first frame, as tensors by name."""
+        """The reference clip (1, 3, f, h, w) in [-1, 1] conditioned on its own first frame (and its last, on a
+        first-and-last-frame model), as tensors by name."""
         if not self.image_conditioned:
             return {}
-        first = clip[:, :, 0]
-        image = tensor_to_frames(clip[:, :, :1].cpu())[0]
-        condition = self.model.image_condition(Image.fromarray(image), first, clip.shape[2])
-        return condition.tensors()
+        first, last = (Image.fromarray(frame) for frame in tensor_to_frames(clip[:, :, [0, -1]].cpu()))
+        ending = (last, clip[:, :, -1]) if self.model.takes_last_image else None
+        return self.model.image_condition(first, clip[:, :, 0], clip.shape[2], ending).tensors()
 
     def set_image_conditions(self, conditions: dict[str, torch.Tensor]) -> None:
         self.reference_condition = ImageCondition.from_tensors(conditions, self.model.device)
 
     def target_condition(self, target: str) -> ImageCondition | None:
-        """The condition of `target`'s image at the video's size and frames (None without an image)."""
+        """The condition of `target`'s image (and `last_image`) at the video's size and frames (None without an
+        image)."""
         path = image_for(self.config, target) if self.image_conditioned else ""
         if not path:
             return None
-        video = self.config.video
+        video, last = self.config.video, self.config.last_image
         image, pixels = read_image(Path(path), video.height, video.width)
-        return self.model.image_condition(image, pixels, video.frames)
+        ending = read_image(Path(last), video.height, video.width) if last else None
+        return self.model.image_condition(image, pixels, video.frames, ending)
 
     def with_first_frame(self, latents: torch.Tensor) -> torch.Tensor:
         """The current image's latent as latent frame 0 (unchanged on other backbones)."""
