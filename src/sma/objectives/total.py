@@ -36,6 +36,13 @@ class ShareControl:
             return 1.0
         return self.target / (1 - self.target) * self.base / self.sma
 
+    def state(self) -> dict[str, float | None]:
+        """The running averages, for a checkpoint: a resumed run scales SMA as if it had never stopped."""
+        return {"base": self.base, "sma": self.sma}
+
+    def restore(self, state: dict[str, float | None]) -> None:
+        self.base, self.sma = state["base"], state["sma"]
+
 
 def weighted_terms(
     sma: SpectralMotionAlignment, target: torch.Tensor, prediction: torch.Tensor, weights: torch.Tensor
