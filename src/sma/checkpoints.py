@@ -72,7 +72,8 @@ def save_checkpoint(
     try:
         save_tensors(adapter, staging / "adapter.safetensors")
         save_tensors(moments, staging / "optimizer.safetensors")
-        (staging / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"], "running": running or {}}))
+        meta = {"step": step, "param_groups": state["param_groups"], "running": running or {}}
+        (staging / "state.json").write_text(json.dumps(meta))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -111,8 +112,8 @@ def load_checkpoint(
 def load_latest_checkpoint(
     run_dir: Path, optimizer: torch.optim.Optimizer
 ) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The newest readable checkpoint (step, adapter tensors and running numbers, the optimizer restored); a damaged one is
-    skipped with a warning that names it. None when the run has none; an error when none can be read."""
+    """The newest readable checkpoint (step, adapter tensors and running numbers, the optimizer restored); a damaged
+    one is skipped with a warning that names it. None when the run has none; an error when none can be read."""
     errors = []
     for folder in reversed(checkpoints(run_dir)):
         try:

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
@@ -25,7 +24,7 @@ from sma.errors import SmaError
 from sma.memory_budget import CheckpointingPlan, checkpoint_within_budget, state_kept
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
-from sma.progress import report, stop_requested
+from sma.progress import bar, report, stop_requested
 from sma.video.atomic import atomic_output
 
 HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -162,10 +161,10 @@ def train(
     loss_log = Path(run_dir) / "losses.jsonl"
     history = _restart_loss_log(loss_log, start, accelerator.is_main_process)
     last_saved = start
-    progress = tqdm(
+    progress = bar(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
     )
-    with progress as bar, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
+    with progress as shown, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
             terms, drawn = {}, []
             for micro_step in range(config.gradient_accumulation):
@@ -189,8 +188,8 @@ def train(
             losses = {name: round(value.item(), 6) for name, value in terms.items()}
             record = {"step": step, **losses, **({"references": drawn} if len(latents) > 1 else {})}
             history.append(record)
-            bar.update(1)
-            bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()})
+            shown.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
+            shown.update(1)  # after the losses: a line written to a log carries them
             done = step + 1
             report("train", done, config.steps, {name: value for name, value in record.items() if name != "step"})
             if accelerator.is_main_process:
