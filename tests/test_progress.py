@@ -6,6 +6,7 @@ import threading
 import pytest
 from test_transfer import tiny_config
 
+from sma import progress
 from sma.progress import RunStopped, Step, track, watch
 from sma.runs import transfer
 from sma.training import TrainingInterrupted
@@ -32,6 +33,15 @@ def test_track_reports_each_step_and_stops_between_steps():
     assert list(track(range(2), "sample", 2, show=False)) == [0, 1]  # outside the block: nobody watches, no stop
 
 
+@pytest.mark.parametrize(("interval", "lines"), [(3600.0, 2), (0.0, 41)])
+def test_a_bar_in_a_log_is_a_line_at_the_start_at_intervals_and_at_the_end(monkeypatch, capsys, interval, lines):
+    monkeypatch.setattr(progress, "INTERVAL", interval)
+    assert list(track(range(40), "sample", 40)) == list(range(40))
+    printed = capsys.readouterr().err
+    assert "\r" not in printed and len(printed.splitlines()) == lines, printed
+    assert printed.startswith("sample:   0% 0/40 ") and printed.splitlines()[-1].startswith("sample: 100% 40/40 ")
+
+
 def test_watching_is_per_thread():
     seen, other = [], []
     with watch(seen.append) as watcher:
@@ -42,10 +52,20 @@ def test_watching_is_per_thread():
     assert other == [0, 1] and seen == []
 
 
-def test_a_transfer_reports_every_phase_and_the_losses(model_dir, reference, tmp_path):
+def test_a_transfer_reports_every_phase_and_the_losses(model_dir, reference, tmp_path, capsys):
+    """Reports to the watcher; to stderr that is not a terminal (a log), a line as each phase starts and ends (the
+    last training line with its losses), no carriage-return frames."""
     steps: list[Step] = []
     with watch(steps.append):
         run_dir = transfer(tiny_config(model_dir, **{"train.steps": 3}), reference, tmp_path / "run")
+    printed = capsys.readouterr().err
+    assert "\r" not in printed
+    lines = printed.splitlines()
+    for phase, total in (("train vmc", 3), ("invert", 3), ("sample", 3)):
+        started = [line for line in lines if line.startswith(f"{phase}:   0% 0/{total} ")]
+        ended = [line for line in lines if line.startswith(f"{phase}: 100% {total}/{total} ")]
+        assert len(started) == len(ended) == 1, (phase, printed)
+    assert "loss=" in next(line for line in lines if line.startswith("train vmc: 100%"))
     train = [step for step in steps if step.phase == "train"]
     assert [(step.done, step.total) for step in train] == [(1, 3), (2, 3), (3, 3)]
     logged = [json.loads(line) for line in (run_dir / "losses.jsonl").read_text().splitlines()]

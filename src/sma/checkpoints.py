@@ -1,7 +1,8 @@
 """Training checkpoints in safetensors and JSON only: nothing is ever unpickled.
 
-A checkpoint holds the trained tensors, the optimizer's per-parameter state and the step;
-together with per-step seeds that is everything a resumed run needs to continue exactly.
+A checkpoint holds the trained tensors, the optimizer's per-parameter state, the step and the running numbers the
+loss keeps (`sma.share`'s averages); together with per-step seeds that is everything a resumed run needs to
+continue exactly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -46,9 +48,14 @@ class DamagedCheckpointWarning(UserWarning):
 
 
 def save_checkpoint(
-    run_dir: Path, step: int, adapter: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer
+    run_dir: Path,
+    step: int,
+    adapter: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    running: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint of `step` into a temporary folder, then rename it into place."""
+    """Write the checkpoint of `step` into a temporary folder, then rename it into place; `running`: numbers the loss
+    carries from step to step (JSON)."""
     target = checkpoint_dir(run_dir, step)
     target.parent.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(".staging-*"):  # a killed save's; the run's lock keeps other writers out
@@ -65,7 +72,8 @@ def save_checkpoint(
     try:
         save_tensors(adapter, staging / "adapter.safetensors")
         save_tensors(moments, staging / "optimizer.safetensors")
-        (staging / "state.json").write_text(json.dumps({"step": step, "param_groups": state["param_groups"]}))
+        meta = {"step": step, "param_groups": state["param_groups"], "running": running or {}}
+        (staging / "state.json").write_text(json.dumps(meta))
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -82,8 +90,11 @@ def save_checkpoint(
     return target
 
 
-def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int, dict[str, torch.Tensor]]:
-    """Restore the optimizer in place; return the step and the adapter tensors."""
+def load_checkpoint(
+    folder: Path, optimizer: torch.optim.Optimizer
+) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]]:
+    """Restore the optimizer in place; return the step, the adapter tensors and the running numbers (none in a
+    checkpoint written before they were kept)."""
     try:
         meta = json.loads((folder / "state.json").read_text())
         adapter = load_file(folder / "adapter.safetensors")
@@ -95,14 +106,14 @@ def load_checkpoint(folder: Path, optimizer: torch.optim.Optimizer) -> tuple[int
         index, key = name.split(".", 1)
         per_parameter.setdefault(int(index), {})[key] = value
     optimizer.load_state_dict({"state": per_parameter, "param_groups": meta["param_groups"]})
-    return int(meta["step"]), adapter
+    return int(meta["step"]), adapter, meta.get("running", {})
 
 
 def load_latest_checkpoint(
     run_dir: Path, optimizer: torch.optim.Optimizer
-) -> tuple[int, dict[str, torch.Tensor]] | None:
-    """The newest readable checkpoint (step and adapter tensors, the optimizer restored); a damaged one is
-    skipped with a warning that names it. None when the run has none; an error when none can be read."""
+) -> tuple[int, dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The newest readable checkpoint (step, adapter tensors and running numbers, the optimizer restored); a damaged
+    one is skipped with a warning that names it. None when the run has none; an error when none can be read."""
     errors = []
     for folder in reversed(checkpoints(run_dir)):
         try:

@@ -1,12 +1,14 @@
 """Progress of a run's phases for whoever watches it, and a way to ask it to stop.
 
-The loops (training, inversion, sampling, DMT's guidance) show a tqdm bar on the terminal and
-report each step to the watcher of the current thread, if any (`watch`): the web page draws its
-progress bars and loss curves from these reports, and asks for a stop through the same watcher.
+The loops (training, inversion, sampling, DMT's guidance) show a tqdm bar on the terminal (`bar`: written to a
+file or pipe, it is a line at a time) and report each step to the watcher of the current thread, if any (`watch`):
+the web page draws its progress bars and loss curves from these reports, and asks for a stop through the same watcher.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -14,11 +16,41 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from tqdm import autonotebook, std
 from tqdm.auto import tqdm
 
 from sma.errors import SmaError
 
 Item = TypeVar("Item")
+INTERVAL = 30.0  # seconds: a bar written to a file or pipe adds a line at most this often
+LINE = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+
+
+def bar(**options) -> tqdm:
+    """A tqdm bar (tqdm's options). Drawn in place on a terminal or in a notebook; to a file or pipe (`make demo >
+    log`, CI) it writes a line when it starts, one at most every `INTERVAL` seconds and one when it ends, where tqdm
+    would write a carriage-return frame at each redraw (megabytes in a long run's log)."""
+    stream = options.pop("file", None) or sys.stderr
+    if autonotebook.tqdm is not std.tqdm or getattr(stream, "isatty", lambda: False)():  # a notebook, a terminal
+        return tqdm(file=stream, **options)
+    options |= {"mininterval": INTERVAL, "maxinterval": INTERVAL, "leave": True, "bar_format": LINE}
+    return std.tqdm(file=_Lines(stream), **options)
+
+
+class _Lines:
+    """The file a bar writes to a log through: each new count of the bar once (its time aside), as a whole line."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.last = stream, ""
+
+    def write(self, text: str) -> None:
+        for line in map(str.strip, re.split(r"[\r\n]", text)):
+            if line and line.split(" [")[0] != self.last:
+                self.last = line.split(" [")[0]
+                self.stream.write(line + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 @dataclass(frozen=True)
@@ -68,11 +100,12 @@ def report(phase: str, done: int, total: int, values: dict[str, float] | None = 
 
 
 def track(items: Iterable[Item], phase: str, total: int, show: bool = True) -> Iterator[Item]:
-    """The items, with a transient terminal bar and a report after each; a requested stop ends it between items."""
-    with tqdm(total=total, desc=phase, disable=not show, leave=False) as bar:
+    """The items, with a transient terminal bar (`bar`) and a report after each; a requested stop ends it between
+    items."""
+    with bar(total=total, desc=phase, disable=not show, leave=False) as shown:
         for done, item in enumerate(items):
             if stop_requested():
                 raise RunStopped(f"stopped during {phase}, at step {done} of {total}")
             yield item
-            bar.update(1)
+            shown.update(1)
             report(phase, done + 1, total)

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator
-from tqdm.auto import tqdm
 
 from sma.checkpoints import load_latest_checkpoint, save_checkpoint
 from sma.config import TrainConfig
@@ -25,7 +24,7 @@ from sma.errors import SmaError
 from sma.memory_budget import CheckpointingPlan, checkpoint_within_budget, state_kept
 from sma.methods.base import TrainedMethod
 from sma.phases import Phases
-from sma.progress import report, stop_requested
+from sma.progress import bar, report, stop_requested
 from sma.video.atomic import atomic_output
 
 HALF_PRECISIONS = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -152,7 +151,7 @@ def train(
     text = text if isinstance(text, list) else [text]
     if len(text) != len(latents) or (conditions is not None and len(conditions) != len(latents)):
         raise ValueError(f"{len(latents)} latents need as many texts and conditions, got {len(text)}")
-    parameters, optimizer, start = _start(accelerator, method, config, run_dir, resume)
+    parameters, optimizer, start = _start(accelerator, method, config, run_dir, resume, seed)
     if config.budgeted:
         first = (latents[0], text[0], None if conditions is None else conditions[0])
         method.checkpointing_plan = plan_layers(accelerator, method, config, parameters, first, seed)
@@ -162,10 +161,10 @@ def train(
     loss_log = Path(run_dir) / "losses.jsonl"
     history = _restart_loss_log(loss_log, start, accelerator.is_main_process)
     last_saved = start
-    progress = tqdm(
+    progress = bar(
         total=config.steps, initial=start, desc=f"train {method.name}", disable=not accelerator.is_local_main_process
     )
-    with progress as bar, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
+    with progress as shown, _StopRequests() as stop, (phases or Phases())("train", steps=config.steps - start):
         for step in range(start, config.steps):
             terms, drawn = {}, []
             for micro_step in range(config.gradient_accumulation):
@@ -189,8 +188,8 @@ def train(
             losses = {name: round(value.item(), 6) for name, value in terms.items()}
             record = {"step": step, **losses, **({"references": drawn} if len(latents) > 1 else {})}
             history.append(record)
-            bar.update(1)
-            bar.set_postfix({name: f"{value:.4f}" for name, value in losses.items()})
+            shown.set_postfix({name: f"{value:.4f}" for name, value in losses.items()}, refresh=False)
+            shown.update(1)  # after the losses: a line written to a log carries them
             done = step + 1
             report("train", done, config.steps, {name: value for name, value in record.items() if name != "step"})
             if accelerator.is_main_process:
@@ -199,7 +198,7 @@ def train(
             if done % config.checkpoint_every == 0 or stop.requested or done == config.steps:  # the last: to extend
                 accelerator.wait_for_everyone()
                 if accelerator.is_main_process:
-                    save_checkpoint(run_dir, done, method.adapter_state(), optimizer)
+                    save_checkpoint(run_dir, done, method.adapter_state(), optimizer, _running(method))
                 last_saved = done
             if stop.requested and done < config.steps:
                 advice = ": continue with `resume`" if kept else ""
@@ -221,12 +220,17 @@ def _draw(
 
 
 def _start(
-    accelerator: Accelerator, method: TrainedMethod, config: TrainConfig, run_dir: Path, resume: bool
+    accelerator: Accelerator, method: TrainedMethod, config: TrainConfig, run_dir: Path, resume: bool, seed: int
 ) -> tuple[list[torch.nn.Parameter], torch.optim.Optimizer, int]:
     """The trained parameters, in a model set up for training (frozen weights in the half precision, gradient
     checkpointing as asked), their optimizer, and the step to start from: 0, or the latest checkpoint's with
-    `resume` (its adapter and optimizer state loaded)."""
-    parameters = list(method.prepare().values())
+    `resume` (its adapter and optimizer state loaded).
+
+    New parameters (LoRA) are drawn from `seed`, not from whatever the global generator holds after the work before
+    (a test, another benchmark cell), so that the same run gives the same adapter in any process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        parameters = list(method.prepare().values())
     if accelerator.mixed_precision in HALF_PRECISIONS:
         method.model.cast_frozen(HALF_PRECISIONS[accelerator.mixed_precision])
     if config.gradient_checkpointing is True and not config.budgeted:
@@ -235,9 +239,16 @@ def _start(
     optimizer = accelerator.prepare(make_optimizer(parameters, config))
     start = 0
     if resume and (loaded := load_latest_checkpoint(run_dir, optimizer)) is not None:
-        start, adapter = loaded
+        start, adapter, running = loaded
         method.load_adapter(adapter)
+        if method.sma_share is not None and "sma_share" in running:
+            method.sma_share.restore(running["sma_share"])
     return parameters, optimizer, start
+
+
+def _running(method: TrainedMethod) -> dict[str, dict]:
+    """What the loss carries from step to step, for the checkpoint: `sma.share`'s running averages."""
+    return {} if method.sma_share is None else {"sma_share": method.sma_share.state()}
 
 
 def plan_layers(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import re
 import socket
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -86,7 +88,8 @@ def _load(loader, source: str, subfolder: str, names: list[str], options: dict):
     elif issubclass(loader, PreTrainedModel):  # transformers 5 would take the config's dtype (float16 for ZeroScope)
         options = {**weights_options(names, where), "dtype": torch.float32, **no_hub_kernels(loader), **options}
     try:
-        return loader.from_pretrained(source, subfolder=subfolder, **options)
+        with _loading_bars_off_in_logs():
+            return loader.from_pretrained(source, subfolder=subfolder, **options)
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         if _refused_pickle(error):
             pickles = ", ".join(sorted(name for name in names if name.endswith(".bin")))
@@ -95,6 +98,25 @@ def _load(loader, source: str, subfolder: str, names: list[str], options: dict):
                 "tensors, which could run code) and sma never unpickles anything else; get safetensors weights"
             ) from error
         raise ModelNotFoundError(f"cannot load {where}: {first_line(error)}") from error
+
+
+@contextlib.contextmanager
+def _loading_bars_off_in_logs():
+    """transformers' and diffusers' loading bars off while stderr is a file or pipe: they would write carriage-return
+    frames into the log (sma's own bars write lines there, `sma.progress.bar`)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [diffusers_logging, transformers_logging]
+    shown = [library.is_progress_bar_enabled() for library in libraries]
+    if not getattr(sys.stderr, "isatty", lambda: False)():
+        for library in libraries:
+            library.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library, enabled in zip(libraries, shown, strict=True):
+            (library.enable_progress_bar if enabled else library.disable_progress_bar)()
 
 
 def no_hub_kernels(loader) -> dict:

@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
-from tqdm.auto import tqdm
 
 from sma.backbones.hub import ModelNotFoundError, load_component
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.errors import SmaError
+from sma.progress import bar
 from sma.sampling import gaussian_like, guided
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def denoise_pixels(
         options["class_labels"] = torch.full((2 * noise.shape[0],), noise_level, device=noise.device)
     scheduler.set_timesteps(steps, device=noise.device)
     latents = noise
-    for t in tqdm(scheduler.timesteps, desc=description, leave=False):
+    for t in bar(iterable=scheduler.timesteps, desc=description, leave=False):
         model_input = scheduler.scale_model_input(torch.cat([latents, condition], dim=1), t).to(dtype)
         output = unet(torch.cat([model_input] * 2), t, encoder_hidden_states=embeddings, **options).sample.float()
         unconditional, conditional = output.chunk(2)
@@ -262,7 +262,7 @@ def refine_latent(model: TextToVideoModel, scheduler, video, prompt: str, negati
     rng = generator(model.device, seed)
     latents = scheduler.add_noise(latents, gaussian_like(latents, rng), timesteps[:1])
     denoise = guided(model.predict, model.encode_prompts([prompt]), model.encode_prompts([negative]), SR2_GUIDANCE)
-    for t in tqdm(timesteps, desc="sr2", leave=False):
+    for t in bar(iterable=timesteps, desc="sr2", leave=False):
         output = denoise(scheduler.scale_model_input(latents, t), t)
         latents = step_per_frame(scheduler, output, t, latents, rng)
     return model.decode_latents(latents)

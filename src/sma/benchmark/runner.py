@@ -150,17 +150,17 @@ class _CellsBar:
     """One bar over the suite's cells, with how many are running, finished and failed."""
 
     def __init__(self, total: int, finished: int, name: str, shown: bool):
-        from tqdm.auto import tqdm
+        from sma.progress import bar
 
         self.finished, self.failed = finished, 0
-        self.bar = tqdm(
+        self.bar = bar(
             total=total, initial=finished, desc=f"benchmark {name}", unit="cell", disable=not shown, file=sys.stderr
         )
 
     def finish(self, running: int, failed: bool) -> None:
         self.failed += failed
         self.finished += not failed
-        self.bar.set_postfix_str(f"running {running}, finished {self.finished}, failed {self.failed}")
+        self.bar.set_postfix_str(f"running {running}, finished {self.finished}, failed {self.failed}", refresh=False)
         self.bar.update()
 
     def __enter__(self) -> _CellsBar:

@@ -43,6 +43,13 @@ class ShareControl:
         self.scaled += factor * sma
         return factor
 
+    def state(self) -> dict[str, float | None]:
+        """The running averages, for a checkpoint: a resumed run scales SMA as if it had never stopped."""
+        return {"base": self.base, "sma": self.sma}
+
+    def restore(self, state: dict[str, float | None]) -> None:
+        self.base, self.sma = state["base"], state["sma"]
+
 
 def weighted_terms(
     sma: SpectralMotionAlignment, target: torch.Tensor, prediction: torch.Tensor, weights: torch.Tensor

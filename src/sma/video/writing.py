@@ -20,6 +20,7 @@ from sma.video.frames import as_frames
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
 GIF_FRAME_COMMENT = "sma frame duration"
+ONE_MACROBLOCK = 16  # px: x264 encodes frames this wide or narrower differently from run to run unless told otherwise
 
 
 def write_video(
@@ -35,8 +36,7 @@ def write_video(
     The suffix picks the format: .mp4/.mov/.mkv (H.264, yuv420p, constant quality `quality`
     as x264's crf, lower is better), .gif, or no suffix for a folder of png frames
     (frame_0000.png, ...). Odd sizes are padded to even for H.264 by repeating the last row
-    and column. H.264 is not repeatable: x264 (PyAV 18.1, one thread) now and then encodes the same frames
-    to another stream, up to 15 levels apart once decoded, so compare videos as gifs or frames, not as mp4s.
+    and column. The same frames give the same bytes (one x264 thread; see `_write_h264` for frames 16 px wide).
     """
     frames = as_frames(video)
     path = Path(path)
@@ -65,6 +65,8 @@ def _write_h264(path: Path, frames: np.ndarray, fps: float, quality: int, contai
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(quality), "threads": "1"}  # multi-threaded x264 output varies run to run
+        if stream.width <= ONE_MACROBLOCK:  # x264's macroblock tree reads uninitialised stack there (valgrind)
+            stream.options |= {"x264-params": "mbtree=0"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
