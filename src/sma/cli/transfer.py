@@ -59,17 +59,22 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
 
 
 def summary(run_dir: Path) -> str:
-    """One line per generated video (and untuned baseline) with its motion fidelity, from the run's metrics.json
-    (empty if none)."""
-    from sma.evaluation import score_text
+    """One line per generated video (and untuned baseline) with its motion fidelity and the tracks it rests on, from
+    the run's metrics.json (empty if none); a score on too few tracks says so."""
+    from sma.evaluation import score_text, track_warning
     from sma.report import read_metrics
 
     metrics = read_metrics(run_dir)
-    lines = [
-        f"{output['video']}: motion fidelity {score_text(output['robust_motion_fidelity'])} (robust), "
-        f"{score_text(output['motion_fidelity_lk'])} (Lucas-Kanade)\n"
-        for output in metrics.get("outputs", []) + metrics.get("untuned", [])
-    ]
+    lines = []
+    for output in metrics.get("outputs", []) + metrics.get("untuned", []):
+        tracks = output.get("robust_reference_tracks"), output.get("robust_generated_tracks")
+        on = f" on {tracks[0]} reference, {tracks[1]} output tracks" if None not in tracks else ""  # older files: none
+        lines.append(
+            f"{output['video']}: motion fidelity {score_text(output['robust_motion_fidelity'])} (robust{on}), "
+            f"{score_text(output['motion_fidelity_lk'])} (Lucas-Kanade)\n"
+        )
+        if warning := track_warning(output):
+            lines.append(f"  warning: {warning}\n")
     return "".join(lines)
 
 

@@ -6,18 +6,21 @@ from sma.evaluation.table import (
     BY_KEY,
     HEADLINE,
     METRICS,
+    MIN_TRACKS,
     SUMMARY,
     Metric,
     current_keys,
     means,
     score_text,
     table_text,
+    track_warning,
 )
 
 __all__ = [
     "BY_KEY",
     "HEADLINE",
     "METRICS",
+    "MIN_TRACKS",
     "SUMMARY",
     "GroundTruth",
     "Metric",
@@ -28,4 +31,5 @@ __all__ = [
     "score",
     "score_text",
     "table_text",
+    "track_warning",
 ]
