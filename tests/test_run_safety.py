@@ -496,3 +496,24 @@ def test_generate_takes_the_run_lock_and_resume_keeps_what_an_interrupt_left(
     assert "were made with another seed: set --overwrite" in one_line_error(capsys)
     assert main([*arguments, "--resume"]) == 0
     assert first.stat().st_ino == made and (videos / "videos" / "01-a-green-star.gif").is_file()
+
+
+def test_a_prompt_cut_by_the_text_encoder_and_unknown_symbols_are_said_once(monkeypatch):
+    """Issue 46: a 102-token target lost its end silently, and emoji got no warning."""
+    from transformers import CLIPTokenizer
+
+    from sma.backbones import latent_video
+    from sma.embedded import embedded_model
+
+    monkeypatch.setattr(latent_video, "WARNED_WORDS", set())
+    tokenizer = CLIPTokenizer.from_pretrained(embedded_model(), subfolder="tokenizer")  # reads 24 tokens
+    long = " and ".join(["a red circle moving right"] * 12) + " on white"
+    cut = "is 75 tokens and the text encoder reads 24: everything after 'red circle moving' is cut"
+    with pytest.warns(latent_video.LongPromptWarning, match=cut):
+        latent_video.warn_cut_prompts(tokenizer, [long, long], tokenizer.model_max_length)
+    with pytest.warns(latent_video.UnknownWordsWarning, match="^🦊: not in this model's vocabulary"):
+        latent_video.warn_unknown_words(tokenizer, ["a red 🦊 moving right"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        latent_video.warn_cut_prompts(tokenizer, [long], tokenizer.model_max_length)  # once
+        latent_video.warn_unknown_words(tokenizer, ["a red 🦊, moving right"])
