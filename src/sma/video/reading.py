@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,14 @@ import numpy as np
 import torch
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from sma.video.errors import CorruptVideoError, NoFramesError, NotAVideoError, TooFewFramesError, VideoNotFoundError
+from sma.video.errors import (
+    CorruptVideoError,
+    DamagedVideoWarning,
+    NoFramesError,
+    NotAVideoError,
+    TooFewFramesError,
+    VideoNotFoundError,
+)
 from sma.video.frames import frames_to_tensor, resize_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -200,18 +208,36 @@ def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
 
 
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
-    with _open_container(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = 0
-        try:
-            for frame in container.decode(stream):
-                decoded += 1
-                yield frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as error:
-            raise CorruptVideoError(
-                f"{path} is corrupt or truncated: decoding failed after {decoded} frames ({error})"
-            ) from None
+    """Frames in order; a stream that decodes fewer frames than it declares is refused (frames lost to damage), and
+    damage the decoder concealed (its "error while decoding" messages: smeared blocks) is counted and warned about."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # FFmpeg says what it concealed only while its log is on
+    decoded, logs = 0, None
+    try:
+        with av.logging.Capture(local=False) as logs, _open_container(path) as container:  # opening decodes too
+            stream = container.streams.video[0]
+            try:
+                for frame in container.decode(stream):
+                    decoded += 1
+                    yield frame.to_ndarray(format="rgb24")
+            except av.error.FFmpegError as error:
+                raise CorruptVideoError(
+                    f"{path} is corrupt or truncated: decoding failed after {decoded} frames ({error})"
+                ) from None
+            if stream.frames and decoded < stream.frames:
+                raise CorruptVideoError(
+                    f"{path} is corrupt or truncated: it declares {stream.frames} frames but only {decoded} decode"
+                )
+    finally:
+        av.logging.set_level(level)
+        errors = len({message for _, _, message in logs or () if "error while decoding" in message})  # once each
+        if errors:
+            warnings.warn(
+                f"{path} is damaged: the decoder concealed {errors} errors in its first {decoded} frames, which may "
+                "be smeared; re-encode it from its source",
+                DamagedVideoWarning,
+                stacklevel=2,
+            )
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
