@@ -43,6 +43,10 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from sma.video.files import existing
+
+    for path in (arguments.reference, *arguments.generated):  # before the metric libraries load
+        existing(path)
     from sma.evaluation import HEADLINE, score, table_text, track_warning
     from sma.metrics import motion_magnitude, video_flow, warping_error
     from sma.metrics.clip import DEFAULT_CLIP

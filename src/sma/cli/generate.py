@@ -70,6 +70,9 @@ def show1_settings(stages: str | None, pairs: list[str] | None) -> dict[str, str
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from sma.adapter import check_named
+
+    check_named(arguments.adapter)  # before the model libraries load: a mistyped path is said at once
     from sma.runs import generate
 
     try:

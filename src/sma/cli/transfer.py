@@ -41,11 +41,22 @@ def add_parser(subcommands) -> None:
     parser.set_defaults(run=run)
 
 
-def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int:
-    """Run `sma.runs.train` or `transfer`; print where the results are from the main process only."""
+def run_in_main_process(command: str, arguments: argparse.Namespace, message: str) -> int:
+    """Run `sma.runs.train` or `transfer` (`command`); print where the results are from the main process only. What
+    needs no model library (the references given, the run folder) is checked before they load: a mistake is
+    said in a second, not after seconds of imports (the recipe's methods load them)."""
+    from sma.references import check_found
+    from sma.run_folder import check_run_dir
+
+    if arguments.reference:
+        check_found([str(path) for path in arguments.reference])
+    check_run_dir(arguments.out, arguments.overwrite, arguments.resume)
+
     from accelerate import PartialState
 
-    run_dir = run(
+    import sma.runs
+
+    run_dir = getattr(sma.runs, command)(
         config_from(arguments),
         arguments.reference,
         arguments.out,
@@ -79,8 +90,6 @@ def summary(run_dir: Path) -> str:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from sma.runs import transfer
-
     return run_in_main_process(
-        transfer, arguments, "{summary}results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
+        "transfer", arguments, "{summary}results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
     )

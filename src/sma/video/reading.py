@@ -24,11 +24,9 @@ from sma.video.errors import (
     NoFramesError,
     NotAVideoError,
     TooFewFramesError,
-    VideoNotFoundError,
 )
+from sma.video.files import IMAGE_SUFFIXES, existing, natural_key
 from sma.video.frames import frames_to_tensor, resize_frames
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 # First bytes of the containers we read: a file that starts like one but fails is corrupt, not foreign.
 _SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
@@ -109,7 +107,7 @@ def read_video_tensor(path: str | os.PathLike, num_frames: int | None = None, **
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Frame count, frame rate and size without decoding the whole video."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         files = frame_files(path)
         width, height = _open_image(files[0]).size
@@ -133,11 +131,6 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def natural_key(path: Path) -> list[int | str]:
-    """Sort key that compares runs of digits as numbers (frame_2 < frame_10)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
 def _too_few_message(path: Path, total: int, num_frames: int, step: float, start: int, by_fps: bool) -> str:
     available = 0 if start >= total else int((total - 1 - start) // step) + 1
     spacing = f"at {step:g} source frames per frame (fps)" if by_fps else f"with stride {step:g}"
@@ -148,16 +141,9 @@ def _too_few_message(path: Path, total: int, num_frames: int, step: float, start
     )
 
 
-def _existing(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise VideoNotFoundError(f"{path} does not exist")
-    return path
-
-
 def _decode(path: Path) -> Iterator[np.ndarray]:
     """Yield uint8 RGB frames one by one, in order, from whatever the path holds."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         yield from _decode_folder(path)
     elif path.suffix.lower() == ".gif":
