@@ -369,7 +369,7 @@ def test_an_empty_prompt_is_said_and_each_target_is_named(model_dir, reference, 
         assert main(arguments) == 0
     printed = capsys.readouterr()
     assert "generating 1/1: a cat" in printed.out + printed.err
-    assert "motion fidelity" in printed.out and "(robust)" in printed.out
+    assert "motion fidelity" in printed.out and "(robust on " in printed.out and " output tracks)" in printed.out
 
 
 def test_an_interrupt_after_training_keeps_the_adapter_and_resume_generates_only(
