@@ -598,3 +598,14 @@ def test_executor_flags_are_one_line_errors_before_any_work(tmp_path, model_dir,
         main(["benchmark", suite, "--out", out, "--executor", "ray", "--cpus-per-cell", "-1"])
     assert "takes a number of 0 or more, not '-1'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_summary_says_why_a_column_is_left_out():
+    """Issue 46: the motion columns vanished from the summary without a word."""
+    from sma.benchmark import summary_text
+
+    records = [record("vmc", variant, "pan", 0, None, error=1.0) for variant in ("nosma", "sma")]
+    text = summary_text(records, "t")
+    assert "motion fidelity (robust)" not in text.split("Columns left out")[0]
+    assert "motion fidelity (robust): undefined in all 2 outputs (no moving point tracked" in text
+    assert "CLIP text: not measured by these records" in text

@@ -546,3 +546,20 @@ def test_guidance_within_a_memory_budget_gives_the_same_video(model_dir, referen
             assert planned.estimate_gib <= budget
         else:
             assert not planned.fits and len(planned.checkpointed) == planned.layers and len(said) == 1
+
+
+def test_a_zero_shot_run_takes_new_targets_through_generate(model_dir, reference, tmp_path, capsys):
+    """Issue 46: `generate` sent a DMT run to --resume, and `transfer --resume` sent it back to --overwrite."""
+    from sma.runs import transfer
+
+    out, more = tmp_path / "run", tmp_path / "more"
+    transfer(dmt_config(model_dir), reference, out)
+    arguments = ["transfer", str(reference), "--method", "dmt", "--model", str(model_dir), "--out", str(out)]
+    assert main([*arguments, "--target", "a green star", "--resume"]) == 2
+    assert "generate more targets from its folder (sma generate --adapter RUN_FOLDER)" in capsys.readouterr().err
+    targets = ["--target", "a blue square", "--target", "a green star"]
+    assert main(["generate", "--adapter", str(out), *targets, "--out", str(more)]) == 0
+    made = sorted(path.name for path in (more / "videos").glob("*.gif"))
+    assert made == ["00-a-blue-square.gif", "01-a-green-star.gif"]
+    first, again = (read_video(folder / "videos" / "00-a-blue-square.gif") for folder in (out, more))
+    assert (first == again).all()  # the run's own target, made again as the run made it

@@ -56,3 +56,17 @@ def test_means_and_the_printed_table_skip_what_is_unmeasured():
     assert header.split("  ")[0] == "videos" and "motion fidelity (robust)" in header and "colour leakage" in header
     assert first.split()[:3] == ["sma", "0.8000", "0.200"] and second.split() == ["nosma", "0.4000", "-"]
     assert "MF (Lucas-Kanade)" not in header
+
+
+def test_a_score_on_few_tracks_says_so():
+    """Issue 46: a score resting on a handful of tracks looked like any other."""
+    from sma.evaluation import MIN_TRACKS, track_warning
+
+    enough = {HEADLINE: 0.9, "robust_reference_tracks": MIN_TRACKS, "robust_generated_tracks": 300}
+    few = enough | {"robust_reference_tracks": 8}
+    none = enough | {HEADLINE: None, "robust_generated_tracks": 0}
+    assert track_warning(enough) is None and track_warning({HEADLINE: 0.9}) is None  # old records have no counts
+    assert "rests on 8 reference and 300 output tracks, fewer than 20" in track_warning(few)
+    assert "no moving point was tracked in the output" in track_warning(none)
+    header, row = table_text([{"video": "a"} | few]).splitlines()
+    assert "tracks (reference)" in header and row.split()[-2:] == ["8", "300"]

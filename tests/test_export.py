@@ -7,6 +7,7 @@ written here from guoyww/AnimateDiff's animatediff/models/motion_module.py and u
 """
 
 import json
+import pathlib
 import re
 
 import pytest
@@ -505,3 +506,28 @@ def test_wan_keys_name_the_original_layers():
     assert WanModel.comfyui_lora_keys("blocks.0.ffn.net.0.proj")[0] == "diffusion_model.blocks.0.ffn.0.lora_down.weight"
     with pytest.raises(SmaError, match="not an attention or feed-forward layer"):
         WanModel.comfyui_lora_keys("condition_embedder.time_proj")
+
+
+def test_help_says_how_each_family_loads_the_file(capsys):
+    """Issue 46: `sma export --help` said pipeline.load_lora_weights(FILE), which raises on ZeroScope and the embedded
+    models (their UNet3DConditionModel has no load_lora_adapter); issue 43: help and docs named Wan 2.1 text to
+    video only, and the exports cover image to video too."""
+    from diffusers import UNet3DConditionModel
+
+    from sma.cli import main
+
+    assert not hasattr(UNet3DConditionModel, "load_lora_adapter")  # what the help says
+    said = {}
+    for command in ("export", "train"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        said[command] = " ".join(capsys.readouterr().out.split())
+    assert (
+        "ZeroScope, ModelScope and the embedded models: their UNet3DConditionModel has no load_lora_adapter"
+        in (said["export"])
+    )
+    assert "the loop in docs/export.md" in said["export"] and "(WanImageToVideoPipeline)" in said["export"]
+    assert "Wan 2.1" not in said["export"] + said["train"]
+    assert "embedded or embedded-hard (the small models shipped with sma: no download" in said["train"]
+    assert "Hugging Face Hub id (downloaded on first use: needs a network)" in said["train"]
+    assert "Wan 2.1 T2V" not in (pathlib.Path(__file__).parents[1] / "docs" / "export.md").read_text()

@@ -369,7 +369,7 @@ def test_an_empty_prompt_is_said_and_each_target_is_named(model_dir, reference, 
         assert main(arguments) == 0
     printed = capsys.readouterr()
     assert "generating 1/1: a cat" in printed.out + printed.err
-    assert "motion fidelity" in printed.out and "(robust)" in printed.out
+    assert "motion fidelity" in printed.out and "(robust on " in printed.out and " output tracks)" in printed.out
 
 
 def test_an_interrupt_after_training_keeps_the_adapter_and_resume_generates_only(
@@ -457,3 +457,63 @@ def test_resume_without_a_run_says_it_starts_one(model_dir, reference, tmp_path,
     assert main(command("train", reference, tmp_path / "new", model_dir, "--resume")) == 0
     printed = capsys.readouterr()
     assert "new holds no run to resume: starting a new one" in printed.out + printed.err
+
+
+def test_generate_takes_the_run_lock_and_resume_keeps_what_an_interrupt_left(
+    model_dir, reference, tmp_path, monkeypatch, capsys
+):
+    """Issue 46: two generates into one folder both ran, and Ctrl-C while generating left no way on but
+    --overwrite, which made every video again."""
+    import sma.runs
+
+    out, videos = tmp_path / "run", tmp_path / "videos"
+    train(config(model_dir), reference, out)
+    arguments = ["generate", "--adapter", str(out), "--target", "a blue square", "--target", "a green star"]
+    arguments += ["--out", str(videos)]
+    lock = RunLock(tmp_path / ".videos.lock", videos)  # a transfer, or another generate, writing there
+    lock.acquire()
+    try:
+        assert main(arguments) == 2
+    finally:
+        lock.release()
+    assert f"is being written by another run (pid {os.getpid()}" in one_line_error(capsys) and not videos.exists()
+
+    write_output = sma.runs.write_output
+
+    def interrupted_at_the_second(path, video, overwrite):
+        if path.name.startswith("01-"):
+            raise KeyboardInterrupt
+        return write_output(path, video, overwrite)
+
+    monkeypatch.setattr(sma.runs, "write_output", interrupted_at_the_second)
+    assert main(arguments) == 130
+    assert "run the same command with --resume" in capsys.readouterr().err
+    monkeypatch.undo()
+    first = videos / "videos" / "00-a-blue-square.mp4"
+    made = first.stat().st_ino
+    assert main(arguments) == 2 and "exists; set --overwrite" in one_line_error(capsys)
+    assert main([*arguments, "--seed", "7", "--resume"]) == 2
+    assert "were made with another seed: set --overwrite" in one_line_error(capsys)
+    assert main([*arguments, "--resume"]) == 0
+    assert first.stat().st_ino == made and (videos / "videos" / "01-a-green-star.gif").is_file()
+
+
+def test_a_prompt_cut_by_the_text_encoder_and_unknown_symbols_are_said_once(monkeypatch):
+    """Issue 46: a 102-token target lost its end silently, and emoji got no warning."""
+    from transformers import CLIPTokenizer
+
+    from sma.backbones import latent_video
+    from sma.embedded import embedded_model
+
+    monkeypatch.setattr(latent_video, "WARNED_WORDS", set())
+    tokenizer = CLIPTokenizer.from_pretrained(embedded_model(), subfolder="tokenizer")  # reads 24 tokens
+    long = " and ".join(["a red circle moving right"] * 12) + " on white"
+    cut = "is 75 tokens and the text encoder reads 24: everything after 'red circle moving' is cut"
+    with pytest.warns(latent_video.LongPromptWarning, match=cut):
+        latent_video.warn_cut_prompts(tokenizer, [long, long], tokenizer.model_max_length)
+    with pytest.warns(latent_video.UnknownWordsWarning, match="^🦊: not in this model's vocabulary"):
+        latent_video.warn_unknown_words(tokenizer, ["a red 🦊 moving right"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        latent_video.warn_cut_prompts(tokenizer, [long], tokenizer.model_max_length)  # once
+        latent_video.warn_unknown_words(tokenizer, ["a red 🦊, moving right"])

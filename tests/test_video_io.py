@@ -1,3 +1,4 @@
+import warnings
 from pathlib import Path
 
 import av
@@ -266,3 +267,33 @@ def test_truncated_gif(tmp_path):
 def test_identical_gif_frames_keep_their_count(tmp_path):
     still = np.repeat(numbered_frames(1), 5, axis=0)  # gif writers merge identical frames into one
     assert read_video(write_video(tmp_path / "still.gif", still, fps=10)).shape[0] == 5
+
+
+def test_a_damaged_mp4_is_warned_about_or_refused(tmp_path):
+    """Issue 46: an mp4 with bytes overwritten mid-file decoded smeared frames without a word, or fewer frames than
+    it declares. Each packet is damaged in its slice header and in its middle: the decoder's concealed errors are
+    warned about, lost frames refused; damage H.264 cannot notice (it has no checksum) still reads silently."""
+    from sma.video.errors import DamagedVideoWarning
+
+    texture = np.random.default_rng(5).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    path = write_video(tmp_path / "clip.mp4", np.stack([np.roll(texture, 3 * k, axis=1) for k in range(12)]))
+    data = path.read_bytes()
+    with av.open(str(path)) as container:
+        packets = [(packet.pos, packet.size) for packet in container.demux(container.streams.video[0]) if packet.size]
+    warned = refused = 0
+    for index, (position, size) in enumerate(packets[1:], start=1):
+        for offset, length in ((6, 3), (size // 3, min(300, size // 3))):
+            damaged = bytearray(data)
+            noise = np.random.default_rng(index).integers(0, 256, length, dtype=np.uint8)
+            damaged[position + offset : position + offset + length] = noise.tobytes()
+            (tmp_path / "damaged.mp4").write_bytes(damaged)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    frames = read_video(tmp_path / "damaged.mp4")
+                except CorruptVideoError:
+                    refused += 1
+                    continue
+            assert len(frames) == 12  # never fewer frames than it declares, silently
+            warned += any(issubclass(warning.category, DamagedVideoWarning) for warning in caught)
+    assert warned >= 3 and refused >= 3, (warned, refused)

@@ -6,10 +6,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from typing import TYPE_CHECKING
 
 import sma
 from sma.backbones.wan import EXPERT_FILES, EXPERT_LOADERS
@@ -17,8 +14,10 @@ from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.recipes import flatten, load_config
 from sma.run_folder import ADAPTER_DIR, CONFIG_FILE, is_run_folder
-from sma.tensor_files import save_tensors
 from sma.video.atomic import atomic_output
+
+if TYPE_CHECKING:  # torch loads with the tensors: the command line checks an adapter's path before that
+    import torch
 
 ADAPTER_FORMAT = "sma-adapter"
 TENSORS_FILE = "adapter.safetensors"
@@ -37,6 +36,8 @@ class Adapter:
     conditions: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def save(self, folder: Path) -> None:
+        from sma.tensor_files import save_tensors
+
         with atomic_output(folder, overwrite=True) as staging:
             staging.mkdir()
             save_tensors(self.tensors, staging / TENSORS_FILE)
@@ -85,6 +86,9 @@ class Adapter:
 
 
 def _tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     if not path.is_file():
         raise SmaError(f"the adapter has no {path.name} (in {path.parent}): train it again")
     try:
@@ -93,9 +97,16 @@ def _tensors(path: Path) -> dict[str, torch.Tensor]:
         raise SmaError(f"{path} is damaged ({error}): train the adapter again") from None
 
 
+def check_named(path: Path) -> None:
+    """What generation is named to start from exists (an adapter folder, a file in one, or a run folder)."""
+    if not Path(path).exists():
+        raise SmaError(f"{path} does not exist: name an adapter folder or a run folder")
+
+
 def adapter_folder(path: Path) -> Path:
     """The adapter folder `path` names: an adapter folder, a file in one, or a run folder (its final adapter)."""
     path = Path(path)
+    check_named(path)
     if path.is_file() and path.name in (ABOUT_FILE, TENSORS_FILE):
         path = path.parent
     if (path / ABOUT_FILE).is_file():
@@ -104,8 +115,6 @@ def adapter_folder(path: Path) -> Path:
         if not (path / ADAPTER_DIR / ABOUT_FILE).is_file():
             raise SmaError(f"the run in {path} has no adapter yet: finish its training (`resume`) first")
         return path / ADAPTER_DIR
-    if not path.exists():
-        raise SmaError(f"{path} does not exist: name an adapter folder or a run folder")
     raise SmaError(f"{path} is neither an adapter folder ({ABOUT_FILE}) nor a run folder ({CONFIG_FILE})")
 
 

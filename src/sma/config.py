@@ -11,24 +11,35 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
 from sma.video.atomic import atomic_output
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:  # torch loads when a dtype is asked for: the command line checks settings before that
+    import torch
+
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # recipe name: torch dtype
 GENERATION_PRECISIONS = ("auto", *PRECISIONS)  # auto: fp16 on a GPU, fp32 on the CPU
 TIMESTEP_WEIGHTS = ("none", "alpha_bar")  # sma.timestep_weight
 MOTION_LOSSES = ("official", "sma", "both")  # flowmotion.motion_loss: the frame differences, SMA instead, or both
 
 
+def precision_dtype(precision: str) -> torch.dtype:
+    """The torch dtype of a precision of PRECISIONS."""
+    import torch
+
+    return getattr(torch, PRECISIONS[precision])
+
+
 def generation_dtype(precision: str, device: str | torch.device) -> torch.dtype:
     """The dtype of weights and latents while generating."""
+    import torch
+
     if precision == "auto":
         return torch.float16 if torch.device(device).type == "cuda" else torch.float32
-    return PRECISIONS[precision]
+    return precision_dtype(precision)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 
 from sma.errors import SmaError
 from sma.run_folder import file_hash
-from sma.video.reading import IMAGE_SUFFIXES, natural_key
+from sma.video.files import IMAGE_SUFFIXES, natural_key
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".webm", ".avi", ".mkv", ".gif")
 CAPTION_SUFFIX = ".txt"
@@ -55,17 +55,24 @@ def entry_path(entry: str | dict) -> str:
     return entry["path"] if isinstance(entry, dict) else entry
 
 
-def resolve(entries: list[str | dict]) -> list[Reference]:
-    """Every reference video the entries name, in order (a folder's videos in natural name order), hashed."""
+def check_found(entries: list[str | dict]) -> None:
+    """The entries are well formed, there is one at least, and each path exists: what the command line checks
+    before the model libraries load."""
     check_entries(entries)
     if not entries:
         raise SmaError("give a reference video, several, or a folder of them (`references`)")
+    for entry in entries:
+        if not Path(entry_path(entry)).expanduser().exists():
+            raise SmaError(f"no reference video at {Path(entry_path(entry)).expanduser()}")
+
+
+def resolve(entries: list[str | dict]) -> list[Reference]:
+    """Every reference video the entries name, in order (a folder's videos in natural name order), hashed."""
+    check_found(entries)
     references = []
     for entry in entries:
         path = Path(entry_path(entry)).expanduser()
         prompt = entry.get("prompt", "") if isinstance(entry, dict) else ""
-        if not path.exists():
-            raise SmaError(f"no reference video at {path}")
         if path.is_dir() and not _is_frame_folder(path):
             references += [Reference(video, caption, file_hash(video), True) for video, caption in _dataset(path)]
         else:

@@ -137,6 +137,28 @@ class RunLock:
             self._fd = None
 
 
+def lock_of(out: Path) -> RunLock:
+    """The lock of the folder `out` (an absolute path), beside it: every writer of videos into `out` takes it."""
+    return RunLock(out.parent / f".{out.name}.lock", out)
+
+
+@contextlib.contextmanager
+def one_writer(out: Path):
+    """Create the folder `out` and hold its lock (the one `RunFolder` takes) while writing into it: a second writer,
+    `generate` or a run, is refused, naming the holder, before any work."""
+    out = Path(os.path.abspath(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SmaError(f"cannot create {out}: {error.strerror}") from error
+    lock = lock_of(out)
+    lock.acquire()
+    try:
+        yield out
+    finally:
+        lock.release()
+
+
 def _describe(holder: str) -> str:
     try:
         about = json.loads(holder)
@@ -160,7 +182,7 @@ class RunFolder:
         self.staging = self.out.parent / f".{self.out.name}.new"
         self._old = self.out.parent / f".{self.out.name}.old"  # the replaced run, for the moment of the swap
         self.path = self.staging if overwrite else self.out
-        self._lock = RunLock(self.out.parent / f".{self.out.name}.lock", self.out)
+        self._lock = lock_of(self.out)
         self._created = False
 
     @property

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ from sma.run_folder import (
     RUN_FILE,
     UNTUNED_DIR,
     RunFolder,
+    file_hash,
+    is_run_folder,
+    one_writer,
     resumable_settings,
     resume_differences,
     slug,
@@ -322,27 +325,39 @@ def adapter_for_generation(
     settings: dict[str, Any] | None = None,
     inputs: dict[str, Any] | None = None,
 ) -> Adapter:
-    """The adapter, its settings changed for generation: its generation `precision`, its base `model`,
-    `settings` of the backbones' sections (recipe keys, dotted: {"SECTION.KEY": value}) and `inputs` (its
-    `targets`, `image`, `target_images` and `last_image`); checked before any model loads."""
+    """The adapter, its settings changed for generation (`for_generation`); checked before any model loads."""
     adapter = Adapter.load(adapter_dir)
+    adapter.config = for_generation(adapter.config, precision, model, settings, inputs)
+    return adapter
+
+
+def for_generation(
+    config: TransferConfig,
+    precision: str | None = None,
+    model: str | None = None,
+    settings: dict[str, Any] | None = None,
+    inputs: dict[str, Any] | None = None,
+) -> TransferConfig:
+    """A run's settings changed for generation: its generation `precision`, its base `model`, `settings` of the
+    backbones' sections (recipe keys, dotted: {"SECTION.KEY": value}) and `inputs` (its `targets`, `image`,
+    `target_images` and `last_image`); checked before any model loads."""
     for key, value in (inputs or {}).items():
-        setattr(adapter.config, key, value)
+        setattr(config, key, value)
     if settings:
-        adapter.config = with_section_settings(adapter.config, settings)
-    check_sections(adapter.config)
+        config = with_section_settings(config, settings)
+    check_sections(config)
     if precision is not None:
         if precision not in GENERATION_PRECISIONS:
             raise SmaError(f"precision must be one of {', '.join(GENERATION_PRECISIONS)}, got {precision!r}")
-        adapter.config.generate.precision = precision
+        config.generate.precision = precision
     if model is not None:
-        adapter.config.model, adapter.config.revision = model, ""
-        pin_sources(adapter.config)
-    elif Path(adapter.config.model).is_absolute() and not Path(adapter.config.model).exists():
-        raise SmaError(f"the adapter's base model {adapter.config.model} is gone: set `model` to where it is now")
+        config.model, config.revision = model, ""
+        pin_sources(config)
+    elif Path(config.model).is_absolute() and not Path(config.model).exists():
+        raise SmaError(f"the adapter's base model {config.model} is gone: set `model` to where it is now")
     if inputs is not None:
-        check_image_inputs(adapter.config)
-    return adapter
+        check_image_inputs(config)
+    return config
 
 
 def with_section_settings(config: TransferConfig, settings: dict[str, Any]) -> TransferConfig:
@@ -377,6 +392,9 @@ def load_trained(
     return trained_method(adapter, device), adapter
 
 
+GENERATION_FILE = "generation.json"  # what made a folder's videos: `resume` keeps only videos it would make again
+
+
 def generate(
     adapter_dir: Path,
     targets: list[str],
@@ -385,6 +403,7 @@ def generate(
     seed: int | None = None,
     precision: str | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     model: str | None = None,
     settings: dict[str, Any] | None = None,
     image: str | None = None,
@@ -392,13 +411,18 @@ def generate(
     last_image: str | None = None,
 ) -> list[Path]:
     """Videos for each target prompt from a trained adapter (`adapter_dir`: its folder or its run's; on its base
-    model, or `model`), each started from `image` or its one of `target_images` on an image-to-video model, and
-    ending on `last_image` on a first-and-last-frame one (default: the adapter's); returns the mp4 paths of the last
-    stage run (the base stage, or the last that the backbone's sections add: `BackboneSection.later_stages`, which
-    `settings` may change, as for `adapter_for_generation`). A failure leaves no empty `out` behind."""
+    model, or `model`) or from the run folder of a method that trains nothing (DMT, FlowMotion: its settings and
+    reference), each started from `image` or its one of `target_images` on an image-to-video model, and ending on
+    `last_image` on a first-and-last-frame one (default: the adapter's); returns the mp4 paths of the last stage run
+    (the base stage, or the last that the backbone's sections add: `BackboneSection.later_stages`, which `settings`
+    may change, as for `adapter_for_generation`). `resume` keeps the videos an interrupted generation of the same
+    adapter and settings finished (GENERATION_FILE says what made them) and makes the rest. One writer per folder:
+    `out` is locked as a run folder is. A failure leaves no empty `out` behind."""
     if not targets:
         raise SmaError("give at least one target prompt (`targets`)")
-    adapter_dir, out = adapter_folder(adapter_dir), Path(out)
+    if overwrite and resume:
+        raise SmaError("set either `resume` (keep the videos made) or `overwrite` (make them again), not both")
+    out = Path(out)
     created = not out.exists()
     try:
         inputs: dict[str, Any] = {"targets": list(targets)}
@@ -406,18 +430,83 @@ def generate(
             inputs |= {"image": image or "", "target_images": list(target_images or [])}
         if last_image is not None:
             inputs["last_image"] = last_image
-        adapter = adapter_for_generation(adapter_dir, precision, model, settings, inputs)
-        check_outputs(out, targets, overwrite, adapter.config.later_stages())
-        method = trained_method(adapter, default_device())
-        seed = adapter.config.seed if seed is None else seed
-        write_videos(method, adapter.reference_latents, targets, out, seed, overwrite, Phases())
+        config, source, adapter = generation_source(adapter_dir, precision, model, settings, inputs)
+        seed = config.seed if seed is None else seed
+        made_by = source if adapter is not None else source / CONFIG_FILE  # not the run folder: videos go there
+        record = {"source": str(source.resolve()), "sha256": file_hash(made_by), "seed": seed} | {
+            "settings": {key: value for key, value in flatten(config.to_dict()).items() if key != "targets"},
+            "targets": list(targets),
+        }
+        with one_writer(out):
+            kept = finished_videos(out, record, config.later_stages()) if resume else set()
+            check_outputs(out, targets, overwrite, config.later_stages(), kept=kept)
+            (out / GENERATION_FILE).write_text(json.dumps(record, indent=1))
+            method, latents = generation_method(config, adapter, default_device())
+            write_videos(method, latents, targets, out, seed, overwrite, Phases(), kept=kept)
     except BaseException:
-        if created:
+        if created and not (out / "videos").exists():  # the folder it made, holding no video: leave nothing
             with contextlib.suppress(OSError):
-                out.rmdir()  # the folder it made, if it holds nothing: a corrected rerun is not refused
+                (out / GENERATION_FILE).unlink(missing_ok=True)
+                out.rmdir()
         raise
-    last = ["base", *adapter.config.later_stages()][-1]
+    last = ["base", *config.later_stages()][-1]
     return [video_path(out, index, target, last) for index, target in enumerate(targets)]
+
+
+def generation_source(
+    path: Path, precision: str | None, model: str | None, settings: dict[str, Any] | None, inputs: dict[str, Any]
+) -> tuple[TransferConfig, Path, Adapter | None]:
+    """What `generate` starts from, its settings changed for generation (`for_generation`): a trained adapter
+    (its folder, or its run's: the adapter is returned) or the run folder of a method that trains nothing (None)."""
+    path = Path(path)
+    if is_run_folder(path) and not (path / ADAPTER_DIR).exists():
+        config = load_config(path / CONFIG_FILE)
+        if not method_class(config.method).trains:
+            return for_generation(config, precision, model, settings, inputs), path, None
+    adapter_dir = adapter_folder(path)
+    adapter = adapter_for_generation(adapter_dir, precision, model, settings, inputs)
+    return adapter.config, adapter_dir, adapter
+
+
+def generation_method(config: TransferConfig, adapter: Adapter | None, device: str) -> tuple[Method, torch.Tensor]:
+    """The method that generates, and the latents it starts from: the adapter's, or a zero-shot run's reference
+    (read again from where the run read it, as `transfer` does)."""
+    if adapter is not None:
+        return trained_method(adapter, device), adapter.reference_latents
+    method = build_method(config, device)
+    return method, untrained_start(method, load_reference(resolve_references(config)[0].path, config), device)
+
+
+def untrained_start(method: Method, clip: torch.Tensor, device: str) -> torch.Tensor:
+    """A method that trains nothing made ready to generate from the reference `clip` (conditioned on it, in its
+    generation precision); returns the clip's latents, where generation starts."""
+    latents = method.model.encode_video(clip)
+    method.set_conditions(method.condition_on(clip))  # ControlVideo untuned: the reference's depth
+    method.model.to(device, generation_dtype(method.config.generate.precision, device))
+    return latents
+
+
+def finished_videos(out: Path, record: dict, later_stages: Sequence[str]) -> set[int]:
+    """The targets (indexes) whose every video an earlier generation into `out` finished, when it had the same
+    source, seed and settings (its GENERATION_FILE); refused otherwise, since its videos would not be these."""
+    path = out / GENERATION_FILE
+    earlier = json.loads(path.read_text()) if path.is_file() else None
+    if earlier is None:
+        return set()
+    differences = [key for key in ("source", "sha256", "seed", "settings") if earlier.get(key) != record[key]]
+    if differences:
+        raise SmaError(
+            f"the videos in {out} were made with another {', '.join(differences)}: set `overwrite` to make them again"
+        )
+    if later_stages:
+        raise SmaError("`resume` cannot keep part of a cascade (its stages seed by position): set `overwrite`")
+    return {
+        index
+        for index, target in enumerate(record["targets"])
+        if index < len(earlier["targets"])
+        and earlier["targets"][index] == target
+        and video_path(out, index, target).with_suffix(".gif").is_file()  # written after the mp4
+    }
 
 
 def write_output(path: Path, video: torch.Tensor, overwrite: bool) -> Path:
@@ -428,12 +517,17 @@ def write_output(path: Path, video: torch.Tensor, overwrite: bool) -> Path:
 
 
 def check_outputs(
-    out: Path, targets: list[str], overwrite: bool, later_stages: Sequence[str] = (), folder: str = "videos"
+    out: Path,
+    targets: list[str],
+    overwrite: bool,
+    later_stages: Sequence[str] = (),
+    folder: str = "videos",
+    kept: Collection[int] = (),
 ) -> None:
     """Fail before any work when a video exists, of the base stage or of `later_stages` (and `overwrite` is not
-    set), or `out` cannot be written."""
+    set), or `out` cannot be written; the targets `kept` (indexes) are not made again."""
     for index, target in enumerate(targets):
-        for stage in ["base", *later_stages]:
+        for stage in ["base", *later_stages] if index not in kept else ():
             path = video_path(out, index, target, stage, folder)
             check_writable(path, overwrite)
             check_writable(path.with_suffix(".gif"), overwrite)
@@ -453,8 +547,10 @@ def write_videos(
     seed: int,
     overwrite: bool,
     phases: Phases,
+    kept: Collection[int] = (),
 ) -> list[Path]:
-    """Generate each target (seed + its index) into out/videos/ as mp4 and gif; returns the mp4 paths.
+    """Generate each target (seed + its index) into out/videos/ as mp4 and gif, but those `kept` (indexes: made
+    earlier); returns the mp4 paths.
 
     A zero-shot method's per-iteration guidance losses go to out/guidance_log.json, by target. Stages that the
     backbone's sections add then take every video further (see `write_later_stages`). With `generate.compile`, the
@@ -464,6 +560,10 @@ def write_videos(
     if method.config.generate.compile:
         method.model.compile_layers()
     for index, target in enumerate(targets):
+        if index in kept:
+            tqdm.write(f"kept {index + 1}/{len(targets)}: {target}")
+            paths.append(video_path(out, index, target))
+            continue
         tqdm.write(f"generating {index + 1}/{len(targets)}: {target}")
         with phases("generate"):
             latents = method.generate(reference_latents, target, seed + index)
@@ -570,7 +670,10 @@ def transfer(
         raise SmaError("give at least one target prompt (`targets`)")
     trains = tune and method_class(config.method).trains
     if resume and not trains:
-        raise SmaError(f"this {config.method} run trains nothing, so there is nothing to resume: set `overwrite`")
+        raise SmaError(
+            f"this {config.method} run trains nothing, so there is nothing to resume: generate more targets from its "
+            "folder (sma generate --adapter RUN_FOLDER), or set `overwrite` to run it again"
+        )
     config = with_references(config, reference)
     check_sections(config)
     check_image_inputs(config)
@@ -589,9 +692,7 @@ def transfer(
         else:
             config = dataclasses.replace(config, prompt=references[0].prompt)  # its own caption, if it has one
             method, clips = start_run(config, references, run, device)
-            latents = method.model.encode_video(clips[0])
-            method.set_conditions(method.condition_on(clips[0]))  # ControlVideo untuned: the reference's depth
-            method.model.to(device, generation_dtype(config.generate.precision, device))
+            latents = untrained_start(method, clips[0], device)
         paths = write_videos(method, latents, config.targets, run.path, config.seed, True, phases)
         trained = read_metrics(run.path)  # what training wrote: its phases and SMA's share of the loss
         share = trained.get("sma_share")  # training printed it

@@ -129,29 +129,53 @@ CLOSED_VOCABULARY = 5000  # tokens: a tokenizer this small knows a few words (th
 
 
 class UnknownWordsWarning(UserWarning):
-    """A prompt has words a closed-vocabulary tokenizer splits into pieces the model never learnt."""
+    """A prompt has words a closed-vocabulary tokenizer splits into pieces the model never learnt, or symbols
+    (emoji, other scripts) that a tokenizer has no token for."""
 
 
-def warn_unknown_words(tokenizer: CLIPTokenizer, prompts: list[str]) -> None:
+class LongPromptWarning(UserWarning):
+    """A prompt is longer than the text encoder reads: its end is cut."""
+
+
+def warn_cut_prompts(tokenizer, prompts: list[str], max_length: int) -> None:
+    """Warn once per prompt over the text encoder's `max_length` tokens: the tokenizer cuts it there, silently."""
+    for prompt in dict.fromkeys(prompts):
+        count = len(tokenizer(prompt).input_ids)
+        if count > max_length and prompt not in WARNED_WORDS:
+            WARNED_WORDS.add(prompt)
+            read = tokenizer(prompt, truncation=True, max_length=max_length).input_ids
+            last = tokenizer.decode(read, skip_special_tokens=True).split()[-3:]
+            warnings.warn(
+                f"{prompt[:30]!r}... is {count} tokens and the text encoder reads {max_length}: everything after "
+                f"{' '.join(last)!r} is cut: shorten it",
+                LongPromptWarning,
+                stacklevel=3,
+            )
+
+
+def warn_unknown_words(tokenizer, prompts: list[str]) -> None:
     """Warn once per word that a closed-vocabulary tokenizer does not hold whole: it becomes letters and pieces
-    without meaning to the model, silently. An open vocabulary (CLIP's 49408) splits rare words on purpose."""
-    if len(tokenizer) >= CLOSED_VOCABULARY:
-        return
-    words = dict.fromkeys(word for prompt in prompts for word in re.findall(r"[\w']+", prompt.lower()))
-    unknown = [word for word in words if word not in WARNED_WORDS and len(tokenizer.tokenize(word)) > 1]
+    without meaning to the model, silently (an open vocabulary, CLIP's 49408, splits rare words on purpose); and
+    once per symbol any tokenizer reads as its unknown token, or a closed one only as bytes (emoji)."""
+    closed = len(tokenizer) < CLOSED_VOCABULARY
+    unknown = []
+    for item in dict.fromkeys(re.findall(r"[\w']+|[^\w\s']", " ".join(prompts).lower())):
+        pieces = tokenizer.tokenize(item)
+        if item not in WARNED_WORDS and (tokenizer.unk_token in pieces or (closed and len(pieces) > 1)):
+            unknown.append(item)
     if unknown:
         WARNED_WORDS.update(unknown)
         vocabulary = getattr(tokenizer, "vocab_file", None) or tokenizer.name_or_path
         pronoun = "it" if len(unknown) == 1 else "them"
         warnings.warn(
             f"{', '.join(unknown)}: not in this model's vocabulary of {len(tokenizer)} tokens ({vocabulary}), so "
-            f"the model reads {pronoun} as letters: use its words for a meaningful result",
+            f"the model reads {pronoun} as pieces or as nothing: use its words for a meaningful result",
             UnknownWordsWarning,
             stacklevel=3,
         )
 
 
-WARNED_WORDS: set[str] = set()  # warned about in this process: once is enough
+WARNED_WORDS: set[str] = set()  # words, symbols and long prompts warned about in this process: once is enough
 
 
 @dataclass
@@ -308,6 +332,7 @@ class LatentVideoModel:
 
     @torch.no_grad()
     def encode_prompts(self, prompts: list[str]) -> torch.Tensor:
+        warn_cut_prompts(self.tokenizer, prompts, self.tokenizer.model_max_length)
         warn_unknown_words(self.tokenizer, prompts)
         return self.text_encoder(self.tokenize(prompts)).last_hidden_state
 

@@ -22,7 +22,7 @@ from diffusers import DPMSolverMultistepScheduler
 from transformers import T5EncoderModel, T5Tokenizer
 
 from sma.backbones.hub import load_component
-from sma.backbones.latent_video import encode_prompts_once
+from sma.backbones.latent_video import encode_prompts_once, warn_cut_prompts
 from sma.backbones.show1_unet import Show1UNet3DConditionModel
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.errors import SmaError
@@ -92,8 +92,10 @@ class Show1Model(TextToVideoModel):
 
     def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
         """T5 on the UNet's device for one call, then back to the CPU; states returned on the CPU in float32."""
+        prompts = [prompt.lower().strip() for prompt in prompts]
+        warn_cut_prompts(self.tokenizer, prompts, MAX_PROMPT_TOKENS)
         tokens = self.tokenizer(
-            [prompt.lower().strip() for prompt in prompts],
+            prompts,
             padding="max_length",
             max_length=MAX_PROMPT_TOKENS,
             truncation=True,

@@ -34,7 +34,7 @@ from diffusers import AutoencoderKLWan, FlowMatchEulerDiscreteScheduler, UniPCMu
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from sma.backbones.hub import load_component, model_index
-from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once
+from sma.backbones.latent_video import LatentVideoModel, encode_prompts_once, warn_cut_prompts
 from sma.errors import SmaError
 
 PIPELINE = "WanPipeline"
@@ -263,8 +263,10 @@ class WanModel(LatentVideoModel):
     def run_text_encoder(self, prompts: list[str]) -> torch.Tensor:
         """UMT5 on the transformer's device for one call, then back to the CPU; states past each prompt's
         tokens set to zero, as WanPipeline does. Returned on the CPU in float32."""
+        prompts = [clean_prompt(prompt) for prompt in prompts]
+        warn_cut_prompts(self.tokenizer, prompts, self.text_tokens)
         tokens = self.tokenizer(
-            [clean_prompt(prompt) for prompt in prompts],
+            prompts,
             padding="max_length",
             max_length=self.text_tokens,
             truncation=True,

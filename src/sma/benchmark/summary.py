@@ -35,6 +35,8 @@ def summary_text(records: list[dict], name: str) -> str:
         "",
         table(rows),
     ]
+    if left_out := missing_columns(records):
+        text += ["", "Columns left out: " + "; ".join(left_out) + "."]
     if differences:
         text += [
             "",
@@ -59,6 +61,23 @@ def summary_text(records: list[dict], name: str) -> str:
         for name, rows in by_reference:
             text += ["", f"**{name}**", "", table(rows)] if rows else []
     return "\n".join(text) + "\n"
+
+
+def missing_columns(records: list[dict]) -> list[str]:
+    """Why each summary metric without a single value is left out of the tables: never measured (a metric of
+    synthetic references, or CLIP's), or undefined in every output (motion fidelity where no moving point was
+    tracked on one side)."""
+    reasons = []
+    for metric in SUMMARY:
+        values = [record[metric.key] for record in records if metric.key in record]
+        if not values:
+            reasons.append(f"{metric.title}: not measured by these records")
+        elif all(value is None or not np.isfinite(value) for value in values):
+            reasons.append(
+                f"{metric.title}: undefined in all {len(values)} outputs (no moving point tracked in the reference "
+                "or the output; see the records' robust_reference_tracks and robust_generated_tracks)"
+            )
+    return reasons
 
 
 def write_summary(out: Path, records: list[dict], name: str, plots: bool = True) -> None:

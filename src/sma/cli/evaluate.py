@@ -43,7 +43,11 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from sma.evaluation import score, table_text
+    from sma.video.files import existing
+
+    for path in (arguments.reference, *arguments.generated):  # before the metric libraries load
+        existing(path)
+    from sma.evaluation import HEADLINE, score, table_text, track_warning
     from sma.metrics import motion_magnitude, video_flow, warping_error
     from sma.metrics.clip import DEFAULT_CLIP
     from sma.video.atomic import atomic_output, check_writable
@@ -64,12 +68,9 @@ def run(arguments: argparse.Namespace) -> int:
     if arguments.tracks:
         _add_tracked_scores(results, arguments.tracks, reference, [frames for _, frames in generated])
     for result in results:
-        if result["robust_generated_tracks"] == 0:
-            print(
-                f"sma: warning: no moving point was tracked in {result['video']}: its motion fidelity is "
-                "undefined (null in --json)",
-                file=sys.stderr,
-            )
+        if warning := track_warning(result):
+            null = " (null in --json)" if result[HEADLINE] is None else ""
+            print(f"sma: warning: {result['video']}: {warning}{null}", file=sys.stderr)
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
     if clip_name is not None:
         _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt, arguments.clip)

@@ -11,17 +11,23 @@ def add_parser(subcommands) -> None:
         "export",
         help="write a trained adapter as a LoRA that diffusers or ComfyUI loads",
         description="Write the LoRA that `sma generate` applies (MotionDirector's temporal LoRA; motionlora's "
-        "motion set on Wan; VMC's trained q/k/v as an SVD of their change) as one .safetensors file, with "
-        "rank, alpha, base model and SMA settings in its metadata; on Wan 2.2 A14B one file per trained expert, "
-        "FILE-high_noise.safetensors and FILE-low_noise.safetensors, each line saying where it loads.",
+        "motion set on Wan, text or image to video; VMC's trained q/k/v as an SVD of their change) as one "
+        ".safetensors file, with rank, alpha, base model and SMA settings in its metadata; on Wan 2.2 A14B one file "
+        "per trained expert, FILE-high_noise.safetensors and FILE-low_noise.safetensors, each line saying where it "
+        "loads. Loading it in diffusers: AnimateDiff (AnimateDiffPipeline), Wan text to video (WanPipeline) and image "
+        "to video (WanImageToVideoPipeline): pipeline.load_lora_weights(FILE) (A14B's low-noise file with "
+        "load_into_transformer_2=True). ZeroScope, ModelScope and the embedded models: their UNet3DConditionModel "
+        "has no load_lora_adapter, so load_lora_weights fails; add up @ down to each layer's weight (the loop in "
+        "docs/export.md). Show-1, Tune-A-Video and ControlVideo adapters do not export; DMT and FlowMotion train none.",
     )
     parser.add_argument("adapter", type=Path, metavar="ADAPTER_OR_RUN", help="adapter folder, or a run folder")
     parser.add_argument(
         "--format",
         choices=("diffusers", "comfyui"),
         required=True,
-        help="diffusers: pipeline.load_lora_weights(FILE); comfyui: AnimateDiff MotionLoRA (AnimateDiff-Evolved), "
-        "or Wan LoRA in the original model's names (LoraLoaderModelOnly)",
+        help="diffusers: the keys diffusers' pipelines read (how each model loads them: above); comfyui: "
+        "AnimateDiff MotionLoRA (AnimateDiff-Evolved), or Wan LoRA in the original model's names "
+        "(LoraLoaderModelOnly); ComfyUI has no loader for ZeroScope, ModelScope or the embedded models",
     )
     parser.add_argument(
         "--out",

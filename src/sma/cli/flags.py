@@ -23,7 +23,12 @@ class Flag:
 
 TRAINING_FLAGS = (
     Flag("--method", "method", f"method: {methods_help()}"),
-    Flag("--model", "model", "Hugging Face Hub id or local folder in diffusers layout"),
+    Flag(
+        "--model",
+        "model",
+        "embedded or embedded-hard (the small models shipped with sma: no download, runs offline on a CPU), or a "
+        "Hugging Face Hub id (downloaded on first use: needs a network), or a local folder in diffusers layout",
+    ),
     Flag("--revision", "revision", "branch, tag or commit of a Hub model (default: its main branch)"),
     Flag(
         "--motion-adapter",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from sma.backbones.show1_options import MODEL_KEYS, STAGES
@@ -10,9 +11,15 @@ from sma.cli.flags import IMAGE_FLAGS
 
 
 def add_parser(subcommands) -> None:
-    parser = subcommands.add_parser("generate", help="generate videos from a trained adapter")
+    parser = subcommands.add_parser(
+        "generate", help="generate videos from a trained adapter, or new targets of a zero-shot run (dmt, flowmotion)"
+    )
     parser.add_argument(
-        "--adapter", type=Path, required=True, help="adapter folder made by sma train, or its run folder"
+        "--adapter",
+        type=Path,
+        required=True,
+        help="adapter folder made by sma train or transfer, or its run folder; or the run folder of a method that "
+        "trains nothing (dmt, flowmotion): its reference and settings",
     )
     parser.add_argument("--target", action="append", required=True, help="prompt of a video to generate (repeatable)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos")
@@ -28,6 +35,9 @@ def add_parser(subcommands) -> None:
         help="weights and latents while sampling (auto: fp16 on a GPU)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing videos")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the videos an interrupted generate into --out made; make the rest"
+    )
     parser.add_argument(
         "--model", help="base model, Hub id or local folder (default: the one the adapter was trained on)"
     )
@@ -60,21 +70,29 @@ def show1_settings(stages: str | None, pairs: list[str] | None) -> dict[str, str
 
 
 def run(arguments: argparse.Namespace) -> int:
+    from sma.adapter import check_named
+
+    check_named(arguments.adapter)  # before the model libraries load: a mistyped path is said at once
     from sma.runs import generate
 
-    paths = generate(
-        arguments.adapter,
-        arguments.target,
-        arguments.out,
-        seed=arguments.seed,
-        precision=arguments.precision,
-        overwrite=arguments.overwrite,
-        model=arguments.model,
-        settings=show1_settings(arguments.stages, arguments.stage_model),
-        image=arguments.image,
-        target_images=arguments.target_images,
-        last_image=arguments.last_image,
-    )
+    try:
+        paths = generate(
+            arguments.adapter,
+            arguments.target,
+            arguments.out,
+            seed=arguments.seed,
+            precision=arguments.precision,
+            overwrite=arguments.overwrite,
+            resume=arguments.resume,
+            model=arguments.model,
+            settings=show1_settings(arguments.stages, arguments.stage_model),
+            image=arguments.image,
+            target_images=arguments.target_images,
+            last_image=arguments.last_image,
+        )
+    except KeyboardInterrupt:
+        print("sma: the videos finished are kept: run the same command with --resume to make the rest", file=sys.stderr)
+        raise
     for path in paths:
         print(path)
     return 0

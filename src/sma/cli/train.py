@@ -14,10 +14,8 @@ def add_parser(subcommands) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from sma.runs import train
-
     return run_in_main_process(
-        train,
+        "train",
         arguments,
         "adapter in {run_dir}/adapter; generate with: sma generate --adapter {run_dir}/adapter --target TEXT",
     )

@@ -41,11 +41,22 @@ def add_parser(subcommands) -> None:
     parser.set_defaults(run=run)
 
 
-def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int:
-    """Run `sma.runs.train` or `transfer`; print where the results are from the main process only."""
+def run_in_main_process(command: str, arguments: argparse.Namespace, message: str) -> int:
+    """Run `sma.runs.train` or `transfer` (`command`); print where the results are from the main process only. What
+    needs no model library (the references given, the run folder) is checked before they load: a mistake is
+    said in a second, not after seconds of imports (the recipe's methods load them)."""
+    from sma.references import check_found
+    from sma.run_folder import check_run_dir
+
+    if arguments.reference:
+        check_found([str(path) for path in arguments.reference])
+    check_run_dir(arguments.out, arguments.overwrite, arguments.resume)
+
     from accelerate import PartialState
 
-    run_dir = run(
+    import sma.runs
+
+    run_dir = getattr(sma.runs, command)(
         config_from(arguments),
         arguments.reference,
         arguments.out,
@@ -59,23 +70,26 @@ def run_in_main_process(run, arguments: argparse.Namespace, message: str) -> int
 
 
 def summary(run_dir: Path) -> str:
-    """One line per generated video (and untuned baseline) with its motion fidelity, from the run's metrics.json
-    (empty if none)."""
-    from sma.evaluation import score_text
+    """One line per generated video (and untuned baseline) with its motion fidelity and the tracks it rests on, from
+    the run's metrics.json (empty if none); a score on too few tracks says so."""
+    from sma.evaluation import score_text, track_warning
     from sma.report import read_metrics
 
     metrics = read_metrics(run_dir)
-    lines = [
-        f"{output['video']}: motion fidelity {score_text(output['robust_motion_fidelity'])} (robust), "
-        f"{score_text(output['motion_fidelity_lk'])} (Lucas-Kanade)\n"
-        for output in metrics.get("outputs", []) + metrics.get("untuned", [])
-    ]
+    lines = []
+    for output in metrics.get("outputs", []) + metrics.get("untuned", []):
+        tracks = output.get("robust_reference_tracks"), output.get("robust_generated_tracks")
+        on = f" on {tracks[0]} reference, {tracks[1]} output tracks" if None not in tracks else ""  # older files: none
+        lines.append(
+            f"{output['video']}: motion fidelity {score_text(output['robust_motion_fidelity'])} (robust{on}), "
+            f"{score_text(output['motion_fidelity_lk'])} (Lucas-Kanade)\n"
+        )
+        if warning := track_warning(output):
+            lines.append(f"  warning: {warning}\n")
     return "".join(lines)
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from sma.runs import transfer
-
     return run_in_main_process(
-        transfer, arguments, "{summary}results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
+        "transfer", arguments, "{summary}results in {run_dir}: videos/, comparison.mp4, metrics.json{curves}"
     )

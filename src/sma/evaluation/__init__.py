@@ -6,18 +6,21 @@ from sma.evaluation.table import (
     BY_KEY,
     HEADLINE,
     METRICS,
+    MIN_TRACKS,
     SUMMARY,
     Metric,
     current_keys,
     means,
     score_text,
     table_text,
+    track_warning,
 )
 
 __all__ = [
     "BY_KEY",
     "HEADLINE",
     "METRICS",
+    "MIN_TRACKS",
     "PROTOCOLS",
     "SUMMARY",
     "GroundTruth",
@@ -30,4 +33,5 @@ __all__ = [
     "score",
     "score_text",
     "table_text",
+    "track_warning",
 ]

@@ -38,6 +38,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("mtbench_temporal_consistency", "MTBench TC (DINO)", True, "{:.4f}"),
     Metric("warping_error", "warping error", False, "{:.5f}", summary=False),
     Metric("motion_magnitude_ratio", "motion ratio", None, summary=False),
+    Metric("robust_reference_tracks", "tracks (reference)", None, "{:.0f}", summary=False),
+    Metric("robust_generated_tracks", "tracks (output)", None, "{:.0f}", summary=False),
     Metric("trajectory_error_px", "trajectory error (px)", False),
     Metric("object_error_px", "object error (px)", False),
     Metric("camera_error_px", "camera error (px)", False),
@@ -47,6 +49,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("clip_text_alignment", "CLIP text", True, "{:.4f}"),
     Metric("clip_frame_consistency", "CLIP consistency", True, "{:.4f}"),
 )
+MIN_TRACKS = 20  # fewest tracks carrying a robust score on either side that it is trusted on (see `track_warning`)
 BY_KEY = {metric.key: metric for metric in METRICS}
 SUMMARY = tuple(metric for metric in METRICS if metric.summary)
 
@@ -80,6 +83,22 @@ def current_keys(record: dict) -> dict:
         else:
             found[key] = value
     return found
+
+
+def track_warning(record: dict) -> str | None:
+    """Why a record's robust motion fidelity is not to be trusted, or None: no moving point tracked on one side
+    (undefined), or fewer than MIN_TRACKS carrying tracks on either side (a handful of points on one object's
+    edge, which can agree or disagree by chance)."""
+    reference, generated = record.get("robust_reference_tracks"), record.get("robust_generated_tracks")
+    if reference is None or generated is None:
+        return None  # a record of before the counts
+    counts = f"{reference} reference and {generated} output tracks"
+    if min(reference, generated) == 0:
+        side = "reference" if reference == 0 else "output"
+        return f"no moving point was tracked in the {side} ({counts}): its motion fidelity is undefined"
+    if min(reference, generated) < MIN_TRACKS:
+        return f"its motion fidelity rests on {counts}, fewer than {MIN_TRACKS}: read it as a rough guide"
+    return None
 
 
 def score_text(value: float | None, form: str = "{:.3f}") -> str:

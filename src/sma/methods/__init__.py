@@ -23,7 +23,10 @@ METHODS: dict[str, tuple[str, str]] = {
     "tuneavideo": ("sma.methods.tuneavideo:TuneAVideo", "Stable Diffusion 1.x inflated, sparse-causal attention"),
     "controlvideo": ("sma.methods.controlvideo:ControlVideo", "Stable Diffusion 1.x + ControlNet-Depth"),
     "dmt": ("sma.methods.dmt:DMT", "zero-shot: guides sampling with UNet space-time features"),
-    "motionlora": ("sma.methods.motionlora:MotionLoRA", "Wan 2.1: LoRA on the transformer's attention, flow matching"),
+    "motionlora": (
+        "sma.methods.motionlora:MotionLoRA",
+        "Wan (2.1 and 2.2, text or image to video): LoRA on the transformer, flow matching",
+    ),
     "flowmotion": ("sma.methods.flowmotion:FlowMotion", "zero-shot: steers sampling with the denoised video's motion"),
 }
 

@@ -23,7 +23,7 @@ from diffusers import DDIMInverseScheduler
 from safetensors.torch import load_file, save_file
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.config import PRECISIONS, TransferConfig
+from sma.config import PRECISIONS, TransferConfig, precision_dtype
 from sma.errors import SmaError
 from sma.memory_budget import checkpoint_within_budget, state_kept
 from sma.methods.base import ZeroShotMethod
@@ -163,7 +163,7 @@ class DMT(ZeroShotMethod):
         """`dmt.precision`, except fp16 off CUDA (CPU autocast in fp16 is slow or missing): fp32 there."""
         if self.options.precision == "fp16" and self.model.device.type != "cuda":
             return torch.float32
-        return PRECISIONS[self.options.precision]
+        return precision_dtype(self.options.precision)
 
     def autocast(self) -> AbstractContextManager:
         """Autocast to `compute_dtype`; nothing in fp32 (the weights' dtype, `generate.precision`, then rules)."""

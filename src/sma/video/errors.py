@@ -19,6 +19,10 @@ class CorruptVideoError(VideoError):
     """The file looks like a video but cannot be decoded: corrupt or truncated."""
 
 
+class DamagedVideoWarning(UserWarning):
+    """The decoder met damaged data and concealed it: the frames read may be smeared."""
+
+
 class NoFramesError(VideoError):
     """The video holds no decodable frame."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +18,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from sma.video.errors import CorruptVideoError, NoFramesError, NotAVideoError, TooFewFramesError, VideoNotFoundError
+from sma.video.errors import (
+    CorruptVideoError,
+    DamagedVideoWarning,
+    NoFramesError,
+    NotAVideoError,
+    TooFewFramesError,
+)
+from sma.video.files import IMAGE_SUFFIXES, existing, natural_key
 from sma.video.frames import frames_to_tensor, resize_frames
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 # First bytes of the containers we read: a file that starts like one but fails is corrupt, not foreign.
 _SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
@@ -101,7 +107,7 @@ def read_video_tensor(path: str | os.PathLike, num_frames: int | None = None, **
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Frame count, frame rate and size without decoding the whole video."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         files = frame_files(path)
         width, height = _open_image(files[0]).size
@@ -125,11 +131,6 @@ def frame_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def natural_key(path: Path) -> list[int | str]:
-    """Sort key that compares runs of digits as numbers (frame_2 < frame_10)."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
-
-
 def _too_few_message(path: Path, total: int, num_frames: int, step: float, start: int, by_fps: bool) -> str:
     available = 0 if start >= total else int((total - 1 - start) // step) + 1
     spacing = f"at {step:g} source frames per frame (fps)" if by_fps else f"with stride {step:g}"
@@ -140,16 +141,9 @@ def _too_few_message(path: Path, total: int, num_frames: int, step: float, start
     )
 
 
-def _existing(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise VideoNotFoundError(f"{path} does not exist")
-    return path
-
-
 def _decode(path: Path) -> Iterator[np.ndarray]:
     """Yield uint8 RGB frames one by one, in order, from whatever the path holds."""
-    path = _existing(path)
+    path = existing(path)
     if path.is_dir():
         yield from _decode_folder(path)
     elif path.suffix.lower() == ".gif":
@@ -200,18 +194,36 @@ def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
 
 
 def _decode_container(path: Path) -> Iterator[np.ndarray]:
-    with _open_container(path) as container:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        decoded = 0
-        try:
-            for frame in container.decode(stream):
-                decoded += 1
-                yield frame.to_ndarray(format="rgb24")
-        except av.error.FFmpegError as error:
-            raise CorruptVideoError(
-                f"{path} is corrupt or truncated: decoding failed after {decoded} frames ({error})"
-            ) from None
+    """Frames in order; a stream that decodes fewer frames than it declares is refused (frames lost to damage), and
+    damage the decoder concealed (its "error while decoding" messages: smeared blocks) is counted and warned about."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)  # FFmpeg says what it concealed only while its log is on
+    decoded, logs = 0, None
+    try:
+        with av.logging.Capture(local=False) as logs, _open_container(path) as container:  # opening decodes too
+            stream = container.streams.video[0]
+            try:
+                for frame in container.decode(stream):
+                    decoded += 1
+                    yield frame.to_ndarray(format="rgb24")
+            except av.error.FFmpegError as error:
+                raise CorruptVideoError(
+                    f"{path} is corrupt or truncated: decoding failed after {decoded} frames ({error})"
+                ) from None
+            if stream.frames and decoded < stream.frames:
+                raise CorruptVideoError(
+                    f"{path} is corrupt or truncated: it declares {stream.frames} frames but only {decoded} decode"
+                )
+    finally:
+        av.logging.set_level(level)
+        errors = len({message for _, _, message in logs or () if "error while decoding" in message})  # once each
+        if errors:
+            warnings.warn(
+                f"{path} is damaged: the decoder concealed {errors} errors in its first {decoded} frames, which may "
+                "be smeared; re-encode it from its source",
+                DamagedVideoWarning,
+                stacklevel=2,
+            )
 
 
 def _open_container(path: Path) -> av.container.InputContainer:
