@@ -158,10 +158,14 @@ def warn_unknown_words(tokenizer, prompts: list[str]) -> None:
     without meaning to the model, silently (an open vocabulary, CLIP's 49408, splits rare words on purpose); and
     once per symbol any tokenizer reads as its unknown token, or a closed one only as bytes (emoji)."""
     closed = len(tokenizer) < CLOSED_VOCABULARY
+    listed = tokenizer.get_vocab() if closed else {}
     unknown = []
     for item in dict.fromkeys(re.findall(r"[\w']+|[^\w\s']", " ".join(prompts).lower())):
         pieces = tokenizer.tokenize(item)
-        if item not in WARNED_WORDS and (tokenizer.unk_token in pieces or (closed and len(pieces) > 1)):
+        # a word its vocabulary lists is one the model learnt, even where the merges read it in pieces (the
+        # embedded models: trained on those pieces)
+        split = closed and len(pieces) > 1 and f"{item}</w>" not in listed
+        if item not in WARNED_WORDS and (tokenizer.unk_token in pieces or split):
             unknown.append(item)
     if unknown:
         WARNED_WORDS.update(unknown)
