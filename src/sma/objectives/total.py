@@ -19,10 +19,10 @@ class ShareControl:
     the step's own SMA (which would cancel any weighting of it, `sma.timestep_weight`). It is the scale that gave the
     target over those steps, S / (1 - S) x sum base / sum SMA, plus `gain` times their shortfall, S / (1 - S) x sum
     base - sum scaled SMA, spread over a step of mean SMA: an integral control, so the run's share closes on S
-    within 0.05 after about 20 steps (benchmarks/sma_share.py measures it), where a running average of each term
-    stays off by its losses' heavy tails (0.15 after 40 VMC steps on the embedded model). The first step takes its
-    own values. The share of the loss, not of the gradient norm: it costs nothing, where the gradient's share needs
-    a backward pass per term.
+    within 0.05 after about 20 steps (benchmarks/sma_share.py measures it), where running averages of each term
+    stay off by the losses' heavy tails (0.08 after 40 VMC steps at S = 0.2 on the embedded model). The first step
+    takes its own values. The share of the loss, not of the gradient norm: it costs nothing, where the gradient's
+    share needs a backward pass per term.
     """
 
     def __init__(self, target: float, gain: float = 0.25) -> None:
