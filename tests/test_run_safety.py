@@ -157,12 +157,12 @@ def test_resume_refuses_changed_settings_and_reference(model_dir, reference, tmp
     assert (out / "config.yaml").read_text() == stored
 
 
-def test_resume_with_more_steps_equals_a_longer_run(model_dir, reference, tmp_path):
-    train(config(model_dir), reference, tmp_path / "short")
-    train(
-        config(model_dir, **{"train.steps": 3, "train.checkpoint_every": 2}), reference, tmp_path / "short", resume=True
-    )
-    train(config(model_dir, **{"train.steps": 3}), reference, tmp_path / "long")
+@pytest.mark.parametrize("share", [{}, {"sma.share": 0.3}])  # the share control's sums resume with the run
+def test_resume_with_more_steps_equals_a_longer_run(model_dir, reference, tmp_path, share):
+    train(config(model_dir, **share), reference, tmp_path / "short")
+    longer = {"train.steps": 3, "train.checkpoint_every": 2, **share}
+    train(config(model_dir, **longer), reference, tmp_path / "short", resume=True)
+    train(config(model_dir, **{"train.steps": 3, **share}), reference, tmp_path / "long")
     assert same_tensors(adapter_tensors(tmp_path / "short"), adapter_tensors(tmp_path / "long"))
     assert load_config(tmp_path / "short" / "config.yaml").train.steps == 3
 

@@ -43,12 +43,12 @@ class ShareControl:
         self.scaled += factor * sma
         return factor
 
-    def state(self) -> dict[str, float | None]:
-        """The running averages, for a checkpoint: a resumed run scales SMA as if it had never stopped."""
-        return {"base": self.base, "sma": self.sma}
+    def state(self) -> dict[str, float]:
+        """The sums so far, for a checkpoint: a resumed run scales SMA as if it had never stopped."""
+        return {"steps": self.steps, "base": self.base, "sma": self.sma, "scaled": self.scaled}
 
-    def restore(self, state: dict[str, float | None]) -> None:
-        self.base, self.sma = state["base"], state["sma"]
+    def restore(self, state: dict[str, float]) -> None:
+        self.steps, self.base, self.sma, self.scaled = state["steps"], state["base"], state["sma"], state["scaled"]
 
 
 def weighted_terms(
