@@ -110,31 +110,46 @@ def visitor(name: str) -> SimpleNamespace:
     return SimpleNamespace(session_hash=name)
 
 
-def test_a_full_queue_turns_a_job_away_before_it_joins_the_queue(tmp_path):
-    import gradio as gr
+def page_app(tmp_path, model_dir, reference, **limits) -> tuple[App, dict]:
+    """A page on the tiny model (offered by the server's allow-list) and the values of a job of 500 steps at 4 frames
+    of 16x16 on a reference uploaded to it, by field name."""
+    recipe = tmp_path / "recipe.yaml"
+    load_config(overrides={"model": str(model_dir)}).save(recipe)
+    app = App(tmp_path / "runs", Limits(models=(str(model_dir),), **limits))
+    app.names = {name: name for name in [*FIELDS, "reference"]}
+    upload = tmp_path / "runs" / ".uploads" / "0" / "clip.mp4"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(reference.read_bytes())
+    values = form("vmc", True, str(recipe)) | {"reference": str(upload), "model": str(model_dir)}
+    return app, values | {"train.steps": 500, "video.frames": 4, "video.height": 16, "video.width": 16}
 
-    app = App(tmp_path, Limits(max_queue=1))
-    assert app.enqueue(visitor("ann")) == "Starting…"
-    app.running = "ann's job"
-    assert app.enqueue(visitor("bob")).startswith("**Queued:**")
-    refused = app.enqueue(visitor("eve"))
-    assert refused.startswith("**Refused:** the queue is full (1 waiting,") and "\n" not in refused
-    app.admit(visitor("bob"))
-    with pytest.raises(gr.Error):
-        app.admit(visitor("eve"))
-    assert app.enqueue(visitor("bob")).startswith("**Queued:**")  # pressing Run again keeps its place
-    app.leave(visitor("bob"))  # closing the page gives it up
-    assert app.enqueue(visitor("eve")).startswith("**Queued:**")
+
+def test_every_call_of_the_job_goes_through_one_admission(model_dir, reference, tmp_path):
+    """The job's function called directly (as gradio's API lets a visitor): under --max-queue 1 one job runs, one
+    waits, the rest are refused, a visitor holds one place, and a call given up frees its place."""
+    app, values = page_app(tmp_path, model_dir, reference, max_queue=1)
+    first = app.run(values | {"name": "first"}, visitor("ann"))
+    assert next(first)[0].startswith("Running **first**")
+    calls = {name: app.run(values | {"name": name}, visitor(name)) for name in ("bob", "eve", "mallory", "trent")}
+    status = {name: next(call)[0] for name, call in calls.items()}
+    assert status["bob"] == "**Queued:** another job (first) is running; yours starts when it ends."
+    for name in ("eve", "mallory", "trent"):
+        assert status[name].startswith("**Refused:** the queue is full (1 waiting,"), status[name]
+    again = next(app.run(values | {"name": "again"}, visitor("ann")))[0]
+    assert again == "**Refused:** this page already has a job running or waiting; cancel it first."
+    calls["bob"].close()  # bob's call ends without ever running: its place is free
+    waiting = app.run(values | {"name": "eve"}, visitor("eve"))
+    assert next(waiting)[0].startswith("**Queued:**")
+    app.cancel(visitor("ann"))
+    assert [shown[0] for shown in first][-1].startswith("**Cancelled:** stopped at step")
+    assert app.admission.holders() == ["eve"] and not app.admission.running
+    app.cancel(visitor("eve"))
+    assert [shown[0] for shown in waiting] == ["Cancelled before it started."] and not app.admission.holders()
 
 
 def test_a_job_past_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(model_dir, reference, tmp_path):
-    recipe = tmp_path / "recipe.yaml"
-    load_config(overrides={"model": str(model_dir)}).save(recipe)
-    app = App(tmp_path / "runs", Limits(job_minutes=0.002))  # 0.12 s: past it by the first training step
-    app.names = {name: name for name in [*FIELDS, "reference"]}
-    values = form("vmc", True, str(recipe)) | {"reference": str(reference), "model": str(model_dir)}
-    values |= {"train.steps": 500, "video.frames": 4, "video.height": 16, "video.width": 16, "name": "slow"}
-    status = [shown[0] for shown in app.run(values, visitor("ann"))]
+    app, values = page_app(tmp_path, model_dir, reference, job_minutes=0.002)  # 0.12 s: past it by the first step
+    status = [shown[0] for shown in app.run(values | {"name": "slow"}, visitor("ann"))]
     assert status[-1].startswith("**Time limit:** the job ran past the page's 0.002 minutes; stopped at step")
     assert "continue with 'Resume'" in status[-1] and "\n" not in status[-1], status[-1]
     assert list((tmp_path / "runs" / "slow" / "sma" / "checkpoints").glob("step-*"))
