@@ -14,6 +14,8 @@ from sma.errors import SmaError
 from sma.recipes import load_config
 from sma.ui import FIELDS, TOY_WORLD, App, Limits, make_job
 
+LOGIN = "ann:s3:cret-pass"
+
 
 def form(method: str, sma: bool, recipe: str = TOY_WORLD) -> dict:
     return page_form(recipe, method, sma)
@@ -84,14 +86,23 @@ def test_an_upload_of_the_wrong_kind_is_one_line(reference, image, message, tmp_
         (["--share"], "--share puts the page on a public link: give --auth USER:PASSWORD or --auth-file"),
         (["--auth", "ann"], "--auth: a login is USER:PASSWORD, both non-empty"),
         (["--auth", ":secret"], "--auth: a login is USER:PASSWORD"),
+        (["--auth", "ann:x"], "--auth: the password of ann is shorter than 8 characters"),
         (["--auth-file", "{tmp}/logins"], "--auth-file .*/logins line 3: a login is USER:PASSWORD"),
         (["--auth-file", "{tmp}/none"], "--auth-file .*/none cannot be read: No such file or directory"),
-        (["--auth", "ann:x", "--max-queue", "0"], "--max-queue must be positive, got 0"),
-        (["--auth", "ann:x", "--job-minutes", "-1"], "--job-minutes must be positive, got -1"),
+        (["--auth-file", "{tmp}/open"], "--auth-file .*/open is open to other users \\(mode 644\\): chmod 600 "),
+        (["--auth", LOGIN, "--max-queue", "0"], "--max-queue must be above 0 and at most 1000, got 0"),
+        (["--auth", LOGIN, "--job-minutes", "-1"], "--job-minutes must be above 0 and at most 1000000, got -1"),
+        (["--auth", LOGIN, "--max-upload-mb", "inf"], "--max-upload-mb must be above 0 and at most 1048576, got inf"),
+        (["--auth", LOGIN, "--max-upload-mb", "1e300"], "--max-upload-mb must be above 0 and at most 1048576, got 1e"),
+        (["--auth", LOGIN, "--max-upload-mb", "nan"], "--max-upload-mb must be above 0 and at most 1048576, got nan"),
+        (["--auth", LOGIN, "--port", "99999"], "--port must be 1 to 65535, got 99999"),
     ],
 )
 def test_serving_beyond_this_machine_needs_a_login_and_bad_access_flags_are_one_line(flags, message, tmp_path, capsys):
-    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\nbob\n")
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret-pass\nbob\n")
+    (tmp_path / "logins").chmod(0o600)
+    (tmp_path / "open").write_text("ann:s3:cret-pass\n")
+    (tmp_path / "open").chmod(0o644)
     assert main(["ui", "--out", str(tmp_path / "out"), *(flag.format(tmp=tmp_path) for flag in flags)]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and re.search(message, error), error
@@ -101,8 +112,9 @@ def test_serving_beyond_this_machine_needs_a_login_and_bad_access_flags_are_one_
 def test_the_logins_of_an_auth_file_keep_colons_in_passwords(tmp_path):
     from sma.cli.ui import read_auth_file
 
-    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\n\n  bob:pw  \n")
-    assert read_auth_file(tmp_path / "logins") == [("ann", "s3:cret"), ("bob", "pw")]
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret-pass\n\n  bob:password  \n")
+    (tmp_path / "logins").chmod(0o600)
+    assert read_auth_file(tmp_path / "logins") == [("ann", "s3:cret-pass"), ("bob", "password")]
 
 
 def visitor(name: str) -> SimpleNamespace:

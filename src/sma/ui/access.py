@@ -5,11 +5,12 @@ that never end, many files in one upload)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from sma.errors import SmaError
 
@@ -18,9 +19,8 @@ PUBLIC = ("/", "/login", "/login/", "/favicon.ico", "/theme.css", "/gradio_api/t
 PUBLIC_TREES = ("/assets/", "/static/", "/svelte/")
 FILE_ROUTES = ("/gradio_api/file=", "/file=", "/gradio_api/file/")
 INLINE_TYPES = {b"video/mp4", b"video/webm", b"image/png", b"image/jpeg", b"image/gif", b"image/webp"}
-FAILED_LOGINS = 5  # wrong passwords from one address ...
+FAILED_LOGINS = 5  # wrong passwords for one user from one address ...
 FAILED_WINDOW_S = 60.0  # ... within this many seconds: its logins are refused until the oldest leaves the window
-MIN_PASSWORD = 8
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Guard:
 
     def __init__(self, app, limits: Limits, uploads: Path) -> None:
         self.app, self.limits, self.uploads = app, limits, uploads
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
+        self.failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)  # by (address, user)
         self.issued: dict[str, float] = {}  # login token -> when it was issued
 
     async def __call__(self, scope, receive, send) -> None:
@@ -69,7 +69,8 @@ class Guard:
             return await refuse(send, 403, "requests from another origin are refused")
         if path in ("/login", "/login/") and self.limits.auth:
             return await self.login(scope, receive, send, gradio)
-        if self.limits.auth and not self.logged_in(headers, gradio) and not public(path):
+        starting = path == "/gradio_api/startup-events" and not gradio.startup_events_triggered  # launch() calls it
+        if self.limits.auth and not (public(path) or starting or self.logged_in(headers, gradio)):
             return await refuse(send, 401, "log in first")
         if path.startswith("/gradio_api/upload"):
             size = headers.get("content-length")
@@ -99,15 +100,27 @@ class Guard:
         return False
 
     async def login(self, scope, receive, send, gradio) -> None:
-        """gradio's login, refused (429) after too many wrong passwords from the address; a success notes its
-        token's time and makes its cookies same-site."""
-        address = (scope.get("client") or ("?",))[0]
-        failures, now = self.failures[address], time.monotonic()
+        """gradio's login, refused (429) after too many wrong passwords for one user from one address; a success
+        notes its token's time and makes its cookies same-site."""
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message.get("body", b""), message.get("more_body", False)
+            if len(body) > 2**16:
+                return await refuse(send, 413, "a login is a user and a password")
+        user = parse_qs(body.decode("latin-1")).get("username", [""])[0].strip()
+        failures, now = self.failures[(scope.get("client") or ("?",))[0], user], time.monotonic()
         while failures and now - failures[0] > FAILED_WINDOW_S:
             failures.popleft()
         if len(failures) >= FAILED_LOGINS:
             wait = FAILED_WINDOW_S - (now - failures[0])
             return await refuse(send, 429, f"too many wrong passwords: try again in {wait:.0f} s")
+
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replayed() -> dict:
+            return pending.pop() if pending else await receive()
+
         known = set(gradio.tokens)
 
         async def watched(message) -> None:
@@ -115,19 +128,12 @@ class Guard:
                 if message["status"] >= 400:
                     failures.append(time.monotonic())
                 message["headers"] = [
-                    (
-                        key,
-                        value.replace(b"samesite=none", b"samesite=strict").replace(
-                            b"SameSite=none", b"SameSite=strict"
-                        ),
-                    )
-                    if key.lower() == b"set-cookie"
-                    else (key, value)
+                    (key, re.sub(rb"(?i)samesite=none", b"SameSite=strict", value) if key == b"set-cookie" else value)
                     for key, value in message["headers"]
                 ]
             await send(message)
 
-        await self.app(scope, receive, watched)
+        await self.app(scope, replayed, watched)
         for token in set(gradio.tokens) - known:
             self.issued[token] = time.monotonic()
 

@@ -238,5 +238,5 @@ class App:
                 raise SmaError(f"the run {name} is not one of this page's runs")
             found = results(job, self.downloads)
         except SmaError as error:
-            return (f"**Error:** {for_page(str(error))} Pick a run from the table.", *(None,) * 5)
+            return (f"**Error:** {for_page(str(error))}; pick a run from the table.", *(None,) * 5)
         return (f"Showing **{job.name}** (in {job})", *self.shown(found))
