@@ -233,6 +233,12 @@ def fill(page, label: str, value) -> None:
     page.get_by_label(label, exact=True).fill(str(value))
 
 
+def choose(page, label: str, option: str) -> None:
+    """An option of a Gradio dropdown, as a person picks it."""
+    page.get_by_label(label, exact=True).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def screenshot(page, name: str, full_page: bool = False) -> None:
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(SCREENSHOTS / name), full_page=full_page)
@@ -263,7 +269,7 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
 
     if chromium() is None:
         pytest.skip("no Chromium: apt-get install chromium (or set SMA_CHROMIUM to a Chromium binary)")
-    address, out = server
+    address, out, _ = server
     clip = synthetic_video(MovingObject("circle", "red", "linear"), num_frames=8, height=64, width=64)
     video = write_video(tmp_path / "circle.mp4", clip.frames)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -289,7 +295,14 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         fill(page, "Reference prompt", "a red circle moving right")
         fill(page, "Target prompts (one per line)", "a blue square on a plain white background")
         assert page.get_by_label("Untuned baseline", exact=True).is_checked()  # on by default
+        page.locator("#run").click()  # Settings never opened (issue 46.1: its Run name came as None, every panel Error)
+        page.locator("#progress").get_by_text("training").wait_for(timeout=30_000)
+        page.locator("#cancel").click()
+        first = wait_status(page, ("Cancelled", "Error", "Done"), 30)
+        assert first.startswith("Cancelled: stopped at step"), first
         page.locator("#settings").get_by_text("Settings").click()
+        fill(page, "Run name", "")  # a new job, not the cancelled one resumed
+        page.get_by_label("Resume (after a Cancel)", exact=True).uncheck()
         for label, value in (("Training steps", 4), ("Sampling steps", 3), ("Inversion steps", 3)):
             fill(page, label, value)
 
@@ -317,21 +330,25 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         assert "adapter" in downloads and ".zip" in downloads, downloads
         assert "sma-lora-diffusers" in downloads, downloads  # `sma export` of the VMC adapter
 
-        fill(page, "Model", str(tmp_path / "no-such-model"))
+        choose(page, "Model", MISSING_MODEL)  # a model is chosen from a list (--allow-model adds this one), not typed
         page.locator("#run").click()
         error = wait_status(page, ("Error",), 30)
         assert "no-such-model" in error and "\n" not in error.strip()
         assert table_rows(page, "#metrics") == 3  # the earlier results stay
         screenshot(page, "error-1280x800.png")
 
-        fill(page, "Model", "")
+        choose(page, "Model", "the embedded model")
         fill(page, "Training steps", 2000)
         page.locator("#run").click()
         page.locator("#progress").get_by_text("training").wait_for(timeout=30_000)
         visitor = visit(browser, address)  # a second visitor, while it trains
+        visitor.locator("#example").get_by_text("zigzag").click()
+        visitor.locator("#reference video").wait_for(timeout=15_000)
         visitor.locator("#run").click()
         visitor.locator("#status").get_by_text("Queued: another job").wait_for(timeout=15_000)
         third = visit(browser, address)  # one more: the queue (--max-queue 1) is full
+        third.locator("#example").get_by_text("zigzag").click()
+        third.locator("#reference video").wait_for(timeout=15_000)
         third.locator("#run").click()
         third.locator("#status").get_by_text("Refused: the queue is full (1 waiting").wait_for(timeout=15_000)
         assert "\n" not in status(third).strip()

@@ -165,3 +165,67 @@ def test_a_job_past_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(
     assert status[-1].startswith("**Time limit:** the job ran past the page's 0.002 minutes; stopped at step")
     assert "continue with 'Resume'" in status[-1] and "\n" not in status[-1], status[-1]
     assert list((tmp_path / "runs" / "slow" / "sma" / "checkpoints").glob("step-*"))
+
+
+def test_a_job_runs_with_every_optional_field_empty(model_dir, reference, tmp_path):
+    """Issue 46.1: Run failed unless Settings had been opened (the Run name, a field of the closed accordion, came
+    as None); every optional field empty (None, as the page sends them) keeps the recipe's values."""
+    app, values = page_app(tmp_path, model_dir, reference)
+    small = {"train.steps": 2, "video.frames": 4, "video.height": 16, "video.width": 16, "generate.steps": 2}
+    small |= {"generate.inversion_steps": 2}
+    load_config(tmp_path / "recipe.yaml", small).save(tmp_path / "recipe.yaml")
+    empty = dict.fromkeys(["image", "name", "seed", "sma.global_weight", "sma.local_weight", *small])
+    values |= empty | {"compare": False, "generate.untuned": False}
+    status = [shown[0] for shown in app.run(values, visitor("ann"))]
+    assert status[-1].startswith("**Done:**"), status[-1]
+    (job,) = [path for path in app.out.iterdir() if not path.name.startswith(".")]
+    config = load_config(job / "sma" / "config.yaml")
+    assert (config.train.steps, config.video.frames, config.seed, config.sma.global_weight) == (2, 4, 0, 0.4)
+
+
+def test_a_request_names_only_the_pages_files_and_models(tmp_path):
+    """Findings 1, 9 and 10 of issue 42 where the job is made: a reference or picture outside --out (a path, a
+    symlink in the uploads), a model not offered (a folder of this machine), a seed past 2**63, are one line; an
+    empty Model or Frames (null through the API) is the recipe's."""
+    app = App(tmp_path / "runs")
+    app.names = {name: name for name in [*FIELDS, "reference"]}
+    uploads = app.out / ".uploads" / "0"
+    uploads.mkdir(parents=True)
+    (uploads / "clip.mp4").write_bytes(b"0")
+    (tmp_path / "secret.mp4").write_bytes(b"0")
+    (uploads / "linked.mp4").symlink_to(tmp_path / "secret.mp4")
+    values = form("vmc", True) | {"reference": str(uploads / "clip.mp4")}
+    assert app.requested(values | {"model": None, "video.frames": None}).configs["sma"].video.frames == 8
+    refused = {
+        "reference": str(tmp_path / "secret.mp4"),
+        "image": str(tmp_path / "secret.mp4"),
+        "model": "/etc",
+        "seed": 2**70,
+    }
+    refused = {key: values | {key: value} for key, value in refused.items()}
+    refused["symlink"] = values | {"reference": str(uploads / "linked.mp4")}
+    refused["dots"] = values | {"reference": str(uploads / ".." / ".." / ".." / "secret.mp4")}
+    messages = {}
+    for name, request in refused.items():
+        with pytest.raises(SmaError) as error:
+            app.requested(request)
+        messages[name] = str(error.value)
+    assert messages["model"] == "the model '/etc' is not one this page offers: choose one from the list"
+    assert messages["seed"].startswith("`seed` must be from 0 to 2**63 - 1")
+    for name in ("reference", "image", "symlink", "dots"):
+        assert "is not one of this page's files" in messages[name], messages[name]
+    assert all("\n" not in message for message in messages.values())
+
+
+def test_a_login_ends_after_its_session_hours():
+    """Finding 8: a session never expired; now a token older than --session-hours is forgotten (gradio's too)."""
+    import time
+
+    from sma.ui.access import Guard
+
+    guard = Guard(None, Limits(session_hours=1), uploads=None)
+    gradio = SimpleNamespace(cookie_id="c", tokens={"old": "ann", "new": "ann"})
+    guard.issued = {"old": time.monotonic() - 3601, "new": time.monotonic()}
+    assert not guard.logged_in({"cookie": "access-token-c=old"}, gradio) and "old" not in gradio.tokens
+    assert guard.logged_in({"cookie": "a=b; access-token-unsecure-c=new"}, gradio)
+    assert not guard.logged_in({"cookie": "access-token-c=forged"}, gradio)
