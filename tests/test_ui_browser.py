@@ -172,7 +172,7 @@ def test_a_request_never_reads_outside_the_run_folder(server, tmp_path):
 def test_uploads_are_never_served_as_pages(server):
     """Finding 2: an uploaded .html came back as text/html, an .svg as image/svg+xml (script in the page's origin);
     now every file is sandboxed and only videos and pictures the page shows are served inline. Finding 6: one
-    request of many files under the upload limit each, and uploads never deleted."""
+    request of many files under the upload limit each, and uploads never deleted. Finding 8: files anyone could read."""
     address, out, _ = server
     page = b"<script>fetch('/config')</script>"
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
@@ -193,6 +193,8 @@ def test_uploads_are_never_served_as_pages(server):
             client.post("/gradio_api/upload", files={"files": (f"{index}.mp4", b"0" * part)})
         kept = sum(path.stat().st_size for path in (out / ".uploads").rglob("*") if path.is_file())
         assert part * 3 <= kept <= MAX_UPLOADS_MB * 2**20
+    made = [*(out / ".uploads").rglob("*"), *(out / ".examples").rglob("*")]  # finding 8: world-readable files
+    assert made and all(path.stat().st_mode & 0o077 == 0 for path in made), [oct(p.stat().st_mode) for p in made]
 
 
 def test_another_origin_reads_nothing_and_logins_are_throttled(server):
