@@ -50,13 +50,14 @@ def inside(root: Path, path: str | Path, what: str) -> Path:
 
 class Guard:
     """ASGI middleware inside gradio's: a login for every route but the login page's own; no answer to another
-    origin; at most `FAILED_LOGINS` wrong passwords a minute from one address; logins that end after
+    origin; at most `FAILED_LOGINS` wrong passwords a minute for one user from one address; logins that end after
     `limits.session_hours`; upload requests no larger than `limits.max_upload_mb` in all; and files served as
     downloads in a sandbox unless they are a video or a picture the page shows (an uploaded .html or .svg never runs
     in the page's origin)."""
 
-    def __init__(self, app, limits: Limits, uploads: Path) -> None:
+    def __init__(self, app, limits: Limits, uploads: Path, origins: set[str]) -> None:
         self.app, self.limits, self.uploads = app, limits, uploads
+        self.origins = origins  # the page's own beside the Host a request names: its public link's (--share)
         self.failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)  # by (address, user)
         self.issued: dict[str, float] = {}  # login token -> when it was issued
 
@@ -65,14 +66,14 @@ class Guard:
             return await self.app(scope, receive, send)
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         path, gradio = scope["path"], scope["app"]
-        if "origin" in headers and urlsplit(headers["origin"]).netloc != headers.get("host"):
+        if "origin" in headers and urlsplit(headers["origin"]).netloc not in {headers.get("host"), *self.origins}:
             return await refuse(send, 403, "requests from another origin are refused")
         if path in ("/login", "/login/") and self.limits.auth:
             return await self.login(scope, receive, send, gradio)
         starting = path == "/gradio_api/startup-events" and not gradio.startup_events_triggered  # launch() calls it
         if self.limits.auth and not (public(path) or starting or self.logged_in(headers, gradio)):
             return await refuse(send, 401, "log in first")
-        if path.startswith("/gradio_api/upload"):
+        if path in ("/gradio_api/upload", "/gradio_api/upload/"):
             size = headers.get("content-length")
             if size is None or not size.isdigit():
                 return await refuse(send, 411, "an upload must say its length")
@@ -109,7 +110,8 @@ class Guard:
             if len(body) > 2**16:
                 return await refuse(send, 413, "a login is a user and a password")
         user = parse_qs(body.decode("latin-1")).get("username", [""])[0].strip()
-        failures, now = self.failures[(scope.get("client") or ("?",))[0], user], time.monotonic()
+        key = ((scope.get("client") or ("?",))[0], user)
+        failures, now = self.failures[key], time.monotonic()
         while failures and now - failures[0] > FAILED_WINDOW_S:
             failures.popleft()
         if len(failures) >= FAILED_LOGINS:
@@ -136,6 +138,8 @@ class Guard:
         await self.app(scope, replayed, watched)
         for token in set(gradio.tokens) - known:
             self.issued[token] = time.monotonic()
+        if not failures:  # what an address tried for a user is kept only while it counts
+            self.failures.pop(key, None)
 
 
 def make_room(uploads: Path, room: float) -> None:

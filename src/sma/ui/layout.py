@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -212,6 +213,7 @@ def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
     for event in page.fns.values():  # the page's events serve the page alone: gradio would describe them to anyone,
         event.api_visibility = "private"  # logged in or not, in the HTML of its login page
     app.out.mkdir(parents=True, exist_ok=True)
+    origins: set[str] = set()  # filled with the public link's once there is one
     page.queue(default_concurrency_limit=1).launch(
         server_name=host,
         server_port=port,
@@ -220,13 +222,15 @@ def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
         auth_message="Log in to run motion transfers.",
         max_file_size=int(limits.max_upload_mb * 2**20),
         allowed_paths=[str(app.out)],
-        app_kwargs={"middleware": [Middleware(Guard, limits=limits, uploads=app.out / ".uploads")]},
+        app_kwargs={"middleware": [Middleware(Guard, limits=limits, uploads=app.out / ".uploads", origins=origins)]},
         css=CSS,
         theme=gr.themes.Soft(),
         footer_links=[],
         quiet=True,
         prevent_thread_lock=True,
     )
+    if page.share_url:
+        origins.add(urlsplit(page.share_url).netloc)
     return page
 
 
