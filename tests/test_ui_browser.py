@@ -220,6 +220,19 @@ def test_another_origin_reads_nothing_and_logins_are_throttled(server):
         assert client.post("/login", data=dict(zip(("username", "password"), LOGIN, strict=True))).is_success
 
 
+UPLOADED_SCRIPTS = {  # uploads that would retitle the page that frames them, were they run in its origin
+    "page.html": "<script>parent.document.title = 'run'</script>",
+    "picture.svg": "<svg xmlns='http://www.w3.org/2000/svg' onload=\"parent.document.title = 'run'\"></svg>",
+}
+FRAME = """url => new Promise(done => {
+    const frame = document.createElement('iframe');
+    frame.onload = done;
+    frame.src = url;
+    document.body.appendChild(frame);
+    setTimeout(done, 2000);
+})"""
+
+
 def visit(browser, address: str):
     """A new visitor (a browser context of its own) who logs in."""
     page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -286,6 +299,11 @@ def test_a_person_runs_a_transfer_sees_an_error_and_cancels_a_run_while_another_
         assert page.locator("#run").count() == 0
         page.close()
         page = visit(browser, address)
+        for name, content in UPLOADED_SCRIPTS.items():  # finding 2 of issue 42: uploads never run in the page's origin
+            upload = {"files": {"name": name, "mimeType": "text/html", "buffer": content.encode()}}
+            path = page.request.post(f"{address}/gradio_api/upload", multipart=upload).json()[0]
+            page.evaluate(FRAME, f"{address}/gradio_api/file={path}")
+            assert page.evaluate("document.title") == "sma: motion transfer", name
         big = tmp_path / "big.mp4"
         big.write_bytes(os.urandom(int(MAX_UPLOAD_MB * 2**20) + 1))
         page.locator("#reference input[type=file]").set_input_files(str(big))
