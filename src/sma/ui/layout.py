@@ -209,6 +209,7 @@ def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
     limits = limits or Limits()
     os.umask(0o077)
     os.environ["GRADIO_TEMP_DIR"] = str(Path(out).resolve() / ".uploads")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # gradio's telemetry, which its launch() sends even to errors
     page, app = build(out, limits)
     for event in page.fns.values():  # the page's events serve the page alone: gradio would describe them to anyone,
         event.api_visibility = "private"  # logged in or not, in the HTML of its login page
