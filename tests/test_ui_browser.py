@@ -49,6 +49,9 @@ def server(tmp_path_factory):
     """`sma ui` on a free port, as a user starts it, with a login, small uploads and one job waiting at most;
     yields (address, output folder)."""
     out, port = tmp_path_factory.mktemp("ui") / "runs", free_port()
+    stale = out / ".uploads" / "0" / "stale.mp4"  # an upload of the last server: gone as this one starts
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"0")
     logins = tmp_path_factory.mktemp("ui-login") / "logins"
     logins.write_text(f"# the page's logins\n{':'.join(LOGIN)}\n{':'.join(OTHER)}\n")
     logins.chmod(0o600)
@@ -117,12 +120,12 @@ def test_without_a_login_the_page_and_its_api_tell_nothing(server, tmp_path):
 
 
 @contextlib.contextmanager
-def logged_in(address: str):
-    """An HTTP client logged in as LOGIN."""
+def logged_in(address: str, login: tuple[str, str] = LOGIN):
+    """An HTTP client logged in."""
     import httpx
 
     with httpx.Client(base_url=address, timeout=60) as client:
-        assert client.post("/login", data=dict(zip(("username", "password"), LOGIN, strict=True))).is_success
+        assert client.post("/login", data=dict(zip(("username", "password"), login, strict=True))).is_success
         yield client
 
 
@@ -172,7 +175,9 @@ def test_a_request_never_reads_outside_the_run_folder(server, tmp_path):
 def test_uploads_are_never_served_as_pages(server):
     """Finding 2: an uploaded .html came back as text/html, an .svg as image/svg+xml (script in the page's origin);
     now every file is sandboxed and only videos and pictures the page shows are served inline. Finding 6: one
-    request of many files under the upload limit each, and uploads never deleted. Finding 8: files anyone could read."""
+    request of many files under the upload limit each, no quota, uploads never deleted; now the limit is the
+    request's, each visitor's oldest uploads go past --max-uploads-mb, and the last server's as one starts.
+    Finding 8: files anyone could read."""
     address, out, _ = server
     page = b"<script>fetch('/config')</script>"
     svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
@@ -189,10 +194,13 @@ def test_uploads_are_never_served_as_pages(server):
         part = int(MAX_UPLOAD_MB * 2**20 * 0.6)
         many = [("files", (f"{index}.mp4", b"0" * part)) for index in range(2)]  # each under the limit, not both
         assert client.post("/gradio_api/upload", files=many).status_code == 413
-        for index in range(5):  # 5 x 0.06 MB kept within --max-uploads-mb 0.3: the oldest go
-            client.post("/gradio_api/upload", files={"files": (f"{index}.mp4", b"0" * part)})
-        kept = sum(path.stat().st_size for path in (out / ".uploads").rglob("*") if path.is_file())
-        assert part * 3 <= kept <= MAX_UPLOADS_MB * 2**20
+        with logged_in(address, OTHER) as other:  # another visitor's upload, which the first one's never evict
+            kept = Path(other.post("/gradio_api/upload", files={"files": ("b.mp4", b"0" * part)}).json()[0])
+        paths = [
+            client.post("/gradio_api/upload", files={"files": (f"{n}.mp4", b"0" * part)}).json()[0] for n in range(8)
+        ]
+        assert [Path(path).is_file() for path in paths] == [False] * 4 + [True] * 4  # 4 x 0.06 MB within 0.3 MB
+        assert kept.is_file() and not (out / ".uploads" / "0" / "stale.mp4").exists()
     made = [*(out / ".uploads").rglob("*"), *(out / ".examples").rglob("*")]  # finding 8: world-readable files
     assert made and all(path.stat().st_mode & 0o077 == 0 for path in made), [oct(p.stat().st_mode) for p in made]
 

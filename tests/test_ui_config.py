@@ -223,7 +223,7 @@ def test_a_login_ends_after_its_session_hours():
 
     from sma.ui.access import Guard
 
-    guard = Guard(None, Limits(session_hours=1), uploads=None, origins=set())
+    guard = Guard(None, Limits(session_hours=1), origins=set())
     gradio = SimpleNamespace(cookie_id="c", tokens={"old": "ann", "new": "ann"})
     guard.issued = {"old": time.monotonic() - 3601, "new": time.monotonic()}
     assert not guard.logged_in({"cookie": "access-token-c=old"}, gradio) and "old" not in gradio.tokens

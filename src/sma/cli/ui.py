@@ -32,7 +32,9 @@ def add_parser(subcommands) -> None:
     access.add_argument(
         "--max-upload-mb", type=float, default=200, help="largest upload request (a video or a picture)"
     )
-    access.add_argument("--max-uploads-mb", type=float, default=2000, help="uploads kept at most (the oldest go first)")
+    access.add_argument(
+        "--max-uploads-mb", type=float, default=2000, help="uploads kept of each visitor (their oldest go first)"
+    )
     access.add_argument("--max-queue", type=int, default=4, help="jobs that may wait for the running one")
     access.add_argument("--job-minutes", type=float, default=120, help="a job running longer is stopped")
     access.add_argument("--session-hours", type=float, default=12, help="a login lasts this long")

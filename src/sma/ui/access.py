@@ -5,6 +5,7 @@ that never end, many files in one upload)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import defaultdict, deque
@@ -26,7 +27,7 @@ FAILED_WINDOW_S = 60.0  # ... within this many seconds: its logins are refused u
 @dataclass
 class Limits:
     """What the page allows its visitors: who may log in ((user, password) pairs; None: anyone), the size of one
-    upload request, the uploads kept at most (older ones are deleted first), how many jobs may wait for the running
+    upload request, the uploads kept of each visitor (their oldest go first), how many jobs may wait for the running
     one, how long one job may run, the models a visitor may choose beside the embedded one and the recipes' (Hub ids
     or folders), and how long a login lasts."""
 
@@ -51,12 +52,14 @@ def inside(root: Path, path: str | Path, what: str) -> Path:
 class Guard:
     """ASGI middleware inside gradio's: a login for every route but the login page's own; no answer to another
     origin; at most `FAILED_LOGINS` wrong passwords a minute for one user from one address; logins that end after
-    `limits.session_hours`; upload requests no larger than `limits.max_upload_mb` in all; and files served as
+    `limits.session_hours`; upload requests no larger than `limits.max_upload_mb` in all, and each visitor's uploads
+    within `limits.max_uploads_mb` (their oldest deleted); and files served as
     downloads in a sandbox unless they are a video or a picture the page shows (an uploaded .html or .svg never runs
     in the page's origin)."""
 
-    def __init__(self, app, limits: Limits, uploads: Path, origins: set[str]) -> None:
-        self.app, self.limits, self.uploads = app, limits, uploads
+    def __init__(self, app, limits: Limits, origins: set[str]) -> None:
+        self.app, self.limits = app, limits
+        self.uploaded: dict[str, list[Path]] = defaultdict(list)  # each visitor's uploads, oldest first
         self.origins = origins  # the page's own beside the Host a request names: its public link's (--share)
         self.failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)  # by (address, user)
         self.issued: dict[str, float] = {}  # login token -> when it was issued
@@ -79,19 +82,21 @@ class Guard:
                 return await refuse(send, 411, "an upload must say its length")
             if int(size) > self.limits.max_upload_mb * 2**20:
                 return await refuse(send, 413, f"uploads are {self.limits.max_upload_mb:g} MB at most in all")
-            make_room(self.uploads, self.limits.max_uploads_mb * 2**20 - int(size))
+            visitor = self.visitor(scope, headers, gradio)
+            self.uploaded[visitor] = make_room(self.uploaded[visitor], self.limits.max_uploads_mb * 2**20 - int(size))
+            return await self.app(scope, receive, noting(send, self.uploaded[visitor]))
         if path.startswith(FILE_ROUTES):
             return await self.app(scope, receive, as_download(send))
         return await self.app(scope, receive, send)
 
+    def visitor(self, scope, headers: dict[str, str], gradio) -> str:
+        """Who uploads: the login's user, or the address where the page needs no login."""
+        users = [gradio.tokens[token] for token in tokens(headers, gradio) if token in gradio.tokens]
+        return f"user {users[0]}" if users else f"address {(scope.get('client') or ('?',))[0]}"
+
     def logged_in(self, headers: dict[str, str], gradio) -> bool:
         """Whether the request carries a login token that gradio knows and that has not expired (then forgotten)."""
-        cookies = dict(part.strip().partition("=")[::2] for part in headers.get("cookie", "").split(";"))
-        tokens = [
-            cookies.get(f"access-token-{gradio.cookie_id}"),
-            cookies.get(f"access-token-unsecure-{gradio.cookie_id}"),
-        ]
-        for token in filter(None, tokens):
+        for token in tokens(headers, gradio):
             issued = self.issued.get(token)
             if issued is not None and time.monotonic() - issued > self.limits.session_hours * 3600:
                 gradio.tokens.pop(token, None)
@@ -142,15 +147,37 @@ class Guard:
             self.failures.pop(key, None)
 
 
-def make_room(uploads: Path, room: float) -> None:
-    """Deletes the oldest uploads until those left take at most `room` bytes (the page's upload quota)."""
-    files = sorted((path for path in uploads.rglob("*") if path.is_file()), key=lambda path: path.stat().st_mtime)
+def tokens(headers: dict[str, str], gradio) -> list[str]:
+    """The login tokens of a request's cookies (gradio sets two: secure and not)."""
+    cookies = dict(part.strip().partition("=")[::2] for part in headers.get("cookie", "").split(";"))
+    names = (f"access-token-{gradio.cookie_id}", f"access-token-unsecure-{gradio.cookie_id}")
+    return [cookies[name] for name in names if cookies.get(name)]
+
+
+def make_room(files: list[Path], room: float) -> list[Path]:
+    """Deletes the oldest of a visitor's uploads until the rest take at most `room` bytes; the rest."""
+    files = [path for path in files if path.is_file()]
     kept = sum(path.stat().st_size for path in files)
-    for path in files:
-        if kept <= room:
-            break
-        kept -= path.stat().st_size
-        path.unlink(missing_ok=True)
+    while files and kept > room:
+        kept -= files[0].stat().st_size
+        files.pop(0).unlink()
+    return files
+
+
+def noting(send, uploads: list[Path]):
+    """`send` that adds the files a successful upload's answer names (gradio's JSON list of paths) to `uploads`."""
+    answer: dict = {"body": b""}
+
+    async def sending(message) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif answer["status"] == 200:
+            answer["body"] += message.get("body", b"")
+            if not message.get("more_body"):
+                uploads.extend(Path(path) for path in json.loads(answer["body"]))
+        await send(message)
+
+    return sending
 
 
 def public(path: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -204,11 +205,13 @@ def connect_previous(app: App, page, previous: dict[str, Any], shown: dict[str, 
 
 def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = False, limits: Limits | None = None):
     """The page, served from a thread with `Guard` in front. It serves files from `out` alone: its runs, downloads,
-    examples and the visitors' uploads (gradio's upload folder, GRADIO_TEMP_DIR, moves into `out/.uploads`); what it
-    writes is its user's alone (umask 077)."""
+    examples and the visitors' uploads (gradio's upload folder, GRADIO_TEMP_DIR, moves into `out/.uploads`, emptied
+    as the server starts); what it writes is its user's alone (umask 077)."""
     limits = limits or Limits()
     os.umask(0o077)
-    os.environ["GRADIO_TEMP_DIR"] = str(Path(out).resolve() / ".uploads")
+    uploads = Path(out).resolve() / ".uploads"
+    shutil.rmtree(uploads, ignore_errors=True)  # the last server's: no page of this one can name them
+    os.environ["GRADIO_TEMP_DIR"] = str(uploads)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # gradio's telemetry, which its launch() sends even to errors
     page, app = build(out, limits)
     for event in page.fns.values():  # the page's events serve the page alone: gradio would describe them to anyone,
@@ -223,7 +226,7 @@ def start(out: Path, host: str = "127.0.0.1", port: int = 7860, share: bool = Fa
         auth_message="Log in to run motion transfers.",
         max_file_size=int(limits.max_upload_mb * 2**20),
         allowed_paths=[str(app.out)],
-        app_kwargs={"middleware": [Middleware(Guard, limits=limits, uploads=app.out / ".uploads", origins=origins)]},
+        app_kwargs={"middleware": [Middleware(Guard, limits=limits, origins=origins)]},
         css=CSS,
         theme=gr.themes.Soft(),
         footer_links=[],
