@@ -90,6 +90,25 @@ def test_bad_recipe_keys_fail_before_any_cell_runs(tmp_path, model_dir, capsys):
     assert "no suite file at" in capsys.readouterr().err
 
 
+def test_overwrite_removes_only_a_benchmark_and_a_symlinked_out_is_one_line(tmp_path, model_dir, capsys):
+    """Issue 42, finding 7: `--overwrite` deleted any non-empty --out (a folder of photos); a symlinked --out was a
+    traceback."""
+    suite = str(write_suite(tmp_path, model_dir))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"a photo")
+    (tmp_path / "linked").symlink_to(photos)
+    messages = {
+        photos: "holds no benchmark (settings.yaml): choose another output folder",
+        tmp_path / "linked": f"is a symbolic link (to {photos}): give the folder itself",
+    }
+    for out, message in messages.items():
+        assert main(["benchmark", suite, "--out", str(out), "--overwrite"]) == 2
+        error = capsys.readouterr().err.strip()
+        assert "\n" not in error and message in error, error
+    assert (photos / "holiday.jpg").read_bytes() == b"a photo" and len(list(photos.iterdir())) == 1
+
+
 def test_a_run_writes_results_and_table_and_resumes(tmp_path, model_dir, capsys):
     suite = read_suite(write_suite(tmp_path, model_dir))
     out = tmp_path / "out"

@@ -14,6 +14,8 @@ from sma.errors import SmaError
 from sma.recipes import load_config
 from sma.ui import FIELDS, TOY_WORLD, App, Limits, make_job
 
+LOGIN = "ann:s3:cret-pass"
+
 
 def form(method: str, sma: bool, recipe: str = TOY_WORLD) -> dict:
     return page_form(recipe, method, sma)
@@ -84,14 +86,23 @@ def test_an_upload_of_the_wrong_kind_is_one_line(reference, image, message, tmp_
         (["--share"], "--share puts the page on a public link: give --auth USER:PASSWORD or --auth-file"),
         (["--auth", "ann"], "--auth: a login is USER:PASSWORD, both non-empty"),
         (["--auth", ":secret"], "--auth: a login is USER:PASSWORD"),
+        (["--auth", "ann:x"], "--auth: the password of ann is shorter than 8 characters"),
         (["--auth-file", "{tmp}/logins"], "--auth-file .*/logins line 3: a login is USER:PASSWORD"),
         (["--auth-file", "{tmp}/none"], "--auth-file .*/none cannot be read: No such file or directory"),
-        (["--auth", "ann:x", "--max-queue", "0"], "--max-queue must be positive, got 0"),
-        (["--auth", "ann:x", "--job-minutes", "-1"], "--job-minutes must be positive, got -1"),
+        (["--auth-file", "{tmp}/open"], "--auth-file .*/open is open to other users \\(mode 644\\): chmod 600 "),
+        (["--auth", LOGIN, "--max-queue", "0"], "--max-queue must be above 0 and at most 1000, got 0"),
+        (["--auth", LOGIN, "--job-minutes", "-1"], "--job-minutes must be above 0 and at most 1000000, got -1"),
+        (["--auth", LOGIN, "--max-upload-mb", "inf"], "--max-upload-mb must be above 0 and at most 1048576, got inf"),
+        (["--auth", LOGIN, "--max-upload-mb", "1e300"], "--max-upload-mb must be above 0 and at most 1048576, got 1e"),
+        (["--auth", LOGIN, "--max-upload-mb", "nan"], "--max-upload-mb must be above 0 and at most 1048576, got nan"),
+        (["--auth", LOGIN, "--port", "99999"], "--port must be 1 to 65535, got 99999"),
     ],
 )
 def test_serving_beyond_this_machine_needs_a_login_and_bad_access_flags_are_one_line(flags, message, tmp_path, capsys):
-    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\nbob\n")
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret-pass\nbob\n")
+    (tmp_path / "logins").chmod(0o600)
+    (tmp_path / "open").write_text("ann:s3:cret-pass\n")
+    (tmp_path / "open").chmod(0o644)
     assert main(["ui", "--out", str(tmp_path / "out"), *(flag.format(tmp=tmp_path) for flag in flags)]) == 2
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and re.search(message, error), error
@@ -101,8 +112,9 @@ def test_serving_beyond_this_machine_needs_a_login_and_bad_access_flags_are_one_
 def test_the_logins_of_an_auth_file_keep_colons_in_passwords(tmp_path):
     from sma.cli.ui import read_auth_file
 
-    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret\n\n  bob:pw  \n")
-    assert read_auth_file(tmp_path / "logins") == [("ann", "s3:cret"), ("bob", "pw")]
+    (tmp_path / "logins").write_text("# who may log in\nann:s3:cret-pass\n\n  bob:password  \n")
+    (tmp_path / "logins").chmod(0o600)
+    assert read_auth_file(tmp_path / "logins") == [("ann", "s3:cret-pass"), ("bob", "password")]
 
 
 def visitor(name: str) -> SimpleNamespace:
@@ -110,31 +122,110 @@ def visitor(name: str) -> SimpleNamespace:
     return SimpleNamespace(session_hash=name)
 
 
-def test_a_full_queue_turns_a_job_away_before_it_joins_the_queue(tmp_path):
-    import gradio as gr
+def page_app(tmp_path, model_dir, reference, **limits) -> tuple[App, dict]:
+    """A page on the tiny model (offered by the server's allow-list) and the values of a job of 500 steps at 4 frames
+    of 16x16 on a reference uploaded to it, by field name."""
+    recipe = tmp_path / "recipe.yaml"
+    load_config(overrides={"model": str(model_dir)}).save(recipe)
+    app = App(tmp_path / "runs", Limits(models=(str(model_dir),), **limits))
+    app.names = {name: name for name in [*FIELDS, "reference"]}
+    upload = tmp_path / "runs" / ".uploads" / "0" / "clip.mp4"
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(reference.read_bytes())
+    values = form("vmc", True, str(recipe)) | {"reference": str(upload), "model": str(model_dir)}
+    return app, values | {"train.steps": 500, "video.frames": 4, "video.height": 16, "video.width": 16}
 
-    app = App(tmp_path, Limits(max_queue=1))
-    assert app.enqueue(visitor("ann")) == "Starting…"
-    app.running = "ann's job"
-    assert app.enqueue(visitor("bob")).startswith("**Queued:**")
-    refused = app.enqueue(visitor("eve"))
-    assert refused.startswith("**Refused:** the queue is full (1 waiting,") and "\n" not in refused
-    app.admit(visitor("bob"))
-    with pytest.raises(gr.Error):
-        app.admit(visitor("eve"))
-    assert app.enqueue(visitor("bob")).startswith("**Queued:**")  # pressing Run again keeps its place
-    app.leave(visitor("bob"))  # closing the page gives it up
-    assert app.enqueue(visitor("eve")).startswith("**Queued:**")
+
+def test_every_call_of_the_job_goes_through_one_admission(model_dir, reference, tmp_path):
+    """The job's function called directly (as gradio's API lets a visitor): under --max-queue 1 one job runs, one
+    waits, the rest are refused, a visitor holds one place, and a call given up frees its place."""
+    app, values = page_app(tmp_path, model_dir, reference, max_queue=1)
+    first = app.run(values | {"name": "first"}, visitor("ann"))
+    assert next(first)[0].startswith("Running **first**")
+    calls = {name: app.run(values | {"name": name}, visitor(name)) for name in ("bob", "eve", "mallory", "trent")}
+    status = {name: next(call)[0] for name, call in calls.items()}
+    assert status["bob"] == "**Queued:** another job (first) is running; yours starts when it ends."
+    for name in ("eve", "mallory", "trent"):
+        assert status[name].startswith("**Refused:** the queue is full (1 waiting,"), status[name]
+    again = next(app.run(values | {"name": "again"}, visitor("ann")))[0]
+    assert again == "**Refused:** this page already has a job running or waiting; cancel it first."
+    calls["bob"].close()  # bob's call ends without ever running: its place is free
+    waiting = app.run(values | {"name": "eve"}, visitor("eve"))
+    assert next(waiting)[0].startswith("**Queued:**")
+    app.cancel(visitor("ann"))
+    assert [shown[0] for shown in first][-1].startswith("**Cancelled:** stopped at step")
+    assert app.admission.holders() == ["eve"] and not app.admission.running
+    app.cancel(visitor("eve"))
+    assert [shown[0] for shown in waiting] == ["Cancelled before it started."] and not app.admission.holders()
 
 
 def test_a_job_past_its_time_limit_stops_with_one_line_and_keeps_its_checkpoint(model_dir, reference, tmp_path):
-    recipe = tmp_path / "recipe.yaml"
-    load_config(overrides={"model": str(model_dir)}).save(recipe)
-    app = App(tmp_path / "runs", Limits(job_minutes=0.002))  # 0.12 s: past it by the first training step
-    app.names = {name: name for name in [*FIELDS, "reference"]}
-    values = form("vmc", True, str(recipe)) | {"reference": str(reference), "model": str(model_dir)}
-    values |= {"train.steps": 500, "video.frames": 4, "video.height": 16, "video.width": 16, "name": "slow"}
-    status = [shown[0] for shown in app.run(values, visitor("ann"))]
+    app, values = page_app(tmp_path, model_dir, reference, job_minutes=0.002)  # 0.12 s: past it by the first step
+    status = [shown[0] for shown in app.run(values | {"name": "slow"}, visitor("ann"))]
     assert status[-1].startswith("**Time limit:** the job ran past the page's 0.002 minutes; stopped at step")
     assert "continue with 'Resume'" in status[-1] and "\n" not in status[-1], status[-1]
     assert list((tmp_path / "runs" / "slow" / "sma" / "checkpoints").glob("step-*"))
+
+
+def test_a_job_runs_with_every_optional_field_empty(model_dir, reference, tmp_path):
+    """Issue 46.1: Run failed unless Settings had been opened (the Run name, a field of the closed accordion, came
+    as None); every optional field empty (None, as the page sends them) keeps the recipe's values."""
+    app, values = page_app(tmp_path, model_dir, reference)
+    small = {"train.steps": 2, "video.frames": 4, "video.height": 16, "video.width": 16, "generate.steps": 2}
+    small |= {"generate.inversion_steps": 2}
+    load_config(tmp_path / "recipe.yaml", small).save(tmp_path / "recipe.yaml")
+    empty = dict.fromkeys(["image", "name", "seed", "sma.global_weight", "sma.local_weight", *small])
+    values |= empty | {"compare": False, "generate.untuned": False}
+    status = [shown[0] for shown in app.run(values, visitor("ann"))]
+    assert status[-1].startswith("**Done:**"), status[-1]
+    (job,) = [path for path in app.out.iterdir() if not path.name.startswith(".")]
+    config = load_config(job / "sma" / "config.yaml")
+    assert (config.train.steps, config.video.frames, config.seed, config.sma.global_weight) == (2, 4, 0, 0.4)
+
+
+def test_a_request_names_only_the_pages_files_and_models(tmp_path):
+    """Findings 1, 9 and 10 of issue 42 where the job is made: a reference or picture outside --out (a path, a
+    symlink in the uploads), a model not offered (a folder of this machine), a seed past 2**63, are one line; an
+    empty Model or Frames (null through the API) is the recipe's."""
+    app = App(tmp_path / "runs")
+    app.names = {name: name for name in [*FIELDS, "reference"]}
+    uploads = app.out / ".uploads" / "0"
+    uploads.mkdir(parents=True)
+    (uploads / "clip.mp4").write_bytes(b"0")
+    (tmp_path / "secret.mp4").write_bytes(b"0")
+    (uploads / "linked.mp4").symlink_to(tmp_path / "secret.mp4")
+    values = form("vmc", True) | {"reference": str(uploads / "clip.mp4")}
+    assert app.requested(values | {"model": None, "video.frames": None}).configs["sma"].video.frames == 8
+    refused = {
+        "reference": str(tmp_path / "secret.mp4"),
+        "image": str(tmp_path / "secret.mp4"),
+        "model": "/etc",
+        "seed": 2**70,
+    }
+    refused = {key: values | {key: value} for key, value in refused.items()}
+    refused["symlink"] = values | {"reference": str(uploads / "linked.mp4")}
+    refused["dots"] = values | {"reference": str(uploads / ".." / ".." / ".." / "secret.mp4")}
+    messages = {}
+    for name, request in refused.items():
+        with pytest.raises(SmaError) as error:
+            app.requested(request)
+        messages[name] = str(error.value)
+    assert messages["model"] == "the model '/etc' is not one this page offers: choose one from the list"
+    assert messages["seed"].startswith("`seed` must be from 0 to 2**63 - 1")
+    for name in ("reference", "image", "symlink", "dots"):
+        assert "is not one of this page's files" in messages[name], messages[name]
+    assert all("\n" not in message for message in messages.values())
+
+
+def test_a_login_ends_after_its_session_hours():
+    """Finding 8: a session never expired; now a token older than --session-hours is forgotten (gradio's too)."""
+    import time
+
+    from sma.ui.access import Guard
+
+    guard = Guard(None, Limits(session_hours=1), origins=set())
+    gradio = SimpleNamespace(cookie_id="c", tokens={"old": "ann", "new": "ann"})
+    guard.issued = {"old": time.monotonic() - 3601, "new": time.monotonic()}
+    assert not guard.logged_in({"cookie": "access-token-c=old"}, gradio) and "old" not in gradio.tokens
+    assert guard.logged_in({"cookie": "a=b; access-token-unsecure-c=new"}, gradio)
+    assert not guard.logged_in({"cookie": "access-token-c=forged"}, gradio)

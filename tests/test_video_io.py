@@ -297,3 +297,48 @@ def test_a_damaged_mp4_is_warned_about_or_refused(tmp_path):
             assert len(frames) == 12  # never fewer frames than it declares, silently
             warned += any(issubclass(warning.category, DamagedVideoWarning) for warning in caught)
     assert warned >= 3 and refused >= 3, (warned, refused)
+
+
+def gif_bomb(path: Path, side: int, frames: int) -> Path:
+    """A gif of `frames` frames on a `side` x `side` screen, each one stored pixel: 26 bytes a frame (issue 42's
+    23 KB gif of 1,000 frames of 4096x4096)."""
+    import struct
+
+    screen = b"GIF89a" + struct.pack("<HHBBB", side, side, 0x80, 0, 0) + b"\x00\x00\x00\xff\xff\xff"
+    control = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 100 ms
+    pixel = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x44\x01\x00"  # one pixel, LZW
+    path.write_bytes(screen + (control + pixel) * frames + b"\x3b")
+    return path
+
+
+def test_a_decompression_bomb_is_refused_before_it_decodes(tmp_path, monkeypatch):
+    """Issue 42, finding 5: a 26 KB gif declaring 1,000 frames of 4096x4096 (52 GB decoded) is refused by what it
+    declares; an mp4 asked for more frames than the limit allows is refused before its first frame decodes."""
+    from sma.video import VideoTooLargeError, probe_video, reading
+
+    bomb = gif_bomb(tmp_path / "bomb.gif", 4096, 1000)
+    assert bomb.stat().st_size < 30_000
+    for read in (read_video, probe_video, lambda path: read_video(path, 8, size=(64, 64))):
+        with pytest.raises(VideoTooLargeError, match=r"bomb.gif: decoding 1000 frames of 4096x4096 \(as it declares\)"):
+            read(bomb)
+    clip = write_video(tmp_path / "clip.mp4", np.zeros((30, 64, 64, 3), np.uint8))
+    monkeypatch.setattr(reading, "MAX_DECODED_PIXELS", 20 * 64 * 64)
+    with pytest.raises(VideoTooLargeError, match=r"decoding 30 frames of 64x64 \(as it declares\)"):
+        read_video(clip)
+    with pytest.raises(VideoTooLargeError, match=r"decoding 21 frames of 64x64 \(as asked\)"):
+        read_video(clip, 5, stride=5, size=(16, 16))
+    assert read_video(clip, 10, stride=2, size=(16, 16)).shape == (10, 16, 16, 3)
+
+
+def test_reading_at_a_size_holds_one_full_frame_at_a_time(tmp_path):
+    """Issue 42, finding 5: 16 frames of 384x384 read at 16x16 held every full frame (the size limited the output,
+    not the decoding); now each frame is scaled as it is decoded."""
+    import tracemalloc
+
+    frames = numbered_frames(16, 384, 384)
+    for path in (write_video(tmp_path / "big.mp4", frames), write_video(tmp_path / "big.gif", frames)):
+        tracemalloc.start()
+        assert read_video(path, size=(16, 16)).shape == (16, 16, 16, 3)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 3 * 2**20, (path.name, peak)  # 16 full frames: 7 MB

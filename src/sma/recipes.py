@@ -198,6 +198,8 @@ def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "
 def validate(config: TransferConfig) -> TransferConfig:
     """Checks of the shared sections, then the method's own."""
     video, train = config.video, config.train
+    if not 0 <= config.seed < 2**63:
+        raise SmaError(f"`seed` must be from 0 to 2**63 - 1 (what torch and numpy take), got {config.seed}")
     if train.mixed_precision not in ("no", "fp16", "bf16"):
         raise SmaError(f"`train.mixed_precision` must be no, fp16 or bf16, got {train.mixed_precision!r}")
     if config.generate.precision not in GENERATION_PRECISIONS:

@@ -76,9 +76,14 @@ def run_suite(
     the run (an SmaError). Returns every record.
     """
     out = Path(out)
+    if out.is_symlink():
+        raise SmaError(f"{out} is a symbolic link (to {os.path.realpath(out)}): give the folder itself")
     if out.exists() and not out.is_dir():
         raise SmaError(f"{out} is a file, not a benchmark folder")
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+    occupied = out.exists() and any(out.iterdir())
+    if occupied and not (out / SETTINGS_FILE).is_file():  # `overwrite` removes a benchmark, never another folder
+        raise SmaError(f"{out} is not empty and holds no benchmark ({SETTINGS_FILE}): choose another output folder")
+    if occupied and not (resume or overwrite):
         raise SmaError(f"{out} already holds a benchmark: set `resume` to continue it or `overwrite` to replace it")
     from sma.embedded import embedded_model
 

@@ -15,6 +15,7 @@ _MODULES = {
         "TooFewFramesError",
         "VideoError",
         "VideoNotFoundError",
+        "VideoTooLargeError",
     ),
     "sma.video.frames": ("frames_to_tensor", "resize_frames", "tensor_to_frames"),
     "sma.video.grid": ("video_grid", "write_grid"),

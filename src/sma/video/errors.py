@@ -33,3 +33,7 @@ class TooFewFramesError(VideoError):
 
 class OutputExistsError(VideoError):
     """The output path exists and overwriting was not asked for."""
+
+
+class VideoTooLargeError(VideoError):
+    """Decoding what the selection asks for would take more pixels than one read decodes (a decompression bomb)."""

@@ -24,6 +24,7 @@ from sma.video.errors import (
     NoFramesError,
     NotAVideoError,
     TooFewFramesError,
+    VideoTooLargeError,
 )
 from sma.video.files import IMAGE_SUFFIXES, existing, natural_key
 from sma.video.frames import frames_to_tensor, resize_frames
@@ -34,6 +35,10 @@ _SIGNATURES = (b"GIF8", b"RIFF", b"\x1a\x45\xdf\xa3")
 _STILL_FORMATS = ("tty", "image2", "image2pipe")
 _MP4_BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free")
 _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I")  # Pillow's modes of 16-bit grey images, scaled 0..65535 -> 0..255
+# The most pixels one read decodes (~3 GB of RGB frames, e.g. 512 frames of 1080p): a file whose header declares more
+# for what is asked (a 23 KB gif of 1,000 4096x4096 frames) is refused before decoding, one that decodes more than it
+# declared, when it gets there.
+MAX_DECODED_PIXELS = 2**30
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,15 @@ def read_video(
             )
         step = source_fps / fps
 
+    needed = start + round((num_frames - 1) * step) + 1 if num_frames is not None else None
     selected, decoded = [], 0
     wanted = start
-    for index, frame in enumerate(_decode(path)):
+    for index, frame in enumerate(_decode(path, needed)):
         decoded = index + 1
+        if decoded * frame.shape[0] * frame.shape[1] > MAX_DECODED_PIXELS:
+            raise _too_large(path, decoded, *frame.shape[:2], "more than it declared")
         while round(wanted) == index and (num_frames is None or len(selected) < num_frames):
-            selected.append(frame)
+            selected.append(frame if size is None else resize_frames(frame[None], size, fit)[0])  # one at a time
             wanted = start + len(selected) * step
         if num_frames is not None and len(selected) == num_frames:
             break
@@ -94,10 +102,7 @@ def read_video(
         if declared and decoded < declared:
             raise CorruptVideoError(f"{path} is truncated: it declares {declared} frames but only {decoded} decode")
         raise TooFewFramesError(_too_few_message(path, decoded, num_frames or 1, step, start, fps is not None))
-    frames = np.stack(selected)
-    if size is not None:
-        frames = resize_frames(frames, size, fit)
-    return frames
+    return np.stack(selected)
 
 
 def read_video_tensor(path: str | os.PathLike, num_frames: int | None = None, **selection) -> torch.Tensor:
@@ -113,9 +118,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         width, height = _open_image(files[0]).size
         return VideoInfo(frames=len(files), fps=None, height=height, width=width)
     if path.suffix.lower() == ".gif":
-        frames, durations, base = _gif_frames(path)
+        durations, base, (width, height) = _gif_timing(path)
         count = sum(max(1, round(duration / base)) for duration in durations)
-        return VideoInfo(count, 1000.0 / base, *frames[0].shape[:2])
+        return VideoInfo(count, 1000.0 / base, height, width)
     with _open_container(path) as container:
         stream = container.streams.video[0]
         rate = float(stream.average_rate) if stream.average_rate else None
@@ -141,8 +146,16 @@ def _too_few_message(path: Path, total: int, num_frames: int, step: float, start
     )
 
 
-def _decode(path: Path) -> Iterator[np.ndarray]:
-    """Yield uint8 RGB frames one by one, in order, from whatever the path holds."""
+def _too_large(path: Path, frames: int, height: int, width: int, how: str) -> VideoTooLargeError:
+    return VideoTooLargeError(
+        f"{path}: decoding {frames} frames of {width}x{height} ({how}) is over the {MAX_DECODED_PIXELS:,} pixels sma "
+        "decodes from one video (a decompression bomb?); cut or scale it down first, or ask for fewer frames"
+    )
+
+
+def _decode(path: Path, needed: int | None = None) -> Iterator[np.ndarray]:
+    """Yield uint8 RGB frames one by one, in order, from whatever the path holds; `needed` (None: all) is how many
+    the caller reads at most, checked against what the file declares before anything decodes."""
     path = existing(path)
     if path.is_dir():
         yield from _decode_folder(path)
@@ -151,7 +164,7 @@ def _decode(path: Path) -> Iterator[np.ndarray]:
     elif path.suffix.lower() in IMAGE_SUFFIXES:
         raise NotAVideoError(f"{path} is a single image; put the frames of a video in a folder and read the folder")
     else:
-        yield from _decode_container(path)
+        yield from _decode_container(path, needed)
 
 
 def _decode_folder(folder: Path) -> Iterator[np.ndarray]:
@@ -167,41 +180,55 @@ def _decode_folder(folder: Path) -> Iterator[np.ndarray]:
 
 
 def _decode_gif(path: Path) -> Iterator[np.ndarray]:
-    """Gif frames at a constant rate: a frame shown k times longer than the shortest is repeated k times.
+    """Gif frames at a constant rate: a frame shown k times longer than the shortest is repeated k times, one frame
+    decoded at a time.
 
     Gif writers (Pillow among them) merge identical consecutive frames into one longer frame.
     """
-    frames, durations, base = _gif_frames(path)
-    for frame, duration in zip(frames, durations, strict=True):
-        for _ in range(max(1, round(duration / base))):
-            yield frame
-
-
-def _gif_frames(path: Path) -> tuple[list[np.ndarray], list[float], float]:
-    """Every stored gif frame as RGB, its duration in milliseconds (100 when the file gives none), and the
-    duration of one frame: the one `write_video` notes in the comment, else the shortest."""
-    frames, durations = [], []
+    durations, base, _ = _gif_timing(path)
     with _open_image(path) as image:
-        comment = image.info.get("comment", b"")
         try:
-            for frame in ImageSequence.Iterator(image):
-                frames.append(_rgb(frame, path))
-                durations.append(frame.info.get("duration") or 100)
+            for frame, duration in zip(ImageSequence.Iterator(image), durations, strict=False):
+                rgb = _rgb(frame, path)
+                for _ in range(max(1, round(duration / base))):
+                    yield rgb
         except (OSError, EOFError) as error:
             raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+
+
+def _gif_timing(path: Path) -> tuple[list[float], float, tuple[int, int]]:
+    """Every stored gif frame's duration in milliseconds (100 when the file gives none), the duration of one frame
+    (the one `write_video` notes in the comment, else the shortest) and the frames' (width, height); a gif that
+    declares more frames than one read decodes is refused before any frame decodes."""
+    with _open_image(path) as image:
+        comment = image.info.get("comment", b"")  # read first: counting the frames rewinds, which drops it
+        try:
+            if image.n_frames * image.width * image.height > MAX_DECODED_PIXELS:
+                raise _too_large(path, image.n_frames, image.height, image.width, "as it declares")
+            durations = [frame.info.get("duration") or 100 for frame in ImageSequence.Iterator(image)]
+        except (OSError, EOFError) as error:
+            raise CorruptVideoError(f"{path} is corrupt or truncated: {error}") from None
+        size = image.size
     noted = re.search(rb"frame duration (\d+) ms", comment if isinstance(comment, bytes) else comment.encode())
-    return frames, durations, float(noted.group(1)) if noted else min(durations)
+    return durations, float(noted.group(1)) if noted else min(durations), size
 
 
-def _decode_container(path: Path) -> Iterator[np.ndarray]:
-    """Frames in order; a stream that decodes fewer frames than it declares is refused (frames lost to damage), and
-    damage the decoder concealed (its "error while decoding" messages: smeared blocks) is counted and warned about."""
+def _decode_container(path: Path, needed: int | None) -> Iterator[np.ndarray]:
+    """Frames in order; a stream that declares more pixels than one read decodes for the `needed` frames (None: all)
+    is refused before it decodes, one that decodes fewer frames than it declares is refused (frames lost to damage),
+    and damage the decoder concealed (its "error while decoding" messages: smeared blocks) is counted and warned
+    about."""
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # FFmpeg says what it concealed only while its log is on
     decoded, logs = 0, None
     try:
         with av.logging.Capture(local=False) as logs, _open_container(path) as container:  # opening decodes too
             stream = container.streams.video[0]
+            height, width = stream.codec_context.height, stream.codec_context.width
+            declared = min(stream.frames, needed or stream.frames) if stream.frames else needed or 1
+            if declared * height * width > MAX_DECODED_PIXELS:
+                how = "as it declares" if declared == stream.frames else "as asked"
+                raise _too_large(path, declared, height, width, how)
             try:
                 for frame in container.decode(stream):
                     decoded += 1
