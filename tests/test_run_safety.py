@@ -111,6 +111,14 @@ def test_a_failed_new_run_leaves_nothing_that_blocks_the_rerun(model_dir, refere
     assert main(command("train", reference, out, model_dir)) == 0
 
 
+def test_fp16_training_on_the_cpu_is_one_line_before_the_folder_is_made(model_dir, reference, tmp_path, capsys):
+    """The GPU recipes' fp16 autocast failed on the CPU in every layer (half weights, float inputs) mid-run."""
+    out = tmp_path / "run"
+    assert main(command("train", reference, out, model_dir, "--mixed-precision", "fp16")) == 2
+    assert "needs a GPU: on the CPU train with --mixed-precision no (or bf16)" in one_line_error(capsys)
+    assert not out.exists()
+
+
 def test_a_second_writer_is_refused_naming_the_holder(model_dir, reference, tmp_path, capsys):
     out = tmp_path / "run"
     lock = RunLock(tmp_path / ".run.lock", out)

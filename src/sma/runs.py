@@ -286,6 +286,11 @@ def _train(accelerator: Accelerator, config: TransferConfig, references: list[Re
             config.save(run.path / CONFIG_FILE)  # its new targets (only RESUMABLE settings can differ)
             tqdm.write(f"{run.out} finished training at step {config.train.steps}: its adapter is kept as it is")
         return
+    if config.train.mixed_precision == "fp16" and accelerator.device.type == "cpu":
+        raise SmaError(
+            "`train.mixed_precision: fp16` (the GPU recipes') needs a GPU: on the CPU train with "
+            "--mixed-precision no (or bf16)"
+        )
     method, clips = start_run(config, references, run, accelerator.device)
     accelerator.wait_for_everyone()
     model, batch = method.model, config.train.batch_size
