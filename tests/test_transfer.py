@@ -172,7 +172,9 @@ def test_a_folder_that_is_not_a_run_is_never_touched(model_dir, reference, tmp_p
 def test_recipe_errors(tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train: {stpes: 10}\n")
-    assert main(["train", "ref.mp4", "--out", str(tmp_path / "run"), "--config", str(recipe)]) == 2
+    reference = tmp_path / "ref.mp4"
+    reference.touch()  # there: a missing reference is said first, before the recipe is read
+    assert main(["train", str(reference), "--out", str(tmp_path / "run"), "--config", str(recipe)]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("sma: error: unknown recipe key train.stpes") and "steps" in error
     assert len(error.splitlines()) == 1

@@ -2,8 +2,8 @@
 
 A section the Show-1 backbone owns (`sma.backbones.sections`): the recipe reads it like a shared one, and
 `sma.runs` asks it to check a run before anything loads and to run its stages after generation. Light to
-import (the command line's help reads its names): it checks the stage models' sources itself, and imports the
-cascade (`sma.backbones.show1_cascade`) only to run it.
+import (the command line's help reads its names, without torch): it checks the stage models' sources itself through
+`sma.backbones.hub`, imported when it checks, and imports the cascade (`sma.backbones.show1_cascade`) only to run it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sma.backbones.hub import ModelNotFoundError, cached_snapshot, hub_reachable, local_folder, model_index
 from sma.config import BackboneSection
 from sma.errors import SmaError
 
@@ -39,6 +38,8 @@ def stages_after_base(last: str) -> list[str]:
 def check_sources(settings: Show1Options) -> None:
     """Fail before the base stage runs when a later stage's model is neither a folder, nor in the Hub cache,
     nor downloadable."""
+    from sma.backbones.hub import ModelNotFoundError, cached_snapshot, hub_reachable, local_folder
+
     for stage in stages_after_base(settings.stages):
         for key in STAGE_MODELS[stage]:
             source = getattr(settings, key)
@@ -81,6 +82,7 @@ class Show1Options(BackboneSection):
         """Stages after base need a Show-1 model and their own models, reachable."""
         if self.stages == "base":
             return
+        from sma.backbones.hub import model_index
         from sma.backbones.show1 import PIPELINE
 
         if model_index(config.model, config.revision or None).get("_class_name") != PIPELINE:
