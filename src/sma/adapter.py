@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import sma
-from sma.backbones.wan import EXPERT_FILES, EXPERT_LOADERS
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.recipes import flatten, load_config
@@ -58,6 +57,8 @@ class Adapter:
 
     def experts(self) -> dict[str, dict]:
         """On Wan 2.2 A14B, which file of `sma export` each trained expert's LoRA goes to and where that loads."""
+        from sma.backbones.wan import EXPERT_FILES, EXPERT_LOADERS  # here: the CLI reads adapters without torch
+
         counts = Counter(name.split(".")[0] for name in self.tensors)
         experts = {
             expert: {"tensors": counts[expert], "exported_as": f"FILE-{suffix}.safetensors", **EXPERT_LOADERS[expert]}
