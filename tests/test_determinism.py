@@ -1,7 +1,8 @@
 """The same command twice gives the same adapter and the same frames, whatever the process did before it (issue 43):
 every trained method on its tiny model, a few steps. Before, a LoRA was drawn from the global generator (so the
 adapter depended on the tests or benchmark cells run before it in the process), and x264 read uninitialised memory
-on frames 16 px wide (so an mp4 of the same frames decoded a few levels apart now and then)."""
+on frames an odd count of macroblocks wide (16 px here: an mp4 of the same frames decoded a few levels apart now and
+then)."""
 
 import numpy as np
 import pytest

@@ -1,7 +1,13 @@
 """sma: video motion transfer with diffusion models and Spectral Motion Alignment."""
 
 import importlib
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# Before torch loads (OpenMP reads it then), unless set: OpenMP threads waiting for work sleep instead of spinning.
+# Spinning threads take the cores other processes need: beside other work a step slowed 20-45x
+# (benchmarks/cpu_load.py measures it; docs/performance.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("sma")
