@@ -42,8 +42,8 @@ def measure(steps: int, torch_first: bool) -> dict:
         import sma  # noqa: F401  (first: its thread settings apply)
     import torch
 
-    from sma.embedded import embedded_model
     from sma.demo import CASES
+    from sma.embedded import embedded_model
     from sma.embedded.world import run_config
     from sma.methods import build_method
     from sma.runs import load_reference

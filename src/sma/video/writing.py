@@ -20,7 +20,6 @@ from sma.video.frames import as_frames
 
 H264_SUFFIXES = (".mp4", ".mov", ".mkv")
 GIF_FRAME_COMMENT = "sma frame duration"
-MACROBLOCK = 16  # px
 
 
 def write_video(
@@ -36,10 +35,10 @@ def write_video(
     The suffix picks the format: .mp4/.mov/.mkv (H.264, yuv420p, constant quality `quality`
     as x264's crf, lower is better), .gif, or no suffix for a folder of png frames
     (frame_0000.png, ...). Odd sizes are padded to even for H.264 by repeating the last row
-    and column. The same frames give the same bytes: x264 runs one thread (more vary the stream run to run), and
-    without its macroblock tree on frames an odd count of macroblocks wide (16, 48, 80 px, ...), where it reads
-    uninitialised memory (valgrind: the same frames encoded now and then to another stream, decoded a few levels
-    apart); frames an even count wide (32, 64 px, ...) are encoded as x264 does by default.
+    and column. The same frames give the same bytes: x264 runs one thread (more vary the stream run to run) and
+    without its macroblock tree (mbtree), which encoded the same frames now and then to another stream, decoded up to
+    15 levels apart: it reads uninitialised memory on frames an odd count of macroblocks wide (16, 48, 80 px; valgrind)
+    and varied on 64 px frames too (10-50% of encodes on an AVX-512 CPU, none with its AVX2 code).
     """
     frames = as_frames(video)
     path = Path(path)
@@ -67,9 +66,8 @@ def _write_h264(path: Path, frames: np.ndarray, fps: float, quality: int, contai
         stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(quality), "threads": "1"}  # multi-threaded x264 output varies run to run
-        if -(-stream.width // MACROBLOCK) % 2:  # an odd count of macroblocks across: see the docstring
-            stream.options |= {"x264-params": "mbtree=0"}
+        # One thread and no macroblock tree: either varies the stream from run to run (see the docstring).
+        stream.options = {"crf": str(quality), "threads": "1", "x264-params": "mbtree=0"}
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
