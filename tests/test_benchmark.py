@@ -177,6 +177,10 @@ def test_a_model_retrained_in_place_is_not_resumed_as_the_old_one(tmp_path, mode
     unchanged = Counting()
     run_suite(suite, out, resume=True, transfer=unchanged, progress=False)
     assert unchanged.calls == []
+    moved = shutil.copytree(model, tmp_path / "elsewhere" / "model")  # another checkout or session: the same files
+    elsewhere = read_suite(write_suite(tmp_path / "elsewhere", moved, variants=["untuned"]))
+    run_suite(elsewhere, out, resume=True, transfer=unchanged, progress=False)
+    assert unchanged.calls == []
 
     weights = model / "unet" / "diffusion_pytorch_model.safetensors"
     save_file({name: tensor + 1 for name, tensor in load_file(weights).items()}, weights)

@@ -55,12 +55,17 @@ def without_training(overrides: dict[str, Any], trains: bool) -> dict[str, Any]:
 
 def fingerprint(config, cell: Cell) -> str:
     """Short hash of everything that makes a cell's outputs: its resolved config, its reference and, for a
-    model in a local folder, the folder's contents (a model retrained in place is another setting)."""
+    model in a local folder, the folder's contents (a model retrained in place is another setting) rather than where
+    it lies, so that a suite resumes in another checkout or session (the embedded models move with sma)."""
     reference = cell.reference
     source = str(reference.path) if reference.path is not None else repr(reference.synthetic)
     untuned = [] if cell.variant.tune else ["untuned"]
+    settings = config.to_dict()
     models = [model_digest(config.model), model_digest(config.motion_adapter)]
-    text = json.dumps([config.to_dict(), source, *untuned, *models], sort_keys=True, default=str)
+    for key, digest in zip(("model", "motion_adapter"), models, strict=True):
+        if digest is not None:
+            settings[key] = "a local folder"
+    text = json.dumps([settings, source, *untuned, *models], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
