@@ -1,7 +1,7 @@
 """Training checkpoints in safetensors and JSON only: nothing is ever unpickled.
 
 A checkpoint holds the trained tensors, the optimizer's per-parameter state, the step and the running numbers the
-loss keeps (`sma.share`'s averages); together with per-step seeds that is everything a resumed run needs to
+loss keeps (`sma.share`'s sums); together with per-step seeds that is everything a resumed run needs to
 continue exactly.
 """
 

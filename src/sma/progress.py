@@ -26,12 +26,17 @@ INTERVAL = 30.0  # seconds: a bar written to a file or pipe adds a line at most 
 LINE = "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 
+def is_terminal(stream) -> bool:
+    """Whether `stream` is a terminal (a file, a pipe or a stream without `isatty` is not)."""
+    return getattr(stream, "isatty", lambda: False)()
+
+
 def bar(**options) -> tqdm:
     """A tqdm bar (tqdm's options). Drawn in place on a terminal or in a notebook; to a file or pipe (`make demo >
     log`, CI) it writes a line when it starts, one at most every `INTERVAL` seconds and one when it ends, where tqdm
     would write a carriage-return frame at each redraw (megabytes in a long run's log)."""
     stream = options.pop("file", None) or sys.stderr
-    if autonotebook.tqdm is not std.tqdm or getattr(stream, "isatty", lambda: False)():  # a notebook, a terminal
+    if autonotebook.tqdm is not std.tqdm or is_terminal(stream):  # a notebook, a terminal
         return tqdm(file=stream, **options)
     options |= {"mininterval": INTERVAL, "maxinterval": INTERVAL, "leave": True, "bar_format": LINE}
     return std.tqdm(file=_Lines(stream), **options)

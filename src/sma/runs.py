@@ -532,7 +532,9 @@ def check_outputs(
     """Fail before any work when a video exists, of the base stage or of `later_stages` (and `overwrite` is not
     set), or `out` cannot be written; the targets `kept` (indexes) are not made again."""
     for index, target in enumerate(targets):
-        for stage in ["base", *later_stages] if index not in kept else ():
+        if index in kept:
+            continue
+        for stage in ["base", *later_stages]:
             path = video_path(out, index, target, stage, folder)
             check_writable(path, overwrite)
             check_writable(path.with_suffix(".gif"), overwrite)

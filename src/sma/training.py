@@ -247,7 +247,7 @@ def _start(
 
 
 def _running(method: TrainedMethod) -> dict[str, dict]:
-    """What the loss carries from step to step, for the checkpoint: `sma.share`'s running averages."""
+    """What the loss carries from step to step, for the checkpoint: `sma.share`'s sums."""
     return {} if method.sma_share is None else {"sma_share": method.sma_share.state()}
 
 

@@ -107,9 +107,11 @@ def _loading_bars_off_in_logs():
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
+    from sma.progress import is_terminal
+
     libraries = [diffusers_logging, transformers_logging]
     shown = [library.is_progress_bar_enabled() for library in libraries]
-    if not getattr(sys.stderr, "isatty", lambda: False)():
+    if not is_terminal(sys.stderr):
         for library in libraries:
             library.disable_progress_bar()
     try:

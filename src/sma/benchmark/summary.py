@@ -101,18 +101,30 @@ def write_summary(out: Path, records: list[dict], name: str, plots: bool = True)
         plot_trade_off(differences, Path(out) / "trade-off-differences.png", differences=True)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def _pyplot():
+    """matplotlib's pyplot drawing off-screen (a benchmark runs without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: Path) -> None:
+    """The figure as a png at `path`, written atomically, then closed."""
     from sma.video.atomic import atomic_output
 
+    with atomic_output(path, overwrite=True) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
+    _pyplot().close(figure)
+
+
+def plot(rows: list[dict], path: Path) -> None:
     shown = [(metric.key, metric.title) for metric in SUMMARY if any(row[metric.key] for row in rows)]
     columns = min(4, len(shown))
     lines = -(-len(shown) // columns)
-    figure, axes = plt.subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)
+    figure, axes = _pyplot().subplots(lines, columns, figsize=(3.2 * columns, 3.4 * lines), squeeze=False)
     for unused in axes.flat[len(shown) :]:
         unused.axis("off")
     labels = [f"{row['method']}\n{row['variant']}" for row in rows]
@@ -127,28 +139,19 @@ def plot(rows: list[dict], path: Path) -> None:
         axis.set_xticks(range(len(rows)), labels, fontsize=6, rotation=90)
         axis.set_title(title, fontsize=9)
     figure.tight_layout()
-    with atomic_output(path, overwrite=True) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_trade_off(rows: list[dict], path: Path, differences: bool = False) -> None:
     """A panel per method and trade-off metric: the headline motion score (x) against leakage or appearance (y), one
     point per row (variant) with both 95% intervals, so a setting that buys appearance with motion shows where it
     sits. `rows` are `summarise`'s means or, with `differences`, `paired_differences`' (the origin is no SMA)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from sma.video.atomic import atomic_output
-
     methods = list(dict.fromkeys(row["method"] for row in rows))
     measured = [key for key in TRADE_OFF if any(row[key] for row in rows) and any(row[HEADLINE] for row in rows)]
     if not measured:
         return
     variants = list(dict.fromkeys(row["variant"] for row in rows))
-    figure, axes = plt.subplots(
+    figure, axes = _pyplot().subplots(
         len(methods), len(measured), figsize=(3.6 * len(measured), 3.2 * len(methods)), squeeze=False
     )
     for line, method in zip(axes, methods, strict=True):
@@ -173,6 +176,4 @@ def plot_trade_off(rows: list[dict], path: Path, differences: bool = False) -> N
             axis.set_title(method, fontsize=9)
             axis.legend(fontsize=6)
     figure.tight_layout()
-    with atomic_output(path, overwrite=True) as temporary:
-        figure.savefig(temporary, dpi=110, format="png")
-    plt.close(figure)
+    _save(figure, path)
