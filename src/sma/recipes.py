@@ -1,7 +1,8 @@
 """YAML recipes and overrides -> a validated `TransferConfig`.
 
 Defaults, then the recipe, then overrides with dotted keys ("train.steps": 10). The method
-named in the result owns one more section, under its own name, and checks its own settings.
+named in the result owns one more section, under its own name (its dataclass in `sma.methods.options`),
+and checks its own settings.
 """
 
 from __future__ import annotations
