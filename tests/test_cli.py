@@ -33,6 +33,25 @@ def test_help_shows_the_defaults_and_says_the_prompt_matters(capsys):
     assert "so give it; without one they condition on the empty text" in " ".join(capsys.readouterr().out.split())
 
 
+# `sma` with the arguments after -c; prints its exit status and the model libraries it imported
+LIBRARIES_IMPORTED = (
+    "import sys, contextlib, io\nfrom sma.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()):\n"
+    "    try: code = main(sys.argv[1:])\n    except SystemExit as stop: code = stop.code\n"
+    "heavy = [name for name in ('torch', 'diffusers', 'transformers', 'cv2', 'av') if name in sys.modules]\n"
+    "print(code, heavy)"
+)
+
+
+def run_counting_imports(command: list[str], folder) -> tuple[str, str]:
+    """`sma COMMAND` in a fresh interpreter in `folder`: its exit status and the model libraries it imported, and
+    what it wrote to stderr."""
+    result = subprocess.run(
+        [sys.executable, "-c", LIBRARIES_IMPORTED, *command], capture_output=True, text=True, cwd=folder
+    )
+    return result.stdout.split("\n")[-2], result.stderr
+
+
 def test_a_mistyped_path_is_said_before_the_model_libraries_load(tmp_path):
     """Issue 46: every command took ~8 s before its first word, even for a mistyped path: the error now comes
     without importing torch, diffusers, OpenCV or PyAV (0.6 s instead of 8-22 s, measured in the report)."""
@@ -43,14 +62,27 @@ def test_a_mistyped_path_is_said_before_the_model_libraries_load(tmp_path):
         ["generate", "--adapter", "missing", "--target", "t", "--out", str(tmp_path / "videos")],
         ["evaluate", "missing.mp4", "other.mp4"],
     ]
-    code = (
-        "import sys, contextlib, io\nfrom sma.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    try: code = main(sys.argv[1:])\n    except SystemExit as stop: code = stop.code\n"
-        "heavy = [name for name in ('torch', 'diffusers', 'transformers', 'cv2', 'av') if name in sys.modules]\n"
-        "print(code, heavy)"
-    )
     for command in commands:
-        result = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, cwd=tmp_path)
-        assert result.stdout.split("\n")[-2] == ("0 []" if command == ["--help"] else "2 []"), (command, result)
-        assert command == ["--help"] or "missing" in result.stderr
+        status, stderr = run_counting_imports(command, tmp_path)
+        assert status == ("0 []" if command == ["--help"] else "2 []"), (command, stderr)
+        assert command == ["--help"] or "missing" in stderr
+
+
+def test_a_mistake_in_the_recipe_is_said_before_the_model_libraries_load(tmp_path):
+    """Issue 46: a misspelt recipe key was said after ~8 s, once torch and diffusers had loaded (the method's module,
+    imported for its options, and the run's): keys, types and the method's name are now checked without them."""
+    cases = [(["train"], "train:\n  stpes: 10\n", "unknown recipe key train.stpes: valid keys here are steps,")]
+    cases += [
+        (["transfer", "--target", "t"], recipe, said)
+        for recipe, said in (
+            ("method: dmt\ndmt:\n  iterashuns: 3\n", "unknown recipe key dmt.iterashuns: valid keys here are layers,"),
+            ("method: vmcc\n", "unknown method 'vmcc': expected one of vmc,"),
+            ("video:\n  frames: eight\n", "recipe key video.frames must be an integer, got 'eight'"),
+        )
+    ]
+    for command, recipe, said in cases:
+        (tmp_path / "recipe.yaml").write_text(recipe)
+        arguments = [*command, "--config", "recipe.yaml", "--out", "run", "--model", "embedded"]
+        status, stderr = run_counting_imports(arguments, tmp_path)
+        assert status == "2 []", (recipe, stderr)
+        assert stderr.startswith(f"sma: error: {said}") and len(stderr.splitlines()) == 1, stderr

@@ -16,15 +16,8 @@ from sma.cli import main
 from sma.errors import SmaError
 from sma.memory_budget import MemoryBudgetWarning
 from sma.methods import build_method
-from sma.methods.dmt import (
-    DMT,
-    OFFICIAL_LAYERS,
-    DMTOptions,
-    ReferenceLatents,
-    renoise,
-    start_latent,
-    unclipped_inversion,
-)
+from sma.methods.dmt import DMT, ReferenceLatents, renoise, start_latent, unclipped_inversion
+from sma.methods.options import OFFICIAL_LAYERS, DMTOptions
 from sma.recipes import load_config
 from sma.runs import untuned
 from sma.sampling import ddim_inversion, guided, low_frequency_prior, make_scheduler, sample

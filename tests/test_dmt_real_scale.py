@@ -9,7 +9,8 @@ from diffusers import DDIMScheduler
 from real_scale import dmt_official_features, zeroscope_unet
 
 from sma.backbones.text_to_video import TextToVideoModel
-from sma.methods.dmt import DMT, DMTOptions
+from sma.methods.dmt import DMT
+from sma.methods.options import DMTOptions
 from sma.recipes import load_config
 
 

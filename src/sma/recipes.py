@@ -1,7 +1,8 @@
 """YAML recipes and overrides -> a validated `TransferConfig`.
 
 Defaults, then the recipe, then overrides with dotted keys ("train.steps": 10). The method
-named in the result owns one more section, under its own name, and checks its own settings.
+named in the result owns one more section, under its own name (its dataclass in `sma.methods.options`),
+and checks its own settings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sma.backbones.sections import default_sections
 from sma.config import GENERATION_PRECISIONS, TIMESTEP_WEIGHTS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
+from sma.methods.options import OPTIONS
 from sma.references import check_entries
 
 MAX_VIDEO_SIDE = 4096  # Wan 2.2 TI2V-5B's native 704 x 1280 is the largest backbone's
@@ -28,7 +30,8 @@ MAX_SAMPLING_STEPS = 1000  # no scheduler of the supported models has more train
 
 
 def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:
-    """Defaults, then the YAML recipe, then overrides with dotted keys; validated."""
+    """Defaults, then the YAML recipe, then overrides with dotted keys; validated. Every key, type and shared setting
+    is checked before the method's module, and with it torch, is imported: a mistake is said in a second."""
     values = read_recipe(recipe) if recipe is not None else {}
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -44,10 +47,12 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     if not isinstance(method, str) or method not in METHODS:
         raise SmaError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     config.method = method
-    options = method_class(method).Options
+    options = OPTIONS.get(method)
     config.options = options() if options is not None else None
-    config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
     merge(config, values)
+    check_shared(config)
+    if "sampler" not in values.get("generate", {}):
+        config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
     return validate(config)
 
 
@@ -195,8 +200,8 @@ def _checked(value: Any, current: Any, annotation: str, name: str, what: str = "
     return value
 
 
-def validate(config: TransferConfig) -> TransferConfig:
-    """Checks of the shared sections, then the method's own."""
+def check_shared(config: TransferConfig) -> None:
+    """Checks of the shared sections that need no method."""
     video, train = config.video, config.train
     if not 0 <= config.seed < 2**63:
         raise SmaError(f"`seed` must be from 0 to 2**63 - 1 (what torch and numpy take), got {config.seed}")
@@ -237,10 +242,14 @@ def validate(config: TransferConfig) -> TransferConfig:
         raise SmaError(f"`train.checkpoint_every` must be >= 1, got {train.checkpoint_every}")
     if train.learning_rate <= 0:
         raise SmaError(f"`train.learning_rate` must be above 0, got {train.learning_rate}")
-    check_generation(config.generate, method_class(config.method).samplers)
     for section in config.sections.values():
         section.validate()
     check_entries(config.references)
+
+
+def validate(config: TransferConfig) -> TransferConfig:
+    """Checks that ask the method (its samplers, what it trains and takes), then the method's own."""
+    check_generation(config.generate, method_class(config.method).samplers)
     if not method_class(config.method).trains:
         check_nothing_trained(config)
     method = method_class(config.method)

@@ -43,21 +43,22 @@ def add_parser(subcommands) -> None:
 
 def run_in_main_process(command: str, arguments: argparse.Namespace, message: str) -> int:
     """Run `sma.runs.train` or `transfer` (`command`); print where the results are from the main process only. What
-    needs no model library (the references given, the run folder) is checked before they load: a mistake is
-    said in a second, not after seconds of imports (the recipe's methods load them)."""
+    needs no model library (the references given, the run folder, the recipe's keys) is checked before they load: a
+    mistake is said in a second, not after seconds of imports (the recipe's method loads them)."""
     from sma.references import check_found
     from sma.run_folder import check_run_dir
 
     if arguments.reference:
         check_found([str(path) for path in arguments.reference])
     check_run_dir(arguments.out, arguments.overwrite, arguments.resume)
+    config = config_from(arguments)
 
     from accelerate import PartialState
 
     import sma.runs
 
     run_dir = getattr(sma.runs, command)(
-        config_from(arguments),
+        config,
         arguments.reference,
         arguments.out,
         overwrite=arguments.overwrite,

@@ -1,8 +1,9 @@
 """Motion-transfer methods, found by name through one registry.
 
 Adding a method: write its module (a `TrainedMethod` or `ZeroShotMethod` subclass with its
-`Options` and `validate`) and add one line here. Modules are imported when first used, so
-that listing the methods (the command line's help) stays fast.
+`validate`), add one line here, and its own recipe section, if it has one, to `sma.methods.options`.
+Modules are imported when first used, so that listing the methods (the command line's help) and
+checking a recipe stay fast.
 """
 
 from __future__ import annotations

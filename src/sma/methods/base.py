@@ -24,13 +24,12 @@ from sma.sampling import DIFFUSION_SAMPLERS, ddim_invert, gaussian_like, guided,
 class Method:
     """A motion-transfer method on a backbone.
 
-    Subclasses set `name` (its registry key), `Options` (a dataclass: the method's own recipe
-    section, under its name; None when it has none) and check their settings in `validate`.
+    Subclasses set `name` (its registry key) and check their settings in `validate`; their own recipe
+    section, under their name, is a dataclass in `sma.methods.options`.
     """
 
     name: ClassVar[str] = ""
     trains: ClassVar[bool] = True
-    Options: ClassVar[type | None] = None
     takes_motion_adapter: ClassVar[bool] = False  # runs on AnimateDiff (an SD-1.x model + `motion_adapter`)
     takes_images: ClassVar[bool] = False  # starts each video from an image on an image-to-video model (`image`)
     samplers: ClassVar[tuple[str, ...]] = DIFFUSION_SAMPLERS  # `generate.sampler` values its models take

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -13,16 +12,6 @@ from sma.backbones.text_to_image import TextToImageModel
 from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.tuneavideo import TuneAVideo
-
-
-@dataclass
-class ControlVideoOptions:
-    """The ControlNet and the per-frame depth of the reference it is conditioned on."""
-
-    controlnet: str = "lllyasviel/sd-controlnet-depth"  # Hub id or local folder
-    video: str = ""  # depth maps of the reference (a video or a frame folder); wins over depth_model
-    depth_model: str = ""  # transformers depth-estimation model (Hub id or folder) run on the reference
-    scale: float = 1.0  # ControlNet conditioning scale
 
 
 class ControlVideo(TuneAVideo):
@@ -36,7 +25,6 @@ class ControlVideo(TuneAVideo):
     """
 
     name = "controlvideo"
-    Options = ControlVideoOptions
     inflation: ClassVar[Inflation] = Inflation(
         attention="key_frame", temporal="beside_self_attention", temporal_in_mid_block=False
     )

@@ -15,7 +15,6 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -27,36 +26,10 @@ from sma.config import PRECISIONS, TransferConfig, precision_dtype
 from sma.errors import SmaError
 from sma.memory_budget import checkpoint_within_budget, state_kept
 from sma.methods.base import ZeroShotMethod
+from sma.methods.options import OFFICIAL_LAYERS
 from sma.objectives import dmt_feature_loss, with_sma
 from sma.progress import track
 from sma.sampling import ddim_inversion, gaussian_like, guided, low_frequency_prior, make_scheduler
-
-# The official taps (up_res_dict {1: [1]}): the upsampler output, resnets[1]'s conv2 output before
-# the shortcut is added (a forward hook on conv2 reads exactly that), temp_convs[1]'s output.
-OFFICIAL_LAYERS = ("up_blocks.1.upsamplers.0", "up_blocks.1.resnets.1.conv2", "up_blocks.1.temp_convs.1")
-
-
-@dataclass
-class DMTOptions:
-    """DMT's zero-shot guidance; the SMA options other than its weights come from the `sma` section."""
-
-    layers: list[str] = field(default_factory=lambda: list(OFFICIAL_LAYERS))  # UNet modules whose outputs are compared
-    guidance_fraction: float = 0.4  # guided share of the sampling steps, from the noisiest
-    iterations: int = 10  # Adam iterations on the latent per guided step
-    lr_start: float = 0.007  # Adam learning rate at the first guided step, linear to lr_end at the last
-    lr_end: float = 0.004
-    restart: bool = True  # after each step, noise back to its timestep and denoise it again
-    low_pass_factor: int = 4  # initial latent: low frequencies (frames shrunk this much) of the re-noised reference
-    keep_on_disk: bool = False  # inverted reference latents as safetensors files instead of in memory
-    precision: str = "fp16"  # autocast of every UNet pass: fp16 (gradient scaler; fp32 without CUDA) | bf16 | fp32
-    # recompute each UNet layer in the guidance's backward: the same gradients in less memory (not in the official
-    # code, which keeps every activation up to up_blocks.1: over 24 GB at 24 frames of 320x576)
-    # "budget": the fewest layers whose estimate fits `memory_budget_gb` (sma.memory_budget), planned at the first
-    # guided step
-    gradient_checkpointing: bool | str = True
-    memory_budget_gb: float | None = None  # GiB; set, it implies "budget"; None: a CUDA card's memory less 10%
-    sma_global_weight: float = 0.4  # SMA in feature space, on features divided by the reference's RMS
-    sma_local_weight: float = 0.2
 
 
 class ReferenceLatents:
@@ -91,7 +64,6 @@ class DMT(ZeroShotMethod):
     """
 
     name = "dmt"
-    Options = DMTOptions
     sample_dtype = torch.float32  # every UNet pass casts to the model's dtype under `dmt.precision`'s autocast
 
     @classmethod

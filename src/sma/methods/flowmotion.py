@@ -14,7 +14,6 @@ that image's latent as frame 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,23 +31,6 @@ from sma.progress import track
 from sma.sampling import EulerSchedule, gaussian_like, guided
 
 SOURCES = ("latent_prediction", "clean_latent")
-
-
-@dataclass
-class FlowMotionOptions:
-    """The official settings (run.py's defaults); SMA's own settings come from the `sma` section."""
-
-    guidance_steps: int = 10  # the first sampling steps, each preceded by Adam on the latent
-    iterations: int = 3  # Adam iterations per guided step
-    learning_rate: float = 0.003
-    latent_weight: float = 20.0  # alpha: MSE of the two denoised estimates
-    difference_weight: float = 5.0  # beta: MSE of their frame differences (consecutive, and every pair)
-    regulate_scale: float = 0.1  # the velocity's part across the mean velocity so far is scaled by this
-    source: str = "latent_prediction"  # the reference noised and denoised at each step | clean_latent: itself
-    motion_loss: str = "official"  # official: the difference term | sma: SMA instead of it | both
-    flow_shift: float | None = None  # shift of a flow model's sigmas; None: the model's own (Wan 1.3B: 3.0)
-    text_tokens: int = 226  # Wan: prompts padded to this many tokens (run.py: encode_prompt's default; WanPipeline 512)
-    text_precision: str = "fp16"  # Wan: UMT5's precision on a GPU (run.py: the whole pipeline in fp16; Wan's own bf16)
 
 
 def frame_differences(video: torch.Tensor) -> torch.Tensor:
@@ -79,7 +61,6 @@ class FlowMotion(ImageConditioned, ZeroShotMethod):
     dtype."""
 
     name = "flowmotion"
-    Options = FlowMotionOptions
     takes_motion_adapter = True
     takes_images = True
     samplers = ("euler",)  # Euler on the model's own timesteps: UniPC's flow sigmas for Wan, DDIM's otherwise

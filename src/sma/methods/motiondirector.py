@@ -10,7 +10,6 @@ scale 1, dropout on the LoRA output; each adapter trained only by its own loss.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,13 +20,6 @@ from sma.config import TransferConfig
 from sma.errors import SmaError
 from sma.methods.base import TrainedMethod
 from sma.objectives import motiondirector_spatial_loss, motiondirector_temporal_loss, with_sma
-
-
-@dataclass
-class MotionDirectorOptions:
-    lora_rank: int = 32
-    lora_dropout: float = 0.1  # on the LoRA's output, as the official LoRA layer
-    spatial_dropout: float = 0.2  # chance per step to drop the spatial LoRA (and skip the spatial loss)
 
 
 class MotionDirector(TrainedMethod):
@@ -42,7 +34,6 @@ class MotionDirector(TrainedMethod):
 
     name = "motiondirector"
     takes_motion_adapter = True
-    Options = MotionDirectorOptions
     targets: dict[str, list[str]]  # the backbone's spatial and temporal LoRA layers, by name (set in `prepare`)
 
     @classmethod

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
@@ -52,19 +51,6 @@ NO_DEBIASING_FROM_IMAGES = (
     "motionlora.appearance_debiasing learns the look from single frames; from an image the image sets the look (and "
     "an image-to-video model takes no single frames): turn it off"
 )
-
-
-@dataclass
-class MotionLoRAOptions:
-    lora_rank: int = 32
-    lora_alpha: float = 32.0  # LoRA scale alpha / rank
-    feed_forward: bool = False  # LoRA on the feed-forward layers too
-    timestep_shift: float = 3.0  # k of the training sigmas (musubi-tuner's discrete_flow_shift)
-    sample_shift: float = 3.0  # flow shift of the sampler (diffusers: 3.0 for 480P, 5.0 for 720P)
-    sma_first_latent_frame: bool = False  # SMA on latent frame 0 (the first video frame alone) too
-    appearance_debiasing: bool = False
-    appearance_dropout: float = 0.2  # chance per step to drop the appearance set (MotionDirector's spatial dropout)
-    experts: str = "both"  # Wan 2.2 A14B: whose LoRA trains, high | low | both (each on its own timesteps)
 
 
 EXPERTS = {"high": (HIGH_NOISE,), "low": (LOW_NOISE,), "both": (HIGH_NOISE, LOW_NOISE)}
@@ -98,7 +84,6 @@ class MotionLoRA(ImageConditioned, TrainedMethod):
     from an image)."""
 
     name = "motionlora"
-    Options = MotionLoRAOptions
     takes_images = True
     samplers = FLOW_SAMPLERS
     sample_dtype = torch.float32  # as WanPipeline: the transformer casts its inputs to its own dtype
