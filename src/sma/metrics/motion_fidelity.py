@@ -133,7 +133,7 @@ def robust_motion_fidelity(
     region = region_mask(mask, box, reference.source_size)
 
     def carrying(flow: VideoFlow) -> tuple[np.ndarray, np.ndarray]:
-        return _carrying_tracks(flow, grid_size, region, motion_share, min_travel)
+        return carrying_tracks(flow, grid_size, region, motion_share, min_travel)
 
     (reference_tracks, reference_travel), (generated_tracks, generated_travel), basis = colour_fallback(
         reference, generated, carrying, min_tracks
@@ -234,9 +234,12 @@ def _moving_tracks(frames: np.ndarray, tracker: Tracker, grid_size: int, region:
     return whole[travel >= min_travel * np.hypot(height, width)]
 
 
-def _carrying_tracks(flow: VideoFlow, grid_size: int, region, motion_share: float, min_travel: float):
-    """Whole tracks (n, f, 2) that travel at least max(min_travel * diagonal, motion_share * the 99th
-    percentile of travel), with their travels (n,)."""
+def carrying_tracks(
+    flow: VideoFlow, grid_size: int = 48, region=None, motion_share: float = 0.5, min_travel: float = 0.01
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whole tracks (n, f, 2) of a `grid_size` grid (in `region`) that travel at least max(min_travel * diagonal,
+    motion_share * the 99th percentile of travel), with their travels (n,): the tracks `robust_motion_fidelity`
+    scores."""
     height, width = flow.frames.shape[1:3]
     whole, travel = _whole_tracks(FlowTracker().chain(flow, grid_in_region(height, width, grid_size, region)))
     if len(travel) == 0:
