@@ -70,3 +70,21 @@ def test_a_score_on_few_tracks_says_so():
     assert "no moving point was tracked in the output" in track_warning(none)
     header, row = table_text([{"video": "a"} | few]).splitlines()
     assert "tracks (reference)" in header and row.split()[-2:] == ["8", "300"]
+
+
+def test_scores_on_enough_grey_tracks_are_as_before():
+    """The colour fallback (issue 46) leaves every score whose grey flow keeps MIN_TRACKS tracks in both videos as it
+    was, bit for bit and with the same tracker description, so committed results rescore as they were."""
+    import numpy as np
+
+    from sma.embedded.world import HardWorld
+    from sma.metrics import robust_motion_fidelity
+
+    rng = np.random.default_rng(11)
+    first, second = (HardWorld(size=64).random_clip(rng)[0].frames for _ in range(2))
+    scores = score(first, second)
+    before = robust_motion_fidelity(first, second)  # grey flow alone, as every score was computed before
+    assert (before.reference_tracks, before.generated_tracks) == (343, 331)
+    assert {f"robust_{key}": value for key, value in before.as_dict().items()} == {
+        key: value for key, value in scores.items() if key.startswith("robust_")
+    }

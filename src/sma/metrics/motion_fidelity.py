@@ -58,7 +58,7 @@ class MotionFidelity:
         return values
 
 
-COLOUR_FALLBACK = "; colour fallback: "  # where a robust tracker's description says what its tracks rest on if not grey
+COLOUR_FALLBACK = "colour fallback: "  # where a robust tracker's description says what its tracks rest on if not grey
 SCORES = ("motion_fidelity", "reference_to_generated", "two_sided_mean")  # the fields that are undefined without tracks
 
 
@@ -168,14 +168,15 @@ def colour_fallback(reference: VideoFlow, generated: VideoFlow, carrying, min_tr
             carrying(video_flow(flow.frames, flow.max_side, flow.preset, channel)) for flow in (reference, generated)
         ]
         if min(len(travel) for _, travel in coloured) >= min_tracks:
-            return *coloured, f"{COLOUR_FALLBACK}tracked on CIELAB {channel} flow, as {grey}"
-    return *found, f"{COLOUR_FALLBACK}no CIELAB channel kept {min_tracks} in both either, as {grey}"
+            return *coloured, f"; {COLOUR_FALLBACK}tracked on CIELAB {channel} flow, as {grey}"
+    return *found, f"; {COLOUR_FALLBACK}no CIELAB channel kept {min_tracks} in both either, as {grey}"
 
 
 def colour_fallback_note(tracker: str) -> str | None:
     """What a robust tracker's description says of the colour fallback (`colour_fallback`), or None if it was not
     needed."""
-    return tracker.partition(COLOUR_FALLBACK)[2] or None
+    _, fallback, what = tracker.partition(COLOUR_FALLBACK)
+    return fallback + what or None
 
 
 def track_correlation(tracks: np.ndarray, others: np.ndarray, still: float = 0.1) -> np.ndarray:
