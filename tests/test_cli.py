@@ -54,27 +54,3 @@ def test_a_mistyped_path_is_said_before_the_model_libraries_load(tmp_path):
         result = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, cwd=tmp_path)
         assert result.stdout.split("\n")[-2] == ("0 []" if command == ["--help"] else "2 []"), (command, result)
         assert command == ["--help"] or "missing" in result.stderr
-
-
-def test_transfer_says_when_a_motion_score_rests_on_colour_flow(tmp_path):
-    """Issue 46: `sma transfer`'s closing lines say what each robust score rests on: its tracks and, where grey flow
-    kept too few, the colour fallback."""
-    import json
-
-    from sma.cli.transfer import summary
-    from sma.metrics.motion_fidelity import COLOUR_FALLBACK
-    from sma.report import METRICS_FILE
-
-    fallback = f"{COLOUR_FALLBACK}tracked on CIELAB a* flow, as grey flow kept 0 reference and 3 output tracks"
-    scores = {"robust_motion_fidelity": 0.81, "motion_fidelity_lk": 0.5, "robust_reference_tracks": 221}
-    outputs = [
-        {"video": "videos/00.mp4", **scores, "robust_generated_tracks": 180, "robust_tracker": f"dis flow; {fallback}"},
-        {"video": "videos/01.mp4", **scores, "robust_generated_tracks": 300, "robust_tracker": "dis flow"},
-    ]
-    (tmp_path / METRICS_FILE).write_text(json.dumps({"outputs": outputs}))
-    lines = summary(tmp_path).splitlines()
-    assert (
-        lines[0]
-        == "videos/00.mp4: motion fidelity 0.810 (robust on 221 reference, 180 output tracks), 0.500 (Lucas-Kanade)"
-    )
-    assert lines[1:] == [f"  {fallback}", lines[2]] and lines[2].startswith("videos/01.mp4")
