@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sma.cli import main
+from sma.embedded.world import HardWorld
 from sma.video import MovingObject, synthetic_video, write_video
 from tiny_models import build_tiny_clip
 
@@ -195,3 +196,34 @@ def test_given_tracks_are_scored_as_det_scores_cotracker_tracks(tmp_path, clips,
     assert "--tracks takes the reference's tracks, then one file per generated video: 3 files, got 2" in (
         capsys.readouterr().err
     )
+
+
+@pytest.mark.parametrize("scene", ["star on checks, 64 px", "triangle over panning stripes, 128 px"])
+def test_evaluate_scores_what_grey_flow_loses_on_colour_flow_and_says_so(tmp_path, capsys, scene):
+    """Issue 46: a green star circling on black and gray checks (a hard-world scene at 64 px) and a green triangle
+    circling over panning stripes (24 frames at 128 px) kept no robust track, so their motion fidelity was undefined:
+    grey flow cannot tell green from gray and ties DIS to the stripes' edges. Both are tracked on colour flow now,
+    a copy scores 1 and the motion played backwards far less, and the output says what the score rests on."""
+    from sma.evaluation import MIN_TRACKS
+
+    if scene.startswith("star"):
+        rng = np.random.default_rng(11)
+        frames = [HardWorld(size=64).random_clip(rng)[0] for _ in range(4)][-1].frames
+    else:
+        triangle = MovingObject("triangle", "green", "circular", start=(0.5, 0.25), end=(0.5, 0.5), size=0.3)
+        frames = synthetic_video(triangle, background="striped", pan=(0.2, 0), num_frames=24, height=128, width=128)
+        frames = frames.frames
+    reference = write_video(tmp_path / "reference", frames)  # png frames, as drawn
+    backwards = write_video(tmp_path / "backwards", frames[::-1].copy())
+    report = tmp_path / "scores.json"
+    arguments = ["evaluate", str(reference), str(reference), str(backwards), "--no-clip", "--json", str(report)]
+    assert main(arguments) == 0
+    copy, reversed_ = json.loads(report.read_text())["generated"]
+    for result in (copy, reversed_):
+        assert min(result["robust_reference_tracks"], result["robust_generated_tracks"]) >= MIN_TRACKS  # 0 before
+        assert "colour fallback: tracked on CIELAB a* flow, as grey flow kept 0 reference" in result["robust_tracker"]
+    assert copy["robust_motion_fidelity"] == pytest.approx(1.0) and reversed_["robust_motion_fidelity"] < 0.5
+    error = capsys.readouterr().err
+    tracks = f"{copy['robust_reference_tracks']} reference and {copy['robust_generated_tracks']} output tracks"
+    assert f"{reference}: its robust score rests on {tracks}; colour fallback: tracked on CIELAB a*" in error
+    assert "warning" not in error

@@ -70,3 +70,45 @@ def test_a_score_on_few_tracks_says_so():
     assert "no moving point was tracked in the output" in track_warning(none)
     header, row = table_text([{"video": "a"} | few]).splitlines()
     assert "tracks (reference)" in header and row.split()[-2:] == ["8", "300"]
+
+
+def test_scores_on_enough_grey_tracks_are_as_before():
+    """The colour fallback (issue 46) leaves every score whose grey flow keeps MIN_TRACKS tracks in both videos as it
+    was, bit for bit and with the same tracker description, so committed results rescore as they were."""
+    import numpy as np
+
+    from sma.embedded.world import HardWorld
+    from sma.metrics import robust_motion_fidelity
+
+    rng = np.random.default_rng(11)
+    first, second = (HardWorld(size=64).random_clip(rng)[0].frames for _ in range(2))
+    scores = score(first, second)
+    before = robust_motion_fidelity(first, second)  # grey flow alone, as every score was computed before
+    assert (before.reference_tracks, before.generated_tracks) == (343, 331)
+    assert {f"robust_{key}": value for key, value in before.as_dict().items()} == {
+        key: value for key, value in scores.items() if key.startswith("robust_")
+    }
+
+
+def test_transfer_says_when_a_motion_score_rests_on_colour_flow(tmp_path):
+    """Issue 46: `sma transfer`'s closing lines say what each robust score rests on: its tracks and, where grey flow
+    kept too few, the colour fallback."""
+    import json
+
+    from sma.cli.transfer import summary
+    from sma.metrics.motion_fidelity import COLOUR_FALLBACK
+    from sma.report import METRICS_FILE
+
+    fallback = f"{COLOUR_FALLBACK}tracked on CIELAB a* flow, as grey flow kept 0 reference and 3 output tracks"
+    scores = {"robust_motion_fidelity": 0.81, "motion_fidelity_lk": 0.5, "robust_reference_tracks": 221}
+    outputs = [
+        {"video": "videos/00.mp4", **scores, "robust_generated_tracks": 180, "robust_tracker": f"dis flow; {fallback}"},
+        {"video": "videos/01.mp4", **scores, "robust_generated_tracks": 300, "robust_tracker": "dis flow"},
+    ]
+    (tmp_path / METRICS_FILE).write_text(json.dumps({"outputs": outputs}))
+    lines = summary(tmp_path).splitlines()
+    assert (
+        lines[0]
+        == "videos/00.mp4: motion fidelity 0.810 (robust on 221 reference, 180 output tracks), 0.500 (Lucas-Kanade)"
+    )
+    assert lines[1:] == [f"  {fallback}", lines[2]] and lines[2].startswith("videos/01.mp4")

@@ -50,6 +50,7 @@ def run(arguments: argparse.Namespace) -> int:
     from sma.evaluation import HEADLINE, score, table_text, track_warning
     from sma.metrics import motion_magnitude, video_flow, warping_error
     from sma.metrics.clip import DEFAULT_CLIP
+    from sma.metrics.motion_fidelity import colour_fallback_note
     from sma.video.atomic import atomic_output, check_writable
 
     _check_numbers(arguments)
@@ -71,6 +72,9 @@ def run(arguments: argparse.Namespace) -> int:
         if warning := track_warning(result):
             null = " (null in --json)" if result[HEADLINE] is None else ""
             print(f"sma: warning: {result['video']}: {warning}{null}", file=sys.stderr)
+        if note := colour_fallback_note(result["robust_tracker"]):
+            tracks = f"{result['robust_reference_tracks']} reference and {result['robust_generated_tracks']} output"
+            print(f"sma: note: {result['video']}: its robust score rests on {tracks} tracks; {note}", file=sys.stderr)
     clip_name = None if arguments.no_clip else (arguments.clip or DEFAULT_CLIP)
     if clip_name is not None:
         _add_clip_scores(results, [frames for _, frames in generated], clip_name, arguments.prompt, arguments.clip)

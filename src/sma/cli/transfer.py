@@ -72,8 +72,9 @@ def run_in_main_process(command: str, arguments: argparse.Namespace, message: st
 
 def summary(run_dir: Path) -> str:
     """One line per generated video (and untuned baseline) with its motion fidelity and the tracks it rests on, from
-    the run's metrics.json (empty if none); a score on too few tracks says so."""
+    the run's metrics.json (empty if none); a score on too few tracks or on colour flow says so."""
     from sma.evaluation import score_text, track_warning
+    from sma.metrics.motion_fidelity import colour_fallback_note
     from sma.report import read_metrics
 
     metrics = read_metrics(run_dir)
@@ -87,6 +88,8 @@ def summary(run_dir: Path) -> str:
         )
         if warning := track_warning(output):
             lines.append(f"  warning: {warning}\n")
+        if note := colour_fallback_note(output.get("robust_tracker", "")):
+            lines.append(f"  {note}\n")
     return "".join(lines)
 
 

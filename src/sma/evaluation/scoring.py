@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from sma.evaluation.table import MIN_TRACKS
+
 MOVING_CAMERA_SEEN_ON = ("textured", "checkered", "spotted")  # backgrounds that pin a camera's motion both ways
 TEXTURES = ("textured", "striped", "checkered", "spotted")
 
@@ -48,7 +50,7 @@ def score(
     """Every score of `frames` against `reference` (same frame count and size), under the keys of
     `sma.evaluation.METRICS`, with the trackers and track counts behind them. `reference_flow` (its `video_flow`)
     saves computing it again for each output; `grid_size` and `box` reach every tracked grid (default: each
-    metric's own grid)."""
+    metric's own grid). The robust score falls back on colour flow where grey keeps fewer than MIN_TRACKS tracks."""
     from sma.metrics import (
         flow_similarity,
         motion_fidelity,
@@ -62,7 +64,7 @@ def score(
     reference_flow = video_flow(reference) if reference_flow is None else reference_flow
     flow = video_flow(frames)
     grid = {"box": box} if grid_size is None else {"box": box, "grid_size": grid_size}
-    robust = robust_motion_fidelity(reference_flow, flow, **grid).as_dict()
+    robust = robust_motion_fidelity(reference_flow, flow, min_tracks=MIN_TRACKS, **grid).as_dict()
     lk = motion_fidelity(reference, frames, **grid).as_dict()
     mtbench = mtbench_motion_fidelity(reference_flow, flow, **grid).as_dict()
     similarity = flow_similarity(reference_flow, flow)

@@ -49,7 +49,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("clip_text_alignment", "CLIP text", True, "{:.4f}"),
     Metric("clip_frame_consistency", "CLIP consistency", True, "{:.4f}"),
 )
-MIN_TRACKS = 20  # fewest tracks carrying a robust score on either side that it is trusted on (see `track_warning`)
+# fewest tracks carrying a robust score on either side that it is trusted on (see `track_warning`); with fewer on grey
+# flow, `score` tracks both videos on colour flow (`sma.metrics.motion_fidelity.colour_fallback`)
+MIN_TRACKS = 20
 BY_KEY = {metric.key: metric for metric in METRICS}
 SUMMARY = tuple(metric for metric in METRICS if metric.summary)
 

@@ -24,6 +24,11 @@ from sma.video.frames import as_frames, resize_frames
 
 SLACK_SIDE = 64  # the frame side `FlowTracker.slack` is given for: the embedded worlds' clips, scored as before
 
+# what flow is computed on: grey (luminance), or CIELAB's red-green (a*) and blue-yellow (b*) channels, in which an
+# object whose grey matches its ground (green on gray) stands out and achromatic stripes, which bind DIS to their edges,
+# vanish (`robust_motion_fidelity`'s fallback)
+CHANNELS = {"grey": None, "a*": 1, "b*": 2}
+
 PRESETS = {
     "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -35,7 +40,7 @@ PRESETS = {
 class VideoFlow:
     """A video at its working size with its flows: forward[k] carries frame k to k+1, backward[k] k+1 to k.
 
-    source_size: (height, width) of the video given; max_side and preset: how the flow was made.
+    source_size: (height, width) of the video given; max_side, preset and channel (of CHANNELS): how the flow was made.
     Compute it once with `video_flow` and pass it to several flow metrics to share the work.
     """
 
@@ -45,6 +50,7 @@ class VideoFlow:
     source_size: tuple[int, int]
     max_side: int
     preset: str
+    channel: str = "grey"
 
     @property
     def diagonal(self) -> float:
@@ -52,12 +58,17 @@ class VideoFlow:
         return float(np.hypot(*self.frames.shape[1:3]))
 
 
-def video_flow(video: np.ndarray | torch.Tensor | VideoFlow, max_side: int = 128, preset: str = "medium") -> VideoFlow:
-    """Forward and backward DIS flow of uint8 frames (f, h, w, 3) or a [-1, 1] tensor (a VideoFlow passes through)."""
+def video_flow(
+    video: np.ndarray | torch.Tensor | VideoFlow, max_side: int = 128, preset: str = "medium", channel: str = "grey"
+) -> VideoFlow:
+    """Forward and backward DIS flow of uint8 frames (f, h, w, 3) or a [-1, 1] tensor (a VideoFlow passes through),
+    computed on one `channel` of CHANNELS."""
     if isinstance(video, VideoFlow):
         return video
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, not {preset!r}")
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
     frames = as_frames(video)
     if len(frames) < 2:
         raise ValueError("optical flow needs at least 2 frames")
@@ -67,10 +78,17 @@ def video_flow(video: np.ndarray | torch.Tensor | VideoFlow, max_side: int = 128
         working = tuple(max(1, round(side * scale)) for side in source_size)
         frames = resize_frames(frames, working, fit="stretch")
     dis = cv2.DISOpticalFlow_create(PRESETS[preset])
-    grey = [cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames]
-    forward = np.stack([dis.calc(first, second, None) for first, second in itertools.pairwise(grey)])
-    backward = np.stack([dis.calc(second, first, None) for first, second in itertools.pairwise(grey)])
-    return VideoFlow(frames, forward, backward, source_size, max_side, preset)
+    planes = [_plane(frame, channel) for frame in frames]
+    forward = np.stack([dis.calc(first, second, None) for first, second in itertools.pairwise(planes)])
+    backward = np.stack([dis.calc(second, first, None) for first, second in itertools.pairwise(planes)])
+    return VideoFlow(frames, forward, backward, source_size, max_side, preset, channel)
+
+
+def _plane(frame: np.ndarray, channel: str) -> np.ndarray:
+    """The (h, w) uint8 image DIS reads of an RGB frame: its grey or one CIELAB channel."""
+    if CHANNELS[channel] is None:
+        return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2LAB)[..., CHANNELS[channel]])
 
 
 def check_frame_counts(reference: int, generated: int) -> None:
