@@ -8,8 +8,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from transformers import CLIPTokenizer
 
 from sma.backbones.text_to_video import TextToVideoModel
+from sma.embedded import embedded_model
+from sma.embedded.architecture import write_clip_tokenizer
 from sma.embedded.train import (
     as_pixels,
     cosine_decay,
@@ -17,6 +20,7 @@ from sma.embedded.train import (
     main,
     make_dataset,
     model_sizes,
+    tokenizer_note,
     train_denoiser,
 )
 from sma.embedded.world import FRAMES, HARD, SIZE, random_clip, scene_prompt, vocabulary
@@ -46,6 +50,40 @@ def test_the_simple_world_keeps_the_shipped_models_words():
     shipped = json_module.loads((MODEL_DIR / "tokenizer" / "vocab.json").read_text())
     assert {f"{word}</w>" for word in vocabulary()} <= set(shipped)
     assert scene_prompt([("red", "circle")], "plain", ("white", "white")) == "a red circle on a plain white background"
+
+
+def yielded(tokenizer, token: str) -> bool:
+    """Whether some text reads as `token`: a word that ends in it, or its text going on with é, two bytes no
+    merge of these tokenizers takes, where it starts or goes on a word."""
+    text = token.removesuffix("</w>") + ("" if token.endswith("</w>") else "é")
+    return tokenizer(text, add_special_tokens=False).input_ids[0] == tokenizer.convert_tokens_to_ids(token)
+
+
+def merged_tokens(tokenizer) -> list[str]:
+    """The vocabulary less its special tokens and the 512 single bytes (at a word's end or not)."""
+    specials = set(tokenizer.all_special_tokens)
+    return [token for token in tokenizer.get_vocab() if len(token.removesuffix("</w>")) > 1 and token not in specials]
+
+
+@pytest.mark.parametrize("world", ["simple", "hard"])
+def test_the_written_tokenizer_reads_every_word_of_the_world_whole(world, tmp_path):
+    """Issue 46.3: one word's merges took pairs another's needed (ar before squ), so the hard model read 13 of
+    its words in pieces though its vocabulary listed them; the tokenizer `train` writes reads each as one."""
+    words = vocabulary(world=world)
+    write_clip_tokenizer(tmp_path, words=words)
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path)  # as a model loads it
+    ids = tokenizer(" ".join(words), add_special_tokens=False).input_ids
+    assert tokenizer.convert_ids_to_tokens(ids) == [f"{word}</w>" for word in words]
+    assert [token for token in merged_tokens(tokenizer) if not yielded(tokenizer, token)] == []
+
+
+def test_the_card_names_the_words_a_kept_tokenizer_reads_in_pieces():
+    """The shipped hard model learnt 13 words in pieces; `--init` keeps its tokenizer, so its card names them."""
+    hard = CLIPTokenizer.from_pretrained(embedded_model("hard"), subfolder="tokenizer")
+    assert tokenizer_note(hard, vocabulary(world="hard")).endswith(
+        " one token but counterclockwise, orange, panning, plain, purple, speeding, square, standing, stretching, "
+        "striped, textured, triangle, white, which the model learnt in pieces"
+    )
 
 
 def test_hard_clips_hold_what_the_world_promises():
@@ -136,6 +174,7 @@ def test_training_script_writes_a_loadable_model_and_its_card(tmp_path):
     assert "python -m sma.embedded.train --out DIR --world hard --seed 0" in card
     assert recipe["sizes"]["unet_channels"] == [16, 32] and "16-frame 64x64 clips of the hard world" in card
     assert len(model.tokenizer("a", padding="max_length").input_ids) == 64
+    assert "(byte-level BPE whose merges read each word of the world's vocabulary as one token)," in card
     appearance = json.loads(card.split("## Appearance check")[1].split("`")[-2])
     assert appearance["samples"] == 2 and 0 <= appearance["all"] <= 1
     assert json.loads((out / "training.json").read_text()) == recipe

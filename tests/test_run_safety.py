@@ -464,6 +464,26 @@ def test_words_outside_the_embedded_vocabulary_are_named_once(monkeypatch):
         latent_video.warn_unknown_words(tokenizer, ["a yellow dragon"])
 
 
+def test_words_the_tokenizer_config_names_as_learnt_in_pieces_are_not_warned(monkeypatch, tmp_path):
+    """Issue 46.3: a shipped tokenizer pruned of the words its merges never build (square</w>) names in
+    tokenizer_config.json those the model learnt in pieces, and they are not unknown words."""
+    from transformers import CLIPTokenizer
+
+    from sma.backbones import latent_video
+    from sma.embedded.architecture import write_clip_tokenizer
+
+    monkeypatch.setattr(latent_video, "WARNED_WORDS", set())
+    write_clip_tokenizer(tmp_path, words=["red"])
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config | {latent_video.WORDS_IN_PIECES: ["square"]}))
+    tokenizer = CLIPTokenizer.from_pretrained(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        latent_video.warn_unknown_words(tokenizer, ["a red square"])
+    with pytest.warns(latent_video.UnknownWordsWarning, match="^circle: not in this model's vocabulary"):
+        latent_video.warn_unknown_words(tokenizer, ["a red circle"])
+
+
 def test_resume_without_a_run_says_it_starts_one(model_dir, reference, tmp_path, capsys):
     assert main(command("train", reference, tmp_path / "new", model_dir, "--resume")) == 0
     printed = capsys.readouterr()

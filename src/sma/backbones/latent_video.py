@@ -126,6 +126,7 @@ def load_text_and_vae(source: str, revision: str | None = None) -> dict:
 
 
 CLOSED_VOCABULARY = 5000  # tokens: a tokenizer this small knows a few words (the embedded models'), not a language
+WORDS_IN_PIECES = "sma_words_in_pieces"  # tokenizer_config.json: the words a model learnt as its merges split them
 
 
 class UnknownWordsWarning(UserWarning):
@@ -159,12 +160,13 @@ def warn_unknown_words(tokenizer, prompts: list[str]) -> None:
     once per symbol any tokenizer reads as its unknown token, or a closed one only as bytes (emoji)."""
     closed = len(tokenizer) < CLOSED_VOCABULARY
     listed = tokenizer.get_vocab() if closed else {}
+    learnt = set(tokenizer.init_kwargs.get(WORDS_IN_PIECES, ()))
     unknown = []
     for item in dict.fromkeys(re.findall(r"[\w']+|[^\w\s']", " ".join(prompts).lower())):
         pieces = tokenizer.tokenize(item)
-        # a word its vocabulary lists is one the model learnt, even where the merges read it in pieces (the
-        # embedded models: trained on those pieces)
-        split = closed and len(pieces) > 1 and f"{item}</w>" not in listed
+        # a word its vocabulary lists, or its tokenizer_config.json names as learnt in pieces, is one the model
+        # learnt, though the merges read it in pieces (the embedded models: trained on those pieces)
+        split = closed and len(pieces) > 1 and item not in learnt and f"{item}</w>" not in listed
         if item not in WARNED_WORDS and (tokenizer.unk_token in pieces or split):
             unknown.append(item)
     if unknown:

@@ -8,6 +8,7 @@ tests build their tiny models of the same classes from here (`tests/tiny_models.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -36,30 +37,42 @@ def _byte_characters() -> list[str]:
     return [characters[byte] for byte in range(256)]
 
 
+def byte_pair_encode(symbols: list[str], ranks: dict[tuple[str, str], int]) -> list[str]:
+    """The pieces CLIP's BPE reads a word's `symbols` as: the adjacent pair of lowest rank (the leftmost of
+    equals) merges first, until no adjacent pair is a merge, as the tokenizers library does."""
+    while True:
+        pairs = enumerate(itertools.pairwise(symbols))
+        rank, index = min(((ranks.get(pair, len(ranks)), index) for index, pair in pairs), default=(len(ranks), 0))
+        if rank == len(ranks):
+            return symbols
+        symbols = [*symbols[:index], symbols[index] + symbols[index + 1], *symbols[index + 2 :]]
+
+
 def write_clip_tokenizer(folder: str | Path, max_length: int = 77, words: Sequence[str] = ()) -> CLIPTokenizer:
     """A small CLIP byte-level BPE: writes vocab.json and merges.txt as on the Hub, loads them
     with CLIPTokenizer.from_pretrained, saves the result into `folder` and returns it
     (its `len()` is the vocabulary size a text model needs).
 
-    Each of `words` gets the chain of merges that makes it one token (when no other merge
-    interferes), so a small text encoder sees words rather than letters.
+    Each of `words` becomes one token, so a small text encoder sees words rather than letters: a merge
+    is added after the others for its first two pieces until the merges so far read it whole. Merges
+    take effect by rank, so a later one never changes how an earlier word is read, and a pair an
+    earlier word's merges take first (`ar` before `squ` in square) becomes one of the word's pieces.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    merges = []  # word chains first: earlier merges take precedence
+    ranks: dict[tuple[str, str], int] = {}
     for word in words:
-        symbols = [*word[:-1], word[-1] + "</w>"]
-        for symbol in symbols[1:]:
-            merges.append((symbols[0], symbol))
-            symbols[0] += symbol
-    merges = list(dict.fromkeys([*merges, *MERGES]))
+        while len(pieces := byte_pair_encode([*word[:-1], word[-1] + "</w>"], ranks)) > 1:
+            ranks[pieces[0], pieces[1]] = len(ranks)
+    for pair in MERGES:
+        ranks.setdefault(pair, len(ranks))
     tokens = _byte_characters()
     tokens += [token + "</w>" for token in tokens]
-    tokens += [left + right for left, right in merges]
+    tokens += [left + right for left, right in ranks]
     tokens += list(SPECIAL_TOKENS)
     vocab = {token: index for index, token in enumerate(dict.fromkeys(tokens))}
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    text = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in merges)
+    text = "#version: 0.2\n" + "".join(f"{left} {right}\n" for left, right in ranks)
     (folder / "merges.txt").write_text(text, encoding="utf-8")
     (folder / "tokenizer.json").unlink(missing_ok=True)  # a stale one would win over the new files
     tokenizer = CLIPTokenizer.from_pretrained(folder, model_max_length=max_length)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers.training_utils import EMAModel
+from transformers import CLIPTokenizer
 
 from sma.backbones.text_to_video import TextToVideoModel
 from sma.embedded.architecture import TinySizes, build_text_to_video
@@ -329,15 +330,23 @@ def reproduce_commands(record: dict, out: str = "DIR") -> list[str]:
     ]
 
 
+def tokenizer_note(tokenizer: CLIPTokenizer, words: list[str]) -> str:
+    """What the card says of the tokenizer: the world's words it reads in pieces named (the shipped models were
+    trained on such pieces; `write_clip_tokenizer` now builds every word whole, but `--init` keeps a tokenizer)."""
+    pieces = [word for word in words if len(tokenizer.tokenize(word)) > 1]
+    note = "byte-level BPE whose merges read each word of the world's vocabulary as one token"
+    return f"{note} but {', '.join(pieces)}, which the model learnt in pieces" if pieces else note
+
+
 def write_card(folder: Path, record: dict, appearance: dict[str, float]) -> None:
+    tokenizer = tokenizer_note(CLIPTokenizer.from_pretrained(folder / "tokenizer"), vocabulary(world=record["world"]))
     lines = [
         "# sma embedded text-to-video model",
         "",
         "A small text-to-video latent diffusion model that `sma` trains itself on synthetic videos and",
         "ships, so that `sma demo` runs anywhere without downloading weights. Same classes and",
         "diffusers layout as ZeroScope: AutoencoderKL (factor 4), CLIPTextModel + CLIPTokenizer",
-        "(byte-level BPE listing every word of the world's vocabulary; its merges read most as one token and",
-        "some, as in training, as pieces), UNet3DConditionModel,",
+        f"({tokenizer}), UNet3DConditionModel,",
         "DDIMScheduler (scaled-linear betas, epsilon prediction).",
         "",
         "## Data",
