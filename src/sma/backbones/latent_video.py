@@ -159,14 +159,13 @@ def warn_unknown_words(tokenizer, prompts: list[str]) -> None:
     without meaning to the model, silently (an open vocabulary, CLIP's 49408, splits rare words on purpose); and
     once per symbol any tokenizer reads as its unknown token, or a closed one only as bytes (emoji)."""
     closed = len(tokenizer) < CLOSED_VOCABULARY
-    listed = tokenizer.get_vocab() if closed else {}
     learnt = set(tokenizer.init_kwargs.get(WORDS_IN_PIECES, ()))
     unknown = []
     for item in dict.fromkeys(re.findall(r"[\w']+|[^\w\s']", " ".join(prompts).lower())):
         pieces = tokenizer.tokenize(item)
-        # a word its vocabulary lists, or its tokenizer_config.json names as learnt in pieces, is one the model
-        # learnt, though the merges read it in pieces (the embedded models: trained on those pieces)
-        split = closed and len(pieces) > 1 and item not in learnt and f"{item}</w>" not in listed
+        # a word its tokenizer_config.json names as learnt in pieces is one the model learnt, though the merges
+        # read it in pieces (the embedded models: trained on those pieces)
+        split = closed and len(pieces) > 1 and item not in learnt
         if item not in WARNED_WORDS and (tokenizer.unk_token in pieces or split):
             unknown.append(item)
     if unknown:
