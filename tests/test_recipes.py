@@ -95,3 +95,16 @@ def test_wan22_a14b_recipes_sample_as_the_official_configs(kind, shift, guidance
         if method == "motionlora":  # DiffSynth-Studio's A14B LoRA: rank 32, q/k/v/o and the feed-forward, lr 1e-4
             lora, train = config.options, config.train
             assert (lora.lora_rank, lora.feed_forward, lora.experts, train.learning_rate) == (32, True, "both", 1e-4)
+
+
+def test_the_sma_preset_sets_what_it_names_and_refuses_other_values(tmp_path):
+    """Issue 41: `sma.preset: low-leakage` is the setting results/hard-share measured; a recipe that sets one of its
+    keys otherwise is an error, not a silent loser, and the saved run's recipe (both, the same) loads again."""
+    config = load_config(overrides={"method": "vmc", "sma.preset": "low-leakage"})
+    assert (config.sma.share, config.sma.timestep_weight) == (0.2, "alpha_bar")
+    config.save(tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    with pytest.raises(SmaError, match=r"`sma.preset: low-leakage` sets `sma.share` to 0.2, not 0.5"):
+        load_config(overrides={"method": "vmc", "sma.preset": "low-leakage", "sma.share": 0.5})
+    with pytest.raises(SmaError, match=r"unknown `sma.preset` 'leakage': expected one of low-leakage"):
+        load_config(overrides={"method": "vmc", "sma.preset": "leakage"})

@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # torch loads when a dtype is asked for: the command line che
 PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # recipe name: torch dtype
 GENERATION_PRECISIONS = ("auto", *PRECISIONS)  # auto: fp16 on a GPU, fp32 on the CPU
 TIMESTEP_WEIGHTS = ("none", "alpha_bar")  # sma.timestep_weight
+# sma.preset: named settings of the `sma` section, each kept because a suite measured it (docs/results.md).
+# low-leakage: VMC on the embedded hard world (results/hard-share, 40 pairs) left 0.009 less of the reference's
+# texture in the output than VMC without SMA, with no motion or appearance change its intervals could tell from zero
+SMA_PRESETS = {"low-leakage": {"share": 0.2, "timestep_weight": "alpha_bar"}}
 MOTION_LOSSES = ("official", "sma", "both")  # flowmotion.motion_loss: the frame differences, SMA instead, or both
 
 
@@ -67,6 +71,7 @@ class SmaConfig:
     scale_free: bool = False  # each term relative to the reference's own coefficients: no growth with size or frames
     share: float | None = None  # SMA rescaled each step to this share of the objective (0 < S < 1); None: fixed
     timestep_weight: str = "none"  # none | alpha_bar: each training sample's SMA times abar_t ((1 - s)^2 for flow)
+    preset: str | None = None  # a name of SMA_PRESETS: sets the keys it names (a recipe setting them otherwise fails)
 
     def build(self, **weights: float):
         """The SMA loss these settings describe (None when disabled); `weights` override
@@ -76,7 +81,7 @@ class SmaConfig:
         if not self.enabled:
             return None
         options = dataclasses.asdict(self)
-        for name in ("enabled", "share", "timestep_weight"):
+        for name in ("enabled", "share", "timestep_weight", "preset"):
             del options[name]
         options.update(weights)
         return SpectralMotionAlignment(**options)

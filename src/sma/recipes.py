@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sma.backbones.sections import default_sections
-from sma.config import GENERATION_PRECISIONS, TIMESTEP_WEIGHTS, GenerateConfig, TransferConfig
+from sma.config import GENERATION_PRECISIONS, SMA_PRESETS, TIMESTEP_WEIGHTS, GenerateConfig, TransferConfig
 from sma.errors import SmaError
 from sma.methods import METHODS, method_class
 from sma.methods.options import OPTIONS
@@ -43,6 +43,7 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
         target[leaf] = value
     config = TransferConfig(sections=default_sections())
     at_native_size(values, config.model)
+    with_sma_preset(values)
     method = values.get("method", config.method)
     if not isinstance(method, str) or method not in METHODS:
         raise SmaError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
@@ -54,6 +55,21 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     if "sampler" not in values.get("generate", {}):
         config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
     return validate(config)
+
+
+def with_sma_preset(values: dict[str, Any]) -> None:
+    """`sma.preset` sets the keys its preset names; a recipe or flag that sets one of them to another value is
+    refused rather than silently losing to it (a saved run's recipe holds both, the same: it loads again)."""
+    sma = values.get("sma")
+    if not isinstance(sma, dict) or sma.get("preset") is None:
+        return
+    name = sma["preset"]
+    if name not in SMA_PRESETS:
+        raise SmaError(f"unknown `sma.preset` {name!r}: expected one of {', '.join(SMA_PRESETS)}")
+    for key, value in SMA_PRESETS[name].items():
+        if sma.get(key, value) != value:
+            raise SmaError(f"`sma.preset: {name}` sets `sma.{key}` to {value}, not {sma[key]}: set one of them")
+        sma[key] = value
 
 
 NATIVE_SIZE_KEY = "sma_native_size"  # in model_index.json: {"frames": F, "height": H, "width": W} it was trained at

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sma.backbones.show1_options import STAGES as SHOW1_STAGES
-from sma.config import MOTION_LOSSES
+from sma.config import MOTION_LOSSES, SMA_PRESETS
 from sma.errors import phrase_keys
 from sma.methods import methods_help
 
@@ -50,6 +50,13 @@ TRAINING_FLAGS = (
         "sma.share",
         "rescale SMA every step to this share of the objective, in (0, 1) (default: the fixed weights)",
         {"type": float},
+    ),
+    Flag(
+        "--sma-preset",
+        "sma.preset",
+        "named SMA settings a suite measured: low-leakage = --sma-share 0.2 with each step weighted by alpha_bar "
+        "(VMC, embedded hard world: less texture leakage, no measurable motion cost; docs/results.md)",
+        {"choices": tuple(SMA_PRESETS)},
     ),
     Flag(
         "--sma-scale-free",
