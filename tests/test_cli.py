@@ -86,3 +86,10 @@ def test_a_mistake_in_the_recipe_is_said_before_the_model_libraries_load(tmp_pat
         status, stderr = run_counting_imports(arguments, tmp_path)
         assert status == "2 []", (recipe, stderr)
         assert stderr.startswith(f"sma: error: {said}") and len(stderr.splitlines()) == 1, stderr
+    reference = "{objects: [{shape: circle, colour: red, motion: linear, start: [0.3, 0.5], end: [0.6, 0.5]}]}"
+    suite = "name: typo\nworld: hard\noverrides: {train.stpes: 3}\nmethods: {vmc: {}}\nvariants: [nosma]\n"
+    suite += f"references:\n  - name: r\n    synthetic: {reference}\n    targets: [{{colour: blue, shape: square}}]\n"
+    (tmp_path / "suite.yaml").write_text(suite)
+    status, stderr = run_counting_imports(["benchmark", "suite.yaml", "--out", "out"], tmp_path)
+    assert status == "2 ['cv2']", stderr  # a suite's typo too (its synthetic clips are drawn with OpenCV: 20 ms)
+    assert "unknown recipe key train.stpes" in stderr and len(stderr.splitlines()) == 1, stderr

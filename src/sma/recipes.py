@@ -32,6 +32,15 @@ MAX_SAMPLING_STEPS = 1000  # no scheduler of the supported models has more train
 def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> TransferConfig:
     """Defaults, then the YAML recipe, then overrides with dotted keys; validated. Every key, type and shared setting
     is checked before the method's module, and with it torch, is imported: a mistake is said in a second."""
+    values = recipe_values(recipe, overrides)
+    config = checked_config(values)
+    if "sampler" not in values.get("generate", {}):
+        config.generate.sampler = method_class(config.method).samplers[0]  # ddim, or unipc on flow-matching models
+    return validate(config)
+
+
+def recipe_values(recipe: Path | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The recipe's nested values with the dotted overrides set in them (None: not overridden)."""
     values = read_recipe(recipe) if recipe is not None else {}
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -41,6 +50,12 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = value
+    return values
+
+
+def checked_config(values: dict[str, Any]) -> TransferConfig:
+    """The config of `values` with every key, type and shared setting checked, and no method module (no torch)
+    imported: the method's own checks and default sampler come in `load_config`."""
     config = TransferConfig(sections=default_sections())
     at_native_size(values, config.model)
     with_sma_preset(values)
@@ -52,9 +67,7 @@ def load_config(recipe: Path | None = None, overrides: dict[str, Any] | None = N
     config.options = options() if options is not None else None
     merge(config, values)
     check_shared(config)
-    if "sampler" not in values.get("generate", {}):
-        config.generate.sampler = method_class(method).samplers[0]  # ddim, or unipc on flow-matching models
-    return validate(config)
+    return config
 
 
 def with_sma_preset(values: dict[str, Any]) -> None:

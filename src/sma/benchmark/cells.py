@@ -21,28 +21,32 @@ def cell_config(suite: Suite, cell: Cell, model: str):
     """The TransferConfig of a cell: the method's recipe, the suite's overrides, the method's, the variant's; a method
     that trains nothing (DMT, FlowMotion) beside trained ones takes none of the suite's training keys."""
     from sma.methods import method_class
-    from sma.recipes import load_config
+    from sma.recipes import checked_config, load_config, recipe_values
 
     reference = cell.reference
-    trains = method_class(cell.method.method).trains
-    overrides = {
-        **without_training(suite.overrides, trains),
-        **cell.method.overrides,
-        "method": cell.method.method,
-        "model": model,
-        "prompt": reference.prompt,
-        "targets": [target.prompt for target in reference.targets],
-        "seed": cell.seed,
-        **without_training(suite.settings, trains),
-        **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
-    }
+
+    def overrides(trains: bool) -> dict[str, Any]:
+        return {
+            **without_training(suite.overrides, trains),
+            **cell.method.overrides,
+            "method": cell.method.method,
+            "model": model,
+            "prompt": reference.prompt,
+            "targets": [target.prompt for target in reference.targets],
+            "seed": cell.seed,
+            **without_training(suite.settings, trains),
+            **{f"sma.{key}": value for key, value in cell.variant.sma.items()},
+        }
+
     try:
-        config = load_config(cell.method.recipe, overrides)
+        checked_config(recipe_values(cell.method.recipe, overrides(True)))  # a suite's typo said before torch loads
+        trains = method_class(cell.method.method).trains
+        config = load_config(cell.method.recipe, overrides(trains))
         if cell.variant.scale is not None:
             scaled = {
                 f"sma.{key}": getattr(config.sma, key) * cell.variant.scale for key in ("global_weight", "local_weight")
             }
-            config = load_config(cell.method.recipe, overrides | scaled)
+            config = load_config(cell.method.recipe, overrides(trains) | scaled)
     except SmaError as error:
         raise SmaError(f"cell {cell.id}: {error}") from error
     return config

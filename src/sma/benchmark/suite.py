@@ -313,14 +313,15 @@ def _local_or_hub(name: str | None, here: Path) -> str | None:
 def _scoring(values: dict[str, Any], here: Path) -> Scoring:
     """The protocol (default "mtbench" for an mtbench folder) and the CLIP and DINO models it needs."""
     from sma.evaluation import PROTOCOLS
-    from sma.metrics.clip import DEFAULT_CLIP
-    from sma.metrics.dino import DEFAULT_DINO
 
     protocol = values.get("protocol", "mtbench" if "mtbench" in values else "")
     if protocol not in ("", *PROTOCOLS):
         raise SmaError(f"{SUITE_KEY} protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if not protocol:
         return Scoring()
+    from sma.metrics.clip import DEFAULT_CLIP  # with torch: only a suite that scores with CLIP loads it
+    from sma.metrics.dino import DEFAULT_DINO
+
     clip = _local_or_hub(values.get("clip", DEFAULT_CLIP), here)
     dino = _local_or_hub(values.get("dino", DEFAULT_DINO), here) if protocol == "mtbench" else None
     return Scoring(protocol, clip, dino)
