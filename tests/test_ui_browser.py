@@ -248,7 +248,9 @@ def visit(browser, address: str):
     page.get_by_label("username").fill(LOGIN[0])
     page.get_by_label("password").fill(LOGIN[1])
     page.get_by_role("button", name="Login").click()
-    page.locator("#run").wait_for(timeout=30_000)
+    # while another visitor's job trains in the server on two busy cores, the page took 11-12 s to come, and past
+    # 30 s in 2 of 3 full runs (session 13: the cause is not found yet); the test asserts that it comes
+    page.locator("#run").wait_for(timeout=120_000)
     return page
 
 
